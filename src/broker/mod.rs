@@ -1,0 +1,146 @@
+//! The broker's shared state: configuration, the Raft metadata store, and the hosted partitions.
+
+mod partition;
+mod partitions;
+pub mod topic_config;
+pub mod topics;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+pub use partition::Partition;
+pub use partitions::PartitionManager;
+
+use crate::cluster::{
+    new_cluster_id, BrokerInfo, ClusterConfig, ClusterError, MetadataCommand, MetadataStore,
+};
+use crate::config::{Config, ConfigError};
+use crate::log::FlushPolicy;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("metadata store: {0}")]
+    Cluster(#[from] ClusterError),
+    #[error("data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+}
+
+pub struct Broker {
+    pub config: Config,
+    pub node_id: i32,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub metadata: MetadataStore,
+    pub partitions: PartitionManager,
+}
+
+impl Broker {
+    /// Opens the metadata store and every hosted partition log (recovering them), registers this
+    /// broker, and starts the background tasks (metadata follower, retention, interval flush).
+    pub async fn start(
+        config: Config,
+        advertised_host: String,
+        advertised_port: i32,
+    ) -> Result<Arc<Broker>, StartError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
+        let log_defaults = config.log_config()?;
+        let metadata = MetadataStore::start(ClusterConfig {
+            node_id: config.node_id as u64,
+            data_dir: config.data_dir.clone(),
+            raft_addr: None,
+            voters: Default::default(),
+        })
+        .await?;
+        if metadata.image().cluster_id.is_empty() {
+            metadata
+                .write(MetadataCommand::InitCluster {
+                    cluster_id: new_cluster_id(),
+                })
+                .await?;
+        }
+        let me = BrokerInfo {
+            id: config.node_id,
+            host: advertised_host.clone(),
+            port: advertised_port,
+            rack: None,
+        };
+        if metadata.image().brokers.get(&config.node_id) != Some(&me) {
+            metadata.write(MetadataCommand::RegisterBroker(me)).await?;
+        }
+        let partitions = PartitionManager::new(
+            config.data_dir.clone(),
+            config.node_id,
+            log_defaults.clone(),
+        );
+        let image = metadata.image();
+        partitions.remove_orphans(&image);
+        partitions.reconcile(&image);
+        let broker = Arc::new(Broker {
+            node_id: config.node_id,
+            config,
+            advertised_host,
+            advertised_port,
+            metadata,
+            partitions,
+        });
+        broker.spawn_background_tasks(log_defaults.flush);
+        Ok(broker)
+    }
+
+    fn spawn_background_tasks(self: &Arc<Self>, flush: FlushPolicy) {
+        // Follow metadata changes made elsewhere (other handlers, later other nodes).
+        let weak = Arc::downgrade(self);
+        let mut images = self.metadata.subscribe();
+        tokio::spawn(async move {
+            while images.changed().await.is_ok() {
+                let image = images.borrow_and_update().clone();
+                let Some(broker) = weak.upgrade() else { break };
+                broker.partitions.reconcile(&image);
+            }
+        });
+
+        let weak = Arc::downgrade(self);
+        let every = Duration::from_millis(self.config.retention_check_interval_ms.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(broker) = weak.upgrade() else { break };
+                let now = crate::handlers::now_ms();
+                let _ =
+                    tokio::task::spawn_blocking(move || broker.partitions.enforce_retention(now))
+                        .await;
+            }
+        });
+
+        if let FlushPolicy::Interval(every) = flush {
+            let weak = Arc::downgrade(self);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+                loop {
+                    tick.tick().await;
+                    let Some(broker) = weak.upgrade() else { break };
+                    let _ =
+                        tokio::task::spawn_blocking(move || broker.partitions.flush_all()).await;
+                }
+            });
+        }
+    }
+
+    /// Flushes and closes the logs and stops Raft. Call after the server has drained its connections.
+    pub async fn shutdown(&self) {
+        self.partitions.close_all();
+        if let Err(e) = self.metadata.shutdown().await {
+            warn!(error = %e, "metadata store shutdown failed");
+        }
+        info!("broker stopped");
+    }
+}

@@ -1,0 +1,113 @@
+//! One partition replica hosted here: its log behind a lock, and a watch of its high watermark
+//! that long-polling fetches wait on.
+
+use std::sync::Mutex;
+
+use bytes::BytesMut;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::log::{AppendInfo, BatchHeader, FetchSlice, FlushPolicy, LogError, PartitionLog};
+
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub index: i32,
+    pub leader_epoch: i32,
+    log: Mutex<PartitionLog>,
+    high_watermark: watch::Sender<i64>,
+}
+
+impl Partition {
+    pub fn new(
+        topic: String,
+        topic_id: Uuid,
+        index: i32,
+        leader_epoch: i32,
+        log: PartitionLog,
+    ) -> Self {
+        let hw = log.log_end_offset();
+        Partition {
+            topic,
+            topic_id,
+            index,
+            leader_epoch,
+            log: Mutex::new(log),
+            high_watermark: watch::Sender::new(hw),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PartitionLog> {
+        // A panic while holding the lock cannot leave the log half-written in memory (appends are
+        // applied to files first), so a poisoned lock is still usable.
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends validated batches and publishes the new high watermark. On a single node the high
+    /// watermark is the log end offset once the append (and its fsync, if the policy asks) is done.
+    pub fn append(
+        &self,
+        records: BytesMut,
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let mut log = self.lock();
+        let info = if log.config().flush == FlushPolicy::Always {
+            tokio::task::block_in_place(|| log.append(records, headers, self.leader_epoch, now_ms))?
+        } else {
+            log.append(records, headers, self.leader_epoch, now_ms)?
+        };
+        self.high_watermark.send_replace(log.log_end_offset());
+        Ok(info)
+    }
+
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<FetchSlice, LogError> {
+        let log = self.lock();
+        let hw = *self.high_watermark.borrow();
+        if offset > hw {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start: log.log_start_offset(),
+                end: hw,
+            });
+        }
+        log.read(offset, max_bytes, min_one)
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.lock().log_start_offset()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        self.lock().offset_for_timestamp(ts)
+    }
+
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.lock().max_timestamp()
+    }
+
+    pub fn flush(&self) -> Result<(), LogError> {
+        self.lock().flush()
+    }
+
+    pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, LogError> {
+        self.lock().enforce_retention(now_ms)
+    }
+
+    pub fn with_log<T>(&self, f: impl FnOnce(&mut PartitionLog) -> T) -> T {
+        f(&mut self.lock())
+    }
+}

@@ -1,0 +1,248 @@
+//! The partitions this broker hosts: opened, recovered and removed to match the metadata image.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use super::partition::Partition;
+use crate::cluster::{MetadataImage, TopicInfo};
+use crate::log::{LogConfig, LogError, PartitionLog};
+
+/// Kafka's per-partition file recording which incarnation of a topic a directory belongs to.
+const PARTITION_METADATA: &str = "partition.metadata";
+
+type Key = (String, i32);
+
+pub struct PartitionManager {
+    data_dir: PathBuf,
+    node_id: i32,
+    defaults: LogConfig,
+    partitions: RwLock<HashMap<Key, Arc<Partition>>>,
+    reconcile_lock: Mutex<()>,
+}
+
+impl PartitionManager {
+    pub fn new(data_dir: PathBuf, node_id: i32, defaults: LogConfig) -> Self {
+        PartitionManager {
+            data_dir,
+            node_id,
+            defaults,
+            partitions: RwLock::new(HashMap::new()),
+            reconcile_lock: Mutex::new(()),
+        }
+    }
+
+    pub fn defaults(&self) -> &LogConfig {
+        &self.defaults
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        map.get(&(topic.to_string(), partition)).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+        map.values().cloned().collect()
+    }
+
+    /// The log config of a topic: broker defaults with the topic's overrides.
+    pub fn topic_log_config(&self, topic: &TopicInfo) -> Result<LogConfig, LogError> {
+        self.defaults
+            .with_overrides(topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    /// Makes the hosted partitions match `image`: opens (and recovers) the logs of partitions
+    /// assigned here, closes and deletes those of topics that are gone or were re-created.
+    /// Idempotent; called after every metadata change.
+    pub fn reconcile(&self, image: &MetadataImage) {
+        let _serial = self
+            .reconcile_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let current: Vec<(Key, Uuid)> = {
+            let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+            map.iter().map(|(k, p)| (k.clone(), p.topic_id)).collect()
+        };
+        for ((topic, index), id) in current {
+            let keep = image
+                .topics
+                .get(&topic)
+                .is_some_and(|t| t.id == id && (index as usize) < t.partitions.len());
+            if !keep {
+                let removed = {
+                    let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+                    map.remove(&(topic.clone(), index))
+                };
+                if removed.is_some() {
+                    self.delete_dir(&topic, index);
+                }
+            }
+        }
+        for topic in image.topics.values() {
+            for p in &topic.partitions {
+                if !p.replicas.contains(&self.node_id) {
+                    continue;
+                }
+                let key = (topic.name.clone(), p.partition);
+                let present = {
+                    let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
+                    map.contains_key(&key)
+                };
+                if present {
+                    continue;
+                }
+                match self.open(topic, p.partition, p.leader_epoch) {
+                    Ok(partition) => {
+                        let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+                        map.insert(key, Arc::new(partition));
+                    }
+                    Err(e) => warn!(topic = %topic.name, partition = p.partition, error = %e,
+                        "cannot open partition log; it stays offline"),
+                }
+            }
+        }
+    }
+
+    /// Removes partition directories no topic in `image` owns (a delete interrupted by a crash).
+    pub fn remove_orphans(&self, image: &MetadataImage) {
+        let Ok(entries) = std::fs::read_dir(&self.data_dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if name.ends_with("-delete") && path.is_dir() {
+                let _ = std::fs::remove_dir_all(&path);
+                continue;
+            }
+            let Some(id) = read_topic_id(&path) else {
+                continue;
+            };
+            let Some((topic, index)) = split_dir_name(name) else {
+                continue;
+            };
+            let owned = image
+                .topics
+                .get(topic)
+                .is_some_and(|t| t.id == id && (index as usize) < t.partitions.len());
+            if !owned {
+                info!(dir = %path.display(), "removing log of a deleted topic");
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+    }
+
+    fn dir(&self, topic: &str, index: i32) -> PathBuf {
+        self.data_dir.join(format!("{topic}-{index}"))
+    }
+
+    fn open(
+        &self,
+        topic: &TopicInfo,
+        index: i32,
+        leader_epoch: i32,
+    ) -> Result<Partition, LogError> {
+        let dir = self.dir(&topic.name, index);
+        if let Some(existing) = read_topic_id(&dir) {
+            if existing != topic.id {
+                info!(dir = %dir.display(), "removing log of an earlier topic with the same name");
+                std::fs::remove_dir_all(&dir)?;
+            }
+        }
+        let config = self.topic_log_config(topic)?;
+        let log = PartitionLog::open(&dir, config)?;
+        write_topic_id(&dir, topic.id)?;
+        info!(topic = %topic.name, partition = index, log_end_offset = log.log_end_offset(), "partition online");
+        Ok(Partition::new(
+            topic.name.clone(),
+            topic.id,
+            index,
+            leader_epoch,
+            log,
+        ))
+    }
+
+    fn delete_dir(&self, topic: &str, index: i32) {
+        let dir = self.dir(topic, index);
+        // Rename first so that a crash mid-removal leaves a directory that start-up recognises as garbage.
+        let doomed = self.data_dir.join(format!(
+            "{topic}-{index}.{}-delete",
+            Uuid::new_v4().simple()
+        ));
+        let target = match std::fs::rename(&dir, &doomed) {
+            Ok(()) => doomed,
+            Err(_) => dir,
+        };
+        if let Err(e) = std::fs::remove_dir_all(&target) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                warn!(dir = %target.display(), error = %e, "cannot remove deleted partition");
+            }
+        } else {
+            info!(topic, partition = index, "partition deleted");
+        }
+    }
+
+    pub fn flush_all(&self) {
+        for p in self.all() {
+            if let Err(e) = p.flush() {
+                warn!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+            }
+        }
+    }
+
+    pub fn enforce_retention(&self, now_ms: i64) {
+        for p in self.all() {
+            match p.enforce_retention(now_ms) {
+                Ok(0) => {}
+                Ok(n) => {
+                    info!(topic = %p.topic, partition = p.index, segments = n, "retention deleted segments")
+                }
+                Err(e) => {
+                    warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
+                }
+            }
+        }
+    }
+
+    /// Flushes and closes every log (graceful shutdown).
+    pub fn close_all(&self) {
+        let drained: Vec<Arc<Partition>> = {
+            let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
+            map.drain().map(|(_, p)| p).collect()
+        };
+        for p in drained {
+            if let Err(e) = p.flush() {
+                warn!(topic = %p.topic, partition = p.index, error = %e, "flush on close failed");
+            }
+        }
+    }
+}
+
+/// `<topic>-<index>` → (topic, index); topics may contain '-'.
+fn split_dir_name(name: &str) -> Option<(&str, i32)> {
+    let (topic, index) = name.rsplit_once('-')?;
+    Some((topic, index.parse().ok()?))
+}
+
+fn read_topic_id(dir: &Path) -> Option<Uuid> {
+    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("topic_id: "))
+        .and_then(|id| Uuid::parse_str(id.trim()).ok())
+}
+
+fn write_topic_id(dir: &Path, id: Uuid) -> std::io::Result<()> {
+    let path = dir.join(PARTITION_METADATA);
+    if read_topic_id(dir) == Some(id) {
+        return Ok(());
+    }
+    let tmp = dir.join(format!("{PARTITION_METADATA}.tmp"));
+    std::fs::write(&tmp, format!("version: 0\ntopic_id: {id}\n"))?;
+    std::fs::rename(&tmp, &path)
+}

@@ -1,0 +1,203 @@
+//! The metadata image (brokers, topics, partitions), the commands that change it, and their
+//! deterministic `apply`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicInfo {
+    pub name: String,
+    // The `uuid` crate is built without its `serde` feature, so (de)serialize by hand.
+    #[serde(with = "uuid_as_string")]
+    pub id: uuid::Uuid,
+    pub configs: BTreeMap<String, String>,
+    pub partitions: Vec<PartitionInfo>,
+    pub internal: bool,
+}
+
+/// Cluster metadata as of the last applied Raft entry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    /// Set by the first `InitCluster` applied; empty until then.
+    pub cluster_id: String,
+    /// Broker id of the current Raft leader (-1 unknown). Not part of the replicated state: the
+    /// state machine keeps it at its default and `MetadataStore` fills it when publishing.
+    pub controller_id: i32,
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+    pub topics: BTreeMap<String, TopicInfo>,
+    pub next_producer_id: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum MetadataCommand {
+    /// No-op if the cluster id is already set.
+    InitCluster {
+        cluster_id: String,
+    },
+    /// Upsert: host/port may change across restarts.
+    RegisterBroker(BrokerInfo),
+    /// The proposer fills id, partitions and configs.
+    CreateTopic(TopicInfo),
+    DeleteTopic {
+        name: String,
+    },
+    /// Answers `CommandResult::ProducerIds { first, count }`.
+    AllocateProducerIds {
+        count: i64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResult {
+    Ok,
+    TopicAlreadyExists,
+    UnknownTopic,
+    ProducerIds { first: i64, count: i64 },
+}
+
+impl MetadataImage {
+    /// An empty image; `controller_id` starts unknown.
+    pub fn empty() -> Self {
+        MetadataImage {
+            controller_id: -1,
+            ..Default::default()
+        }
+    }
+
+    pub fn topic_by_id(&self, id: &uuid::Uuid) -> Option<&TopicInfo> {
+        self.topics.values().find(|t| t.id == *id)
+    }
+
+    /// Apply one committed command. Must be deterministic (every replica and every log replay
+    /// must reach the same image), so all state-dependent validation happens here, not at
+    /// proposal time.
+    pub fn apply(&mut self, cmd: MetadataCommand) -> CommandResult {
+        match cmd {
+            MetadataCommand::InitCluster { cluster_id } => {
+                if self.cluster_id.is_empty() {
+                    self.cluster_id = cluster_id;
+                }
+                CommandResult::Ok
+            }
+            MetadataCommand::RegisterBroker(b) => {
+                self.brokers.insert(b.id, b);
+                CommandResult::Ok
+            }
+            MetadataCommand::CreateTopic(t) => {
+                if self.topics.contains_key(&t.name) {
+                    return CommandResult::TopicAlreadyExists;
+                }
+                self.topics.insert(t.name.clone(), t);
+                CommandResult::Ok
+            }
+            MetadataCommand::DeleteTopic { name } => match self.topics.remove(&name) {
+                Some(_) => CommandResult::Ok,
+                None => CommandResult::UnknownTopic,
+            },
+            MetadataCommand::AllocateProducerIds { count } => {
+                // A negative request would move the counter backwards and hand out ids twice.
+                let count = count.max(0);
+                let first = self.next_producer_id;
+                self.next_producer_id = first.saturating_add(count);
+                CommandResult::ProducerIds { first, count }
+            }
+        }
+    }
+}
+
+/// Serde adapter: a `Uuid` as its hyphenated string form.
+mod uuid_as_string {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &uuid::Uuid, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&id.hyphenated())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<uuid::Uuid, D::Error> {
+        let s = String::deserialize(d)?;
+        uuid::Uuid::parse_str(&s).map_err(D::Error::custom)
+    }
+}
+
+/// A fresh Kafka-style cluster id: 16 random bytes as 22 chars of unpadded base64url.
+pub fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        // 3 bytes -> 4 chars; a trailing 1-byte chunk -> 2 chars (no padding).
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_id_is_22_chars() {
+        let id = new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+
+    #[test]
+    fn apply_is_deterministic() {
+        let mut a = MetadataImage::empty();
+        assert_eq!(
+            a.apply(MetadataCommand::AllocateProducerIds { count: 10 }),
+            CommandResult::ProducerIds {
+                first: 0,
+                count: 10
+            }
+        );
+        assert_eq!(
+            a.apply(MetadataCommand::AllocateProducerIds { count: 5 }),
+            CommandResult::ProducerIds {
+                first: 10,
+                count: 5
+            }
+        );
+        assert_eq!(
+            a.apply(MetadataCommand::DeleteTopic { name: "x".into() }),
+            CommandResult::UnknownTopic
+        );
+        a.apply(MetadataCommand::InitCluster {
+            cluster_id: "a".into(),
+        });
+        a.apply(MetadataCommand::InitCluster {
+            cluster_id: "b".into(),
+        });
+        assert_eq!(a.cluster_id, "a");
+    }
+}

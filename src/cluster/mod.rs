@@ -1,0 +1,23 @@
+//! Cluster metadata replicated through an embedded openraft group (KRaft-style): types,
+//! durable log storage, the metadata state machine, TCP Raft RPC and the `MetadataStore` facade.
+
+mod durable;
+mod error;
+mod image;
+mod log_store;
+mod network;
+mod state_machine;
+mod store;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::ClusterError;
+pub use image::{
+    new_cluster_id, BrokerInfo, CommandResult, MetadataCommand, MetadataImage, PartitionInfo,
+    TopicInfo,
+};
+pub use network::serve_raft;
+pub use store::{ClusterConfig, MetadataStore, RaftTuning};
+pub use types::{NodeId, RaftInstance, TypeConfig};

@@ -1,0 +1,193 @@
+//! Broker configuration: an embedded default, an optional TOML file, then command-line overrides.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::log::{FlushPolicy, LogConfig, TimestampType};
+
+/// Everything the broker reads at start-up. Field comments name the Kafka setting each mirrors.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `node.id`
+    pub node_id: i32,
+    /// `listeners`: where the Kafka protocol is served. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// `advertised.listeners` as host:port; defaults to the bound address (0.0.0.0 becomes 127.0.0.1).
+    pub advertise: Option<String>,
+    /// `log.dirs` (one directory): partition logs and the Raft metadata log.
+    pub data_dir: PathBuf,
+    /// `auto.create.topics.enable`
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
+    pub num_partitions: i32,
+    /// `default.replication.factor`
+    pub default_replication_factor: i16,
+    /// `socket.request.max.bytes`: frames above this close the connection before anything is allocated.
+    pub socket_request_max_bytes: u32,
+    /// `max.connections`
+    pub max_connections: usize,
+    /// `log.retention.check.interval.ms`
+    pub retention_check_interval_ms: u64,
+    /// Defaults for every partition log; topic configs override them.
+    pub log: LogSettings,
+}
+
+/// Broker-wide log defaults (Kafka's `log.*` settings).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `log.segment.bytes`
+    pub segment_bytes: u64,
+    /// `log.roll.ms`
+    pub segment_ms: i64,
+    /// `log.retention.ms` (-1: keep forever)
+    pub retention_ms: i64,
+    /// `log.retention.bytes` (-1: no size limit)
+    pub retention_bytes: i64,
+    /// `message.max.bytes`
+    pub max_message_bytes: u32,
+    /// `log.message.timestamp.type`: "CreateTime" or "LogAppendTime"
+    pub message_timestamp_type: String,
+    /// When appended data is fsynced: "os", "always" or "interval:<ms>" (see README, Durability).
+    pub flush: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: 1,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
+            advertise: None,
+            data_dir: PathBuf::from("./vltava-data"),
+            auto_create_topics: true,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            socket_request_max_bytes: 100 * 1024 * 1024,
+            max_connections: 10_000,
+            retention_check_interval_ms: 300_000,
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        let d = LogConfig::default();
+        LogSettings {
+            segment_bytes: d.segment_bytes,
+            segment_ms: d.segment_ms,
+            retention_ms: d.retention_ms,
+            retention_bytes: d.retention_bytes,
+            max_message_bytes: d.max_message_bytes,
+            message_timestamp_type: "CreateTime".into(),
+            flush: "os".into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used; reported before the broker starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("bad config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("invalid setting {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file; absent keys keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// The broker-wide defaults every partition log starts from.
+    pub fn log_config(&self) -> Result<LogConfig, ConfigError> {
+        let flush: FlushPolicy = self
+            .log
+            .flush
+            .parse()
+            .map_err(|_| ConfigError::Invalid(format!("log.flush = {:?}", self.log.flush)))?;
+        let timestamp_type = match self.log.message_timestamp_type.as_str() {
+            "CreateTime" => TimestampType::CreateTime,
+            "LogAppendTime" => TimestampType::LogAppendTime,
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "log.message_timestamp_type = {other:?}"
+                )))
+            }
+        };
+        Ok(LogConfig {
+            segment_bytes: self.log.segment_bytes,
+            segment_ms: self.log.segment_ms,
+            retention_ms: self.log.retention_ms,
+            retention_bytes: self.log.retention_bytes,
+            max_message_bytes: self.log.max_message_bytes,
+            flush,
+            timestamp_type,
+            ..LogConfig::default()
+        })
+    }
+
+    /// Checks values that serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id < 0 {
+            return Err(ConfigError::Invalid("node_id must be >= 0".into()));
+        }
+        if self.num_partitions < 1 {
+            return Err(ConfigError::Invalid("num_partitions must be >= 1".into()));
+        }
+        if self.default_replication_factor < 1 {
+            return Err(ConfigError::Invalid(
+                "default_replication_factor must be >= 1".into(),
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Invalid("max_connections must be >= 1".into()));
+        }
+        self.log_config().map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_file_parses_and_matches_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/vltava.toml");
+        let cfg = Config::from_file(&path).unwrap();
+        cfg.validate().unwrap();
+        let d = Config::default();
+        assert_eq!(cfg.listen, d.listen);
+        assert_eq!(cfg.num_partitions, d.num_partitions);
+        assert_eq!(cfg.log.flush, d.log.flush);
+        assert_eq!(cfg.log.retention_ms, d.log.retention_ms);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_flush_are_rejected() {
+        assert!(toml::from_str::<Config>("no_such_key = 1").is_err());
+        let cfg: Config = toml::from_str("[log]\nflush = \"sometimes\"").unwrap();
+        assert!(cfg.validate().is_err());
+        let cfg: Config = toml::from_str("[log]\nflush = \"interval:50\"").unwrap();
+        cfg.validate().unwrap();
+    }
+}

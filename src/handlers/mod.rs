@@ -1,0 +1,100 @@
+//! Kafka API handlers, one module per API. `APIS` is the single table that drives both dispatch and
+//! the ApiVersions answer, so what we advertise is exactly what we serve.
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod fetch;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+
+use crate::broker::Broker;
+
+/// What a handler knows about the request it serves.
+pub struct RequestContext {
+    pub broker: Arc<Broker>,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+    pub peer: SocketAddr,
+}
+
+/// A failure that is not expressible as a Kafka error code in the response: the connection is closed.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error("request body does not match its api key")]
+    Mismatch,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// `Ok(None)`: the request gets no response (Produce with acks=0).
+pub type HandlerResult = Result<Option<ResponseKind>, HandlerError>;
+type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
+
+/// One row of the API table.
+pub struct Api {
+    pub key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+    pub handle: fn(RequestContext, RequestKind) -> HandlerFuture,
+}
+
+impl Api {
+    pub fn supports(&self, version: i16) -> bool {
+        (self.min_version..=self.max_version).contains(&version)
+    }
+}
+
+/// A table row for `ApiKey::$variant` served by `$module::handle`, versions from `$module::VERSIONS`.
+macro_rules! api {
+    ($variant:ident, $module:ident) => {
+        Api {
+            key: ApiKey::$variant,
+            min_version: $module::VERSIONS.0,
+            max_version: $module::VERSIONS.1,
+            handle: {
+                fn call(ctx: RequestContext, req: RequestKind) -> HandlerFuture {
+                    Box::pin(async move {
+                        match req {
+                            RequestKind::$variant(r) => $module::handle(ctx, r).await,
+                            _ => Err(HandlerError::Mismatch),
+                        }
+                    })
+                }
+                call
+            },
+        }
+    };
+}
+
+/// Every API this broker serves, with the exact versions its handler implements.
+pub static APIS: &[Api] = &[
+    api!(Produce, produce),
+    api!(Fetch, fetch),
+    api!(ListOffsets, list_offsets),
+    api!(Metadata, metadata),
+    api!(ApiVersions, api_versions),
+    api!(CreateTopics, create_topics),
+    api!(DeleteTopics, delete_topics),
+];
+
+pub fn lookup(api_key: i16) -> Option<&'static Api> {
+    APIS.iter().find(|a| a.key as i16 == api_key)
+}
+
+/// Current time in milliseconds since the epoch, as Kafka timestamps are.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,137 @@
+//! Produce (key 0): validate each partition's record batches (header, lengths, CRC) and append the
+//! client's bytes as they are; only the base offset and leader epoch are written into them.
+
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tracing::warn;
+
+use super::{now_ms, HandlerResult, RequestContext};
+use crate::log::{validate_batches, BatchError, LogError};
+
+pub const VERSIONS: (i16, i16) = (3, 13);
+
+pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
+    let broker = &ctx.broker;
+    let v = ctx.api_version;
+    let acks_valid = matches!(req.acks, -1..=1);
+    let image = broker.metadata.image();
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        // v13 names topics by id only.
+        let (name, unknown_topic) = if v >= 13 {
+            match image.topic_by_id(&topic.topic_id) {
+                Some(t) => (Some(t.name.clone()), ResponseError::UnknownTopicOrPartition),
+                None => (None, ResponseError::UnknownTopicId),
+            }
+        } else {
+            (
+                Some(topic.name.0.to_string()),
+                ResponseError::UnknownTopicOrPartition,
+            )
+        };
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let response = PartitionProduceResponse::default().with_index(data.index);
+            if !acks_valid {
+                partitions.push(failed(response, ResponseError::InvalidRequiredAcks, None));
+                continue;
+            }
+            let Some(partition) = name
+                .as_deref()
+                .and_then(|n| broker.partitions.get(n, data.index))
+            else {
+                let code = match name.as_deref().and_then(|n| image.topics.get(n)) {
+                    Some(t)
+                        if t.partitions
+                            .iter()
+                            .any(|p| p.partition == data.index && p.leader != broker.node_id) =>
+                    {
+                        ResponseError::NotLeaderOrFollower
+                    }
+                    _ => unknown_topic,
+                };
+                partitions.push(failed(response, code, None));
+                continue;
+            };
+            let records = data.records.unwrap_or_default();
+            let max_message_bytes = partition.with_log(|l| l.config().max_message_bytes);
+            let headers = match validate_batches(&records, max_message_bytes) {
+                // Control batches (transaction markers) are written by the broker, never by clients.
+                Ok(h) if h.iter().any(|b| b.is_control()) => {
+                    warn!(peer = %ctx.peer, topic = %partition.topic, "rejected produce of a control batch");
+                    let e =
+                        BatchError::InvalidRecord("clients may not write control batches".into());
+                    partitions.push(failed(response, batch_error_code(&e), Some(e.to_string())));
+                    continue;
+                }
+                Ok(h) => h,
+                Err(e) => {
+                    warn!(peer = %ctx.peer, topic = %partition.topic, partition = data.index, error = %e,
+                        "rejected produce");
+                    partitions.push(failed(response, batch_error_code(&e), Some(e.to_string())));
+                    continue;
+                }
+            };
+            // One copy of the client's bytes into a buffer the log may patch (offsets, epoch).
+            let owned = BytesMut::from(&records[..]);
+            match partition.append(owned, &headers, now_ms()) {
+                Ok(info) => partitions.push(
+                    response
+                        .with_base_offset(info.base_offset)
+                        .with_log_append_time_ms(info.log_append_time)
+                        .with_log_start_offset(info.log_start_offset),
+                ),
+                Err(e) => {
+                    warn!(topic = %partition.topic, partition = data.index, error = %e, "append failed");
+                    let code = match &e {
+                        LogError::Batch(b) => batch_error_code(b),
+                        LogError::Io(_) | LogError::Corrupt(_) => ResponseError::KafkaStorageError,
+                        _ => ResponseError::UnknownServerError,
+                    };
+                    partitions.push(failed(response, code, Some(e.to_string())));
+                }
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(if v >= 13 {
+                    TopicName::default()
+                } else {
+                    topic.name
+                })
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+    if req.acks == 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        ProduceResponse::default().with_responses(responses).into(),
+    ))
+}
+
+fn failed(
+    response: PartitionProduceResponse,
+    error: ResponseError,
+    message: Option<String>,
+) -> PartitionProduceResponse {
+    response
+        .with_error_code(error.code())
+        .with_error_message(message.map(StrBytes::from_string))
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+}
+
+fn batch_error_code(e: &BatchError) -> ResponseError {
+    match e {
+        BatchError::Corrupt(_) => ResponseError::CorruptMessage,
+        BatchError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
+        BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+    }
+}

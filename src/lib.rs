@@ -1,0 +1,8 @@
+//! Vltava: a Kafka wire-protocol-compatible broker.
+
+pub mod broker;
+pub mod cluster;
+pub mod config;
+pub mod handlers;
+pub mod log;
+pub mod server;

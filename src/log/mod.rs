@@ -1,0 +1,18 @@
+//! Segmented log store: one `PartitionLog` per partition directory, raw RecordBatch v2 bytes in segment files.
+
+mod batch;
+mod config;
+mod error;
+mod index;
+mod partition;
+mod recovery;
+mod retention;
+mod segment;
+
+#[cfg(test)]
+mod tests;
+
+pub use batch::{validate_batches, BatchHeader};
+pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use error::{BatchError, LogError};
+pub use partition::{AppendInfo, FetchSlice, PartitionLog};

@@ -1,0 +1,274 @@
+//! `PartitionLog`: the ordered segments of one partition; appends, reads, timestamp lookups and flushing.
+
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+
+use super::batch::{framed_size, stamp, BatchHeader};
+use super::config::{FlushPolicy, LogConfig, TimestampType};
+use super::error::{BatchError, LogError};
+use super::segment::Segment;
+
+/// Result of an append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker's append time when the log uses LogAppendTime, else -1.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+}
+
+/// Result of a read: whole raw batches plus the log bounds at the time of the read.
+#[derive(Clone, Debug)]
+pub struct FetchSlice {
+    pub bytes: Bytes,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+/// The log of one partition: a directory of segments, the last one active.
+pub struct PartitionLog {
+    pub(super) dir: PathBuf,
+    pub(super) config: LogConfig,
+    /// Sorted by base offset, never empty; the last one is active (writable).
+    pub(super) segments: Vec<Segment>,
+    pub(super) log_start_offset: i64,
+    pub(super) last_flush_ms: i64,
+}
+
+impl PartitionLog {
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// New settings apply from now on (index sizing and interval from the next segment).
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// Next offset to be assigned.
+    pub fn log_end_offset(&self) -> i64 {
+        self.segments
+            .last()
+            .map_or(self.log_start_offset, |s| s.next_offset)
+    }
+
+    pub(super) fn active(&mut self) -> Result<&mut Segment, LogError> {
+        self.segments
+            .last_mut()
+            .ok_or_else(|| LogError::Corrupt("partition has no segment".into()))
+    }
+
+    /// Append already-validated batches (`records` is their concatenation, `headers` from `validate_batches`),
+    /// assigning offsets from the log end offset by rewriting base offset and leader epoch in place (outside the
+    /// CRC). With LogAppendTime, also sets the timestamp-type bit and max timestamp to `now_ms` and recomputes the
+    /// CRC. Rolls first if needed; `FlushPolicy::Always` fsyncs before returning.
+    pub fn append(
+        &mut self,
+        mut records: BytesMut,
+        headers: &[BatchHeader],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        if headers.is_empty() {
+            return Err(BatchError::InvalidRecord("no batches to append".into()).into());
+        }
+        let mut total = 0usize;
+        let mut count = 0i64;
+        for h in headers {
+            h.check_structure()?;
+            total += h.total_size();
+            count += h.last_offset_delta as i64 + 1;
+        }
+        if total != records.len() {
+            return Err(BatchError::Corrupt(format!(
+                "headers describe {total} bytes, records hold {}",
+                records.len()
+            ))
+            .into());
+        }
+        // The headers must describe these very bytes, or the indexes would point at the wrong places.
+        let mut pos = 0usize;
+        for h in headers {
+            if framed_size(&records[pos..]) != Some(h.total_size() as i64) {
+                return Err(BatchError::Corrupt(format!(
+                    "header does not match the batch at byte {pos}"
+                ))
+                .into());
+            }
+            pos += h.total_size();
+        }
+        let base_offset = self.log_end_offset();
+        let last_offset = base_offset + count - 1;
+        self.maybe_roll(records.len() as u64, last_offset, now_ms)?;
+
+        let append_time =
+            (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let mut stamped = Vec::with_capacity(headers.len());
+        let (mut pos, mut next) = (0usize, base_offset);
+        for h in headers {
+            let batch = &mut records[pos..pos + h.total_size()];
+            stamp(batch, next, leader_epoch, append_time);
+            let mut s = *h;
+            s.base_offset = next;
+            s.partition_leader_epoch = leader_epoch;
+            if let Some(now) = append_time {
+                s = BatchHeader::parse(batch)?;
+                s.max_timestamp = now;
+            }
+            next = s.last_offset() + 1;
+            pos += h.total_size();
+            stamped.push(s);
+        }
+        self.active()?.append(&records, &stamped, now_ms)?;
+
+        match self.config.flush {
+            FlushPolicy::Always => self.flush()?,
+            FlushPolicy::Interval(d)
+                if now_ms.saturating_sub(self.last_flush_ms) >= d.as_millis() as i64 =>
+            {
+                self.flush()?;
+                self.last_flush_ms = now_ms;
+            }
+            _ => {}
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time: append_time.unwrap_or(-1),
+            log_start_offset: self.log_start_offset,
+        })
+    }
+
+    /// Roll when the active segment would outgrow segment.bytes, is older than segment.ms, has a full index,
+    /// or the new offsets would not fit its 32-bit relative offsets.
+    fn maybe_roll(&mut self, len: u64, last_offset: i64, now_ms: i64) -> Result<(), LogError> {
+        let max_bytes = self.config.segment_bytes.min(i32::MAX as u64);
+        let segment_ms = self.config.segment_ms;
+        let active = self.active()?;
+        if active.size == 0 {
+            return Ok(());
+        }
+        let too_big = active.size + len > max_bytes;
+        let too_old = active
+            .roll_base_ms
+            .is_some_and(|t| now_ms.saturating_sub(t) > segment_ms);
+        let offsets_overflow = last_offset - active.base_offset > i32::MAX as i64;
+        if too_big || too_old || offsets_overflow || active.is_index_full() {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Seal the active segment and start a new one at the log end offset.
+    pub(super) fn roll(&mut self) -> Result<(), LogError> {
+        let next = self.log_end_offset();
+        self.active()?.seal()?;
+        let seg = Segment::create(
+            &self.dir,
+            next,
+            self.config.segment_index_bytes,
+            self.config.index_interval_bytes,
+        )?;
+        self.segments.push(seg);
+        super::recovery::sync_dir(&self.dir)?;
+        tracing::debug!(dir = %self.dir.display(), base_offset = next, "rolled new log segment");
+        Ok(())
+    }
+
+    /// Whole batches starting with the one containing `offset`, at most `max_bytes` in total unless `min_one`
+    /// and the first batch alone is larger (KIP-74). Crosses segment boundaries.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<FetchSlice, LogError> {
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange { offset, start, end });
+        }
+        let mut out = BytesMut::new();
+        let mut idx = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        let mut pos = None;
+        while offset < end && idx < self.segments.len() {
+            if let Some(p) = self.segments[idx].locate(offset)? {
+                pos = Some(p);
+                break;
+            }
+            idx += 1;
+        }
+        if let Some(mut pos) = pos {
+            while let Some(seg) = self.segments.get(idx) {
+                let room = max_bytes.saturating_sub(out.len());
+                let first = min_one && out.is_empty();
+                let added = seg.read_into(&mut out, pos, room, first)?;
+                if pos + (added as u64) < seg.size || out.len() >= max_bytes {
+                    break;
+                }
+                idx += 1;
+                pos = 0;
+            }
+        }
+        Ok(FetchSlice {
+            bytes: out.freeze(),
+            log_start_offset: start,
+            log_end_offset: end,
+        })
+    }
+
+    /// First offset (not below the log start) of the first batch whose max timestamp is >= `ts`, with that
+    /// batch's max timestamp. Offsets are batch-granular: records are never decoded.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        for seg in &self.segments {
+            if seg.next_offset <= self.log_start_offset || seg.max_timestamp < ts {
+                continue;
+            }
+            if let Some(found) = seg.find_timestamp(ts, self.log_start_offset)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// (max timestamp in the log, base offset of the first batch having it); None if no batch has a timestamp >= 0.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let mut best: Option<(i64, i64)> = None;
+        for seg in &self.segments {
+            if seg.max_timestamp >= 0 && best.is_none_or(|(t, _)| seg.max_timestamp > t) {
+                best = Some((seg.max_timestamp, seg.offset_of_max_timestamp));
+            }
+        }
+        best
+    }
+
+    /// fsync the log and indexes of every segment written since its last flush.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        for seg in &mut self.segments {
+            seg.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Flush, trim the active segment's indexes and mark the shutdown clean (so `open` can skip the CRC scan).
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.flush()?;
+        self.active()?.seal()?;
+        let marker = std::fs::File::create(self.dir.join(super::recovery::CLEAN_SHUTDOWN_FILE))?;
+        marker.sync_all()?;
+        super::recovery::sync_dir(&self.dir)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! Opening a partition directory: finding segments, cleaning leftovers, and recovering after a crash.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use tracing::warn;
+
+use super::config::LogConfig;
+use super::error::LogError;
+use super::partition::PartitionLog;
+use super::retention::{read_checkpoint, CHECKPOINT_FILE};
+use super::segment::{segment_path, Segment};
+
+/// Written by `close`, removed by `open`: its presence means the last segment and its indexes are complete.
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
+
+/// fsync a directory so file creations, renames and deletions in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Base offset from a `<20 digits>.<ext>` file name.
+fn parse_base(name: &str, ext: &str) -> Option<i64> {
+    let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
+    for ext in ["log", "index", "timeindex"] {
+        match fs::remove_file(segment_path(dir, base, ext)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl PartitionLog {
+    /// Open (creating the directory if missing) and recover. Sealed segments are trusted when their indexes pass
+    /// sanity checks (else rebuilt). Unless the log was closed cleanly, the last segment is scanned with CRC
+    /// checks, its torn or corrupt tail truncated and its indexes rebuilt. If a sealed segment has to be truncated, later segments are dropped.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
+        fs::create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        let mut index_bases = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(base) = parse_base(name, "log") {
+                bases.push(base);
+            } else if let Some(base) =
+                parse_base(name, "index").or_else(|| parse_base(name, "timeindex"))
+            {
+                index_bases.push((base, entry.path()));
+            } else if name.ends_with(".tmp") {
+                warn!(file = %entry.path().display(), "removing leftover temporary file");
+                fs::remove_file(entry.path())?;
+            }
+        }
+        bases.sort_unstable();
+        for (base, path) in index_bases {
+            if bases.binary_search(&base).is_err() {
+                warn!(file = %path.display(), "removing index without a log segment");
+                fs::remove_file(path)?;
+            }
+        }
+
+        // Only a clean close lets us skip the full CRC scan of the last segment. Remove the marker before
+        // anything is written so a crash from now on is treated as unclean.
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = marker.exists();
+        if clean {
+            fs::remove_file(&marker)?;
+        }
+        let (index_bytes, interval) = (config.segment_index_bytes, config.index_interval_bytes);
+        let mut segments: Vec<Segment> = Vec::with_capacity(bases.len());
+        for (i, &base) in bases.iter().enumerate() {
+            let is_last = i + 1 == bases.len();
+            let (seg, truncated) = if is_last && clean {
+                Segment::open_clean_active(dir, base, index_bytes, interval)?
+            } else if is_last {
+                Segment::recover(dir, base, index_bytes, interval)?
+            } else {
+                Segment::open_sealed(dir, base, index_bytes, interval)?
+            };
+            if let Some(prev) = segments.last() {
+                if seg.base_offset < prev.next_offset {
+                    return Err(LogError::Corrupt(format!(
+                        "segment {base} overlaps the previous one ending at offset {}",
+                        prev.next_offset
+                    )));
+                }
+            }
+            segments.push(seg);
+            if truncated && !is_last {
+                // The log must stay contiguous: everything after a truncation point is unreachable.
+                for &later in &bases[i + 1..] {
+                    warn!(dir = %dir.display(), base_offset = later, "deleting segment after truncated segment");
+                    remove_segment_files(dir, later)?;
+                }
+                break;
+            }
+        }
+
+        let checkpoint = read_checkpoint(dir);
+        if segments.is_empty() {
+            let base = checkpoint.unwrap_or(0).max(0);
+            segments.push(Segment::create(dir, base, index_bytes, interval)?);
+        }
+        let first_base = segments.first().map_or(0, |s| s.base_offset);
+        let mut log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset: checkpoint.unwrap_or(first_base).max(first_base),
+            last_flush_ms: 0,
+        };
+        let end = log.log_end_offset();
+        if log.log_start_offset > end {
+            // Data up to the checkpointed start offset was lost (e.g. truncated); restart empty at the start offset.
+            warn!(dir = %dir.display(), log_start_offset = log.log_start_offset, log_end_offset = end,
+                "log start offset beyond recovered end; starting an empty log at the start offset");
+            for seg in log.segments.drain(..) {
+                seg.delete()?;
+            }
+            let seg = Segment::create(dir, log.log_start_offset, index_bytes, interval)?;
+            log.segments.push(seg);
+        }
+        if !dir.join(CHECKPOINT_FILE).exists() && log.log_start_offset > first_base {
+            log.write_checkpoint()?;
+        }
+        sync_dir(dir)?;
+        Ok(log)
+    }
+}

@@ -1,0 +1,90 @@
+//! Request dispatch: parse the header, check the API table, decode, run the handler, encode the answer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tracing::{debug, warn};
+
+use crate::broker::Broker;
+use crate::handlers::{self, api_versions, RequestContext};
+
+/// What the connection does with a request.
+pub enum Outcome {
+    /// A complete response frame, size prefix included.
+    Respond(Bytes),
+    /// Nothing to send back (Produce with acks=0).
+    NoResponse,
+    /// Close the connection, as Kafka does for requests it cannot parse or does not support.
+    Close(String),
+}
+
+/// Bytes before the variable part of every request header: api key, api version, correlation id.
+const FIXED_HEADER: usize = 8;
+
+pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) -> Outcome {
+    if frame.len() < FIXED_HEADER {
+        return Outcome::Close(format!("request of {} bytes has no header", frame.len()));
+    }
+    let api_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+
+    let Some(api) = handlers::lookup(api_key) else {
+        return Outcome::Close(format!("unsupported api key {api_key}"));
+    };
+    if !api.supports(version) {
+        if api.key == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 shape with UNSUPPORTED_VERSION and our ranges; the client retries.
+            debug!(%peer, version, "ApiVersions version not supported; sending our ranges");
+            let body = ResponseKind::ApiVersions(api_versions::unsupported_version_response());
+            return encode(api.key, correlation_id, 0, &body);
+        }
+        return Outcome::Close(format!(
+            "{:?} v{version} is not supported (supported v{}-v{})",
+            api.key, api.min_version, api.max_version
+        ));
+    }
+
+    let mut buf = frame;
+    let header = match RequestHeader::decode(&mut buf, api.key.request_header_version(version)) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(format!("bad {:?} request header: {e}", api.key)),
+    };
+    let request = match RequestKind::decode(api.key, &mut buf, version) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Close(format!("bad {:?} v{version} request: {e:#}", api.key)),
+    };
+    let ctx = RequestContext {
+        broker: broker.clone(),
+        api_version: version,
+        correlation_id,
+        client_id: header.client_id.map(|c| c.to_string()),
+        peer,
+    };
+    match (api.handle)(ctx, request).await {
+        Ok(Some(response)) => encode(api.key, correlation_id, version, &response),
+        Ok(None) => Outcome::NoResponse,
+        Err(e) => {
+            warn!(%peer, api = ?api.key, version, error = %e, "request failed");
+            Outcome::Close(e.to_string())
+        }
+    }
+}
+
+fn encode(key: ApiKey, correlation_id: i32, version: i16, body: &ResponseKind) -> Outcome {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let result = header
+        .encode(&mut buf, key.response_header_version(version))
+        .and_then(|_| body.encode(&mut buf, version));
+    if let Err(e) = result {
+        return Outcome::Close(format!("cannot encode {key:?} v{version} response: {e:#}"));
+    }
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Outcome::Respond(buf.freeze())
+}

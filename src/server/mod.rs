@@ -1,0 +1,60 @@
+//! The Kafka protocol server: accept loop, connection limit, graceful shutdown.
+
+mod connection;
+pub mod dispatch;
+pub mod frame;
+mod shutdown;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, Semaphore};
+use tracing::{error, info, warn};
+
+use crate::broker::Broker;
+pub use shutdown::Shutdown;
+
+/// Accepts connections until `shutdown` completes, then waits for every connection to finish its
+/// in-flight request. One task per connection; at most `max_connections` at once (further clients
+/// wait in the kernel's accept backlog, as with Kafka's `max.connections`).
+pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future) {
+    let (notify_shutdown, _) = broadcast::channel::<()>(1);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let limit = Arc::new(Semaphore::new(broker.config.max_connections));
+
+    let accept = async {
+        loop {
+            let permit = match limit.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => return,
+            };
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Usually EMFILE: back off briefly instead of spinning.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let broker = broker.clone();
+            let shutdown = Shutdown::new(notify_shutdown.subscribe());
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                connection::serve(stream, peer, broker, shutdown).await;
+                drop(permit);
+                drop(done);
+            });
+        }
+    };
+
+    tokio::select! {
+        _ = accept => error!("accept loop ended"),
+        _ = shutdown => info!("shutting down: no longer accepting connections"),
+    }
+    drop(notify_shutdown);
+    drop(done_tx);
+    // Every connection task holds a sender; recv returns None once all have finished.
+    let _ = done_rx.recv().await;
+}

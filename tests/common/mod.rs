@@ -1,0 +1,189 @@
+//! Test harness: runs the real `vltava` binary on an ephemeral port and speaks raw Kafka protocol to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+pub struct BrokerProcess {
+    child: Child,
+    pub addr: String,
+}
+
+impl BrokerProcess {
+    /// Starts the broker on `data_dir` and returns once it logs that it accepts connections.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> BrokerProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vltava"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn vltava");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        // Keep draining the output so the broker never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("accepting connections addr=").nth(1) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("broker did not start");
+        BrokerProcess { child, addr }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(&self.addr)
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A blocking raw-protocol client built on kafka-protocol's client-side encoders.
+pub struct Client {
+    stream: TcpStream,
+    correlation: i32,
+}
+
+impl Client {
+    pub fn connect(addr: &str) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        Client {
+            stream,
+            correlation: 0,
+        }
+    }
+
+    /// Sends raw bytes as one frame.
+    pub fn send_frame(&mut self, payload: &[u8]) {
+        let mut buf = Vec::with_capacity(payload.len() + 4);
+        buf.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+        buf.extend_from_slice(payload);
+        self.stream.write_all(&buf).unwrap();
+    }
+
+    /// Reads one response frame; `None` when the broker closed the connection.
+    pub fn read_frame(&mut self) -> Option<Bytes> {
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).ok()?;
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        self.stream.read_exact(&mut body).ok()?;
+        Some(Bytes::from(body))
+    }
+
+    pub fn encode_request(&mut self, key: ApiKey, version: i16, body: &RequestKind) -> BytesMut {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("vltava-test")));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .unwrap();
+        body.encode(&mut buf, version).unwrap();
+        buf
+    }
+
+    /// Sends a request and decodes its response; `None` when the broker closed the connection.
+    pub fn request(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: impl Into<RequestKind>,
+    ) -> Option<ResponseKind> {
+        let buf = self.encode_request(key, version, &body.into());
+        self.send_frame(&buf);
+        let mut frame = self.read_frame()?;
+        let header =
+            ResponseHeader::decode(&mut frame, key.response_header_version(version)).unwrap();
+        assert_eq!(
+            header.correlation_id, self.correlation,
+            "responses must come in request order"
+        );
+        let response = ResponseKind::decode(key, &mut frame, version)
+            .unwrap_or_else(|e| panic!("undecodable {key:?} v{version} response: {e:#}"));
+        assert_eq!(
+            frame.remaining(),
+            0,
+            "{key:?} v{version} response has trailing bytes"
+        );
+        Some(response)
+    }
+}
+
+/// One uncompressed v2 batch of `values` (keys "k<i>"), encoded by kafka-protocol's client encoder.
+pub fn batch(values: &[&str]) -> Bytes {
+    use kafka_protocol::records::*;
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // kafka-protocol batches records while offset - sequence is constant; base sequence stays -1.
+            sequence: i as i32 - 1,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(v.to_string())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+/// Appends `size` bytes of big-endian i32 to a buffer (for hand-made frames).
+pub fn put_i32(buf: &mut BytesMut, v: i32) {
+    buf.put_i32(v);
+}
+
+impl Client {
+    pub fn stream_clone(&self) -> TcpStream {
+        self.stream.try_clone().unwrap()
+    }
+}
