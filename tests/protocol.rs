@@ -92,14 +92,13 @@ fn produce(
     }
 }
 
-fn fetch(
-    c: &mut Client,
+fn fetch_request(
     version: i16,
     topic: &str,
     id: Uuid,
     offset: i64,
     max_wait_ms: i32,
-) -> fetch_response::PartitionData {
+) -> FetchRequest {
     let ft = FetchTopic::default()
         .with_topic(if version < 13 {
             name(topic)
@@ -111,13 +110,24 @@ fn fetch(
             .with_partition(0)
             .with_fetch_offset(offset)
             .with_partition_max_bytes(1 << 20)]);
-    let req = FetchRequest::default()
+    FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(max_wait_ms)
         .with_min_bytes(1)
         .with_max_bytes(1 << 20)
         .with_session_epoch(-1)
-        .with_topics(vec![ft]);
+        .with_topics(vec![ft])
+}
+
+fn fetch(
+    c: &mut Client,
+    version: i16,
+    topic: &str,
+    id: Uuid,
+    offset: i64,
+    max_wait_ms: i32,
+) -> fetch_response::PartitionData {
+    let req = fetch_request(version, topic, id, offset, max_wait_ms);
     match c.request(ApiKey::Fetch, version, req) {
         Some(ResponseKind::Fetch(mut r)) => {
             assert_eq!(r.error_code, 0);
@@ -563,4 +573,70 @@ fn acknowledged_records_survive_sigkill() {
     assert_eq!(got, expected);
     let r = produce(&mut c, 9, "durable", Uuid::nil(), 0, batch(&["after"]), -1).unwrap();
     assert_eq!(r.base_offset, 50, "appends continue after recovery");
+}
+
+#[test]
+fn acks_zero_produce_gets_no_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    create_topic(&mut c, 7, "fire", 1, &[]);
+    let td = TopicProduceData::default()
+        .with_name(name("fire"))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(batch(&["x"])))]);
+    let req = ProduceRequest::default()
+        .with_acks(0)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![td]);
+    let raw = c.encode_request(ApiKey::Produce, 9, &req.into());
+    c.send_frame(&raw);
+    // The next frame on the wire must answer the next request, not the acks=0 produce.
+    let Some(ResponseKind::ApiVersions(_)) =
+        c.request(ApiKey::ApiVersions, 3, ApiVersionsRequest::default())
+    else {
+        panic!("expected the ApiVersions answer")
+    };
+    assert_eq!(
+        list_offset(&mut c, 7, "fire", -1).offset,
+        1,
+        "the acks=0 record was written"
+    );
+}
+
+#[test]
+fn long_poll_fetch_wakes_when_data_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    create_topic(&mut c, 7, "poll", 1, &[]);
+    // Empty partition, min_bytes 1, max_wait 60 s: the client's 20 s read timeout fails the test
+    // unless the produce below wakes the fetch.
+    // The produce may reach the broker before or after the fetch parks; both must end with the data.
+    let mut p = broker.connect();
+    let req = fetch_request(12, "poll", Uuid::nil(), 0, 60_000);
+    let raw = c.encode_request(ApiKey::Fetch, 12, &req.into());
+    c.send_frame(&raw);
+    let r = produce(&mut p, 9, "poll", Uuid::nil(), 0, batch(&["woke"]), 1).unwrap();
+    assert_eq!(r.error_code, 0);
+    let mut frame = c
+        .read_frame()
+        .expect("long poll answered after the produce");
+    let _ = <ResponseHeader as kafka_protocol::protocol::Decodable>::decode(
+        &mut frame,
+        ApiKey::Fetch.response_header_version(12),
+    )
+    .unwrap();
+    let mut f =
+        <FetchResponse as kafka_protocol::protocol::Decodable>::decode(&mut frame, 12).unwrap();
+    let data = f.responses.remove(0).partitions.remove(0);
+    assert_eq!(fetched_values(&data), vec![(0, "woke".to_string())]);
+
+    // With nothing arriving, the fetch answers empty at max_wait.
+    let empty = fetch(&mut c, 12, "poll", Uuid::nil(), 1, 50);
+    assert_eq!(
+        (empty.error_code, empty.records.map(|r| r.len())),
+        (0, Some(0))
+    );
 }

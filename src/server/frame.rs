@@ -14,6 +14,9 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+/// How much buffer a read may add at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Reads size-prefixed frames from a buffered stream.
 pub struct FrameReader<R> {
     inner: R,
@@ -58,10 +61,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             });
         }
         let total = 4 + size as usize;
-        if self.buf.len() < total {
-            self.buf.reserve(total - self.buf.len());
-        }
         while self.buf.len() < total {
+            // Grow with the bytes that actually arrive, never by the declared size alone: a client
+            // that sends a large size and then nothing must not pin that much memory.
+            let missing = total - self.buf.len();
+            self.buf.reserve(missing.min(READ_CHUNK));
             if self.fill().await? == 0 {
                 return Err(FrameError::Truncated);
             }
@@ -72,7 +76,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     async fn fill(&mut self) -> std::io::Result<usize> {
         if self.buf.capacity() - self.buf.len() < 4096 {
-            self.buf.reserve(64 * 1024);
+            self.buf.reserve(READ_CHUNK);
         }
         self.inner.read_buf(&mut self.buf).await
     }

@@ -20,10 +20,21 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Starts the broker on `data_dir` and returns once it logs that it accepts connections.
     pub fn start(data_dir: &Path, extra: &[&str]) -> BrokerProcess {
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        Self::start_in(Path::new("."), &args)
+    }
+
+    /// Starts the broker in `cwd` with exactly `args`.
+    pub fn start_in(cwd: &Path, args: &[&str]) -> BrokerProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_vltava"))
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra)
+            .current_dir(cwd)
+            .args(args)
             .env("RUST_LOG", "info,openraft=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -46,6 +57,18 @@ impl BrokerProcess {
             .recv_timeout(Duration::from_secs(30))
             .expect("broker did not start");
         BrokerProcess { child, addr }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(sent, "kill -TERM {pid}");
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
     pub fn kill(&mut self) {

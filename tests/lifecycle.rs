@@ -1,0 +1,127 @@
+//! Process lifecycle of the real binary: defaults with no arguments, config file, graceful shutdown.
+
+mod common;
+
+use common::{batch, BrokerProcess};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+fn produce_one(c: &mut common::Client, topic: &str, value: &str) -> i64 {
+    let td = TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.into())))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(batch(&[value])))]);
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![td]);
+    let Some(ResponseKind::Produce(r)) = c.request(ApiKey::Produce, 9, req) else {
+        panic!("produce")
+    };
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 0);
+    p.base_offset
+}
+
+fn auto_create(c: &mut common::Client, topic: &str) {
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(StrBytes::from_string(topic.into()))))]))
+        .with_allow_auto_topic_creation(true);
+    let Some(ResponseKind::Metadata(m)) = c.request(ApiKey::Metadata, 12, req) else {
+        panic!("metadata")
+    };
+    assert_eq!(m.topics[0].error_code, 0);
+}
+
+fn high_watermark(c: &mut common::Client, topic: &str) -> i64 {
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let Some(ResponseKind::Fetch(r)) = c.request(ApiKey::Fetch, 12, req) else {
+        panic!("fetch")
+    };
+    r.responses[0].partitions[0].high_watermark
+}
+
+#[test]
+fn no_arguments_serves_127_0_0_1_9092_with_data_in_cwd() {
+    let cwd = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start_in(cwd.path(), &[]);
+    assert_eq!(broker.addr, "127.0.0.1:9092");
+    let mut c = broker.connect();
+    auto_create(&mut c, "defaults");
+    produce_one(&mut c, "defaults", "v");
+    assert!(cwd
+        .path()
+        .join("vltava-data/defaults-0/00000000000000000000.log")
+        .is_file());
+}
+
+#[test]
+fn config_file_is_read_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("v.toml");
+    std::fs::write(
+        &cfg,
+        "num_partitions = 3\nlisten = \"127.0.0.1:1\"\n[log]\nflush = \"always\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let broker = BrokerProcess::start_in(
+        dir.path(),
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    let mut c = broker.connect();
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(StrBytes::from_static_str("three"))))]))
+        .with_allow_auto_topic_creation(true);
+    let Some(ResponseKind::Metadata(m)) = c.request(ApiKey::Metadata, 12, req) else {
+        panic!()
+    };
+    assert_eq!(
+        m.topics[0].partitions.len(),
+        3,
+        "num_partitions from the file"
+    );
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully_and_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    auto_create(&mut c, "graceful");
+    for i in 0..10 {
+        assert_eq!(produce_one(&mut c, "graceful", &format!("v{i}")), i);
+    }
+    assert!(broker.terminate(), "exit status 0 after SIGTERM");
+    assert!(
+        c.read_frame().is_none(),
+        "connections are closed on shutdown"
+    );
+
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    assert_eq!(high_watermark(&mut c, "graceful"), 10);
+    assert_eq!(produce_one(&mut c, "graceful", "after"), 10);
+}
