@@ -11,6 +11,8 @@ mod retention;
 mod segment;
 
 #[cfg(test)]
+mod producer_tests;
+#[cfg(test)]
 mod tests;
 
 pub use batch::{validate_batches, BatchHeader};
