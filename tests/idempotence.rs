@@ -327,9 +327,17 @@ fn sequence_and_epoch_errors_get_kafka_codes() {
         INVALID_RECORD
     );
     // Agreeing batches with consecutive sequences are fine.
-    let two = [pbatch(pid, 1, 1, &["t1"]), pbatch(pid, 1, 2, &["t2"])].concat();
-    let r = produce(&mut c, "errs", Bytes::from(two));
+    let two = Bytes::from([pbatch(pid, 1, 1, &["t1"]), pbatch(pid, 1, 2, &["t2"])].concat());
+    let r = produce(&mut c, "errs", two.clone());
     assert_eq!((r.error_code, r.base_offset), (NONE, 3));
+    // Retried whole, they are a duplicate; a retry mixed with a new batch is refused rather than half-acked.
+    let r = produce(&mut c, "errs", two);
+    assert_eq!((r.error_code, r.base_offset), (NONE, 3));
+    let half = [pbatch(pid, 1, 2, &["t2"]), pbatch(pid, 1, 3, &["t3"])].concat();
+    assert_eq!(
+        produce(&mut c, "errs", Bytes::from(half)).error_code,
+        INVALID_RECORD
+    );
 
     // Nothing refused was written.
     assert_eq!(

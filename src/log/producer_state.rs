@@ -140,13 +140,29 @@ impl ProducerStateManager {
             }
         }
         let current = self.producers.get(&pid);
-        // A retry is recognised against the state before this request, whatever else the request holds.
-        for h in headers {
-            let last = last_sequence(h.base_sequence, h.last_offset_delta);
-            if let Some(dup) = current.and_then(|e| e.find_duplicate(epoch, h.base_sequence, last))
-            {
-                return Ok(AppendCheck::Duplicate(dup));
+        // A retry is recognised against the state before this request. Kafka (one batch per partition)
+        // answers the first duplicate for the whole append; with several batches that would acknowledge new
+        // ones unwritten, so a request is either wholly a retry or refused.
+        let dups: Vec<Option<BatchMetadata>> = headers
+            .iter()
+            .map(|h| {
+                let last = last_sequence(h.base_sequence, h.last_offset_delta);
+                current.and_then(|e| e.find_duplicate(epoch, h.base_sequence, last))
+            })
+            .collect();
+        if let (Some(Some(first)), Some(Some(last))) = (dups.first(), dups.last()) {
+            if dups.iter().all(Option::is_some) {
+                return Ok(AppendCheck::Duplicate(BatchMetadata {
+                    last_seq: last.last_seq,
+                    last_offset: last.last_offset,
+                    ..*first
+                }));
             }
+        }
+        if dups.iter().any(Option::is_some) {
+            return Err(ProducerError::InvalidRecord(format!(
+                "producer {pid} mixes retried batches with new ones in one request"
+            )));
         }
         let current_epoch = current.map_or(NO_PRODUCER_EPOCH, |e| e.epoch);
         let (mut epoch_now, mut last_seq) = (current_epoch, current.map_or(-1, |e| e.last_seq()));
@@ -506,6 +522,18 @@ mod tests {
         ));
         assert!(matches!(
             s.check(&[header(3, 0, 0, 2), header(-1, -1, -1, 1)]),
+            Err(ProducerError::InvalidRecord(_))
+        ));
+        // A request that retries two batches is a duplicate as a whole; half a retry is refused.
+        let mut t = ProducerStateManager::new();
+        append(&mut t, header(3, 0, 0, 1), 0);
+        append(&mut t, header(3, 0, 1, 2), 1);
+        assert!(matches!(
+            t.check(&[header(3, 0, 0, 1), header(3, 0, 1, 2)]).unwrap(),
+            AppendCheck::Duplicate(b) if (b.first_offset, b.last_offset) == (0, 2)
+        ));
+        assert!(matches!(
+            t.check(&[header(3, 0, 1, 2), header(3, 0, 3, 1)]),
             Err(ProducerError::InvalidRecord(_))
         ));
         assert!(matches!(
