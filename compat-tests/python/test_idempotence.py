@@ -1,5 +1,5 @@
 """Idempotent producers (confluent-kafka-python, kafka-python) against vltava, including a SIGKILL and
-restart of the broker while five requests per connection are in flight. Afterwards every acknowledged
+restart of the broker while the producer has requests in flight (at most five per connection). Afterwards every acknowledged
 record must be in the log exactly once, in send order per partition."""
 
 from __future__ import annotations
@@ -97,7 +97,13 @@ def test_confluent_idempotent_producer_across_kill9(broker_factory, topic):
                 p.poll(0.05)
         p.poll(0)
         if i == n // 2:
-            b.restart()  # SIGKILL with requests in flight, then start on the same data dir
+            # Once a quarter is acknowledged the producer is busy with the rest: SIGKILL with requests in
+            # flight, then start again on the same data dir.
+            end = deadline(TIMEOUT)
+            while sum(len(v) for v in acked.values()) < n // 4:
+                assert time.monotonic() < end and not errors, f"no progress before the kill: {errors[:3]}"
+                p.poll(0.05)
+            b.restart()
     assert p.flush(TIMEOUT * 2) == 0, "undelivered messages"
     assert not errors, f"delivery errors: {errors[:5]}"
     assert sum(len(v) for v in acked.values()) == n
@@ -128,8 +134,9 @@ def test_kafka_python_idempotent_producer(broker_factory, topic):
         acked: dict[int, list[tuple[int, bytes]]] = {q: [] for q in range(partitions)}
         n = 2000
         futures = [kp.send(topic, value=f"k-{i:05}".encode(), partition=i % partitions) for i in range(n // 2)]
-        kp.flush(TIMEOUT)
-        b.restart()  # between flushes: the producer must reconnect and keep its producer id and sequences
+        # Once the first quarter is acknowledged, SIGKILL while the second quarter is still being sent.
+        futures[n // 4].get(timeout=TIMEOUT)
+        b.restart()
         futures += [kp.send(topic, value=f"k-{i:05}".encode(), partition=i % partitions) for i in range(n // 2, n)]
         kp.flush(TIMEOUT)
         for i, f in enumerate(futures):

@@ -1,6 +1,6 @@
-//! rdkafka with `enable.idempotence=true` against vltava: the broker is SIGKILLed and restarted while up to
-//! five produce requests per connection are in flight. Afterwards every acknowledged record is in the log
-//! exactly once, in send order per partition, at the offset its delivery report named.
+//! rdkafka with `enable.idempotence=true` against vltava: the broker is SIGKILLed and restarted while the
+//! producer has requests in flight (at most five per connection). Afterwards every acknowledged record
+//! is in the log exactly once, in send order per partition, at the offset its delivery report named.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -35,6 +35,7 @@ fn idempotent_producer_across_kill9_with_requests_in_flight() {
 
     let n = 6000usize;
     let values: Vec<String> = (0..n).map(value).collect();
+    let mut reports = Vec::with_capacity(n);
     for (i, v) in values.iter().enumerate() {
         let rec = BaseRecord::<'_, (), str, usize>::with_opaque_to(&topic, i)
             .partition(i as i32 % PARTITIONS)
@@ -47,25 +48,38 @@ fn idempotent_producer_across_kill9_with_requests_in_flight() {
             Err((e, _)) => panic!("produce #{i} failed locally: {e}"),
         }
         if i == n / 2 {
-            // SIGKILL with batches in flight, then start again on the same data directory.
+            // Once a quarter is acknowledged the producer is busy with the rest: SIGKILL with requests in
+            // flight, then start again on the same data directory.
+            while reports.len() < n / 4 {
+                reports.push(deliveries.recv_timeout(TIMEOUT).expect("delivery report"));
+            }
             broker.restart();
         }
     }
     producer.flush(TIMEOUT).expect("flush");
+    while reports.len() < n {
+        reports.push(deliveries.recv_timeout(TIMEOUT).expect("delivery report"));
+    }
 
     // Delivery reports, per partition in the order they were sent.
     let mut acked: BTreeMap<i32, Vec<(i64, usize)>> = BTreeMap::new();
-    for _ in 0..n {
-        let (i, d) = deliveries.recv_timeout(TIMEOUT).expect("delivery report");
+    for (i, d) in reports {
         let (p, o) = d.unwrap_or_else(|e| panic!("delivery of #{i} failed: {e}"));
         acked.entry(p).or_default().push((o, i));
     }
     for (p, list) in &acked {
         let sent: Vec<usize> = list.iter().map(|(_, i)| *i).collect();
         let expected: Vec<usize> = (*p as usize..n).step_by(PARTITIONS as usize).collect();
-        assert_eq!(sent, expected, "partition {p}: delivery reports out of send order");
+        assert_eq!(
+            sent, expected,
+            "partition {p}: delivery reports out of send order"
+        );
         let offsets: Vec<i64> = list.iter().map(|(o, _)| *o).collect();
-        assert_eq!(offsets, (0..list.len() as i64).collect::<Vec<_>>(), "partition {p}");
+        assert_eq!(
+            offsets,
+            (0..list.len() as i64).collect::<Vec<_>>(),
+            "partition {p}"
+        );
     }
 
     // The log: exactly the acknowledged records, each once, in order, nothing after them.
@@ -74,7 +88,11 @@ fn idempotent_producer_across_kill9_with_requests_in_flight() {
     let got = kafka::by_partition(&got, |g| g.partition);
     for (p, list) in &acked {
         let (_, high) = kafka::watermarks(broker.bootstrap(), &topic, *p).unwrap();
-        assert_eq!(high, list.len() as i64, "partition {p}: records beyond the acknowledged ones");
+        assert_eq!(
+            high,
+            list.len() as i64,
+            "partition {p}: records beyond the acknowledged ones"
+        );
         let in_log: Vec<(i64, Vec<u8>)> = got[p]
             .iter()
             .map(|g| (g.offset, g.value.clone().unwrap_or_default()))

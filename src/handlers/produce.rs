@@ -7,7 +7,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{now_ms, HandlerResult, RequestContext};
 use crate::log::{validate_batches, BatchError, LogError, ProducerError};
@@ -79,12 +79,18 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
             // One copy of the client's bytes into a buffer the log may patch (offsets, epoch).
             let owned = BytesMut::from(&records[..]);
             match partition.append(owned, &headers, now_ms()) {
-                Ok(info) => partitions.push(
-                    response
-                        .with_base_offset(info.base_offset)
-                        .with_log_append_time_ms(info.log_append_time)
-                        .with_log_start_offset(info.log_start_offset),
-                ),
+                Ok(info) => {
+                    if info.duplicate {
+                        debug!(peer = %ctx.peer, topic = %partition.topic, partition = data.index,
+                            base_offset = info.base_offset, "retried batch acknowledged, not written again");
+                    }
+                    partitions.push(
+                        response
+                            .with_base_offset(info.base_offset)
+                            .with_log_append_time_ms(info.log_append_time)
+                            .with_log_start_offset(info.log_start_offset),
+                    )
+                }
                 Err(e) => {
                     warn!(topic = %partition.topic, partition = data.index, error = %e, "append failed");
                     let code = match &e {
