@@ -29,8 +29,11 @@ pub struct Config {
     pub socket_request_max_bytes: u32,
     /// `max.connections`
     pub max_connections: usize,
-    /// `log.retention.check.interval.ms`
+    /// `log.retention.check.interval.ms` (also when idempotent-producer state is expired)
     pub retention_check_interval_ms: u64,
+    /// `producer.id.expiration.ms`: idempotent-producer state is dropped this long after the producer's
+    /// last batch in a partition (Kafka has no topic-level override).
+    pub producer_id_expiration_ms: i64,
     /// Defaults for every partition log; topic configs override them.
     pub log: LogSettings,
 }
@@ -68,6 +71,7 @@ impl Default for Config {
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
             retention_check_interval_ms: 300_000,
+            producer_id_expiration_ms: LogConfig::default().producer_id_expiration_ms,
             log: LogSettings::default(),
         }
     }
@@ -142,6 +146,7 @@ impl Config {
             max_message_bytes: self.log.max_message_bytes,
             flush,
             timestamp_type,
+            producer_id_expiration_ms: self.producer_id_expiration_ms,
             ..LogConfig::default()
         })
     }
@@ -157,6 +162,11 @@ impl Config {
         if self.default_replication_factor < 1 {
             return Err(ConfigError::Invalid(
                 "default_replication_factor must be >= 1".into(),
+            ));
+        }
+        if self.producer_id_expiration_ms < 1 {
+            return Err(ConfigError::Invalid(
+                "producer_id_expiration_ms must be >= 1".into(),
             ));
         }
         if self.max_connections == 0 {

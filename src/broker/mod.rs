@@ -2,6 +2,7 @@
 
 mod partition;
 mod partitions;
+pub mod producer_ids;
 pub mod topic_config;
 pub mod topics;
 
@@ -37,6 +38,7 @@ pub struct Broker {
     pub advertised_port: i32,
     pub metadata: MetadataStore,
     pub partitions: PartitionManager,
+    pub producer_ids: producer_ids::ProducerIdAllocator,
 }
 
 impl Broker {
@@ -89,6 +91,7 @@ impl Broker {
             advertised_port,
             metadata,
             partitions,
+            producer_ids: producer_ids::ProducerIdAllocator::new(),
         });
         broker.spawn_background_tasks(log_defaults.flush);
         Ok(broker)

@@ -5,6 +5,7 @@ pub mod api_versions;
 pub mod create_topics;
 pub mod delete_topics;
 pub mod fetch;
+pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -85,6 +86,7 @@ pub static APIS: &[Api] = &[
     api!(ApiVersions, api_versions),
     api!(CreateTopics, create_topics),
     api!(DeleteTopics, delete_topics),
+    api!(InitProducerId, init_producer_id),
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static Api> {

@@ -5,10 +5,13 @@ mod config;
 mod error;
 mod index;
 mod partition;
+mod producer_state;
 mod recovery;
 mod retention;
 mod segment;
 
+#[cfg(test)]
+mod producer_tests;
 #[cfg(test)]
 mod tests;
 
@@ -16,3 +19,7 @@ pub use batch::{validate_batches, BatchHeader};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::{BatchError, LogError};
 pub use partition::{AppendInfo, FetchSlice, PartitionLog};
+pub use producer_state::{
+    last_sequence, AppendCheck, BatchMetadata, ProducerEntry, ProducerError, ProducerStateManager,
+    MAX_CACHED_BATCHES,
+};

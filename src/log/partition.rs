@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use super::batch::{framed_size, stamp, BatchHeader};
 use super::config::{FlushPolicy, LogConfig, TimestampType};
 use super::error::{BatchError, LogError};
+use super::producer_state::{AppendCheck, ProducerStateManager};
 use super::segment::Segment;
 
 /// Result of an append.
@@ -17,6 +18,9 @@ pub struct AppendInfo {
     /// The broker's append time when the log uses LogAppendTime, else -1.
     pub log_append_time: i64,
     pub log_start_offset: i64,
+    /// The batches were a producer's retry of batches already in the log: nothing was written and the
+    /// offsets are those of the original append.
+    pub duplicate: bool,
 }
 
 /// Result of a read: whole raw batches plus the log bounds at the time of the read.
@@ -35,6 +39,9 @@ pub struct PartitionLog {
     pub(super) segments: Vec<Segment>,
     pub(super) log_start_offset: i64,
     pub(super) last_flush_ms: i64,
+    /// Idempotent-producer state as of the log end offset; checked and updated under the same `&mut self`
+    /// as the append, so no other append can slip between the sequence check and the write.
+    pub(super) producers: ProducerStateManager,
 }
 
 impl PartitionLog {
@@ -45,6 +52,10 @@ impl PartitionLog {
     /// New settings apply from now on (index sizing and interval from the next segment).
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;
+    }
+
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
     }
 
     pub fn dir(&self) -> &Path {
@@ -72,6 +83,10 @@ impl PartitionLog {
     /// assigning offsets from the log end offset by rewriting base offset and leader epoch in place (outside the
     /// CRC). With LogAppendTime, also sets the timestamp-type bit and max timestamp to `now_ms` and recomputes the
     /// CRC. Rolls first if needed; `FlushPolicy::Always` fsyncs before returning.
+    ///
+    /// Batches with a producer id are checked against the producer state first (sequence, epoch): a retry of a
+    /// batch still cached is answered with its original offsets (`duplicate`) and not written again, a gap or a
+    /// stale epoch is a `LogError::Producer`.
     pub fn append(
         &mut self,
         mut records: BytesMut,
@@ -107,6 +122,17 @@ impl PartitionLog {
             }
             pos += h.total_size();
         }
+        let check = self.producers.check(headers)?;
+        if let AppendCheck::Duplicate(original) = check {
+            // Kafka answers a duplicate with the original offsets and its timestamp as log append time.
+            return Ok(AppendInfo {
+                base_offset: original.first_offset,
+                last_offset: original.last_offset,
+                log_append_time: original.timestamp,
+                log_start_offset: self.log_start_offset,
+                duplicate: true,
+            });
+        }
         let base_offset = self.log_end_offset();
         let last_offset = base_offset + count - 1;
         self.maybe_roll(records.len() as u64, last_offset, now_ms)?;
@@ -130,6 +156,11 @@ impl PartitionLog {
             stamped.push(s);
         }
         self.active()?.append(&records, &stamped, now_ms)?;
+        if check == AppendCheck::Append {
+            for h in &stamped {
+                self.producers.record_header(h);
+            }
+        }
 
         match self.config.flush {
             FlushPolicy::Always => self.flush()?,
@@ -146,6 +177,7 @@ impl PartitionLog {
             last_offset,
             log_append_time: append_time.unwrap_or(-1),
             log_start_offset: self.log_start_offset,
+            duplicate: false,
         })
     }
 
@@ -181,6 +213,11 @@ impl PartitionLog {
         )?;
         self.segments.push(seg);
         super::recovery::sync_dir(&self.dir)?;
+        // The producer state as of the new segment's base, so recovery need not rescan older segments. A
+        // failure only costs a longer rebuild, not correctness.
+        if let Err(e) = self.producers.write_snapshot(&self.dir, next) {
+            tracing::warn!(dir = %self.dir.display(), offset = next, error = %e, "cannot write producer state snapshot");
+        }
         tracing::debug!(dir = %self.dir.display(), base_offset = next, "rolled new log segment");
         Ok(())
     }
@@ -266,6 +303,8 @@ impl PartitionLog {
     pub fn close(mut self) -> Result<(), LogError> {
         self.flush()?;
         self.active()?.seal()?;
+        let end = self.log_end_offset();
+        self.producers.write_snapshot(&self.dir, end)?;
         let marker = std::fs::File::create(self.dir.join(super::recovery::CLEAN_SHUTDOWN_FILE))?;
         marker.sync_all()?;
         super::recovery::sync_dir(&self.dir)?;

@@ -18,7 +18,7 @@ fn varint(out: &mut Vec<u8>, v: i64) {
 }
 
 /// A valid uncompressed v2 batch of `n` records (timestamps base_ts .. base_ts+n-1), each with `value_len` bytes.
-fn batch_ts(n: i32, base_ts: i64, value_len: usize) -> Vec<u8> {
+pub(super) fn batch_ts(n: i32, base_ts: i64, value_len: usize) -> Vec<u8> {
     let mut records = Vec::new();
     for i in 0..n {
         let mut body = vec![0u8]; // attributes
@@ -50,11 +50,11 @@ fn batch_ts(n: i32, base_ts: i64, value_len: usize) -> Vec<u8> {
     b
 }
 
-fn batch(n: i32) -> Vec<u8> {
+pub(super) fn batch(n: i32) -> Vec<u8> {
     batch_ts(n, 1_000, 10)
 }
 
-fn fix_crc(b: &mut [u8]) {
+pub(super) fn fix_crc(b: &mut [u8]) {
     let crc = crc32c::crc32c(&b[21..]);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
 }
@@ -81,7 +81,7 @@ fn small_config() -> LogConfig {
     }
 }
 
-fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+pub(super) fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
