@@ -107,6 +107,15 @@ impl Partition {
         self.lock().enforce_retention(now_ms)
     }
 
+    /// Closes the log cleanly (indexes trimmed, producer snapshot and clean-shutdown marker written),
+    /// so the next start skips the full recovery scan.
+    pub fn close(self) -> Result<(), LogError> {
+        self.log
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .close()
+    }
+
     pub fn with_log<T>(&self, f: impl FnOnce(&mut PartitionLog) -> T) -> T {
         f(&mut self.lock())
     }

@@ -10,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, warn};
 
 use super::{now_ms, HandlerResult, RequestContext};
-use crate::log::{validate_batches, BatchError, LogError, ProducerError};
+use crate::log::{validate_batches, BatchError, BatchHeader, LogError, ProducerError};
 
 pub const VERSIONS: (i16, i16) = (3, 13);
 
@@ -59,15 +59,9 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
             };
             let records = data.records.unwrap_or_default();
             let max_message_bytes = partition.with_log(|l| l.config().max_message_bytes);
-            let headers = match validate_batches(&records, max_message_bytes) {
-                // Control batches (transaction markers) are written by the broker, never by clients.
-                Ok(h) if h.iter().any(|b| b.is_control()) => {
-                    warn!(peer = %ctx.peer, topic = %partition.topic, "rejected produce of a control batch");
-                    let e =
-                        BatchError::InvalidRecord("clients may not write control batches".into());
-                    partitions.push(failed(response, batch_error_code(&e), Some(e.to_string())));
-                    continue;
-                }
+            let checked = validate_batches(&records, max_message_bytes)
+                .and_then(|h| client_batch_violation(&h).map_or(Ok(h), Err));
+            let headers = match checked {
                 Ok(h) => h,
                 Err(e) => {
                     warn!(peer = %ctx.peer, topic = %partition.topic, partition = data.index, error = %e,
@@ -143,6 +137,22 @@ fn producer_error_code(e: &ProducerError) -> ResponseError {
         ProducerError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
         ProducerError::InvalidRecord(_) => ResponseError::InvalidRecord,
     }
+}
+
+/// Rules for batches that come from clients, beyond the batch format itself (Kafka's
+/// `ProduceRequest.validateRecords`): exactly one batch per partition from v3 on, and no control
+/// batches (transaction markers are written by the broker).
+fn client_batch_violation(headers: &[BatchHeader]) -> Option<BatchError> {
+    if headers.len() != 1 {
+        return Some(BatchError::InvalidRecord(format!(
+            "produce requests of version 3 and later must hold exactly one record batch per partition, not {}",
+            headers.len()
+        )));
+    }
+    headers
+        .iter()
+        .any(|b| b.is_control())
+        .then(|| BatchError::InvalidRecord("clients may not write control batches".into()))
 }
 
 fn batch_error_code(e: &BatchError) -> ResponseError {
