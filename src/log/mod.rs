@@ -6,6 +6,7 @@ mod error;
 mod index;
 mod partition;
 mod producer_state;
+mod records;
 mod recovery;
 mod retention;
 mod segment;
@@ -23,3 +24,4 @@ pub use producer_state::{
     last_sequence, AppendCheck, BatchMetadata, ProducerEntry, ProducerError, ProducerStateManager,
     MAX_CACHED_BATCHES,
 };
+pub use records::{decompress_bounded, record_metas, RecordMeta};
