@@ -143,24 +143,13 @@ fn retention_task_deletes_old_segments_and_advances_log_start() {
     let data = dir.path().join("data");
     let broker = BrokerProcess::start(&data, &["--config", cfg.to_str().unwrap()]);
     let mut c = broker.connect();
-    let topic = create_topics_request::CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_static_str("short")))
-        .with_num_partitions(1)
-        .with_replication_factor(1)
-        .with_configs(
-            [("segment.bytes", "1024"), ("retention.bytes", "2048")]
-                .iter()
-                .map(|(k, v)| {
-                    create_topics_request::CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_static_str(k))
-                        .with_value(Some(StrBytes::from_static_str(v)))
-                })
-                .collect(),
-        );
-    let req = CreateTopicsRequest::default().with_topics(vec![topic]);
-    let Some(ResponseKind::CreateTopics(r)) = c.request(ApiKey::CreateTopics, 7, req) else {
-        panic!()
-    };
+    let r = common::create_topic(
+        &mut c,
+        7,
+        "short",
+        1,
+        &[("segment.bytes", "1024"), ("retention.bytes", "2048")],
+    );
     assert_eq!(r.topics[0].error_code, 0);
     let value = "v".repeat(200);
     for i in 0..40 {

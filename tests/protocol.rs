@@ -4,51 +4,16 @@
 mod common;
 
 use bytes::Bytes;
-use common::{batch, BrokerProcess, Client};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use common::{batch, create_topic, name, BrokerProcess, Client};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use uuid::Uuid;
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn create_topic(
-    c: &mut Client,
-    version: i16,
-    topic: &str,
-    partitions: i32,
-    configs: &[(&str, &str)],
-) -> CreateTopicsResponse {
-    let t = CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(k.to_string()))
-                        .with_value(Some(StrBytes::from_string(v.to_string())))
-                })
-                .collect(),
-        );
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![t])
-        .with_timeout_ms(5000);
-    match c.request(ApiKey::CreateTopics, version, req) {
-        Some(ResponseKind::CreateTopics(r)) => r,
-        other => panic!("CreateTopics v{version}: {other:?}"),
-    }
-}
 
 fn topic_id(c: &mut Client, topic: &str) -> Uuid {
     let req = MetadataRequest::default().with_topics(Some(vec![
