@@ -479,6 +479,24 @@ impl GroupCoordinator {
                 m.answer_join(outcome);
             }
         }
+        self.spawn_sync_timer(&g.id, g.join_epoch, g.max_rebalance_timeout_ms());
+    }
+
+    /// The sync phase outlived the rebalance timeout: members that never sent SyncGroup are removed
+    /// and the group rebalances (Kafka's pending-sync expiry), so waiting followers are not stuck.
+    pub(super) fn on_sync_timeout(&self, g: &mut Group) {
+        let missing: Vec<String> = g
+            .members
+            .values()
+            .filter(|m| m.sync_waiter.is_none())
+            .map(|m| m.id.clone())
+            .collect();
+        for id in &missing {
+            info!(group = %g.id, member = %id, "member did not sync in time; removed");
+            self.remove_member(g, id);
+        }
+        self.prepare_rebalance(g, "members did not sync in time");
+        self.try_complete_join(g);
     }
 
     /// Removes a member and answers anything it waits on; keeps the leader and static map consistent.

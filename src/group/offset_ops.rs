@@ -61,13 +61,12 @@ impl GroupCoordinator {
         let g = groups
             .get_mut(group_id)
             .ok_or(GroupError::CoordinatorNotAvailable)?;
-        let simple = generation < 0 && g.state == GroupState::Empty;
-        if !simple {
-            match g.state {
-                GroupState::Dead => return Err(GroupError::CoordinatorNotAvailable),
-                GroupState::CompletingRebalance => return Err(GroupError::RebalanceInProgress),
-                _ => {}
-            }
+        // Kafka's validateOffsetCommit: anything naming a generation, member or instance must be a
+        // current member of the current generation; otherwise only an empty group takes commits.
+        if g.state == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
             if g.is_fenced(instance_id, member_id) {
                 return Err(GroupError::FencedInstanceId);
             }
@@ -77,7 +76,12 @@ impl GroupCoordinator {
             if generation != g.generation {
                 return Err(GroupError::IllegalGeneration);
             }
+            if g.state == GroupState::CompletingRebalance {
+                return Err(GroupError::RebalanceInProgress);
+            }
             m.last_heartbeat = Instant::now();
+        } else if g.state != GroupState::Empty {
+            return Err(GroupError::UnknownMemberId);
         }
         let now = now_ms();
         let mut results: PartitionResults = Vec::with_capacity(topics.len());

@@ -1,6 +1,6 @@
 //! The coordinator's timers, as tokio tasks: a member's session expiry, the expiry of a member id
-//! handed out with MEMBER_ID_REQUIRED, and the join-phase deadline (rebalance timeout or initial
-//! delay). Each task holds only a weak reference to the broker and re-checks under the lock that
+//! handed out with MEMBER_ID_REQUIRED, the join-phase deadline (rebalance timeout or initial
+//! delay) and the sync-phase deadline (rebalance timeout). Each task holds only a weak reference to the broker and re-checks under the lock that
 //! what it was scheduled for still holds (member incarnation `uid`, group `join_epoch`).
 
 use std::time::Duration;
@@ -81,6 +81,24 @@ impl GroupCoordinator {
             };
             if g.join_epoch == epoch && g.state == GroupState::PreparingRebalance {
                 coordinator.on_join_timer(g);
+            }
+        });
+    }
+
+    /// Ends a sync phase that outlives the rebalance timeout (see `on_sync_timeout`).
+    pub(super) fn spawn_sync_timer(&self, group: &str, epoch: u64, delay_ms: u64) {
+        let weak = self.broker.clone();
+        let group = group.to_string();
+        tokio::spawn(async move {
+            sleep(Duration::from_millis(delay_ms)).await;
+            let Some(broker) = weak.upgrade() else { return };
+            let coordinator = &broker.group;
+            let mut groups = coordinator.lock();
+            let Some(g) = groups.get_mut(&group) else {
+                return;
+            };
+            if g.join_epoch == epoch && g.state == GroupState::CompletingRebalance {
+                coordinator.on_sync_timeout(g);
             }
         });
     }
