@@ -13,6 +13,9 @@ pub mod offsets;
 pub mod records;
 mod timers;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
