@@ -34,6 +34,7 @@ const FENCED_INSTANCE_ID: i16 = 82;
 const NON_EMPTY_GROUP: i16 = 68;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const INVALID_GROUP_ID: i16 = 24;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -544,6 +545,11 @@ fn group_errors_match_kafka() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start(dir.path());
     let mut c = broker.connect();
+
+    // Group management needs a group id (offset APIs accept "", as Kafka does for old clients).
+    assert_eq!(Join::new("").send(&mut c, 9).error_code, INVALID_GROUP_ID);
+    assert_eq!(heartbeat(&mut c, 4, "", 1, "m", None), INVALID_GROUP_ID);
+    assert_eq!(fetch_offset(&mut c, 9, "", "t", 0), (-1, String::new(), 0));
 
     // SyncGroup and Heartbeat before any JoinGroup.
     assert_eq!(

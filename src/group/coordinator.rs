@@ -645,6 +645,9 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
         let mut groups = self.lock();
         let g = groups
             .get_mut(group_id)
@@ -679,6 +682,9 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
         let mut groups = self.lock();
         let g = groups
             .get_mut(group_id)

@@ -47,9 +47,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         topics: Vec<(String, Vec<CommitPartition>)>,
     ) -> Result<PartitionResults, GroupError> {
-        if group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
+        // Kafka accepts the empty group id for OffsetCommit (backwards compatibility).
         let mut groups = self.lock();
         if !groups.contains_key(group_id) {
             // Kafka accepts commits for an unknown group only from outside group management.
@@ -132,9 +130,7 @@ impl GroupCoordinator {
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
     ) -> Result<FetchedOffsets, GroupError> {
-        if group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
+        // Kafka accepts the empty group id for OffsetFetch (backwards compatibility).
         let groups = self.lock();
         let g = groups.get(group_id);
         let lookup = |t: &str, p: i32| g.and_then(|g| g.offsets.get(&(t.to_string(), p)).cloned());

@@ -40,9 +40,8 @@ pub async fn handle(ctx: RequestContext, req: DescribeGroupsRequest) -> HandlerR
                         })
                         .collect(),
                 );
-            if id.0.is_empty() {
-                group = group.with_error_code(ResponseError::InvalidGroupId.code());
-            } else if !d.exists && v >= 6 {
+            // The empty group id is valid here, as in Kafka (so that its state can be viewed).
+            if !d.exists && v >= 6 {
                 group = group
                     .with_error_code(ResponseError::GroupIdNotFound.code())
                     .with_error_message(Some(StrBytes::from_string(format!(
