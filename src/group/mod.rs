@@ -1,5 +1,5 @@
 //! Consumer groups and committed offsets, as Kafka's classic group coordinator does them: the
-//! membership protocol (`coordinator.rs`, `group.rs`, `timers.rs`), offsets (`offset_ops.rs`),
+//! membership protocol (`coordinator.rs`, `join.rs`, `membership.rs`, `group.rs`, `timers.rs`), offsets (`offset_ops.rs`),
 //! administration (`admin.rs`), and their durable log on `__consumer_offsets` (`offsets.rs`,
 //! `records.rs`). On a single node this broker coordinates every group.
 
@@ -8,6 +8,8 @@ mod coordinator;
 mod error;
 #[allow(clippy::module_inception)]
 mod group;
+mod join;
+mod membership;
 mod offset_ops;
 pub mod offsets;
 pub mod records;
@@ -24,9 +26,11 @@ use tokio::time::Instant;
 use tracing::info;
 
 pub use admin::{GroupDescription, GroupListing, MemberDescription};
-pub use coordinator::{GroupConfig, GroupCoordinator, JoinRequest, SyncRequest};
+pub use coordinator::{GroupConfig, GroupCoordinator};
 pub use error::{code_of, GroupError};
 pub use group::{Committed, GroupState, JoinOutcome, SyncOutcome};
+pub use join::JoinRequest;
+pub use membership::SyncRequest;
 pub use offset_ops::{CommitPartition, FetchedOffsets, PartitionResults};
 
 use crate::broker::topics::TopicError;
