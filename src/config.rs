@@ -29,7 +29,7 @@ pub struct Config {
     pub socket_request_max_bytes: u32,
     /// `max.connections`
     pub max_connections: usize,
-    /// `log.retention.check.interval.ms`
+    /// `log.retention.check.interval.ms` (also when idempotent-producer state is expired)
     pub retention_check_interval_ms: u64,
     /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group waits for
     /// more members (extended by this much per new member, up to the rebalance timeout).
@@ -48,6 +48,9 @@ pub struct Config {
     pub offsets_retention_check_interval_ms: u64,
     /// `offset.metadata.max.bytes`
     pub offset_metadata_max_bytes: usize,
+    /// `producer.id.expiration.ms`: idempotent-producer state is dropped this long after the producer's
+    /// last batch in a partition (Kafka has no topic-level override).
+    pub producer_id_expiration_ms: i64,
     /// Defaults for every partition log; topic configs override them.
     pub log: LogSettings,
 }
@@ -93,6 +96,7 @@ impl Default for Config {
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            producer_id_expiration_ms: LogConfig::default().producer_id_expiration_ms,
             log: LogSettings::default(),
         }
     }
@@ -167,6 +171,7 @@ impl Config {
             max_message_bytes: self.log.max_message_bytes,
             flush,
             timestamp_type,
+            producer_id_expiration_ms: self.producer_id_expiration_ms,
             ..LogConfig::default()
         })
     }
@@ -200,6 +205,11 @@ impl Config {
         if self.offsets_retention_minutes < 1 {
             return Err(ConfigError::Invalid(
                 "offsets_retention_minutes must be >= 1".into(),
+            ));
+        }
+        if self.producer_id_expiration_ms < 1 {
+            return Err(ConfigError::Invalid(
+                "producer_id_expiration_ms must be >= 1".into(),
             ));
         }
         if self.max_connections == 0 {

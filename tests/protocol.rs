@@ -363,12 +363,21 @@ fn every_advertised_version_round_trips() {
             expected.len() as i64,
             "latest v{v}"
         );
-        // Batch i was written with base timestamp 1_700_000_000_000: batch 3 starts at offset 6.
+        // Every batch holds two records stamped ...000 and ...001: the answer is the first record
+        // at or after the timestamp (offset 1, inside the first batch), not the batch's first offset.
         let r = list_offset(&mut c, v, "md-v1", 1_700_000_000_001);
-        assert_eq!(r.offset, 0, "by timestamp v{v}");
+        assert_eq!(
+            (r.offset, r.timestamp),
+            (1, 1_700_000_000_001),
+            "by timestamp v{v}"
+        );
         if v >= 7 {
             let r = list_offset(&mut c, v, "md-v1", -3);
-            assert_eq!(r.timestamp, 1_700_000_000_001, "max timestamp v{v}");
+            assert_eq!(
+                (r.offset, r.timestamp),
+                (1, 1_700_000_000_001),
+                "max timestamp v{v}"
+            );
         }
     }
 

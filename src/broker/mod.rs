@@ -2,6 +2,7 @@
 
 mod partition;
 mod partitions;
+pub mod producer_ids;
 pub mod topic_config;
 pub mod topics;
 
@@ -42,6 +43,7 @@ pub struct Broker {
     pub partitions: PartitionManager,
     /// The consumer group coordinator (every group, on a single node).
     pub group: GroupCoordinator,
+    pub producer_ids: producer_ids::ProducerIdAllocator,
 }
 
 impl Broker {
@@ -96,6 +98,7 @@ impl Broker {
             metadata,
             partitions,
             group: GroupCoordinator::new(weak.clone(), group_config),
+            producer_ids: producer_ids::ProducerIdAllocator::new(),
         });
         broker.spawn_background_tasks(log_defaults.flush);
         broker.group.start(&broker).await?;

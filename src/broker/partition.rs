@@ -95,7 +95,7 @@ impl Partition {
         self.lock().offset_for_timestamp(ts)
     }
 
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
         self.lock().max_timestamp()
     }
 
@@ -105,6 +105,15 @@ impl Partition {
 
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, LogError> {
         self.lock().enforce_retention(now_ms)
+    }
+
+    /// Closes the log cleanly (indexes trimmed, producer snapshot and clean-shutdown marker written),
+    /// so the next start skips the full recovery scan.
+    pub fn close(self) -> Result<(), LogError> {
+        self.log
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .close()
     }
 
     pub fn with_log<T>(&self, f: impl FnOnce(&mut PartitionLog) -> T) -> T {

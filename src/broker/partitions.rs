@@ -217,8 +217,14 @@ impl PartitionManager {
             map.drain().map(|(_, p)| p).collect()
         };
         for p in drained {
-            if let Err(e) = p.flush() {
-                warn!(topic = %p.topic, partition = p.index, error = %e, "flush on close failed");
+            let (topic, index) = (p.topic.clone(), p.index);
+            // Connections are gone by now, so this is normally the last reference.
+            let result = match Arc::try_unwrap(p) {
+                Ok(p) => p.close(),
+                Err(p) => p.flush(),
+            };
+            if let Err(e) = result {
+                warn!(%topic, partition = index, error = %e, "close failed");
             }
         }
     }

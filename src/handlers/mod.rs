@@ -9,6 +9,7 @@ pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
@@ -107,6 +108,7 @@ pub static APIS: &[Api] = &[
     api!(DeleteTopics, delete_topics),
     api!(DeleteGroups, delete_groups),
     api!(OffsetDelete, offset_delete),
+    api!(InitProducerId, init_producer_id),
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static Api> {

@@ -1,15 +1,16 @@
 //! Produce (key 0): validate each partition's record batches (header, lengths, CRC) and append the
-//! client's bytes as they are; only the base offset and leader epoch are written into them.
+//! client's bytes as they are; only the base offset and leader epoch are written into them. Batches of
+//! idempotent producers are checked against the partition's producer state by the log, under its lock.
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{now_ms, HandlerResult, RequestContext};
-use crate::log::{validate_batches, BatchError, LogError};
+use crate::log::{validate_batches, BatchError, BatchHeader, LogError, ProducerError};
 
 pub const VERSIONS: (i16, i16) = (3, 13);
 
@@ -58,15 +59,9 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
             };
             let records = data.records.unwrap_or_default();
             let max_message_bytes = partition.with_log(|l| l.config().max_message_bytes);
-            let headers = match validate_batches(&records, max_message_bytes) {
-                // Control batches (transaction markers) are written by the broker, never by clients.
-                Ok(h) if h.iter().any(|b| b.is_control()) => {
-                    warn!(peer = %ctx.peer, topic = %partition.topic, "rejected produce of a control batch");
-                    let e =
-                        BatchError::InvalidRecord("clients may not write control batches".into());
-                    partitions.push(failed(response, batch_error_code(&e), Some(e.to_string())));
-                    continue;
-                }
+            let checked = validate_batches(&records, max_message_bytes)
+                .and_then(|h| client_batch_violation(&h).map_or(Ok(h), Err));
+            let headers = match checked {
                 Ok(h) => h,
                 Err(e) => {
                     warn!(peer = %ctx.peer, topic = %partition.topic, partition = data.index, error = %e,
@@ -78,16 +73,23 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
             // One copy of the client's bytes into a buffer the log may patch (offsets, epoch).
             let owned = BytesMut::from(&records[..]);
             match partition.append(owned, &headers, now_ms()) {
-                Ok(info) => partitions.push(
-                    response
-                        .with_base_offset(info.base_offset)
-                        .with_log_append_time_ms(info.log_append_time)
-                        .with_log_start_offset(info.log_start_offset),
-                ),
+                Ok(info) => {
+                    if info.duplicate {
+                        debug!(peer = %ctx.peer, topic = %partition.topic, partition = data.index,
+                            base_offset = info.base_offset, "retried batch acknowledged, not written again");
+                    }
+                    partitions.push(
+                        response
+                            .with_base_offset(info.base_offset)
+                            .with_log_append_time_ms(info.log_append_time)
+                            .with_log_start_offset(info.log_start_offset),
+                    )
+                }
                 Err(e) => {
                     warn!(topic = %partition.topic, partition = data.index, error = %e, "append failed");
                     let code = match &e {
                         LogError::Batch(b) => batch_error_code(b),
+                        LogError::Producer(p) => producer_error_code(p),
                         LogError::Io(_) | LogError::Corrupt(_) => ResponseError::KafkaStorageError,
                         _ => ResponseError::UnknownServerError,
                     };
@@ -125,6 +127,32 @@ fn failed(
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
+}
+
+/// Kafka's codes for refused idempotent batches. A stale epoch is INVALID_PRODUCER_EPOCH for every Produce
+/// version: since 2.7 (KIP-588) Kafka no longer answers PRODUCER_FENCED on Produce.
+fn producer_error_code(e: &ProducerError) -> ResponseError {
+    match e {
+        ProducerError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+        ProducerError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+        ProducerError::InvalidRecord(_) => ResponseError::InvalidRecord,
+    }
+}
+
+/// Rules for batches that come from clients, beyond the batch format itself (Kafka's
+/// `ProduceRequest.validateRecords`): exactly one batch per partition from v3 on, and no control
+/// batches (transaction markers are written by the broker).
+fn client_batch_violation(headers: &[BatchHeader]) -> Option<BatchError> {
+    if headers.len() != 1 {
+        return Some(BatchError::InvalidRecord(format!(
+            "produce requests of version 3 and later must hold exactly one record batch per partition, not {}",
+            headers.len()
+        )));
+    }
+    headers
+        .iter()
+        .any(|b| b.is_control())
+        .then(|| BatchError::InvalidRecord("clients may not write control batches".into()))
 }
 
 fn batch_error_code(e: &BatchError) -> ResponseError {

@@ -61,6 +61,9 @@ pub struct LogConfig {
     pub flush: FlushPolicy,
     /// message.timestamp.type
     pub timestamp_type: TimestampType,
+    /// producer.id.expiration.ms (a broker setting in Kafka, no topic-level name): idempotent-producer state is
+    /// dropped this long after the producer's last batch, even if its batches are still in the log.
+    pub producer_id_expiration_ms: i64,
 }
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -77,6 +80,7 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             flush: FlushPolicy::Os,
             timestamp_type: TimestampType::CreateTime,
+            producer_id_expiration_ms: DAY_MS,
         }
     }
 }

@@ -30,4 +30,6 @@ pub enum LogError {
     InvalidConfig(String),
     #[error("corrupt log: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Producer(#[from] super::producer_state::ProducerError),
 }

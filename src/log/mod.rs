@@ -5,10 +5,14 @@ mod config;
 mod error;
 mod index;
 mod partition;
+mod producer_state;
+mod records;
 mod recovery;
 mod retention;
 mod segment;
 
+#[cfg(test)]
+mod producer_tests;
 #[cfg(test)]
 mod tests;
 
@@ -16,3 +20,8 @@ pub use batch::{validate_batches, BatchHeader};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::{BatchError, LogError};
 pub use partition::{AppendInfo, FetchSlice, PartitionLog};
+pub use producer_state::{
+    last_sequence, AppendCheck, BatchMetadata, ProducerEntry, ProducerError, ProducerStateManager,
+    MAX_CACHED_BATCHES,
+};
+pub use records::{decompress_bounded, record_metas, RecordMeta};

@@ -7,7 +7,13 @@ use bytes::{Bytes, BytesMut};
 use super::batch::{framed_size, stamp, BatchHeader};
 use super::config::{FlushPolicy, LogConfig, TimestampType};
 use super::error::{BatchError, LogError};
+use super::producer_state::{AppendCheck, ProducerStateManager};
+use super::records::{record_metas, RecordMeta};
 use super::segment::Segment;
+
+/// How far a stored batch may be decompressed when a single record must be found in it
+/// (ListOffsets by timestamp); beyond this the answer falls back to the batch's first offset.
+const MAX_INSPECTED_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
 /// Result of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +23,9 @@ pub struct AppendInfo {
     /// The broker's append time when the log uses LogAppendTime, else -1.
     pub log_append_time: i64,
     pub log_start_offset: i64,
+    /// The batches were a producer's retry of batches already in the log: nothing was written and the
+    /// offsets are those of the original append.
+    pub duplicate: bool,
 }
 
 /// Result of a read: whole raw batches plus the log bounds at the time of the read.
@@ -35,6 +44,9 @@ pub struct PartitionLog {
     pub(super) segments: Vec<Segment>,
     pub(super) log_start_offset: i64,
     pub(super) last_flush_ms: i64,
+    /// Idempotent-producer state as of the log end offset; checked and updated under the same `&mut self`
+    /// as the append, so no other append can slip between the sequence check and the write.
+    pub(super) producers: ProducerStateManager,
 }
 
 impl PartitionLog {
@@ -45,6 +57,10 @@ impl PartitionLog {
     /// New settings apply from now on (index sizing and interval from the next segment).
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;
+    }
+
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
     }
 
     pub fn dir(&self) -> &Path {
@@ -72,6 +88,10 @@ impl PartitionLog {
     /// assigning offsets from the log end offset by rewriting base offset and leader epoch in place (outside the
     /// CRC). With LogAppendTime, also sets the timestamp-type bit and max timestamp to `now_ms` and recomputes the
     /// CRC. Rolls first if needed; `FlushPolicy::Always` fsyncs before returning.
+    ///
+    /// Batches with a producer id are checked against the producer state first (sequence, epoch): a retry of a
+    /// batch still cached is answered with its original offsets (`duplicate`) and not written again, a gap or a
+    /// stale epoch is a `LogError::Producer`.
     pub fn append(
         &mut self,
         mut records: BytesMut,
@@ -107,6 +127,17 @@ impl PartitionLog {
             }
             pos += h.total_size();
         }
+        let check = self.producers.check(headers)?;
+        if let AppendCheck::Duplicate(original) = check {
+            // Kafka answers a duplicate with the original offsets and its timestamp as log append time.
+            return Ok(AppendInfo {
+                base_offset: original.first_offset,
+                last_offset: original.last_offset,
+                log_append_time: original.timestamp,
+                log_start_offset: self.log_start_offset,
+                duplicate: true,
+            });
+        }
         let base_offset = self.log_end_offset();
         let last_offset = base_offset + count - 1;
         self.maybe_roll(records.len() as u64, last_offset, now_ms)?;
@@ -130,6 +161,11 @@ impl PartitionLog {
             stamped.push(s);
         }
         self.active()?.append(&records, &stamped, now_ms)?;
+        if check == AppendCheck::Append {
+            for h in &stamped {
+                self.producers.record_header(h);
+            }
+        }
 
         match self.config.flush {
             FlushPolicy::Always => self.flush()?,
@@ -146,6 +182,7 @@ impl PartitionLog {
             last_offset,
             log_append_time: append_time.unwrap_or(-1),
             log_start_offset: self.log_start_offset,
+            duplicate: false,
         })
     }
 
@@ -181,6 +218,11 @@ impl PartitionLog {
         )?;
         self.segments.push(seg);
         super::recovery::sync_dir(&self.dir)?;
+        // The producer state as of the new segment's base, so recovery need not rescan older segments. A
+        // failure only costs a longer rebuild, not correctness.
+        if let Err(e) = self.producers.write_snapshot(&self.dir, next) {
+            tracing::warn!(dir = %self.dir.display(), offset = next, error = %e, "cannot write producer state snapshot");
+        }
         tracing::debug!(dir = %self.dir.display(), base_offset = next, "rolled new log segment");
         Ok(())
     }
@@ -229,29 +271,64 @@ impl PartitionLog {
         })
     }
 
-    /// First offset (not below the log start) of the first batch whose max timestamp is >= `ts`, with that
-    /// batch's max timestamp. Offsets are batch-granular: records are never decoded.
+    /// The first record (not below the log start) whose timestamp is >= `ts`, as (offset, timestamp):
+    /// the time index finds the batch, then that one batch is read record by record, as Kafka does.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
         for seg in &self.segments {
             if seg.next_offset <= self.log_start_offset || seg.max_timestamp < ts {
                 continue;
             }
-            if let Some(found) = seg.find_timestamp(ts, self.log_start_offset)? {
-                return Ok(Some(found));
+            if let Some((batch_offset, batch_max)) =
+                seg.find_timestamp(ts, self.log_start_offset)?
+            {
+                let exact = self.find_record(batch_offset, |r| r.timestamp >= ts)?;
+                return Ok(Some(exact.unwrap_or((batch_offset, batch_max))));
             }
         }
         Ok(None)
     }
 
-    /// (max timestamp in the log, base offset of the first batch having it); None if no batch has a timestamp >= 0.
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+    /// (max timestamp in the log, offset of the first record having it); None if no batch has a timestamp >= 0.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
         let mut best: Option<(i64, i64)> = None;
         for seg in &self.segments {
             if seg.max_timestamp >= 0 && best.is_none_or(|(t, _)| seg.max_timestamp > t) {
                 best = Some((seg.max_timestamp, seg.offset_of_max_timestamp));
             }
         }
-        best
+        let Some((max_ts, batch_offset)) = best else {
+            return Ok(None);
+        };
+        let exact = self.find_record(batch_offset, |r| r.timestamp == max_ts)?;
+        Ok(Some((
+            max_ts,
+            exact.map_or(batch_offset, |(offset, _)| offset),
+        )))
+    }
+
+    /// The first record at or after the log start in the batch containing `batch_offset` that matches.
+    /// A batch that cannot be read record by record (too large decompressed, damaged) yields None, and
+    /// the caller answers at batch granularity instead.
+    fn find_record(
+        &self,
+        batch_offset: i64,
+        matches: impl Fn(&RecordMeta) -> bool,
+    ) -> Result<Option<(i64, i64)>, LogError> {
+        if batch_offset < self.log_start_offset || batch_offset >= self.log_end_offset() {
+            return Ok(None);
+        }
+        let batch = self.read(batch_offset, 0, true)?.bytes;
+        match record_metas(&batch, MAX_INSPECTED_BATCH_BYTES) {
+            Ok(records) => Ok(records
+                .iter()
+                .find(|r| r.offset >= self.log_start_offset && matches(r))
+                .map(|r| (r.offset, r.timestamp))),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), offset = batch_offset, error = %e,
+                    "cannot read records of a batch; answering at batch granularity");
+                Ok(None)
+            }
+        }
     }
 
     /// fsync the log and indexes of every segment written since its last flush.
@@ -266,6 +343,8 @@ impl PartitionLog {
     pub fn close(mut self) -> Result<(), LogError> {
         self.flush()?;
         self.active()?.seal()?;
+        let end = self.log_end_offset();
+        self.producers.write_snapshot(&self.dir, end)?;
         let marker = std::fs::File::create(self.dir.join(super::recovery::CLEAN_SHUTDOWN_FILE))?;
         marker.sync_all()?;
         super::recovery::sync_dir(&self.dir)?;

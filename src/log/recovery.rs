@@ -4,11 +4,12 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::config::LogConfig;
 use super::error::LogError;
 use super::partition::PartitionLog;
+use super::producer_state::{list_snapshots, snapshot_path, ProducerStateManager};
 use super::retention::{read_checkpoint, CHECKPOINT_FILE};
 use super::segment::{segment_path, Segment};
 
@@ -18,6 +19,12 @@ pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
 /// fsync a directory so file creations, renames and deletions in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Base offset from a `<20 digits>.<ext>` file name.
@@ -58,6 +65,7 @@ impl PartitionLog {
             {
                 index_bases.push((base, entry.path()));
             } else if name.ends_with(".tmp") {
+                // Includes a `<offset>.snapshot.tmp` a crash interrupted.
                 warn!(file = %entry.path().display(), "removing leftover temporary file");
                 fs::remove_file(entry.path())?;
             }
@@ -119,6 +127,7 @@ impl PartitionLog {
             segments,
             log_start_offset: checkpoint.unwrap_or(first_base).max(first_base),
             last_flush_ms: 0,
+            producers: ProducerStateManager::new(),
         };
         let end = log.log_end_offset();
         if log.log_start_offset > end {
@@ -134,7 +143,51 @@ impl PartitionLog {
         if !dir.join(CHECKPOINT_FILE).exists() && log.log_start_offset > first_base {
             log.write_checkpoint()?;
         }
+        log.load_producer_state(wall_clock_ms())?;
         sync_dir(dir)?;
         Ok(log)
+    }
+
+    /// Rebuilds the idempotent-producer state: the newest readable snapshot at or below the (recovered) log
+    /// end offset, then the headers of the batches after it (no decompression, no CRC). Snapshots beyond the
+    /// end describe batches recovery cut off and are deleted, so truncated batches leave no state behind.
+    /// Producers whose last batch is older than `producer.id.expiration.ms` are dropped.
+    pub(super) fn load_producer_state(&mut self, now_ms: i64) -> Result<(), LogError> {
+        let end = self.log_end_offset();
+        let first_base = self.segments.first().map_or(0, |s| s.base_offset);
+        let mut snapshots = list_snapshots(&self.dir)?;
+        for &offset in snapshots.iter().filter(|&&o| o > end) {
+            warn!(dir = %self.dir.display(), offset, log_end_offset = end,
+                "deleting producer state snapshot beyond the log end");
+            fs::remove_file(snapshot_path(&self.dir, offset))?;
+        }
+        snapshots.retain(|&o| o <= end);
+        let mut loaded = None;
+        while let Some(offset) = snapshots.pop() {
+            let path = snapshot_path(&self.dir, offset);
+            match ProducerStateManager::read_snapshot(&path)? {
+                Some(state) => {
+                    loaded = Some((state, offset));
+                    break;
+                }
+                None => fs::remove_file(&path)?,
+            }
+        }
+        let (mut state, from) = loaded.unwrap_or((ProducerStateManager::new(), first_base));
+        let mut scanned = 0usize;
+        for seg in &self.segments {
+            if seg.next_offset <= from {
+                continue;
+            }
+            seg.for_each_header(from, |h| {
+                state.record_header(h);
+                scanned += 1;
+            })?;
+        }
+        state.remove_expired(now_ms, self.config.producer_id_expiration_ms);
+        debug!(dir = %self.dir.display(), snapshot_offset = from, batches_scanned = scanned,
+            producers = state.len(), "producer state loaded");
+        self.producers = state;
+        Ok(())
     }
 }

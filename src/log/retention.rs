@@ -47,13 +47,27 @@ impl PartitionLog {
         seg.delete()?;
         if let Some(first) = self.segments.first() {
             self.log_start_offset = self.log_start_offset.max(first.base_offset);
+            // Snapshots of deleted segments go with them; the producer state itself is kept until it
+            // expires (KIP-360), and the newest snapshot, at or above the active segment, carries it.
+            super::producer_state::delete_snapshots_outside(
+                &self.dir,
+                first.base_offset,
+                i64::MAX,
+            )?;
         }
         Ok(())
     }
 
     /// Delete whole non-active segments that lie below the log start offset, are older than retention.ms (by their
-    /// largest timestamp) or exceed retention.bytes, oldest first. Returns the number of segments deleted.
+    /// largest timestamp) or exceed retention.bytes, oldest first. Returns the number of segments deleted. Also
+    /// expires idempotent-producer state (`producer.id.expiration.ms`).
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let expired = self
+            .producers
+            .remove_expired(now_ms, self.config.producer_id_expiration_ms);
+        if expired > 0 {
+            info!(dir = %self.dir.display(), producers = expired, "expired idempotent producer state");
+        }
         let before = (self.segments.len(), self.log_start_offset);
         while self.segments.len() > 1 && self.segments[1].base_offset <= self.log_start_offset {
             self.delete_oldest()?;

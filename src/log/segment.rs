@@ -428,6 +428,22 @@ impl Segment {
         Ok(None)
     }
 
+    /// Calls `f` with the header of every batch ending at or after `from`, in order (headers only, no CRC).
+    pub(crate) fn for_each_header(
+        &self,
+        from: i64,
+        mut f: impl FnMut(&BatchHeader),
+    ) -> Result<(), LogError> {
+        let Some(start) = self.locate(from)? else {
+            return Ok(());
+        };
+        let mut scan = HeaderScan::new(&self.log, start, self.size);
+        while let Some((_, h)) = scan.next()? {
+            f(&h);
+        }
+        Ok(())
+    }
+
     /// First batch (ending at or after `min_offset`) whose max timestamp is >= `ts`:
     /// (max(base offset, min_offset), its max timestamp).
     pub(crate) fn find_timestamp(
