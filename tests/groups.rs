@@ -870,3 +870,69 @@ fn initial_rebalance_delay_gathers_members_into_the_first_generation() {
         "the leader sees both members"
     );
 }
+
+#[test]
+fn offsets_topic_is_created_by_the_first_group_request_and_stays_internal() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let mut c = broker.connect();
+    let offsets_dir = dir.path().join("data/__consumer_offsets-0");
+    assert!(
+        !offsets_dir.exists(),
+        "a broker that has seen no group has no offsets topic"
+    );
+
+    let req = FindCoordinatorRequest::default()
+        .with_key_type(0)
+        .with_coordinator_keys(vec![s("lazy")]);
+    let Some(ResponseKind::FindCoordinator(r)) = c.request(ApiKey::FindCoordinator, 4, req) else {
+        panic!("FindCoordinator")
+    };
+    assert_eq!(r.coordinators[0].error_code, 0);
+    assert!(
+        offsets_dir.is_dir(),
+        "FindCoordinator created __consumer_offsets"
+    );
+
+    let all = MetadataRequest::default().with_topics(None);
+    let Some(ResponseKind::Metadata(m)) = c.request(ApiKey::Metadata, 12, all) else {
+        panic!()
+    };
+    assert!(
+        m.topics
+            .iter()
+            .all(|t| t.name.as_ref().map(|n| n.0.as_str()) != Some("__consumer_offsets")),
+        "internal topics are hidden from the all-topics listing"
+    );
+    let by_name = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(s("__consumer_offsets"))))]));
+    let Some(ResponseKind::Metadata(m)) = c.request(ApiKey::Metadata, 12, by_name) else {
+        panic!()
+    };
+    assert_eq!((m.topics[0].error_code, m.topics[0].is_internal), (0, true));
+    assert_eq!(
+        m.topics[0].partitions.len(),
+        3,
+        "offsets_topic_num_partitions from the config"
+    );
+
+    // Clients may not append to it (Kafka: "Cannot append to internal topic").
+    let td = produce_request::TopicProduceData::default()
+        .with_name(TopicName(s("__consumer_offsets")))
+        .with_partition_data(vec![produce_request::PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(common::batch(&["forged"])))]);
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![td]);
+    let Some(ResponseKind::Produce(r)) = c.request(ApiKey::Produce, 9, req) else {
+        panic!()
+    };
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 17,
+        "INVALID_TOPIC_EXCEPTION"
+    );
+}

@@ -38,9 +38,9 @@ use crate::broker::Broker;
 use group::{Group, Member};
 
 impl GroupCoordinator {
-    /// Creates `__consumer_offsets` if needed, loads every group from it, and starts offset expiry.
+    /// Loads every group from `__consumer_offsets` (if it exists yet) and starts offset expiry.
+    /// Like Kafka, the topic itself is created by the first group request, not at start-up.
     pub async fn start(&self, broker: &Arc<Broker>) -> Result<(), TopicError> {
-        offsets::ensure_topic(broker).await?;
         let replayed = offsets::replay(broker);
         self.load(replayed);
         let weak = Arc::downgrade(broker);
@@ -55,6 +55,27 @@ impl GroupCoordinator {
             }
         });
         Ok(())
+    }
+
+    /// Creates `__consumer_offsets` on first use (Kafka does it on the first FindCoordinator).
+    /// Returns false, after logging why, when it cannot be created; group writes then answer
+    /// COORDINATOR_NOT_AVAILABLE and clients retry.
+    pub async fn ensure_offsets_topic(&self, broker: &Broker) -> bool {
+        if broker
+            .metadata
+            .image()
+            .topics
+            .contains_key(offsets::OFFSETS_TOPIC)
+        {
+            return true;
+        }
+        match offsets::ensure_topic(broker).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create the offsets topic");
+                false
+            }
+        }
     }
 
     /// Rebuilds groups from replayed records. A group stored with members comes back Stable with its

@@ -16,9 +16,12 @@ async fn broker(dir: &Path) -> Arc<Broker> {
         group_initial_rebalance_delay_ms: 0,
         ..Config::default()
     };
-    Broker::start(config, "127.0.0.1".into(), 9092)
+    let b = Broker::start(config, "127.0.0.1".into(), 9092)
         .await
-        .unwrap()
+        .unwrap();
+    // These tests call the coordinator directly, not through the handlers that create the topic.
+    assert!(b.group.ensure_offsets_topic(&b).await);
+    b
 }
 
 async fn create_topic(b: &Broker, name: &str) {

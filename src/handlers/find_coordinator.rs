@@ -15,6 +15,7 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> HandlerResult {
     let broker = &ctx.broker;
+    let ready = req.key_type != KEY_TYPE_GROUP || broker.group.ensure_offsets_topic(broker).await;
     let answer = |key: &StrBytes| -> Coordinator {
         let c = Coordinator::default().with_key(key.clone());
         let fail = |e: ResponseError| {
@@ -30,6 +31,7 @@ pub async fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> Handler
         };
         match req.key_type {
             KEY_TYPE_GROUP if key.is_empty() => fail(ResponseError::InvalidRequest),
+            KEY_TYPE_GROUP if !ready => fail(ResponseError::CoordinatorNotAvailable),
             KEY_TYPE_GROUP => c
                 .with_node_id(BrokerId(broker.node_id))
                 .with_host(StrBytes::from_string(broker.advertised_host.clone()))

@@ -13,6 +13,8 @@ use crate::group::{code_of, CommitPartition};
 pub const VERSIONS: (i16, i16) = (2, 9);
 
 pub async fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> HandlerResult {
+    // Writes go to __consumer_offsets, created on first use.
+    ctx.broker.group.ensure_offsets_topic(&ctx.broker).await;
     let v = ctx.api_version;
     let requested: Vec<(String, Vec<i32>)> = req
         .topics
