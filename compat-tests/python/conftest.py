@@ -50,7 +50,7 @@ class Broker:
         self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen | None = None
         self.addr: str | None = None
-        self.logs: collections.deque[str] = collections.deque(maxlen=400)
+        self.logs: collections.deque[str] = collections.deque(maxlen=int(os.environ.get("VLTAVA_TEST_LOG_LINES", "400")))
         self.startup_seconds = 0.0
         self._generation = 0
         self._start("127.0.0.1:0")

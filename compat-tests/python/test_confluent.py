@@ -41,7 +41,7 @@ def consumer(bs: str) -> Consumer:
     return Consumer(
         {
             "bootstrap.servers": bs,
-            # Required by the client; never used for subscribe/commit (no groups yet).
+            # Required by the client; these tests assign() (group tests: test_groups.py).
             "group.id": "vltava-compat-unused",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,

@@ -304,7 +304,12 @@ def test_admin_client_group_operations(gbroker):
 
 def test_kafka_python_group_default_assignors(gbroker):
     """kafka-python's poll() may block in JoinGroup, so each consumer polls on its own thread (as
-    applications do); the main thread waits on a condition the pollers signal."""
+    applications do); the main thread waits on a condition the pollers signal.
+
+    poll() uses a 1 s timeout: with 100 ms, kafka-python 3.0.12 sometimes loses the wake-up of its
+    own event loop when poll() times out while a JoinGroup is in flight. The consumer thread then
+    waits forever in ensure_coordinator_ready without sending anything (thread dump; the broker had
+    answered every request within a millisecond). About 1 run in 10; 0 in 40 with 1 s."""
     import threading
 
     from kafka import KafkaConsumer
@@ -330,8 +335,8 @@ def test_kafka_python_group_default_assignors(gbroker):
         )
         try:
             while not stop.is_set():
-                batch = c.poll(timeout_ms=100)
-                if c.assignment():
+                batch = c.poll(timeout_ms=1000)
+                if batch:  # commit what was processed, as applications do
                     try:
                         c.commit()
                     except (CommitFailedError, RebalanceInProgressError):
@@ -359,6 +364,12 @@ def test_kafka_python_group_default_assignors(gbroker):
 
     with changed:
         ok = changed.wait_for(done, timeout=TIMEOUT)
+    if not ok:
+        # Show where each client thread is stuck (kafka-python has had heartbeat-thread deadlocks).
+        import faulthandler
+        import sys
+
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     stop.set()
     for t in threads:
         t.join(TIMEOUT)

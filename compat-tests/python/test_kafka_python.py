@@ -3,7 +3,7 @@
 kafka-python 3 enables idempotence by default, which requires acks=all; these
 tests also cover acks=0/1, so every producer here sets enable_idempotence=False
 (test_idempotence.py covers the idempotent producer).
-Consumers use assign()/seek() with no group_id (no consumer groups yet).
+Consumers use assign()/seek() with no group_id (group tests: test_groups.py).
 Only gzip and uncompressed batches: the other codecs need optional packages.
 """
 

@@ -1,7 +1,7 @@
 """kcat (Debian package, librdkafka 2.0.2) driven through subprocess.
 
-kcat's consumer (-C without -G) is a simple assign-style consumer, so it needs
-no consumer groups. Every kcat run has a timeout so a hang fails the test.
+kcat's consumer (-C without -G) is a simple assign-style consumer; `-G` group
+consumption is tested in test_groups.py. Every kcat run has a timeout so a hang fails the test.
 """
 
 from __future__ import annotations

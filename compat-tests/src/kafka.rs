@@ -105,7 +105,7 @@ pub fn producer(bootstrap: &str, acks: &str, compression: &str) -> FutureProduce
         .expect("create producer")
 }
 
-/// Consumer config for assign()-only consumption (no consumer groups yet).
+/// Consumer config for assign()-only consumption (group tests live in tests/groups.rs).
 /// `auto.offset.reset=error` so an out-of-range fetch surfaces as an error
 /// instead of being silently "fixed" by a reset.
 pub fn consumer_config(bootstrap: &str) -> ClientConfig {

@@ -2,7 +2,7 @@
 //!
 //! Every test starts its own broker on an ephemeral port with a temporary data
 //! directory and uses unique topic names. Consumers use assign() with explicit
-//! offsets (no consumer groups yet). Synchronisation is by events only:
+//! offsets (group tests: tests/groups.rs). Synchronisation is by events only:
 //! delivery reports, consumed messages, request/response round trips.
 
 use std::collections::BTreeMap;

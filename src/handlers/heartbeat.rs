@@ -14,6 +14,8 @@ pub async fn handle(ctx: RequestContext, req: HeartbeatRequest) -> HandlerResult
         &req.member_id,
         req.group_instance_id.as_deref(),
     );
+    tracing::debug!(group = %req.group_id.0, member = %req.member_id, generation = req.generation_id,
+        result = ?result, "heartbeat");
     Ok(Some(
         HeartbeatResponse::default()
             .with_error_code(code_of(&result))

@@ -38,6 +38,8 @@ pub async fn handle(ctx: RequestContext, req: JoinGroupRequest) -> HandlerResult
             require_known_member_id: v >= 4,
         })
         .await;
+    tracing::debug!(group = %req.group_id.0, member = %req.member_id, generation = outcome.generation,
+        leader = %outcome.leader, error = ?outcome.error, "join group");
     let response = JoinGroupResponse::default()
         .with_error_code(outcome.error.as_ref().map(|e| e.code()).unwrap_or(0))
         .with_generation_id(outcome.generation)

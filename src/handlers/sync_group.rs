@@ -10,6 +10,11 @@ pub const VERSIONS: (i16, i16) = (0, 5);
 
 pub async fn handle(ctx: RequestContext, req: SyncGroupRequest) -> HandlerResult {
     let v = ctx.api_version;
+    let (group, member, generation) = (
+        req.group_id.0.to_string(),
+        req.member_id.to_string(),
+        req.generation_id,
+    );
     let outcome = ctx
         .broker
         .group
@@ -27,6 +32,8 @@ pub async fn handle(ctx: RequestContext, req: SyncGroupRequest) -> HandlerResult
                 .collect(),
         })
         .await;
+    tracing::debug!(%group, %member, generation, error = ?outcome.error,
+        assignment_bytes = outcome.assignment.len(), "sync group");
     let mut response = SyncGroupResponse::default()
         .with_error_code(outcome.error.as_ref().map(|e| e.code()).unwrap_or(0))
         .with_assignment(outcome.assignment);

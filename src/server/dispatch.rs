@@ -53,6 +53,7 @@ pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) -> O
         Ok(h) => h,
         Err(e) => return Outcome::Close(format!("bad {:?} request header: {e}", api.key)),
     };
+    debug!(%peer, api = ?api.key, version, correlation_id, "request received");
     let request = match RequestKind::decode(api.key, &mut buf, version) {
         Ok(r) => r,
         Err(e) => return Outcome::Close(format!("bad {:?} v{version} request: {e:#}", api.key)),
@@ -64,7 +65,10 @@ pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) -> O
         client_id: header.client_id.map(|c| c.to_string()),
         peer,
     };
-    match (api.handle)(ctx, request).await {
+    let started = std::time::Instant::now();
+    let result = (api.handle)(ctx, request).await;
+    debug!(%peer, api = ?api.key, version, correlation_id, elapsed_us = started.elapsed().as_micros() as u64, "request handled");
+    match result {
         Ok(Some(response)) => encode(api.key, correlation_id, version, &response),
         Ok(None) => Outcome::NoResponse,
         Err(e) => {

@@ -1,8 +1,7 @@
 'use strict'
 // kafkajs 2.2.4 against vltava: admin, producer, offsets.
 //
-// kafkajs consumers always join a consumer group, and the broker has no
-// consumer-group APIs yet, so consumer tests will be added when groups land.
+// kafkajs consumers always join a consumer group: those are in groups.test.js.
 // Producers are non-idempotent (kafkajs' default) except in the idempotence test.
 
 const { test, before, after } = require('node:test')
