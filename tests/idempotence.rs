@@ -423,7 +423,7 @@ fn duplicates_are_still_detected_after_sigkill() {
     // Once more after a graceful stop.
     let mut broker = broker;
     drop(c);
-    assert!(broker.terminate());
+    assert!(broker.terminate_with("TERM"));
     let broker = BrokerProcess::start(dir.path(), &[]);
     let mut c = broker.connect();
     let r = produce(&mut c, "crash", pbatch(pid, 0, 30, &["v30"]));

@@ -115,24 +115,33 @@ fn config_file_is_read_and_flags_override_it() {
 }
 
 #[test]
-fn sigterm_shuts_down_gracefully_and_keeps_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut broker = BrokerProcess::start(dir.path(), &[]);
-    let mut c = broker.connect();
-    auto_create(&mut c, "graceful");
-    for i in 0..10 {
-        assert_eq!(produce_one(&mut c, "graceful", &format!("v{i}")), i);
-    }
-    assert!(broker.terminate(), "exit status 0 after SIGTERM");
-    assert!(
-        c.read_frame().is_none(),
-        "connections are closed on shutdown"
-    );
+fn sigterm_and_sigint_shut_down_gracefully_and_keep_data() {
+    for signal in ["TERM", "INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut broker = BrokerProcess::start(dir.path(), &[]);
+        let mut c = broker.connect();
+        auto_create(&mut c, "graceful");
+        for i in 0..10 {
+            assert_eq!(produce_one(&mut c, "graceful", &format!("v{i}")), i);
+        }
+        assert!(
+            broker.terminate_with(signal),
+            "exit status 0 after SIG{signal}"
+        );
+        assert!(
+            c.read_frame().is_none(),
+            "connections are closed on shutdown"
+        );
+        assert!(
+            dir.path().join("graceful-0/.clean-shutdown").exists(),
+            "the log was closed cleanly (SIG{signal})"
+        );
 
-    let broker = BrokerProcess::start(dir.path(), &[]);
-    let mut c = broker.connect();
-    assert_eq!(high_watermark(&mut c, "graceful"), 10);
-    assert_eq!(produce_one(&mut c, "graceful", "after"), 10);
+        let broker = BrokerProcess::start(dir.path(), &[]);
+        let mut c = broker.connect();
+        assert_eq!(high_watermark(&mut c, "graceful"), 10);
+        assert_eq!(produce_one(&mut c, "graceful", "after"), 10);
+    }
 }
 
 #[test]

@@ -614,3 +614,44 @@ fn long_poll_fetch_wakes_when_data_arrives() {
         (0, Some(0))
     );
 }
+
+#[test]
+fn log_append_time_topics_stamp_batches_with_the_broker_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    let r = create_topic(
+        &mut c,
+        7,
+        "lat",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    );
+    assert_eq!(r.topics[0].error_code, 0);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // The client stamps its records in 2023; the broker must replace that with its append time.
+    let r = produce(&mut c, 9, "lat", Uuid::nil(), 0, batch(&["a", "b"]), 1).unwrap();
+    assert_eq!(r.error_code, 0);
+    assert!(
+        r.log_append_time_ms >= before,
+        "log_append_time_ms {} is the broker's clock",
+        r.log_append_time_ms
+    );
+    let data = fetch(&mut c, 12, "lat", Uuid::nil(), 0, 0);
+    let records = data.records.unwrap();
+    let header = vltava::log::BatchHeader::parse(&records).unwrap();
+    assert_eq!(
+        header.timestamp_type(),
+        vltava::log::TimestampType::LogAppendTime
+    );
+    assert_eq!(header.max_timestamp, r.log_append_time_ms);
+    // The rewritten batch still carries a valid CRC.
+    vltava::log::validate_batches(&records, u32::MAX).unwrap();
+    // A CreateTime topic answers -1.
+    create_topic(&mut c, 7, "ct", 1, &[]);
+    let r = produce(&mut c, 9, "ct", Uuid::nil(), 0, batch(&["a"]), 1).unwrap();
+    assert_eq!(r.log_append_time_ms, -1);
+}

@@ -59,15 +59,16 @@ impl BrokerProcess {
         BrokerProcess { child, addr }
     }
 
-    /// Sends SIGTERM and waits for the process to exit; returns whether it exited successfully.
-    pub fn terminate(&mut self) -> bool {
+    /// Sends `signal` (e.g. "TERM", "INT") and waits for the process to exit; returns whether it
+    /// exited successfully.
+    pub fn terminate_with(&mut self, signal: &str) -> bool {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{signal}"), &pid])
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
-        assert!(sent, "kill -TERM {pid}");
+        assert!(sent, "kill -{signal} {pid}");
         self.child.wait().map(|s| s.success()).unwrap_or(false)
     }
 
