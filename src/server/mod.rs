@@ -3,6 +3,7 @@
 mod connection;
 pub mod dispatch;
 pub mod frame;
+pub mod prewalk;
 mod shutdown;
 
 use std::future::Future;
