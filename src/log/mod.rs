@@ -1,6 +1,7 @@
 //! Segmented log store: one `PartitionLog` per partition directory, raw RecordBatch v2 bytes in segment files.
 
 mod batch;
+pub mod compression;
 mod config;
 mod error;
 mod index;

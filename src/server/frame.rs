@@ -1,7 +1,10 @@
 //! Kafka framing: a 4-byte big-endian size followed by that many bytes, bounded before allocation.
 
+use std::time::Duration;
+
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
 
 /// Why a connection's byte stream can no longer be read as frames.
 #[derive(Debug, thiserror::Error)]
@@ -10,6 +13,10 @@ pub enum FrameError {
     BadSize { size: i64, limit: u32 },
     #[error("connection closed in the middle of a frame")]
     Truncated,
+    #[error("no request for {0:?} (connections.max.idle.ms)")]
+    Idle(Duration),
+    #[error("frame incomplete {timeout:?} after its first byte: {received} bytes received")]
+    Stalled { timeout: Duration, received: usize },
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -22,6 +29,10 @@ pub struct FrameReader<R> {
     inner: R,
     buf: BytesMut,
     limit: u32,
+    /// Longest wait for the first byte of a frame (`connections.max.idle.ms`).
+    idle: Option<Duration>,
+    /// Longest time from a frame's first byte to its last.
+    frame_timeout: Option<Duration>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -30,7 +41,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             inner,
             buf: BytesMut::with_capacity(64 * 1024),
             limit,
+            idle: None,
+            frame_timeout: None,
         }
+    }
+
+    /// Gives up on a client that sends nothing for `idle`, or takes longer than `frame` to send one frame.
+    pub fn with_timeouts(mut self, idle: Duration, frame: Duration) -> Self {
+        self.idle = Some(idle);
+        self.frame_timeout = Some(frame);
+        self
     }
 
     /// True when a whole further frame is already buffered: the caller can keep going before flushing.
@@ -43,8 +63,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next frame's payload, or `None` at a clean end of stream between frames.
     pub async fn read_frame(&mut self) -> Result<Option<BytesMut>, FrameError> {
+        let mut clock = Clock {
+            idle_deadline: self.idle.map(|d| Instant::now() + d),
+            started: (!self.buf.is_empty()).then(Instant::now),
+        };
         while self.buf.len() < 4 {
-            if self.fill().await? == 0 {
+            if self.fill(&mut clock).await? == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
@@ -66,7 +90,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             // that sends a large size and then nothing must not pin that much memory.
             let missing = total - self.buf.len();
             self.buf.reserve(missing.min(READ_CHUNK));
-            if self.fill().await? == 0 {
+            if self.fill(&mut clock).await? == 0 {
                 return Err(FrameError::Truncated);
             }
         }
@@ -74,12 +98,41 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(Some(self.buf.split_to(size as usize)))
     }
 
-    async fn fill(&mut self) -> std::io::Result<usize> {
+    async fn fill(&mut self, clock: &mut Clock) -> Result<usize, FrameError> {
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(READ_CHUNK);
         }
-        self.inner.read_buf(&mut self.buf).await
+        let deadline = match (clock.started, self.frame_timeout) {
+            (Some(start), Some(t)) => Some(start + t),
+            (None, _) => clock.idle_deadline,
+            (Some(_), None) => None,
+        };
+        let read = self.inner.read_buf(&mut self.buf);
+        let n = match deadline {
+            None => read.await?,
+            Some(d) => match tokio::time::timeout_at(d, read).await {
+                Ok(r) => r?,
+                Err(_) if clock.started.is_some() => {
+                    return Err(FrameError::Stalled {
+                        timeout: self.frame_timeout.unwrap_or_default(),
+                        received: self.buf.len(),
+                    })
+                }
+                Err(_) => return Err(FrameError::Idle(self.idle.unwrap_or_default())),
+            },
+        };
+        if clock.started.is_none() && !self.buf.is_empty() {
+            clock.started = Some(Instant::now());
+        }
+        Ok(n)
     }
+}
+
+/// Deadlines of one `read_frame` call.
+struct Clock {
+    idle_deadline: Option<Instant>,
+    /// When the frame's first byte was buffered.
+    started: Option<Instant>,
 }
 
 #[cfg(test)]
@@ -115,5 +168,41 @@ mod tests {
         let torn = [0u8, 0, 0, 5, b'a'];
         let mut r = FrameReader::new(&torn[..], 16);
         assert!(matches!(r.read_frame().await, Err(FrameError::Truncated)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_and_stalled_clients_time_out() {
+        let idle = Duration::from_secs(600);
+        let frame = Duration::from_secs(30);
+        // Nothing at all: idle after connections.max.idle.ms.
+        let (_client, server) = tokio::io::duplex(1024);
+        let mut r = FrameReader::new(server, 1024).with_timeouts(idle, frame);
+        let started = Instant::now();
+        assert!(matches!(r.read_frame().await, Err(FrameError::Idle(_))));
+        assert_eq!(started.elapsed(), idle);
+
+        // A size, then a byte now and then (slowloris): dropped frame_timeout after the first byte,
+        // however often bytes trickle in.
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut r = FrameReader::new(server, 1024).with_timeouts(idle, frame);
+        let started = Instant::now();
+        let trickle = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            client.write_all(&100i32.to_be_bytes()).await.unwrap();
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if client.write_all(b"x").await.is_err() {
+                    break;
+                }
+            }
+        });
+        let result = r.read_frame().await;
+        assert!(
+            matches!(result, Err(FrameError::Stalled { .. })),
+            "{result:?}"
+        );
+        assert_eq!(started.elapsed(), frame);
+        drop(r);
+        trickle.await.unwrap();
     }
 }
