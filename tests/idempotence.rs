@@ -4,9 +4,8 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
-use common::{BrokerProcess, Client};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use bytes::Bytes;
+use common::{name, BrokerProcess, Client};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
@@ -22,32 +21,9 @@ const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 const INVALID_RECORD: i16 = 87;
 
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
 fn create_topic(c: &mut Client, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let t = CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(k.to_string()))
-                        .with_value(Some(StrBytes::from_string(v.to_string())))
-                })
-                .collect(),
-        );
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![t])
-        .with_timeout_ms(5000);
-    match c.request(ApiKey::CreateTopics, 7, req) {
-        Some(ResponseKind::CreateTopics(r)) => assert_eq!(r.topics[0].error_code, 0),
-        other => panic!("CreateTopics: {other:?}"),
-    }
+    let r = common::create_topic(c, 7, topic, partitions, configs);
+    assert_eq!(r.topics[0].error_code, 0, "create {topic}");
 }
 
 fn init_request(txn: Option<&str>, pid: i64, epoch: i16) -> InitProducerIdRequest {
@@ -73,36 +49,7 @@ fn new_producer(c: &mut Client) -> i64 {
 
 /// One uncompressed batch of producer `pid`/`epoch` whose first record has sequence `seq`.
 fn pbatch(pid: i64, epoch: i16, seq: i32, values: &[&str]) -> Bytes {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: seq.wrapping_add(i as i32),
-            timestamp: now_ms() + i as i64,
-            key: None,
-            value: Some(Bytes::from(v.to_string())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    common::records_batch(pid, epoch, seq, now_ms(), values)
 }
 
 /// Batch timestamps are "now": the broker expires producer state by wall-clock age of the last batch.

@@ -38,7 +38,11 @@ fn auto_create(c: &mut common::Client, topic: &str) {
     assert_eq!(m.topics[0].error_code, 0);
 }
 
-fn high_watermark(c: &mut common::Client, topic: &str) -> i64 {
+fn fetch_partition(
+    c: &mut common::Client,
+    topic: &str,
+    offset: i64,
+) -> fetch_response::PartitionData {
     let req = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_bytes(1 << 20)
@@ -47,11 +51,16 @@ fn high_watermark(c: &mut common::Client, topic: &str) -> i64 {
             .with_topic(TopicName(StrBytes::from_string(topic.into())))
             .with_partitions(vec![FetchPartition::default()
                 .with_partition(0)
+                .with_fetch_offset(offset)
                 .with_partition_max_bytes(1 << 20)])]);
-    let Some(ResponseKind::Fetch(r)) = c.request(ApiKey::Fetch, 12, req) else {
+    let Some(ResponseKind::Fetch(mut r)) = c.request(ApiKey::Fetch, 12, req) else {
         panic!("fetch")
     };
-    r.responses[0].partitions[0].high_watermark
+    r.responses.remove(0).partitions.remove(0)
+}
+
+fn high_watermark(c: &mut common::Client, topic: &str) -> i64 {
+    fetch_partition(c, topic, 0).high_watermark
 }
 
 #[test]
@@ -124,4 +133,76 @@ fn sigterm_shuts_down_gracefully_and_keeps_data() {
     let mut c = broker.connect();
     assert_eq!(high_watermark(&mut c, "graceful"), 10);
     assert_eq!(produce_one(&mut c, "graceful", "after"), 10);
+}
+
+#[test]
+fn retention_task_deletes_old_segments_and_advances_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("v.toml");
+    std::fs::write(&cfg, "retention_check_interval_ms = 20\n").unwrap();
+    let data = dir.path().join("data");
+    let broker = BrokerProcess::start(&data, &["--config", cfg.to_str().unwrap()]);
+    let mut c = broker.connect();
+    let r = common::create_topic(
+        &mut c,
+        7,
+        "short",
+        1,
+        &[("segment.bytes", "1024"), ("retention.bytes", "2048")],
+    );
+    assert_eq!(r.topics[0].error_code, 0);
+    let value = "v".repeat(200);
+    for i in 0..40 {
+        assert_eq!(produce_one(&mut c, "short", &value), i);
+    }
+    // The retention task runs every 20 ms; wait (bounded) for it to have removed old segments.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let earliest = loop {
+        let earliest = list_offset(&mut c, "short", -2);
+        if earliest > 0 || std::time::Instant::now() > deadline {
+            break earliest;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(earliest > 0, "log start offset advanced by retention.bytes");
+    assert_eq!(
+        list_offset(&mut c, "short", -1),
+        40,
+        "the high watermark is unchanged"
+    );
+    let segments = std::fs::read_dir(data.join("short-0"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count();
+    assert!(
+        segments <= 4,
+        "old segments were deleted, {segments} remain"
+    );
+    // A fetch below the new start is out of range, as in Kafka.
+    assert_eq!(fetch_error(&mut c, "short", 0), 1);
+}
+
+fn list_offset(c: &mut common::Client, topic: &str, timestamp: i64) -> i64 {
+    use list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(timestamp)])]);
+    let Some(ResponseKind::ListOffsets(r)) = c.request(ApiKey::ListOffsets, 7, req) else {
+        panic!("list offsets")
+    };
+    r.topics[0].partitions[0].offset
+}
+
+fn fetch_error(c: &mut common::Client, topic: &str, offset: i64) -> i16 {
+    fetch_partition(c, topic, offset).error_code
 }

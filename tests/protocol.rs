@@ -4,51 +4,16 @@
 mod common;
 
 use bytes::Bytes;
-use common::{batch, BrokerProcess, Client};
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use common::{batch, create_topic, name, BrokerProcess, Client};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 use uuid::Uuid;
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn create_topic(
-    c: &mut Client,
-    version: i16,
-    topic: &str,
-    partitions: i32,
-    configs: &[(&str, &str)],
-) -> CreateTopicsResponse {
-    let t = CreatableTopic::default()
-        .with_name(name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)
-        .with_configs(
-            configs
-                .iter()
-                .map(|(k, v)| {
-                    CreatableTopicConfig::default()
-                        .with_name(StrBytes::from_string(k.to_string()))
-                        .with_value(Some(StrBytes::from_string(v.to_string())))
-                })
-                .collect(),
-        );
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![t])
-        .with_timeout_ms(5000);
-    match c.request(ApiKey::CreateTopics, version, req) {
-        Some(ResponseKind::CreateTopics(r)) => r,
-        other => panic!("CreateTopics v{version}: {other:?}"),
-    }
-}
 
 fn topic_id(c: &mut Client, topic: &str) -> Uuid {
     let req = MetadataRequest::default().with_topics(Some(vec![
@@ -363,12 +328,21 @@ fn every_advertised_version_round_trips() {
             expected.len() as i64,
             "latest v{v}"
         );
-        // Batch i was written with base timestamp 1_700_000_000_000: batch 3 starts at offset 6.
+        // Every batch holds two records stamped ...000 and ...001: the answer is the first record
+        // at or after the timestamp (offset 1, inside the first batch), not the batch's first offset.
         let r = list_offset(&mut c, v, "md-v1", 1_700_000_000_001);
-        assert_eq!(r.offset, 0, "by timestamp v{v}");
+        assert_eq!(
+            (r.offset, r.timestamp),
+            (1, 1_700_000_000_001),
+            "by timestamp v{v}"
+        );
         if v >= 7 {
             let r = list_offset(&mut c, v, "md-v1", -3);
-            assert_eq!(r.timestamp, 1_700_000_000_001, "max timestamp v{v}");
+            assert_eq!(
+                (r.offset, r.timestamp),
+                (1, 1_700_000_000_001),
+                "max timestamp v{v}"
+            );
         }
     }
 

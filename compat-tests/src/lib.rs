@@ -106,6 +106,7 @@ pub struct Broker {
     logs: LogRing,
     startup: Duration,
     starts: u32,
+    last_pid: Option<libc::pid_t>,
 }
 
 impl Broker {
@@ -142,6 +143,7 @@ impl Broker {
             logs: LogRing::default(),
             startup: Duration::ZERO,
             starts: 0,
+            last_pid: None,
         };
         b.spawn("127.0.0.1:0")?;
         Ok(b)
@@ -184,6 +186,46 @@ impl Broker {
             let _ = c.kill(); // SIGKILL on Unix
             let _ = c.wait();
         }
+    }
+
+    /// Graceful stop: SIGTERM, then wait (up to `timeout`) for the process to
+    /// exit; returns its exit status. After the deadline it is SIGKILLed and an
+    /// error is returned.
+    pub fn terminate(&mut self, timeout: Duration) -> anyhow::Result<std::process::ExitStatus> {
+        let Some(mut c) = self.child.take() else {
+            anyhow::bail!("broker is not running");
+        };
+        unsafe {
+            libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+        }
+        // Event-driven wait: a helper thread blocks in wait() and reports the status.
+        let (tx, rx) = mpsc::channel();
+        let waiter = thread::spawn(move || {
+            let st = c.wait();
+            let _ = tx.send(());
+            (c, st)
+        });
+        let done = rx.recv_timeout(timeout).is_ok();
+        if !done {
+            if let Some(pid) = self.pid_hint() {
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+        let (_c, st) = waiter.join().expect("waiter thread");
+        let st = st?;
+        if !done {
+            anyhow::bail!(
+                "broker did not exit within {timeout:?} of SIGTERM (killed; {st})\n{}",
+                self.logs.dump()
+            );
+        }
+        Ok(st)
+    }
+
+    fn pid_hint(&self) -> Option<libc::pid_t> {
+        self.last_pid
     }
 
     /// Start the broker again on the same data directory. It first tries the
@@ -234,6 +276,7 @@ impl Broker {
             .spawn()
             .map_err(|e| anyhow::anyhow!("spawning {cmdline}: {e}"))?;
         self.starts += 1;
+        self.last_pid = Some(child.id() as libc::pid_t);
         let generation = self.starts;
         let (tx, rx) = mpsc::channel::<Option<String>>();
         let stdout = child.stdout.take().expect("piped stdout");

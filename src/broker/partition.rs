@@ -95,7 +95,7 @@ impl Partition {
         self.lock().offset_for_timestamp(ts)
     }
 
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
         self.lock().max_timestamp()
     }
 

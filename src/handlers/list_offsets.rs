@@ -95,8 +95,9 @@ fn lookup(
             }
         }
         MAX_TIMESTAMP => match p.max_timestamp() {
-            Some((ts, offset)) => found(offset, ts),
-            None => response.with_offset(-1).with_timestamp(-1),
+            Ok(Some((ts, offset))) => found(offset, ts),
+            Ok(None) => response.with_offset(-1).with_timestamp(-1),
+            Err(e) => storage_error(p, e, response),
         },
         ts if ts >= 0 => match p.offset_for_timestamp(ts) {
             Ok(Some((offset, found_ts))) if offset < p.high_watermark() => found(offset, found_ts),
@@ -114,4 +115,16 @@ fn lookup(
             .with_offset(-1)
             .with_timestamp(-1),
     }
+}
+
+fn storage_error(
+    p: &Partition,
+    e: crate::log::LogError,
+    response: ListOffsetsPartitionResponse,
+) -> ListOffsetsPartitionResponse {
+    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "timestamp lookup failed");
+    response
+        .with_error_code(ResponseError::KafkaStorageError.code())
+        .with_offset(-1)
+        .with_timestamp(-1)
 }

@@ -1,12 +1,12 @@
 //! Segmented log store: one `PartitionLog` per partition directory, raw RecordBatch v2 bytes in segment files.
 
 mod batch;
-pub mod compression;
 mod config;
 mod error;
 mod index;
 mod partition;
 mod producer_state;
+mod records;
 mod recovery;
 mod retention;
 mod segment;
@@ -24,3 +24,4 @@ pub use producer_state::{
     last_sequence, AppendCheck, BatchMetadata, ProducerEntry, ProducerError, ProducerStateManager,
     MAX_CACHED_BATCHES,
 };
+pub use records::{decompress_bounded, record_metas, RecordMeta};

@@ -8,7 +8,12 @@ use super::batch::{framed_size, stamp, BatchHeader};
 use super::config::{FlushPolicy, LogConfig, TimestampType};
 use super::error::{BatchError, LogError};
 use super::producer_state::{AppendCheck, ProducerStateManager};
+use super::records::{record_metas, RecordMeta};
 use super::segment::Segment;
+
+/// How far a stored batch may be decompressed when a single record must be found in it
+/// (ListOffsets by timestamp); beyond this the answer falls back to the batch's first offset.
+const MAX_INSPECTED_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
 /// Result of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -266,29 +271,64 @@ impl PartitionLog {
         })
     }
 
-    /// First offset (not below the log start) of the first batch whose max timestamp is >= `ts`, with that
-    /// batch's max timestamp. Offsets are batch-granular: records are never decoded.
+    /// The first record (not below the log start) whose timestamp is >= `ts`, as (offset, timestamp):
+    /// the time index finds the batch, then that one batch is read record by record, as Kafka does.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
         for seg in &self.segments {
             if seg.next_offset <= self.log_start_offset || seg.max_timestamp < ts {
                 continue;
             }
-            if let Some(found) = seg.find_timestamp(ts, self.log_start_offset)? {
-                return Ok(Some(found));
+            if let Some((batch_offset, batch_max)) =
+                seg.find_timestamp(ts, self.log_start_offset)?
+            {
+                let exact = self.find_record(batch_offset, |r| r.timestamp >= ts)?;
+                return Ok(Some(exact.unwrap_or((batch_offset, batch_max))));
             }
         }
         Ok(None)
     }
 
-    /// (max timestamp in the log, base offset of the first batch having it); None if no batch has a timestamp >= 0.
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+    /// (max timestamp in the log, offset of the first record having it); None if no batch has a timestamp >= 0.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>, LogError> {
         let mut best: Option<(i64, i64)> = None;
         for seg in &self.segments {
             if seg.max_timestamp >= 0 && best.is_none_or(|(t, _)| seg.max_timestamp > t) {
                 best = Some((seg.max_timestamp, seg.offset_of_max_timestamp));
             }
         }
-        best
+        let Some((max_ts, batch_offset)) = best else {
+            return Ok(None);
+        };
+        let exact = self.find_record(batch_offset, |r| r.timestamp == max_ts)?;
+        Ok(Some((
+            max_ts,
+            exact.map_or(batch_offset, |(offset, _)| offset),
+        )))
+    }
+
+    /// The first record at or after the log start in the batch containing `batch_offset` that matches.
+    /// A batch that cannot be read record by record (too large decompressed, damaged) yields None, and
+    /// the caller answers at batch granularity instead.
+    fn find_record(
+        &self,
+        batch_offset: i64,
+        matches: impl Fn(&RecordMeta) -> bool,
+    ) -> Result<Option<(i64, i64)>, LogError> {
+        if batch_offset < self.log_start_offset || batch_offset >= self.log_end_offset() {
+            return Ok(None);
+        }
+        let batch = self.read(batch_offset, 0, true)?.bytes;
+        match record_metas(&batch, MAX_INSPECTED_BATCH_BYTES) {
+            Ok(records) => Ok(records
+                .iter()
+                .find(|r| r.offset >= self.log_start_offset && matches(r))
+                .map(|r| (r.offset, r.timestamp))),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), offset = batch_offset, error = %e,
+                    "cannot read records of a batch; answering at batch granularity");
+                Ok(None)
+            }
+        }
     }
 
     /// fsync the log and indexes of every segment written since its last flush.

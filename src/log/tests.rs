@@ -348,9 +348,9 @@ fn timestamps() {
         ..LogConfig::default()
     };
     let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
-    assert_eq!(log.max_timestamp(), None);
+    assert_eq!(log.max_timestamp().unwrap(), None);
     assert_eq!(log.offset_for_timestamp(0).unwrap(), None);
-    // max timestamps per batch (2 records each, max = base + 1): 101, 51, 301, 201, 501, 401...
+    // Batches of 2 records stamped (base, base + 1), with bases 100, 50, 300, 200, 500, 400...
     let mut bases = Vec::new();
     for i in 0..20i64 {
         let ts = if i % 2 == 0 {
@@ -364,8 +364,14 @@ fn timestamps() {
         ));
     }
     assert!(files(dir.path(), "log").len() > 2);
-    for target in [0, 50, 101, 102, 250, 301, 1234, 1901, 1902] {
-        let want = bases.iter().find(|(_, max)| *max >= target).copied();
+    // Every record as (offset, timestamp): a batch's two records are stamped base and base + 1.
+    let records: Vec<(i64, i64)> = bases
+        .iter()
+        .flat_map(|(o, max)| [(*o, max - 1), (o + 1, *max)])
+        .collect();
+    for target in [0, 50, 101, 102, 250, 301, 1234, 1900, 1901, 1902] {
+        // Kafka answers with the first record (in offset order) whose timestamp is >= the target.
+        let want = records.iter().find(|(_, ts)| *ts >= target).copied();
         assert_eq!(
             log.offset_for_timestamp(target).unwrap(),
             want,
@@ -373,12 +379,11 @@ fn timestamps() {
         );
     }
     assert_eq!(log.offset_for_timestamp(1_000_000).unwrap(), None);
-    let best = bases
+    let best = records
         .iter()
         .max_by_key(|(o, t)| (*t, -*o))
-        .copied()
-        .map(|(o, t)| (t, o));
-    assert_eq!(log.max_timestamp(), best);
+        .map(|(o, t)| (*t, *o));
+    assert_eq!(log.max_timestamp().unwrap(), best);
     // Below the log start the answer is clamped to it.
     log.advance_log_start_offset(3).unwrap();
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((3, 51)));
@@ -559,7 +564,7 @@ fn damaged_indexes_are_rebuilt() {
     let ts_answers: Vec<_> = (0..40)
         .map(|i| log.offset_for_timestamp(900 + 80 * i).unwrap())
         .collect();
-    let max_ts = log.max_timestamp();
+    let max_ts = log.max_timestamp().unwrap();
     log.close().unwrap();
     let idx = files(dir.path(), "index");
     let tidx = files(dir.path(), "timeindex");
@@ -577,7 +582,7 @@ fn damaged_indexes_are_rebuilt() {
             want
         );
     }
-    assert_eq!(log.max_timestamp(), max_ts);
+    assert_eq!(log.max_timestamp().unwrap(), max_ts);
     drop(log);
     for p in idx.iter().take(4) {
         let len = fs::metadata(p).unwrap().len();
@@ -710,7 +715,7 @@ fn log_append_time_rewrites_timestamp_with_valid_crc() {
         assert_eq!(h.max_timestamp, 777_000);
         assert_eq!(h.base_timestamp, if h.base_offset == 0 { 5 } else { 6 });
     }
-    assert_eq!(log.max_timestamp(), Some((777_000, 0)));
+    assert_eq!(log.max_timestamp().unwrap(), Some((777_000, 0)));
     assert_eq!(
         log.offset_for_timestamp(700_000).unwrap(),
         Some((0, 777_000))
@@ -733,13 +738,13 @@ fn reopen_after_clean_close_preserves_everything() {
     log.advance_log_start_offset(7).unwrap(); // inside the second segment's batch 6..7
     assert_eq!(files(dir.path(), "log").len(), 2);
     let before = log.read(7, usize::MAX, false).unwrap().bytes;
-    let max_ts = log.max_timestamp();
+    let max_ts = log.max_timestamp().unwrap();
     log.close().unwrap();
 
     let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (7, 16));
     assert_eq!(log.read(7, usize::MAX, false).unwrap().bytes, before);
-    assert_eq!(log.max_timestamp(), max_ts);
+    assert_eq!(log.max_timestamp().unwrap(), max_ts);
     assert!(matches!(
         log.read(6, 10, true),
         Err(LogError::OffsetOutOfRange { .. })
@@ -827,7 +832,7 @@ fn empty_log_close_reopen() {
     let mut log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
     assert!(log.read(0, 100, true).unwrap().bytes.is_empty());
-    assert_eq!(log.max_timestamp(), None);
+    assert_eq!(log.max_timestamp().unwrap(), None);
     assert_eq!(append(&mut log, &[batch(2)], 0).base_offset, 0);
     log.close().unwrap();
     let mut log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();

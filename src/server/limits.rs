@@ -14,7 +14,10 @@
 //! - time: `connections.max.idle.ms` between requests, and `frame_read_timeout_ms` from a frame's first
 //!   byte to its last (slowloris);
 //! - partitions: `max_partitions` in the cluster (KIP-578's proposed `max.partitions`), so one
-//!   CreateTopics or auto-creating Metadata request cannot ask for billions of partition logs.
+//!   CreateTopics or auto-creating Metadata request cannot ask for billions of partition logs;
+//! - compressed batches: produce and fetch read only batch headers; the one place that looks inside
+//!   (ListOffsets by timestamp) goes through `log::decompress_bounded`, which refuses a bomb at its
+//!   limit instead of inflating it (never kafka-protocol's `RecordBatchDecoder`, which does not bound).
 
 use std::collections::HashMap;
 use std::net::IpAddr;

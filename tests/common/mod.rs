@@ -164,8 +164,20 @@ impl Client {
     }
 }
 
-/// One uncompressed v2 batch of `values` (keys "k<i>"), encoded by kafka-protocol's client encoder.
+/// One uncompressed v2 batch of `values` (keys "k<i>") without a producer id, stamped 1_700_000_000_000 + i.
 pub fn batch(values: &[&str]) -> Bytes {
+    records_batch(-1, -1, -1, 1_700_000_000_000, values)
+}
+
+/// One uncompressed v2 batch encoded by kafka-protocol's client encoder: record i has key "k<i>",
+/// sequence `first_seq + i` (wrapping) and timestamp `first_ts + i`.
+pub fn records_batch(
+    pid: i64,
+    epoch: i16,
+    first_seq: i32,
+    first_ts: i64,
+    values: &[&str],
+) -> Bytes {
     use kafka_protocol::records::*;
     let records: Vec<Record> = values
         .iter()
@@ -175,13 +187,13 @@ pub fn batch(values: &[&str]) -> Bytes {
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
+            producer_id: pid,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            // kafka-protocol batches records while offset - sequence is constant; base sequence stays -1.
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000 + i as i64,
+            // kafka-protocol batches records while offset - sequence is constant.
+            sequence: first_seq.wrapping_add(i as i32),
+            timestamp: first_ts + i as i64,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::from(v.to_string())),
             headers: Default::default(),
@@ -198,6 +210,42 @@ pub fn batch(values: &[&str]) -> Bytes {
     )
     .unwrap();
     buf.freeze()
+}
+
+pub fn name(s: &str) -> kafka_protocol::messages::TopicName {
+    kafka_protocol::messages::TopicName(StrBytes::from_string(s.to_string()))
+}
+
+/// CreateTopics (at `version`) for one topic with replication factor 1.
+pub fn create_topic(
+    c: &mut Client,
+    version: i16,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> kafka_protocol::messages::CreateTopicsResponse {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    let t = CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)
+        .with_configs(
+            configs
+                .iter()
+                .map(|(k, v)| {
+                    CreatableTopicConfig::default()
+                        .with_name(StrBytes::from_string(k.to_string()))
+                        .with_value(Some(StrBytes::from_string(v.to_string())))
+                })
+                .collect(),
+        );
+    let req = kafka_protocol::messages::CreateTopicsRequest::default()
+        .with_topics(vec![t])
+        .with_timeout_ms(5000);
+    match c.request(ApiKey::CreateTopics, version, req) {
+        Some(ResponseKind::CreateTopics(r)) => r,
+        other => panic!("CreateTopics v{version}: {other:?}"),
+    }
 }
 
 /// Appends `size` bytes of big-endian i32 to a buffer (for hand-made frames).

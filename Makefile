@@ -1,0 +1,71 @@
+# Vltava: build, test, lint, bench.
+#
+#   make build   broker (debug)
+#   make test    installs client deps (compat-tests/install-deps.sh), broker unit/integration
+#                tests, then the real-client compatibility
+#                suites (rdkafka, confluent-kafka-python, kafka-python, kcat, kafkajs)
+#   make lint    rustfmt --check + clippy -D warnings (whole workspace)
+#   make bench   release broker + benchmark driver, then run it (BENCH_ARGS=--quick for a short run)
+#
+# `make -k test` runs every suite even when an earlier one fails (CI does this).
+
+CARGO  ?= cargo
+PYTHON ?= python3
+NPM    ?= npm
+NODE   ?= node
+
+ROOT        := $(CURDIR)
+DEBUG_BIN   := $(ROOT)/target/debug/vltava
+RELEASE_BIN := $(ROOT)/target/release/vltava
+BENCH_ARGS  ?=
+
+.PHONY: all build build-release deps test test-broker test-rdkafka test-python test-js \
+        lint fmt bench clean help
+
+all: build
+
+help:
+	@sed -n '1,12p' Makefile
+
+build:
+	$(CARGO) build -p vltava
+
+build-release:
+	$(CARGO) build --release -p vltava
+
+test: deps build test-broker test-rdkafka test-python test-js
+
+# kcat and C build tools (apt), Python clients (pip), kafkajs (npm); skips what is installed.
+deps:
+	bash compat-tests/install-deps.sh
+
+# Unit tests and tests/ of the broker crate.
+test-broker: build
+	$(CARGO) test -p vltava
+
+# rdkafka (librdkafka built from source) against the debug broker.
+test-rdkafka: deps build
+	VLTAVA_BIN=$(DEBUG_BIN) $(CARGO) test -p vltava-compat
+
+# confluent-kafka-python, kafka-python and kcat (pytest).
+test-python: deps build
+	cd compat-tests/python && VLTAVA_BIN=$(DEBUG_BIN) $(PYTHON) -m pytest
+
+# kafkajs via node's built-in test runner.
+test-js: deps build
+	cd compat-tests/js && VLTAVA_BIN=$(DEBUG_BIN) $(NPM) test
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+bench: build-release
+	$(CARGO) build --release -p vltava-compat --bin vltava-bench
+	VLTAVA_BIN=$(RELEASE_BIN) $(ROOT)/target/release/vltava-bench $(BENCH_ARGS)
+
+clean:
+	$(CARGO) clean
+	rm -rf compat-tests/js/node_modules

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the test suites need that cargo does not: kcat and C build tools (apt), the
+# Python clients (pip) and kafkajs (npm). Idempotent: a machine that has them skips each step.
+# `make test` runs it first; it needs root (or sudo) only when an apt package is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DEBIAN_FRONTEND=noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+# A Debian system Python refuses global installs (PEP 668); allow it. Ignored where it does not apply.
+export PIP_BREAK_SYSTEM_PACKAGES=1
+
+T0=$SECONDS
+step() { echo "=== $* [t+$((SECONDS - T0))s]"; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# --- Debian packages -------------------------------------------------------
+# kcat: CLI client under test. cmake + build-essential + pkg-config + zlib1g-dev:
+# rdkafka-sys builds librdkafka 2.12 from source (zstd is vendored by zstd-sys;
+# no SSL/SASL/curl features are enabled, so no libssl/libcurl headers needed).
+APT_PKGS=(kcat cmake build-essential pkg-config zlib1g-dev)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+step "apt: ${missing[*]:-nothing to install}"
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- Python clients ----------------------------------------------------------
+step "pip install -r compat-tests/python/requirements.txt (pinned; a no-op when satisfied)"
+python3 -m pip install -q -r compat-tests/python/requirements.txt
+
+# --- Node clients --------------------------------------------------------------
+if [ -d compat-tests/js/node_modules/kafkajs ]; then
+  step "npm: kafkajs already installed"
+else
+  step "npm ci (compat-tests/js)"
+  (cd compat-tests/js && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# --- Toolchain report ----------------------------------------------------------
+step "versions"
+cargo --version; python3 --version; node --version; kcat -V 2>&1 | sed -n '4p' || true
+
