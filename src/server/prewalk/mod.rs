@@ -18,6 +18,7 @@
 //! the codec encodes must walk to exactly their length), and that every version in `APIS` has one.
 
 pub mod cost;
+pub mod gen;
 pub mod schema;
 #[cfg(test)]
 mod tests;
