@@ -8,14 +8,14 @@ use super::schema::{ApiSchema, Kind, StructDef};
 /// A small deterministic generator (xorshift64*), so failures reproduce.
 pub struct Rng(pub u64);
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
@@ -52,13 +52,13 @@ impl Gen<'_> {
 
     fn kind(&mut self, out: &mut BytesMut, kind: &Kind, nullable: bool, depth: usize) {
         match kind {
-            Kind::I8 => out.put_i8(self.rng.next() as i8),
+            Kind::I8 => out.put_i8(self.rng.next_u64() as i8),
             Kind::Bool => out.put_u8(self.rng.below(2) as u8),
-            Kind::I16 => out.put_i16(self.rng.next() as i16),
-            Kind::I32 => out.put_i32(self.rng.next() as i32),
-            Kind::I64 => out.put_i64(self.rng.next() as i64),
+            Kind::I16 => out.put_i16(self.rng.next_u64() as i16),
+            Kind::I32 => out.put_i32(self.rng.next_u64() as i32),
+            Kind::I64 => out.put_i64(self.rng.next_u64() as i64),
             Kind::F64 => out.put_f64(self.rng.below(1000) as f64 / 7.0),
-            Kind::Uuid => out.put_u128(self.rng.next() as u128 | 1),
+            Kind::Uuid => out.put_u128(self.rng.next_u64() as u128 | 1),
             Kind::Str | Kind::Bytes => {
                 if self.null(nullable) {
                     self.length(out, None, *kind == Kind::Bytes);
