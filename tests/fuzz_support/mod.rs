@@ -35,6 +35,10 @@ use vltava::server::prewalk::{cost, prewalk};
 pub const HUGE_ALLOCATION: usize = 512 << 20;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// How deep inputs got: frames that passed the pre-walk, decoded, and got a handler's answer.
+pub static WALKED: AtomicUsize = AtomicUsize::new(0);
+pub static DECODED: AtomicUsize = AtomicUsize::new(0);
+pub static ANSWERED: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
 /// Counts live bytes and their peak; refuses huge single allocations.
@@ -158,6 +162,7 @@ pub fn decode(frame: &[u8]) -> Signature {
             return mix(sig, 100 + variant);
         }
     };
+    WALKED.fetch_add(1, Ordering::Relaxed);
     let mut buf = Bytes::copy_from_slice(frame);
     let base = peak_reset();
     let header = RequestHeader::decode(&mut buf, header_version);
@@ -173,6 +178,9 @@ pub fn decode(frame: &[u8]) -> Signature {
         frame.len(),
         walked.decoded_estimate
     );
+    if decoded.is_some() {
+        DECODED.fetch_add(1, Ordering::Relaxed);
+    }
     mix(sig, decoded.is_some() as u64 + 10)
 }
 
@@ -240,6 +248,7 @@ impl Harness {
         let broker = self.broker.clone();
         self.rt.block_on(async move {
             let mut reader = FrameReader::new(stream, broker.config.socket_request_max_bytes);
+            // The last frame's path and how the stream ended: coarse enough to keep the pool useful.
             let mut sig = 40u64;
             for _ in 0..64 {
                 let frame = match reader.read_frame().await {
@@ -247,13 +256,19 @@ impl Harness {
                     Ok(None) => return mix(sig, 1),
                     Err(e) => return mix(sig, format!("{e:?}").len() as u64 % 5 + 2),
                 };
-                sig = mix(sig, decode(&frame));
+                sig = mix(40, decode(&frame));
                 let is_fetch = frame.len() >= 2 && frame[..2] == [0, 1];
                 // Fetch long-polls up to its max_wait_ms, as it should; anything else must answer.
                 let limit = Duration::from_millis(if is_fetch { 50 } else { 10_000 });
                 match tokio::time::timeout(limit, dispatch(&broker, peer, frame)).await {
-                    Ok(Outcome::Respond(r)) => sig = mix(sig, r.len().min(64) as u64),
-                    Ok(Outcome::NoResponse) => sig = mix(sig, 7),
+                    Ok(Outcome::Respond(_)) => {
+                        ANSWERED.fetch_add(1, Ordering::Relaxed);
+                        sig = mix(sig, 6)
+                    }
+                    Ok(Outcome::NoResponse) => {
+                        ANSWERED.fetch_add(1, Ordering::Relaxed);
+                        sig = mix(sig, 7)
+                    }
                     Ok(Outcome::Close(_)) => return mix(sig, 8),
                     Err(_) if is_fetch => sig = mix(sig, 9),
                     Err(_) => panic!("a request took more than {limit:?}"),
