@@ -396,6 +396,11 @@ fn hostile_clients_do_not_hurt_good_ones() {
     count[57..61].copy_from_slice(&5i32.to_be_bytes()); // 5 records, last offset delta 0
     fix_crc(&mut count);
     assert_ne!(produce_error(&addr, &victim, count), 0);
+    // A header that counts 3 records consistently (last offset delta 2) around one record.
+    assert_ne!(
+        produce_error(&addr, &victim, batch(0, &good_record, 3, false)),
+        0
+    );
     let mut long = batch(0, &good_record, 1, false);
     long[8..12].copy_from_slice(&10_000i32.to_be_bytes());
     assert_ne!(produce_error(&addr, &victim, long), 0);

@@ -15,7 +15,8 @@
 //!   byte to its last (slowloris);
 //! - partitions: `max_partitions` in the cluster (KIP-578's proposed `max.partitions`), so one
 //!   CreateTopics or auto-creating Metadata request cannot ask for billions of partition logs;
-//! - compressed batches: produce and fetch read only batch headers; the one place that looks inside
+//! - record batches: produce checks each batch's header, CRC and (uncompressed) record framing, and
+//!   fetch reads only headers; the one place that looks inside a compressed batch
 //!   (ListOffsets by timestamp) goes through `log::decompress_bounded`, which refuses a bomb at its
 //!   limit instead of inflating it (never kafka-protocol's `RecordBatchDecoder`, which does not bound).
 
