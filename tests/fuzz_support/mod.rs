@@ -126,8 +126,13 @@ fn huge(size: usize) -> ! {
     std::process::abort();
 }
 
+/// Bytes allocated at the peak since `peak_reset` returned `base`.
+pub fn peak_since(base: usize) -> usize {
+    PEAK.load(Ordering::Relaxed).saturating_sub(base)
+}
+
 /// Resets the peak to the current live bytes and returns that base.
-fn peak_reset() -> usize {
+pub fn peak_reset() -> usize {
     let live = LIVE.load(Ordering::Relaxed);
     PEAK.store(live, Ordering::Relaxed);
     live
