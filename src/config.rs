@@ -208,6 +208,10 @@ mod tests {
             d.limits.max_connections_per_ip
         );
         assert_eq!(cfg.limits.max_partitions, d.limits.max_partitions);
+        assert_eq!(
+            cfg.limits.queued_max_request_bytes,
+            d.limits.queued_max_request_bytes
+        );
     }
 
     #[test]

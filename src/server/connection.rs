@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::dispatch::{dispatch, Outcome};
@@ -22,13 +23,15 @@ pub async fn serve(
     peer: SocketAddr,
     broker: Arc<Broker>,
     mut shutdown: Shutdown,
+    request_pool: (Arc<Semaphore>, u32),
 ) {
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
     let limits = &broker.config.limits;
     let idle = limits.idle();
     let mut reader = FrameReader::new(read_half, broker.config.socket_request_max_bytes)
-        .with_timeouts(idle, limits.frame_read_timeout());
+        .with_timeouts(idle, limits.frame_read_timeout())
+        .with_memory_pool(request_pool.0, request_pool.1);
     let mut writer = BufWriter::with_capacity(256 * 1024, write_half);
     debug!(%peer, "connection opened");
     loop {

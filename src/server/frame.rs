@@ -1,9 +1,11 @@
 //! Kafka framing: a 4-byte big-endian size followed by that many bytes, bounded before allocation.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// Why a connection's byte stream can no longer be read as frames.
@@ -33,6 +35,10 @@ pub struct FrameReader<R> {
     idle: Option<Duration>,
     /// Longest time from a frame's first byte to its last.
     frame_timeout: Option<Duration>,
+    /// Bytes of frames being read or handled across all connections (`queued.max.request.bytes`).
+    pool: Option<(Arc<Semaphore>, u32)>,
+    /// This connection's share of the pool: the last frame's size, until the next frame is read.
+    held: Option<OwnedSemaphorePermit>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -43,7 +49,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             limit,
             idle: None,
             frame_timeout: None,
+            pool: None,
+            held: None,
         }
+    }
+
+    /// Draws every frame's size from `pool` (of `total` bytes) before reading it, and holds it until
+    /// the next frame is asked for, i.e. until the request has been handled. A frame bigger than the
+    /// whole pool waits for all of it.
+    pub fn with_memory_pool(mut self, pool: Arc<Semaphore>, total: u32) -> Self {
+        self.pool = Some((pool, total));
+        self
     }
 
     /// Gives up on a client that sends nothing for `idle`, or takes longer than `frame` to send one frame.
@@ -63,6 +79,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next frame's payload, or `None` at a clean end of stream between frames.
     pub async fn read_frame(&mut self) -> Result<Option<BytesMut>, FrameError> {
+        // The previous request has been handled: its bytes go back to the pool.
+        self.held = None;
         let mut clock = Clock {
             idle_deadline: self.idle.map(|d| Instant::now() + d),
             started: (!self.buf.is_empty()).then(Instant::now),
@@ -83,6 +101,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 size: size as i64,
                 limit: self.limit,
             });
+        }
+        if let Some((pool, total)) = &self.pool {
+            // Waiting here reads nothing more from this client: back-pressure, as Kafka mutes a
+            // channel when its memory pool is exhausted. The frame's clock restarts afterwards.
+            let want = (size as u32).min(*total);
+            let permit = pool
+                .clone()
+                .acquire_many_owned(want)
+                .await
+                .map_err(|_| std::io::Error::other("request memory pool closed"))?;
+            self.held = Some(permit);
+            clock.started = Some(Instant::now());
         }
         let total = 4 + size as usize;
         while self.buf.len() < total {
@@ -168,6 +198,30 @@ mod tests {
         let torn = [0u8, 0, 0, 5, b'a'];
         let mut r = FrameReader::new(&torn[..], 16);
         assert!(matches!(r.read_frame().await, Err(FrameError::Truncated)));
+    }
+
+    #[tokio::test]
+    async fn frames_wait_for_the_memory_pool() {
+        let pool = Arc::new(Semaphore::new(10));
+        let mut data = Vec::new();
+        for payload in [&b"12345678"[..], &b"123456789012"[..]] {
+            data.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+            data.extend_from_slice(payload);
+        }
+        let mut a = FrameReader::new(&data[..], 64).with_memory_pool(pool.clone(), 10);
+        let mut b = FrameReader::new(&data[..], 64).with_memory_pool(pool.clone(), 10);
+        // A holds 8 of 10 bytes while its frame is handled.
+        assert_eq!(&a.read_frame().await.unwrap().unwrap()[..], b"12345678");
+        assert_eq!(pool.available_permits(), 2);
+        // B's 8-byte frame must wait until A asks for its next frame.
+        let waiting = tokio::time::timeout(Duration::from_millis(50), b.read_frame()).await;
+        assert!(waiting.is_err(), "B read a frame the pool has no room for");
+        // A's next frame (12 bytes, more than the pool) takes the whole pool once A's first is released.
+        assert_eq!(&a.read_frame().await.unwrap().unwrap()[..], b"123456789012");
+        assert_eq!(pool.available_permits(), 0);
+        assert!(a.read_frame().await.unwrap().is_none());
+        assert_eq!(pool.available_permits(), 10);
+        assert_eq!(&b.read_frame().await.unwrap().unwrap()[..], b"12345678");
     }
 
     #[tokio::test(start_paused = true)]

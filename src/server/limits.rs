@@ -4,6 +4,8 @@
 //! - memory per request: `socket.request.max.bytes` caps a frame before anything is allocated, the
 //!   frame buffer grows only as bytes arrive, and the pre-walk (`super::prewalk`) caps what a frame
 //!   may decode into at 16× its size plus 1 MiB;
+//! - memory across connections: `queued.max.request.bytes` bounds the bytes of all frames being read
+//!   or handled; a connection whose next frame does not fit waits, reading nothing;
 //! - requests in flight: a connection has one request in its handler at a time, as Kafka mutes a
 //!   channel while its request is processed; beyond it at most one further frame and 64 KiB are
 //!   buffered, and nothing more is read (TCP back-pressure) until the response is written. A client
@@ -42,6 +44,9 @@ pub struct Limits {
     pub frame_read_timeout_ms: u64,
     /// KIP-578's proposed `max.partitions`: the most partitions the cluster will hold.
     pub max_partitions: usize,
+    /// `queued.max.request.bytes`: request bytes being read or handled across all connections; a
+    /// connection waits (reads nothing) until its frame fits. Kafka's default is unlimited.
+    pub queued_max_request_bytes: u32,
 }
 
 impl Default for Limits {
@@ -51,6 +56,7 @@ impl Default for Limits {
             connections_max_idle_ms: 600_000,
             frame_read_timeout_ms: 60_000,
             max_partitions: 100_000,
+            queued_max_request_bytes: 512 << 20,
         }
     }
 }
@@ -68,6 +74,10 @@ impl Limits {
             ),
             ("limits.frame_read_timeout_ms", self.frame_read_timeout_ms),
             ("limits.max_partitions", self.max_partitions as u64),
+            (
+                "limits.queued_max_request_bytes",
+                u64::from(self.queued_max_request_bytes),
+            ),
         ];
         match positive.iter().find(|(_, v)| *v == 0) {
             Some((name, _)) => Err(ConfigError::Invalid(format!("{name} must be >= 1"))),

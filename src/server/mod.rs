@@ -26,6 +26,8 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let limit = Arc::new(Semaphore::new(broker.config.max_connections));
     let per_ip = limits::PerIp::default();
+    let queued = broker.config.limits.queued_max_request_bytes;
+    let request_pool = Arc::new(Semaphore::new(queued as usize));
     let max_per_ip = broker.config.limits.max_connections_per_ip;
 
     let accept = async {
@@ -52,8 +54,9 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
             let broker = broker.clone();
             let shutdown = Shutdown::new(notify_shutdown.subscribe());
             let done = done_tx.clone();
+            let pool = (request_pool.clone(), queued);
             tokio::spawn(async move {
-                connection::serve(stream, peer, broker, shutdown).await;
+                connection::serve(stream, peer, broker, shutdown, pool).await;
                 drop(ip_slot);
                 drop(permit);
                 drop(done);
