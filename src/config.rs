@@ -34,6 +34,23 @@ pub struct Config {
     pub limits: Limits,
     /// `log.retention.check.interval.ms` (also when idempotent-producer state is expired)
     pub retention_check_interval_ms: u64,
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group waits for
+    /// more members (extended by this much per new member, up to the rebalance timeout).
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`
+    pub group_max_session_timeout_ms: i32,
+    /// `group.max.size`
+    pub group_max_size: i32,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` (fixed once it exists).
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.retention.minutes`: committed offsets of an empty group expire after this.
+    pub offsets_retention_minutes: i64,
+    /// `offsets.retention.check.interval.ms`
+    pub offsets_retention_check_interval_ms: u64,
+    /// `offset.metadata.max.bytes`
+    pub offset_metadata_max_bytes: usize,
     /// `producer.id.expiration.ms`: idempotent-producer state is dropped this long after the producer's
     /// last batch in a partition (Kafka has no topic-level override).
     pub producer_id_expiration_ms: i64,
@@ -75,6 +92,14 @@ impl Default for Config {
             max_connections: 10_000,
             limits: Limits::default(),
             retention_check_interval_ms: 300_000,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: i32::MAX,
+            offsets_topic_num_partitions: 50,
+            offsets_retention_minutes: 7 * 24 * 60,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
             producer_id_expiration_ms: LogConfig::default().producer_id_expiration_ms,
             log: LogSettings::default(),
         }
@@ -168,6 +193,24 @@ impl Config {
                 "default_replication_factor must be >= 1".into(),
             ));
         }
+        if self.offsets_topic_num_partitions < 1 {
+            return Err(ConfigError::Invalid(
+                "offsets_topic_num_partitions must be >= 1".into(),
+            ));
+        }
+        if self.group_max_size < 1 {
+            return Err(ConfigError::Invalid("group_max_size must be >= 1".into()));
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return Err(ConfigError::Invalid(
+                "group_min_session_timeout_ms must not exceed group_max_session_timeout_ms".into(),
+            ));
+        }
+        if self.offsets_retention_minutes < 1 {
+            return Err(ConfigError::Invalid(
+                "offsets_retention_minutes must be >= 1".into(),
+            ));
+        }
         if self.producer_id_expiration_ms < 1 {
             return Err(ConfigError::Invalid(
                 "producer_id_expiration_ms must be >= 1".into(),
@@ -212,6 +255,16 @@ mod tests {
             cfg.limits.queued_max_request_bytes,
             d.limits.queued_max_request_bytes
         );
+        assert_eq!(
+            cfg.group_initial_rebalance_delay_ms,
+            d.group_initial_rebalance_delay_ms
+        );
+        assert_eq!(
+            cfg.offsets_topic_num_partitions,
+            d.offsets_topic_num_partitions
+        );
+        assert_eq!(cfg.offsets_retention_minutes, d.offsets_retention_minutes);
+        assert_eq!(cfg.group_max_size, d.group_max_size);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod server;

@@ -18,6 +18,7 @@ use crate::cluster::{
     new_cluster_id, BrokerInfo, ClusterConfig, ClusterError, MetadataCommand, MetadataStore,
 };
 use crate::config::{Config, ConfigError};
+use crate::group::{GroupConfig, GroupCoordinator};
 use crate::log::FlushPolicy;
 
 /// Why the broker could not start.
@@ -29,6 +30,8 @@ pub enum StartError {
     Cluster(#[from] ClusterError),
     #[error("data directory {0}: {1}")]
     DataDir(String, std::io::Error),
+    #[error("cannot create the offsets topic: {0}")]
+    OffsetsTopic(#[from] crate::broker::topics::TopicError),
 }
 
 pub struct Broker {
@@ -38,6 +41,8 @@ pub struct Broker {
     pub advertised_port: i32,
     pub metadata: MetadataStore,
     pub partitions: PartitionManager,
+    /// The consumer group coordinator (every group, on a single node).
+    pub group: GroupCoordinator,
     pub producer_ids: producer_ids::ProducerIdAllocator,
 }
 
@@ -84,16 +89,19 @@ impl Broker {
         let image = metadata.image();
         partitions.remove_orphans(&image);
         partitions.reconcile(&image);
-        let broker = Arc::new(Broker {
+        let group_config = GroupConfig::from_config(&config);
+        let broker = Arc::new_cyclic(|weak| Broker {
             node_id: config.node_id,
             config,
             advertised_host,
             advertised_port,
             metadata,
             partitions,
+            group: GroupCoordinator::new(weak.clone(), group_config),
             producer_ids: producer_ids::ProducerIdAllocator::new(),
         });
         broker.spawn_background_tasks(log_defaults.flush);
+        broker.group.start(&broker).await?;
         Ok(broker)
     }
 

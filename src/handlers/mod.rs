@@ -3,12 +3,23 @@
 
 pub mod api_versions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_topics;
+pub mod describe_groups;
 pub mod fetch;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod produce;
+pub mod sync_group;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -83,9 +94,20 @@ pub static APIS: &[Api] = &[
     api!(Fetch, fetch),
     api!(ListOffsets, list_offsets),
     api!(Metadata, metadata),
+    api!(OffsetCommit, offset_commit),
+    api!(OffsetFetch, offset_fetch),
+    api!(FindCoordinator, find_coordinator),
+    api!(JoinGroup, join_group),
+    api!(Heartbeat, heartbeat),
+    api!(LeaveGroup, leave_group),
+    api!(SyncGroup, sync_group),
+    api!(DescribeGroups, describe_groups),
+    api!(ListGroups, list_groups),
     api!(ApiVersions, api_versions),
     api!(CreateTopics, create_topics),
     api!(DeleteTopics, delete_topics),
+    api!(DeleteGroups, delete_groups),
+    api!(OffsetDelete, offset_delete),
     api!(InitProducerId, init_producer_id),
 ];
 

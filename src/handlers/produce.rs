@@ -57,6 +57,23 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
                 partitions.push(failed(response, code, None));
                 continue;
             };
+            // Internal topics (__consumer_offsets) are written by the broker only, as in Kafka.
+            if name
+                .as_deref()
+                .and_then(|n| image.topics.get(n))
+                .is_some_and(|t| t.internal)
+            {
+                warn!(peer = %ctx.peer, topic = %partition.topic, "rejected produce to an internal topic");
+                partitions.push(failed(
+                    response,
+                    ResponseError::InvalidTopicException,
+                    Some(format!(
+                        "Cannot append to internal topic {}",
+                        partition.topic
+                    )),
+                ));
+                continue;
+            }
             let records = data.records.unwrap_or_default();
             let max_message_bytes = partition.with_log(|l| l.config().max_message_bytes);
             let checked = validate_batches(&records, max_message_bytes)

@@ -1,0 +1,246 @@
+//! The group coordinator: every group's state behind one mutex that is never held across an await,
+//! and the rebalance transitions Kafka's GroupCoordinator makes (prepare, complete the join phase,
+//! expire the sync phase, remove members). JoinGroup lives in `join.rs`; SyncGroup, Heartbeat and
+//! LeaveGroup in `membership.rs`. A request that must wait (a join until the rebalance completes, a
+//! follower's sync until the leader's assignment) gets a oneshot answered by whoever completes it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, Weak};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::error::GroupError;
+use super::group::{Group, GroupState, InitialDelay, JoinOutcome, SyncOutcome};
+use super::offsets;
+use super::records::RecordKey;
+use crate::broker::Broker;
+use crate::config::Config;
+use crate::handlers::now_ms;
+
+/// Settings the coordinator reads from the broker configuration.
+#[derive(Clone, Debug)]
+pub struct GroupConfig {
+    pub initial_rebalance_delay_ms: u64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub max_size: usize,
+    pub offset_metadata_max_bytes: usize,
+    pub offsets_retention_ms: i64,
+}
+
+impl GroupConfig {
+    pub fn from_config(c: &Config) -> GroupConfig {
+        GroupConfig {
+            initial_rebalance_delay_ms: c.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms: c.group_min_session_timeout_ms,
+            max_session_timeout_ms: c.group_max_session_timeout_ms,
+            max_size: c.group_max_size.max(1) as usize,
+            offset_metadata_max_bytes: c.offset_metadata_max_bytes,
+            offsets_retention_ms: c.offsets_retention_minutes.saturating_mul(60_000),
+        }
+    }
+}
+
+pub struct GroupCoordinator {
+    pub(super) broker: Weak<Broker>,
+    pub(super) config: GroupConfig,
+    pub(super) groups: Mutex<HashMap<String, Group>>,
+    next_uid: AtomicU64,
+}
+
+/// A request's answer: now, or once the group gets there.
+pub(super) enum Answer<T> {
+    Now(T),
+    Later(oneshot::Receiver<T>),
+}
+
+impl GroupCoordinator {
+    pub fn new(broker: Weak<Broker>, config: GroupConfig) -> GroupCoordinator {
+        GroupCoordinator {
+            broker,
+            config,
+            groups: Mutex::new(HashMap::new()),
+            next_uid: AtomicU64::new(1),
+        }
+    }
+
+    pub(super) fn next_member_uid(&self) -> u64 {
+        self.next_uid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
+        // Every transition completes before the lock is released, so a poisoned map is consistent.
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the group's metadata record (Kafka's `storeGroup`).
+    pub(super) fn persist_group(&self, g: &Group) -> Result<(), GroupError> {
+        let broker = self
+            .broker
+            .upgrade()
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let key = RecordKey::Group {
+            group: g.id.clone(),
+        };
+        offsets::append(
+            &broker,
+            &g.id,
+            vec![(key, Some(g.to_value().encode()))],
+            now_ms(),
+        )
+    }
+
+    pub(super) fn maybe_prepare_rebalance(&self, g: &mut Group, reason: &str) {
+        if matches!(
+            g.state,
+            GroupState::Empty | GroupState::Stable | GroupState::CompletingRebalance
+        ) {
+            self.prepare_rebalance(g, reason);
+        }
+    }
+
+    pub(super) fn prepare_rebalance(&self, g: &mut Group, reason: &str) {
+        if g.state == GroupState::CompletingRebalance {
+            for m in g.members.values_mut() {
+                m.assignment = Bytes::new();
+                m.answer_sync(SyncOutcome::failed(GroupError::RebalanceInProgress));
+            }
+        }
+        let was_empty = g.state == GroupState::Empty;
+        g.transition(GroupState::PreparingRebalance, now_ms());
+        g.join_epoch += 1;
+        let rebalance_timeout = g.max_rebalance_timeout_ms();
+        let delay = self.config.initial_rebalance_delay_ms;
+        info!(group = %g.id, generation = g.generation, reason, "preparing to rebalance");
+        if was_empty && delay > 0 {
+            g.initial_delay = Some(InitialDelay {
+                remaining_ms: rebalance_timeout.saturating_sub(delay),
+                new_member_joined: false,
+            });
+            self.spawn_join_timer(&g.id, g.join_epoch, delay.min(rebalance_timeout.max(1)));
+        } else {
+            g.initial_delay = None;
+            self.spawn_join_timer(&g.id, g.join_epoch, rebalance_timeout);
+        }
+    }
+
+    /// Completes the join phase if every member has rejoined (outside the initial delay).
+    pub(super) fn try_complete_join(&self, g: &mut Group) {
+        if g.state == GroupState::PreparingRebalance
+            && g.initial_delay.is_none()
+            && g.all_members_joined()
+        {
+            self.complete_join(g);
+        }
+    }
+
+    /// A join timer fired: extend the initial delay if members keep arriving, else complete the join.
+    pub(super) fn on_join_timer(&self, g: &mut Group) {
+        if let Some(d) = g.initial_delay.as_mut() {
+            if d.new_member_joined && d.remaining_ms > 0 {
+                let next = self.config.initial_rebalance_delay_ms.min(d.remaining_ms);
+                d.remaining_ms -= next;
+                d.new_member_joined = false;
+                g.join_epoch += 1;
+                self.spawn_join_timer(&g.id, g.join_epoch, next);
+                return;
+            }
+        }
+        self.complete_join(g);
+    }
+
+    /// Kafka's `onCompleteJoin`: drop members that did not rejoin, start the next generation and
+    /// answer every waiting JoinGroup (the leader gets the members' metadata).
+    fn complete_join(&self, g: &mut Group) {
+        g.initial_delay = None;
+        g.join_epoch += 1;
+        let missing: Vec<String> = g
+            .members
+            .values()
+            .filter(|m| m.join_waiter.is_none())
+            .map(|m| m.id.clone())
+            .collect();
+        for id in missing {
+            info!(group = %g.id, member = %id, "member did not rejoin in time; removed");
+            self.remove_member(g, &id);
+        }
+        g.generation += 1;
+        let now = now_ms();
+        if g.members.is_empty() {
+            g.protocol = None;
+            g.leader = None;
+            g.transition(GroupState::Empty, now);
+            info!(group = %g.id, generation = g.generation, "group is empty");
+            if let Err(e) = self.persist_group(g) {
+                warn!(group = %g.id, error = %e, "cannot store empty group");
+            }
+            return;
+        }
+        g.protocol = g.select_protocol();
+        if !g.leader.as_ref().is_some_and(|l| g.members.contains_key(l)) {
+            g.leader = g.members.keys().next().cloned();
+        }
+        g.transition(GroupState::CompletingRebalance, now);
+        info!(group = %g.id, generation = g.generation, protocol = ?g.protocol,
+            members = g.members.len(), "rebalance: join phase complete");
+        let ids: Vec<String> = g.members.keys().cloned().collect();
+        for id in ids {
+            let outcome = g.join_outcome_for(&id, false);
+            if let Some(m) = g.members.get_mut(&id) {
+                m.last_heartbeat = Instant::now();
+                m.answer_join(outcome);
+            }
+        }
+        self.spawn_sync_timer(&g.id, g.join_epoch, g.max_rebalance_timeout_ms());
+    }
+
+    /// The sync phase outlived the rebalance timeout: members that never sent SyncGroup are removed
+    /// and the group rebalances (Kafka's pending-sync expiry), so waiting followers are not stuck.
+    pub(super) fn on_sync_timeout(&self, g: &mut Group) {
+        let missing: Vec<String> = g
+            .members
+            .values()
+            .filter(|m| m.sync_waiter.is_none())
+            .map(|m| m.id.clone())
+            .collect();
+        for id in &missing {
+            info!(group = %g.id, member = %id, "member did not sync in time; removed");
+            self.remove_member(g, id);
+        }
+        self.prepare_rebalance(g, "members did not sync in time");
+        self.try_complete_join(g);
+    }
+
+    /// Removes a member and answers anything it waits on; keeps the leader and static map consistent.
+    pub(super) fn remove_member(&self, g: &mut Group, id: &str) {
+        if let Some(mut m) = g.members.shift_remove(id) {
+            m.answer_join(JoinOutcome::failed(GroupError::UnknownMemberId, id));
+            m.answer_sync(SyncOutcome::failed(GroupError::UnknownMemberId));
+            if let Some(instance) = &m.instance_id {
+                if g.static_members.get(instance).map(String::as_str) == Some(id) {
+                    g.static_members.remove(instance);
+                }
+            }
+        }
+        if g.is_leader(id) {
+            g.leader = g.members.keys().next().cloned();
+        }
+    }
+
+    /// Kafka's `removeMemberAndUpdateGroup` (leave or session expiry).
+    pub(super) fn remove_member_and_update(&self, g: &mut Group, id: &str, reason: &str) {
+        self.remove_member(g, id);
+        match g.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(g, reason);
+                self.try_complete_join(g);
+            }
+            GroupState::PreparingRebalance => self.try_complete_join(g),
+            GroupState::Empty | GroupState::Dead => {}
+        }
+    }
+}

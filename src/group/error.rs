@@ -1,0 +1,75 @@
+//! Why a group operation failed, and the Kafka error code each reason maps to at the handler edge.
+
+use kafka_protocol::error::ResponseError;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("The configured groupId is invalid.")]
+    InvalidGroupId,
+    #[error("The session timeout is not within the range allowed by the broker.")]
+    InvalidSessionTimeout,
+    #[error("The coordinator is not available.")]
+    CoordinatorNotAvailable,
+    #[error(
+        "The group member's supported protocols are incompatible with those of existing members."
+    )]
+    InconsistentGroupProtocol,
+    #[error("The coordinator is not aware of this member.")]
+    UnknownMemberId,
+    #[error("The group member needs to have a valid member id before actually entering a consumer group.")]
+    MemberIdRequired,
+    #[error("The consumer group has reached its max size.")]
+    GroupMaxSizeReached,
+    #[error("The broker rejected this static consumer since another consumer with the same group.instance.id has registered with a different member.id.")]
+    FencedInstanceId,
+    #[error("Specified group generation id is not valid.")]
+    IllegalGeneration,
+    #[error("The group is rebalancing, so a rejoin is needed.")]
+    RebalanceInProgress,
+    #[error("The group id does not exist.")]
+    GroupIdNotFound,
+    #[error("The group is not empty.")]
+    NonEmptyGroup,
+    #[error("The consumer group is actively subscribed to the topic.")]
+    GroupSubscribedToTopic,
+    #[error("The metadata field of the offset request was too large.")]
+    OffsetMetadataTooLarge,
+    #[error("This server does not host this topic-partition.")]
+    UnknownTopicOrPartition,
+    #[error("cannot write to __consumer_offsets: {0}")]
+    Storage(String),
+}
+
+impl GroupError {
+    pub fn code(&self) -> i16 {
+        let e = match self {
+            GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+            GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+            GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+            GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+            GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
+            GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+            GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+            GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+            GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+            GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+            GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+            GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+            GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            // Kafka maps a failed append to the offsets log to NOT_COORDINATOR-class errors; the client
+            // retries against the coordinator it rediscovers.
+            GroupError::Storage(_) => ResponseError::CoordinatorNotAvailable,
+        };
+        e.code()
+    }
+}
+
+/// The code of a result: 0 on success.
+pub fn code_of<T>(r: &Result<T, GroupError>) -> i16 {
+    match r {
+        Ok(_) => 0,
+        Err(e) => e.code(),
+    }
+}

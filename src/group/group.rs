@@ -1,0 +1,345 @@
+//! One classic consumer group: its state (Empty → PreparingRebalance → CompletingRebalance → Stable,
+//! and Dead), members, static-member map, selected protocol and committed offsets. The transitions
+//! that need timers or the log live in `coordinator.rs`; this file holds the data and pure rules.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::error::GroupError;
+use super::records::{GroupValue, MemberValue, OffsetValue};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupState {
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Stable,
+    Dead,
+}
+
+impl GroupState {
+    /// The names Kafka reports in DescribeGroups and ListGroups.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// What a JoinGroup answers (the handler shapes it per version).
+#[derive(Clone, Debug, Default)]
+pub struct JoinOutcome {
+    pub error: Option<GroupError>,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub leader: String,
+    pub member_id: String,
+    pub skip_assignment: bool,
+    /// (member id, group instance id, metadata): only for the leader.
+    pub members: Vec<(String, Option<String>, Bytes)>,
+}
+
+impl JoinOutcome {
+    pub fn failed(error: GroupError, member_id: &str) -> JoinOutcome {
+        JoinOutcome {
+            error: Some(error),
+            generation: -1,
+            member_id: member_id.to_string(),
+            ..Default::default()
+        }
+    }
+}
+
+/// What a SyncGroup answers.
+#[derive(Clone, Debug, Default)]
+pub struct SyncOutcome {
+    pub error: Option<GroupError>,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    pub assignment: Bytes,
+}
+
+impl SyncOutcome {
+    pub fn failed(error: GroupError) -> SyncOutcome {
+        SyncOutcome {
+            error: Some(error),
+            ..Default::default()
+        }
+    }
+}
+
+pub struct Member {
+    pub id: String,
+    /// Distinguishes incarnations of the same member id for its expiry task.
+    pub uid: u64,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    /// (name, metadata) in the member's order of preference.
+    pub protocols: Vec<(String, Bytes)>,
+    pub assignment: Bytes,
+    pub join_waiter: Option<oneshot::Sender<JoinOutcome>>,
+    pub sync_waiter: Option<oneshot::Sender<SyncOutcome>>,
+    pub last_heartbeat: Instant,
+}
+
+impl Member {
+    pub fn metadata_for(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(n, _)| n == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn answer_join(&mut self, outcome: JoinOutcome) {
+        if let Some(tx) = self.join_waiter.take() {
+            let _ = tx.send(outcome);
+        }
+    }
+
+    pub fn answer_sync(&mut self, outcome: SyncOutcome) {
+        if let Some(tx) = self.sync_waiter.take() {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+/// A committed offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Committed {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+}
+
+impl From<OffsetValue> for Committed {
+    fn from(v: OffsetValue) -> Self {
+        Committed {
+            offset: v.offset,
+            leader_epoch: v.leader_epoch,
+            metadata: v.metadata,
+            commit_timestamp: v.commit_timestamp,
+        }
+    }
+}
+
+/// The delayed first rebalance of an empty group (`group.initial.rebalance.delay.ms`).
+pub struct InitialDelay {
+    /// How much more the delay may still be extended (bounded by the rebalance timeout).
+    pub remaining_ms: u64,
+    pub new_member_joined: bool,
+}
+
+pub struct Group {
+    pub id: String,
+    pub state: GroupState,
+    /// When the group entered its current state (ms since the epoch).
+    pub state_since_ms: i64,
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol: Option<String>,
+    pub leader: Option<String>,
+    pub members: IndexMap<String, Member>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED that have not joined yet (KIP-394).
+    pub pending: HashSet<String>,
+    /// group.instance.id → member id (KIP-345).
+    pub static_members: HashMap<String, String>,
+    pub offsets: HashMap<(String, i32), Committed>,
+    /// Bumped whenever a join timer is (re)scheduled or the join completes; stale timers do nothing.
+    pub join_epoch: u64,
+    pub initial_delay: Option<InitialDelay>,
+}
+
+impl Group {
+    pub fn new(id: &str, now_ms: i64) -> Group {
+        Group {
+            id: id.to_string(),
+            state: GroupState::Empty,
+            state_since_ms: now_ms,
+            generation: 0,
+            protocol_type: None,
+            protocol: None,
+            leader: None,
+            members: IndexMap::new(),
+            pending: HashSet::new(),
+            static_members: HashMap::new(),
+            offsets: HashMap::new(),
+            join_epoch: 0,
+            initial_delay: None,
+        }
+    }
+
+    pub fn transition(&mut self, state: GroupState, now_ms: i64) {
+        self.state = state;
+        self.state_since_ms = now_ms;
+    }
+
+    pub fn size(&self) -> usize {
+        self.members.len() + self.pending.len()
+    }
+
+    pub fn is_leader(&self, member: &str) -> bool {
+        self.leader.as_deref() == Some(member)
+    }
+
+    /// KIP-345: the instance id is registered to a different member id.
+    pub fn is_fenced(&self, instance_id: Option<&str>, member_id: &str) -> bool {
+        instance_id
+            .and_then(|i| self.static_members.get(i))
+            .is_some_and(|m| m != member_id)
+    }
+
+    /// Protocols every current member supports, in no particular order.
+    fn candidate_protocols(&self) -> Vec<String> {
+        let mut members = self.members.values();
+        let Some(first) = members.next() else {
+            return Vec::new();
+        };
+        let mut candidates: Vec<String> = first.protocols.iter().map(|(n, _)| n.clone()).collect();
+        for m in members {
+            candidates.retain(|c| m.protocols.iter().any(|(n, _)| n == c));
+        }
+        candidates
+    }
+
+    /// Whether a member with these protocols may join (Kafka's `supportsProtocols`).
+    pub fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
+        if protocol_type.is_empty() || protocols.is_empty() {
+            return false;
+        }
+        if self.members.is_empty() {
+            return true;
+        }
+        self.protocol_type.as_deref() == Some(protocol_type)
+            && self
+                .candidate_protocols()
+                .iter()
+                .any(|c| protocols.iter().any(|(n, _)| n == c))
+    }
+
+    /// Kafka's `selectProtocol`: each member votes for its most preferred candidate; most votes wins
+    /// (ties: the candidate first in the first member's preference order).
+    pub fn select_protocol(&self) -> Option<String> {
+        let candidates = self.candidate_protocols();
+        let mut votes: IndexMap<&str, usize> = IndexMap::new();
+        if let Some(first) = self.members.values().next() {
+            for (n, _) in &first.protocols {
+                if candidates.contains(n) {
+                    votes.insert(n, 0);
+                }
+            }
+        }
+        for m in self.members.values() {
+            if let Some((n, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(n)) {
+                *votes.entry(n).or_insert(0) += 1;
+            }
+        }
+        let best = votes.values().copied().max()?;
+        votes
+            .iter()
+            .find(|(_, v)| **v == best)
+            .map(|(n, _)| n.to_string())
+    }
+
+    pub fn all_members_joined(&self) -> bool {
+        self.pending.is_empty() && self.members.values().all(|m| m.join_waiter.is_some())
+    }
+
+    pub fn max_rebalance_timeout_ms(&self) -> u64 {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout_ms.max(0) as u64)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The JoinGroup answer for `member` in the current generation.
+    pub fn join_outcome_for(&self, member: &str, skip_assignment: bool) -> JoinOutcome {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let members = if self.is_leader(member) {
+            self.members
+                .values()
+                .map(|m| {
+                    (
+                        m.id.clone(),
+                        m.instance_id.clone(),
+                        m.metadata_for(&protocol),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        JoinOutcome {
+            error: None,
+            generation: self.generation,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: member.to_string(),
+            skip_assignment,
+            members,
+        }
+    }
+
+    /// Topics the members subscribe to, when they speak the consumer protocol and we can read it.
+    pub fn subscribed_topics(&self) -> Option<HashSet<String>> {
+        use kafka_protocol::messages::ConsumerProtocolSubscription;
+        use kafka_protocol::protocol::Decodable;
+        if self.protocol_type.as_deref() != Some("consumer") {
+            return None;
+        }
+        let protocol = self.protocol.as_deref()?;
+        let mut topics = HashSet::new();
+        for m in self.members.values() {
+            let mut meta = m.metadata_for(protocol);
+            if meta.len() < 2 {
+                return None;
+            }
+            let version = i16::from_be_bytes([meta[0], meta[1]]);
+            let _ = bytes::Buf::get_i16(&mut meta);
+            let sub = ConsumerProtocolSubscription::decode(&mut meta, version.clamp(0, 3)).ok()?;
+            topics.extend(sub.topics.iter().map(|t| t.to_string()));
+        }
+        Some(topics)
+    }
+
+    /// The GroupMetadataValue for this group as it is now.
+    pub fn to_value(&self) -> GroupValue {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        GroupValue {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            current_state_timestamp: self.state_since_ms,
+            members: self
+                .members
+                .values()
+                .map(|m| MemberValue {
+                    member_id: m.id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    subscription: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+}

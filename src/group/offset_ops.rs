@@ -1,0 +1,308 @@
+//! Committed offsets: OffsetCommit (with Kafka's generation/member checks, and simple commits from
+//! outside any group), OffsetFetch, OffsetDelete, and the expiry of offsets of empty groups
+//! (`offsets.retention.minutes`). Commits are acknowledged only after the records are in the log.
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use super::coordinator::GroupCoordinator;
+use super::error::GroupError;
+use super::group::{Committed, Group, GroupState};
+use super::offsets;
+use super::records::{OffsetValue, RecordKey};
+use crate::handlers::now_ms;
+
+/// One partition of an OffsetCommit.
+pub struct CommitPartition {
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// Per topic, per partition results (`Ok` or the partition's error).
+pub type PartitionResults = Vec<(String, Vec<(i32, Result<(), GroupError>)>)>;
+
+/// Per topic, the committed offset of each requested partition (`None`: nothing committed).
+pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+
+impl GroupCoordinator {
+    fn topic_has_partition(&self, topic: &str, partition: i32) -> bool {
+        self.broker.upgrade().is_some_and(|b| {
+            b.metadata
+                .image()
+                .topics
+                .get(topic)
+                .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
+        })
+    }
+
+    /// OffsetCommit. An `Err` applies to every partition of the request.
+    pub fn commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        topics: Vec<(String, Vec<CommitPartition>)>,
+    ) -> Result<PartitionResults, GroupError> {
+        // Kafka accepts the empty group id for OffsetCommit (backwards compatibility).
+        let mut groups = self.lock();
+        if !groups.contains_key(group_id) {
+            // Kafka accepts commits for an unknown group only from outside group management.
+            if generation >= 0 {
+                return Err(GroupError::IllegalGeneration);
+            }
+            groups.insert(group_id.to_string(), Group::new(group_id, now_ms()));
+        }
+        let g = groups
+            .get_mut(group_id)
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        // Kafka's validateOffsetCommit: anything naming a generation, member or instance must be a
+        // current member of the current generation; otherwise only an empty group takes commits.
+        if g.state == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            if g.is_fenced(instance_id, member_id) {
+                return Err(GroupError::FencedInstanceId);
+            }
+            let Some(m) = g.members.get_mut(member_id) else {
+                return Err(GroupError::UnknownMemberId);
+            };
+            if generation != g.generation {
+                return Err(GroupError::IllegalGeneration);
+            }
+            if g.state == GroupState::CompletingRebalance {
+                return Err(GroupError::RebalanceInProgress);
+            }
+            m.last_heartbeat = Instant::now();
+        } else if g.state != GroupState::Empty {
+            return Err(GroupError::UnknownMemberId);
+        }
+        let now = now_ms();
+        let mut results: PartitionResults = Vec::with_capacity(topics.len());
+        let mut records = Vec::new();
+        let mut accepted = Vec::new();
+        for (topic, partitions) in topics {
+            let mut out = Vec::with_capacity(partitions.len());
+            for p in partitions {
+                let metadata = p.metadata.unwrap_or_default();
+                let result = if metadata.len() > self.config.offset_metadata_max_bytes {
+                    Err(GroupError::OffsetMetadataTooLarge)
+                } else if !self.topic_has_partition(&topic, p.partition) {
+                    Err(GroupError::UnknownTopicOrPartition)
+                } else {
+                    let value = OffsetValue {
+                        offset: p.offset,
+                        leader_epoch: p.leader_epoch,
+                        metadata,
+                        commit_timestamp: now,
+                    };
+                    records.push((
+                        RecordKey::Offset {
+                            group: group_id.to_string(),
+                            topic: topic.clone(),
+                            partition: p.partition,
+                        },
+                        Some(value.encode()),
+                    ));
+                    accepted.push(((topic.clone(), p.partition), Committed::from(value)));
+                    Ok(())
+                };
+                out.push((p.partition, result));
+            }
+            results.push((topic, out));
+        }
+        if let Some(broker) = self.broker.upgrade() {
+            offsets::append(&broker, group_id, records, now)?;
+        } else {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        g.offsets.extend(accepted);
+        Ok(results)
+    }
+
+    /// OffsetFetch for one group; `topics: None` asks for every committed offset.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Result<FetchedOffsets, GroupError> {
+        // Kafka accepts the empty group id for OffsetFetch (backwards compatibility).
+        let groups = self.lock();
+        let g = groups.get(group_id);
+        let lookup = |t: &str, p: i32| g.and_then(|g| g.offsets.get(&(t.to_string(), p)).cloned());
+        Ok(match topics {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    let found = ps.into_iter().map(|p| (p, lookup(&t, p))).collect();
+                    (t, found)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: std::collections::BTreeMap<
+                    String,
+                    Vec<(i32, Option<Committed>)>,
+                > = Default::default();
+                if let Some(g) = g {
+                    for ((t, p), c) in &g.offsets {
+                        by_topic
+                            .entry(t.clone())
+                            .or_default()
+                            .push((*p, Some(c.clone())));
+                    }
+                }
+                by_topic
+                    .into_iter()
+                    .map(|(t, mut ps)| {
+                        ps.sort_by_key(|(p, _)| *p);
+                        (t, ps)
+                    })
+                    .collect()
+            }
+        })
+    }
+
+    /// OffsetDelete: removes committed offsets of topics the group is not subscribed to.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        topics: Vec<(String, Vec<i32>)>,
+    ) -> Result<PartitionResults, GroupError> {
+        if group_id.is_empty() {
+            return Err(GroupError::InvalidGroupId);
+        }
+        let mut groups = self.lock();
+        let g = groups
+            .get_mut(group_id)
+            .ok_or(GroupError::GroupIdNotFound)?;
+        if g.state == GroupState::Dead {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        let subscribed = if g.state == GroupState::Empty {
+            Default::default()
+        } else if g.protocol_type.as_deref() == Some("consumer") {
+            g.subscribed_topics().unwrap_or_default()
+        } else {
+            // Kafka refuses OffsetDelete on non-empty groups that do not use the consumer protocol.
+            return Err(GroupError::NonEmptyGroup);
+        };
+        let mut results: PartitionResults = Vec::new();
+        let mut tombstones = Vec::new();
+        for (topic, partitions) in topics {
+            let mut out = Vec::new();
+            for p in partitions {
+                if subscribed.contains(&topic) {
+                    out.push((p, Err(GroupError::GroupSubscribedToTopic)));
+                } else {
+                    if g.offsets.contains_key(&(topic.clone(), p)) {
+                        tombstones.push((
+                            RecordKey::Offset {
+                                group: group_id.to_string(),
+                                topic: topic.clone(),
+                                partition: p,
+                            },
+                            None,
+                        ));
+                    }
+                    out.push((p, Ok(())));
+                }
+            }
+            results.push((topic, out));
+        }
+        let broker = self
+            .broker
+            .upgrade()
+            .ok_or(GroupError::CoordinatorNotAvailable)?;
+        let keys: Vec<(String, i32)> = tombstones
+            .iter()
+            .filter_map(|(k, _)| match k {
+                RecordKey::Offset {
+                    topic, partition, ..
+                } => Some((topic.clone(), *partition)),
+                RecordKey::Group { .. } => None,
+            })
+            .collect();
+        offsets::append(&broker, group_id, tombstones, now_ms())?;
+        for k in keys {
+            g.offsets.remove(&k);
+        }
+        Ok(results)
+    }
+
+    /// Expires offsets of empty groups older than the retention, then drops groups left with nothing.
+    pub fn expire_offsets(&self, now: i64) {
+        let Some(broker) = self.broker.upgrade() else {
+            return;
+        };
+        let retention = self.config.offsets_retention_ms;
+        let mut groups = self.lock();
+        let mut dead = Vec::new();
+        for g in groups.values_mut() {
+            if g.state != GroupState::Empty {
+                continue;
+            }
+            let since = g.state_since_ms;
+            let consumer_group = g.protocol_type.is_some();
+            let expired: Vec<(String, i32)> = g
+                .offsets
+                .iter()
+                .filter(|(_, c)| {
+                    let base = if consumer_group {
+                        since
+                    } else {
+                        c.commit_timestamp
+                    };
+                    base.saturating_add(retention) <= now
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut records: Vec<(RecordKey, Option<Bytes>)> = expired
+                .iter()
+                .map(|(t, p)| {
+                    (
+                        RecordKey::Offset {
+                            group: g.id.clone(),
+                            topic: t.clone(),
+                            partition: *p,
+                        },
+                        None,
+                    )
+                })
+                .collect();
+            let now_empty = g.offsets.len() == expired.len();
+            if now_empty {
+                records.push((
+                    RecordKey::Group {
+                        group: g.id.clone(),
+                    },
+                    None,
+                ));
+            }
+            if records.is_empty() {
+                continue;
+            }
+            match offsets::append(&broker, &g.id, records, now) {
+                Ok(()) => {
+                    for k in &expired {
+                        g.offsets.remove(k);
+                    }
+                    if !expired.is_empty() {
+                        info!(group = %g.id, offsets = expired.len(), "expired committed offsets");
+                    }
+                    if now_empty {
+                        g.transition(GroupState::Dead, now);
+                        dead.push(g.id.clone());
+                    }
+                }
+                Err(e) => warn!(group = %g.id, error = %e, "cannot expire offsets"),
+            }
+        }
+        for id in dead {
+            groups.remove(&id);
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! DeleteGroups (key 42): removes empty groups and their committed offsets.
+
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+
+use super::{HandlerResult, RequestContext};
+use crate::group::code_of;
+
+pub const VERSIONS: (i16, i16) = (0, 2);
+
+pub async fn handle(ctx: RequestContext, req: DeleteGroupsRequest) -> HandlerResult {
+    // Writes go to __consumer_offsets, created on first use.
+    ctx.broker.group.ensure_offsets_topic(&ctx.broker).await;
+    let results = req
+        .groups_names
+        .into_iter()
+        .map(|g| {
+            let result = ctx.broker.group.delete_group(&g.0);
+            DeletableGroupResult::default()
+                .with_group_id(g)
+                .with_error_code(code_of(&result))
+        })
+        .collect();
+    Ok(Some(
+        DeleteGroupsResponse::default().with_results(results).into(),
+    ))
+}

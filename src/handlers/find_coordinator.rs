@@ -1,0 +1,60 @@
+//! FindCoordinator (key 10): this node coordinates every group (it leads every `__consumer_offsets`
+//! partition on a single node); transaction coordinators do not exist yet (COORDINATOR_NOT_AVAILABLE).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{HandlerResult, RequestContext};
+
+pub const VERSIONS: (i16, i16) = (0, 6);
+
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+pub async fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> HandlerResult {
+    let broker = &ctx.broker;
+    let ready = req.key_type != KEY_TYPE_GROUP || broker.group.ensure_offsets_topic(broker).await;
+    let answer = |key: &StrBytes| -> Coordinator {
+        let c = Coordinator::default().with_key(key.clone());
+        let fail = |e: ResponseError| {
+            c.clone()
+                .with_error_code(e.code())
+                .with_error_message(Some(StrBytes::from_static_str(match e {
+                    ResponseError::InvalidRequest => "Unknown coordinator key type",
+                    _ => "The coordinator is not available.",
+                })))
+                .with_node_id(BrokerId(-1))
+                .with_host(StrBytes::default())
+                .with_port(-1)
+        };
+        match req.key_type {
+            KEY_TYPE_GROUP if key.is_empty() => fail(ResponseError::InvalidRequest),
+            KEY_TYPE_GROUP if !ready => fail(ResponseError::CoordinatorNotAvailable),
+            KEY_TYPE_GROUP => c
+                .with_node_id(BrokerId(broker.node_id))
+                .with_host(StrBytes::from_string(broker.advertised_host.clone()))
+                .with_port(broker.advertised_port),
+            KEY_TYPE_TRANSACTION => fail(ResponseError::CoordinatorNotAvailable),
+            _ => fail(ResponseError::InvalidRequest),
+        }
+    };
+    let response = if ctx.api_version >= 4 {
+        FindCoordinatorResponse::default()
+            .with_coordinators(req.coordinator_keys.iter().map(answer).collect())
+    } else {
+        let c = answer(&req.key);
+        let r = FindCoordinatorResponse::default()
+            .with_error_code(c.error_code)
+            .with_node_id(c.node_id)
+            .with_host(c.host)
+            .with_port(c.port);
+        if ctx.api_version >= 1 {
+            r.with_error_message(c.error_message)
+        } else {
+            r
+        }
+    };
+    Ok(Some(response.into()))
+}

@@ -1,0 +1,938 @@
+//! Consumer groups over the wire against the real binary: every version of every group API, the
+//! KIP-394 handshake, assignments through SyncGroup, Kafka's error codes, session expiry, static
+//! membership (KIP-345), and committed offsets surviving SIGKILL.
+
+mod common;
+
+use std::path::Path;
+
+use bytes::Bytes;
+use common::{BrokerProcess, Client};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use kafka_protocol::messages::leave_group_request::MemberIdentity;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+};
+use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+const MEMBER_ID_REQUIRED: i16 = 79;
+const UNKNOWN_MEMBER_ID: i16 = 25;
+const ILLEGAL_GENERATION: i16 = 22;
+const REBALANCE_IN_PROGRESS: i16 = 27;
+const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+const GROUP_MAX_SIZE_REACHED: i16 = 81;
+const FENCED_INSTANCE_ID: i16 = 82;
+const NON_EMPTY_GROUP: i16 = 68;
+const GROUP_ID_NOT_FOUND: i16 = 69;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
+const INVALID_GROUP_ID: i16 = 24;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// Starts a broker with fast group settings (no initial delay, short sessions allowed).
+fn start(dir: &Path) -> BrokerProcess {
+    start_with_delay(dir, 0)
+}
+
+fn start_with_delay(dir: &Path, initial_delay_ms: u64) -> BrokerProcess {
+    let cfg = dir.join("groups.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "group_initial_rebalance_delay_ms = {initial_delay_ms}\n\
+             group_min_session_timeout_ms = 100\n\
+             group_max_size = 3\n\
+             offsets_topic_num_partitions = 3\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    BrokerProcess::start(&data, &["--config", cfg.to_str().unwrap()])
+}
+
+fn create_topic(c: &mut Client, topic: &str, partitions: i32) {
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)])
+        .with_timeout_ms(5000);
+    let Some(ResponseKind::CreateTopics(r)) = c.request(ApiKey::CreateTopics, 7, req) else {
+        panic!("CreateTopics")
+    };
+    assert_eq!(r.topics[0].error_code, 0);
+}
+
+struct Join<'a> {
+    group: &'a str,
+    member: &'a str,
+    instance: Option<&'a str>,
+    protocols: &'a [&'a str],
+    session_ms: i32,
+    rebalance_ms: i32,
+}
+
+impl<'a> Join<'a> {
+    fn new(group: &'a str) -> Self {
+        Join {
+            group,
+            member: "",
+            instance: None,
+            protocols: &["range"],
+            session_ms: 10_000,
+            rebalance_ms: 10_000,
+        }
+    }
+    fn member(mut self, m: &'a str) -> Self {
+        self.member = m;
+        self
+    }
+    fn instance(mut self, i: &'a str) -> Self {
+        self.instance = Some(i);
+        self
+    }
+    fn protocols(mut self, p: &'a [&'a str]) -> Self {
+        self.protocols = p;
+        self
+    }
+    fn session(mut self, ms: i32) -> Self {
+        self.session_ms = ms;
+        self
+    }
+    fn rebalance(mut self, ms: i32) -> Self {
+        self.rebalance_ms = ms;
+        self
+    }
+    fn send(&self, c: &mut Client, v: i16) -> JoinGroupResponse {
+        let req = JoinGroupRequest::default()
+            .with_group_id(GroupId(s(self.group)))
+            .with_session_timeout_ms(self.session_ms)
+            .with_rebalance_timeout_ms(if v >= 1 { self.rebalance_ms } else { -1 })
+            .with_member_id(s(self.member))
+            .with_group_instance_id(self.instance.map(s))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(
+                self.protocols
+                    .iter()
+                    .map(|p| {
+                        JoinGroupRequestProtocol::default()
+                            .with_name(s(p))
+                            .with_metadata(Bytes::from(format!("meta-{p}-{}", self.member)))
+                    })
+                    .collect(),
+            );
+        match c.request(ApiKey::JoinGroup, v, req) {
+            Some(ResponseKind::JoinGroup(r)) => r,
+            other => panic!("JoinGroup v{v}: {other:?}"),
+        }
+    }
+    /// The KIP-394 handshake at v4+: the first join returns MEMBER_ID_REQUIRED and the id to use.
+    fn handshake(mut self, c: &mut Client, v: i16) -> (JoinGroupResponse, String) {
+        let mut id = self.member.to_string();
+        if v >= 4 && self.instance.is_none() && self.member.is_empty() {
+            let r = self.send(c, v);
+            assert_eq!(r.error_code, MEMBER_ID_REQUIRED, "v{v}");
+            assert!(!r.member_id.is_empty());
+            id = r.member_id.to_string();
+        }
+        let leaked: &'a str = Box::leak(id.into_boxed_str());
+        self.member = leaked;
+        let r = self.send(c, v);
+        let id = r.member_id.to_string();
+        (r, id)
+    }
+}
+
+fn sync(
+    c: &mut Client,
+    v: i16,
+    group: &str,
+    generation: i32,
+    member: &str,
+    assignments: &[(&str, &str)],
+) -> SyncGroupResponse {
+    let req = SyncGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(generation)
+        .with_member_id(s(member))
+        .with_protocol_type(if v >= 5 { Some(s("consumer")) } else { None })
+        .with_protocol_name(if v >= 5 { Some(s("range")) } else { None })
+        .with_assignments(
+            assignments
+                .iter()
+                .map(|(m, a)| {
+                    SyncGroupRequestAssignment::default()
+                        .with_member_id(s(m))
+                        .with_assignment(Bytes::from(a.to_string()))
+                })
+                .collect(),
+        );
+    match c.request(ApiKey::SyncGroup, v, req) {
+        Some(ResponseKind::SyncGroup(r)) => r,
+        other => panic!("SyncGroup v{v}: {other:?}"),
+    }
+}
+
+fn heartbeat(
+    c: &mut Client,
+    v: i16,
+    group: &str,
+    generation: i32,
+    member: &str,
+    instance: Option<&str>,
+) -> i16 {
+    let req = HeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(generation)
+        .with_member_id(s(member))
+        .with_group_instance_id(if v >= 3 { instance.map(s) } else { None });
+    match c.request(ApiKey::Heartbeat, v, req) {
+        Some(ResponseKind::Heartbeat(r)) => r.error_code,
+        other => panic!("Heartbeat v{v}: {other:?}"),
+    }
+}
+
+/// Commits `offset` with `metadata` for (topic, partition) as (group, generation, member).
+fn commit(
+    c: &mut Client,
+    v: i16,
+    (group, generation, member): (&str, i32, &str),
+    (topic, partition): (&str, i32),
+    offset: i64,
+    metadata: &str,
+) -> i16 {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(s(member))
+        .with_retention_time_ms(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(s(topic)))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(partition)
+                .with_committed_offset(offset)
+                .with_committed_leader_epoch(-1)
+                .with_committed_metadata(Some(s(metadata)))])]);
+    match c.request(ApiKey::OffsetCommit, v, req) {
+        Some(ResponseKind::OffsetCommit(r)) => r.topics[0].partitions[0].error_code,
+        other => panic!("OffsetCommit v{v}: {other:?}"),
+    }
+}
+
+/// (offset, metadata, error) of one partition.
+fn fetch_offset(
+    c: &mut Client,
+    v: i16,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> (i64, String, i16) {
+    let req = if v >= 8 {
+        OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(s(group)))
+            .with_member_epoch(-1)
+            .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_indexes(vec![partition])]))])
+    } else {
+        OffsetFetchRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_indexes(vec![partition])]))
+    }
+    .with_require_stable(v >= 7);
+    match c.request(ApiKey::OffsetFetch, v, req) {
+        Some(ResponseKind::OffsetFetch(r)) if v >= 8 => {
+            let g = &r.groups[0];
+            let p = &g.topics[0].partitions[0];
+            let meta = p
+                .metadata
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            (p.committed_offset, meta, g.error_code.max(p.error_code))
+        }
+        Some(ResponseKind::OffsetFetch(r)) => {
+            let p = &r.topics[0].partitions[0];
+            let meta = p
+                .metadata
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            (p.committed_offset, meta, r.error_code.max(p.error_code))
+        }
+        other => panic!("OffsetFetch v{v}: {other:?}"),
+    }
+}
+
+fn leave(c: &mut Client, v: i16, group: &str, member: &str, instance: Option<&str>) -> i16 {
+    let req = if v >= 3 {
+        LeaveGroupRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_members(vec![MemberIdentity::default()
+                .with_member_id(s(member))
+                .with_group_instance_id(instance.map(s))])
+    } else {
+        LeaveGroupRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_member_id(s(member))
+    };
+    match c.request(ApiKey::LeaveGroup, v, req) {
+        Some(ResponseKind::LeaveGroup(r)) if v >= 3 => r.error_code.max(r.members[0].error_code),
+        Some(ResponseKind::LeaveGroup(r)) => r.error_code,
+        other => panic!("LeaveGroup v{v}: {other:?}"),
+    }
+}
+
+fn describe(c: &mut Client, v: i16, group: &str) -> describe_groups_response::DescribedGroup {
+    let req = DescribeGroupsRequest::default()
+        .with_groups(vec![GroupId(s(group))])
+        .with_include_authorized_operations(v >= 3);
+    match c.request(ApiKey::DescribeGroups, v, req) {
+        Some(ResponseKind::DescribeGroups(mut r)) => r.groups.remove(0),
+        other => panic!("DescribeGroups v{v}: {other:?}"),
+    }
+}
+
+fn versions(key: ApiKey) -> std::ops::RangeInclusive<i16> {
+    let api = vltava::handlers::lookup(key as i16).unwrap();
+    api.min_version..=api.max_version
+}
+
+#[test]
+fn every_group_api_version_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let mut c = broker.connect();
+    create_topic(&mut c, "t", 2);
+
+    for v in versions(ApiKey::FindCoordinator) {
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default()
+                .with_key_type(0)
+                .with_coordinator_keys(vec![s("g1"), s("g2")])
+        } else {
+            FindCoordinatorRequest::default().with_key(s("g1"))
+        };
+        let Some(ResponseKind::FindCoordinator(r)) = c.request(ApiKey::FindCoordinator, v, req)
+        else {
+            panic!("FindCoordinator v{v}")
+        };
+        let port: i32 = broker.addr.rsplit(':').next().unwrap().parse().unwrap();
+        if v >= 4 {
+            assert_eq!(r.coordinators.len(), 2);
+            for co in &r.coordinators {
+                assert_eq!((co.error_code, co.node_id.0, co.port), (0, 1, port), "v{v}");
+            }
+            let txn = FindCoordinatorRequest::default()
+                .with_key_type(1)
+                .with_coordinator_keys(vec![s("tx")]);
+            let Some(ResponseKind::FindCoordinator(r)) = c.request(ApiKey::FindCoordinator, v, txn)
+            else {
+                panic!()
+            };
+            assert_eq!(r.coordinators[0].error_code, COORDINATOR_NOT_AVAILABLE);
+        } else {
+            assert_eq!((r.error_code, r.node_id.0, r.port), (0, 1, port), "v{v}");
+        }
+    }
+
+    // One group per JoinGroup version: join, sync, heartbeat, commit, fetch, describe, leave.
+    let sync_versions = versions(ApiKey::SyncGroup);
+    let hb_versions = versions(ApiKey::Heartbeat);
+    let leave_versions = versions(ApiKey::LeaveGroup);
+    let describe_versions = versions(ApiKey::DescribeGroups);
+    for v in versions(ApiKey::JoinGroup) {
+        let group = format!("jg-v{v}");
+        let (r, id) = Join::new(&group).handshake(&mut c, v);
+        assert_eq!(r.error_code, 0, "JoinGroup v{v}");
+        assert_eq!(r.generation_id, 1, "v{v}");
+        assert_eq!(r.leader.as_str(), id, "sole member leads at v{v}");
+        assert_eq!(r.members.len(), 1);
+        assert_eq!(r.protocol_name.as_ref().unwrap().as_str(), "range");
+        let sv = (*sync_versions.end()).min(v.max(*sync_versions.start()));
+        let sr = sync(&mut c, sv, &group, 1, &id, &[(&id, "assigned")]);
+        assert_eq!(sr.error_code, 0, "SyncGroup v{sv}");
+        assert_eq!(&sr.assignment[..], b"assigned");
+        for hv in hb_versions.clone() {
+            assert_eq!(
+                heartbeat(&mut c, hv, &group, 1, &id, None),
+                0,
+                "Heartbeat v{hv}"
+            );
+        }
+        let dv = (*describe_versions.end()).min(v);
+        let d = describe(&mut c, dv, &group);
+        assert_eq!(d.group_state.as_str(), "Stable", "DescribeGroups v{dv}");
+        assert_eq!(d.protocol_data.as_str(), "range");
+        assert_eq!(&d.members[0].member_assignment[..], b"assigned");
+        assert_eq!(d.members[0].member_id.as_str(), id);
+        let lv = (*leave_versions.end()).min(v);
+        assert_eq!(leave(&mut c, lv, &group, &id, None), 0, "LeaveGroup v{lv}");
+        assert_eq!(describe(&mut c, dv, &group).group_state.as_str(), "Empty");
+    }
+    for v in sync_versions {
+        let group = format!("sg-v{v}");
+        let (r, id) = Join::new(&group).handshake(&mut c, 9);
+        let sr = sync(&mut c, v, &group, r.generation_id, &id, &[(&id, "a")]);
+        assert_eq!(
+            (sr.error_code, &sr.assignment[..]),
+            (0, &b"a"[..]),
+            "SyncGroup v{v}"
+        );
+        if v >= 5 {
+            assert_eq!(sr.protocol_name.unwrap().as_str(), "range");
+        }
+    }
+
+    for v in versions(ApiKey::OffsetCommit) {
+        let group = format!("oc-v{v}");
+        assert_eq!(
+            commit(&mut c, v, (&group, -1, ""), ("t", 1), 40 + v as i64, "m"),
+            0,
+            "simple OffsetCommit v{v}"
+        );
+        assert_eq!(
+            commit(&mut c, v, (&group, -1, ""), ("nope", 0), 1, ""),
+            3,
+            "unknown topic at v{v}"
+        );
+        for fv in versions(ApiKey::OffsetFetch) {
+            assert_eq!(
+                fetch_offset(&mut c, fv, &group, "t", 1),
+                (40 + v as i64, "m".to_string(), 0),
+                "OffsetFetch v{fv} after OffsetCommit v{v}"
+            );
+            assert_eq!(fetch_offset(&mut c, fv, &group, "t", 0).0, -1);
+        }
+    }
+    // A commit from inside a group checks generation and member.
+    let (r, id) = Join::new("member-commit").handshake(&mut c, 9);
+    sync(&mut c, 5, "member-commit", r.generation_id, &id, &[]);
+    assert_eq!(
+        commit(&mut c, 9, ("member-commit", 1, &id), ("t", 0), 5, ""),
+        0
+    );
+    assert_eq!(
+        commit(&mut c, 9, ("member-commit", 2, &id), ("t", 0), 5, ""),
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        commit(&mut c, 9, ("member-commit", 1, "who"), ("t", 0), 5, ""),
+        UNKNOWN_MEMBER_ID
+    );
+
+    for v in versions(ApiKey::ListGroups) {
+        let req = ListGroupsRequest::default()
+            .with_states_filter(if v >= 4 { vec![s("stable")] } else { vec![] })
+            .with_types_filter(if v >= 5 { vec![s("classic")] } else { vec![] });
+        let Some(ResponseKind::ListGroups(r)) = c.request(ApiKey::ListGroups, v, req) else {
+            panic!("ListGroups v{v}")
+        };
+        assert_eq!(r.error_code, 0);
+        let names: Vec<&str> = r.groups.iter().map(|g| g.group_id.0.as_str()).collect();
+        assert!(names.contains(&"member-commit"), "v{v}: {names:?}");
+        if v >= 4 {
+            // Only Stable groups pass the filter: the sg-v* groups and member-commit.
+            assert!(!names.contains(&"jg-v0"), "v{v}: {names:?}");
+            assert!(r.groups.iter().all(|g| g.group_state.as_str() == "Stable"));
+        } else {
+            assert!(names.contains(&"jg-v0") && names.contains(&"oc-v2"), "v{v}");
+        }
+    }
+
+    let od = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(s("oc-v2")))
+        .with_topics(vec![OffsetDeleteRequestTopic::default()
+            .with_name(TopicName(s("t")))
+            .with_partitions(vec![
+                OffsetDeleteRequestPartition::default().with_partition_index(1)
+            ])]);
+    for v in versions(ApiKey::OffsetDelete) {
+        let Some(ResponseKind::OffsetDelete(r)) = c.request(ApiKey::OffsetDelete, v, od.clone())
+        else {
+            panic!("OffsetDelete v{v}")
+        };
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.topics[0].partitions[0].error_code, 0);
+        assert_eq!(fetch_offset(&mut c, 9, "oc-v2", "t", 1).0, -1);
+    }
+
+    for v in versions(ApiKey::DeleteGroups) {
+        let group = format!("oc-v{}", 3 + v);
+        let req = DeleteGroupsRequest::default()
+            .with_groups_names(vec![GroupId(s(&group)), GroupId(s("member-commit"))]);
+        let Some(ResponseKind::DeleteGroups(r)) = c.request(ApiKey::DeleteGroups, v, req.clone())
+        else {
+            panic!("DeleteGroups v{v}")
+        };
+        assert_eq!(r.results[0].error_code, 0, "DeleteGroups v{v}");
+        assert_eq!(r.results[1].error_code, NON_EMPTY_GROUP);
+        assert_eq!(fetch_offset(&mut c, 9, &group, "t", 1).0, -1);
+        let Some(ResponseKind::DeleteGroups(r)) = c.request(ApiKey::DeleteGroups, v, req) else {
+            panic!()
+        };
+        assert_eq!(r.results[0].error_code, GROUP_ID_NOT_FOUND);
+    }
+}
+
+#[test]
+fn two_members_get_the_leaders_assignment() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let mut a = broker.connect();
+    let (r, a_id) = Join::new("pair").handshake(&mut a, 9);
+    assert_eq!(r.generation_id, 1);
+    sync(&mut a, 5, "pair", 1, &a_id, &[(&a_id, "all")]);
+
+    // B joins: the group rebalances; A learns of it by heartbeat and rejoins.
+    let mut b = broker.connect();
+    let addr = broker.addr.clone();
+    let b_join = std::thread::spawn(move || {
+        let mut b2 = Client::connect(&addr);
+        let (r, id) = Join::new("pair").handshake(&mut b2, 9);
+        (r, id, b2)
+    });
+    let mut code = 0;
+    while code != REBALANCE_IN_PROGRESS {
+        code = heartbeat(&mut a, 4, "pair", 1, &a_id, None);
+        assert!(code == 0 || code == REBALANCE_IN_PROGRESS, "{code}");
+        std::thread::yield_now();
+    }
+    let ra = Join::new("pair").member(&a_id).send(&mut a, 9);
+    let (rb, b_id, mut b2) = b_join.join().unwrap();
+    assert_eq!((ra.error_code, rb.error_code), (0, 0));
+    assert_eq!(ra.generation_id, 2);
+    assert_eq!(rb.generation_id, 2);
+    assert_eq!(ra.leader.as_str(), a_id, "the first member stays leader");
+    assert_eq!(
+        ra.members.len(),
+        2,
+        "the leader gets every member's metadata"
+    );
+    assert!(rb.members.is_empty(), "followers get no member list");
+
+    // The follower's SyncGroup waits for the leader's.
+    let b_sync = std::thread::spawn(move || sync(&mut b2, 5, "pair", 2, &b_id, &[]));
+    let sa = sync(
+        &mut a,
+        5,
+        "pair",
+        2,
+        &a_id,
+        &[(&a_id, "p0"), (rb.member_id.as_str(), "p1")],
+    );
+    let sb = b_sync.join().unwrap();
+    assert_eq!((sa.error_code, &sa.assignment[..]), (0, &b"p0"[..]));
+    assert_eq!((sb.error_code, &sb.assignment[..]), (0, &b"p1"[..]));
+    assert_eq!(describe(&mut b, 5, "pair").members.len(), 2);
+}
+
+#[test]
+fn group_errors_match_kafka() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let mut c = broker.connect();
+
+    // Group management needs a group id (offset APIs accept "", as Kafka does for old clients).
+    assert_eq!(Join::new("").send(&mut c, 9).error_code, INVALID_GROUP_ID);
+    assert_eq!(heartbeat(&mut c, 4, "", 1, "m", None), INVALID_GROUP_ID);
+    assert_eq!(fetch_offset(&mut c, 9, "", "t", 0), (-1, String::new(), 0));
+
+    // SyncGroup and Heartbeat before any JoinGroup.
+    assert_eq!(
+        sync(&mut c, 5, "g", 1, "ghost", &[]).error_code,
+        UNKNOWN_MEMBER_ID
+    );
+    assert_eq!(
+        heartbeat(&mut c, 4, "g", 1, "ghost", None),
+        UNKNOWN_MEMBER_ID
+    );
+    // A made-up member id for an unknown group.
+    assert_eq!(
+        Join::new("g").member("ghost").send(&mut c, 9).error_code,
+        UNKNOWN_MEMBER_ID
+    );
+
+    let (r, id) = Join::new("g")
+        .protocols(&["range", "roundrobin"])
+        .handshake(&mut c, 9);
+    assert_eq!(r.error_code, 0);
+    assert_eq!(
+        sync(&mut c, 5, "g", 7, &id, &[]).error_code,
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(sync(&mut c, 5, "g", 1, &id, &[(&id, "x")]).error_code, 0);
+    assert_eq!(heartbeat(&mut c, 4, "g", 9, &id, None), ILLEGAL_GENERATION);
+    assert_eq!(
+        heartbeat(&mut c, 4, "g", 1, "other", None),
+        UNKNOWN_MEMBER_ID
+    );
+
+    // A member whose protocols share nothing with the group's.
+    let mut other = broker.connect();
+    let r = Join::new("g").protocols(&["sticky"]).send(&mut other, 3);
+    assert_eq!(r.error_code, INCONSISTENT_GROUP_PROTOCOL);
+
+    // Heartbeat during a rebalance: a second member joining moves the group to PreparingRebalance.
+    let addr = broker.addr.clone();
+    let joiner = std::thread::spawn(move || {
+        let mut c2 = Client::connect(&addr);
+        Join::new("g")
+            .protocols(&["roundrobin"])
+            .handshake(&mut c2, 9)
+            .0
+    });
+    let mut code = 0;
+    while code == 0 {
+        code = heartbeat(&mut c, 4, "g", 1, &id, None);
+        std::thread::yield_now();
+    }
+    assert_eq!(code, REBALANCE_IN_PROGRESS);
+    assert_eq!(
+        sync(&mut c, 5, "g", 1, &id, &[]).error_code,
+        REBALANCE_IN_PROGRESS
+    );
+    let ra = Join::new("g")
+        .member(&id)
+        .protocols(&["range", "roundrobin"])
+        .send(&mut c, 9);
+    let rb = joiner.join().unwrap();
+    assert_eq!((ra.error_code, rb.error_code), (0, 0));
+    assert_eq!(
+        ra.protocol_name.unwrap().as_str(),
+        "roundrobin",
+        "the only common protocol"
+    );
+
+    // group_max_size = 3: members and ids handed out with MEMBER_ID_REQUIRED both count.
+    let mut d = broker.connect();
+    assert_eq!(
+        Join::new("g")
+            .protocols(&["roundrobin"])
+            .send(&mut d, 9)
+            .error_code,
+        MEMBER_ID_REQUIRED
+    );
+    let r = Join::new("g").protocols(&["roundrobin"]).send(&mut d, 9);
+    assert_eq!(r.error_code, GROUP_MAX_SIZE_REACHED);
+    assert_eq!(r.member_id.as_str(), "");
+}
+
+#[test]
+fn session_expiry_removes_a_silent_member_and_rebalances() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let mut a = broker.connect();
+    let (_, a_id) = Join::new("expiry").session(30_000).handshake(&mut a, 9);
+    sync(&mut a, 5, "expiry", 1, &a_id, &[]);
+
+    let addr = broker.addr.clone();
+    let b = std::thread::spawn(move || {
+        let mut c = Client::connect(&addr);
+        Join::new("expiry").session(500).handshake(&mut c, 9).0
+    });
+    let mut code = 0;
+    while code == 0 {
+        code = heartbeat(&mut a, 4, "expiry", 1, &a_id, None);
+        std::thread::yield_now();
+    }
+    // A rejoins; B joined too, so generation 2 has both.
+    let ra = Join::new("expiry")
+        .member(&a_id)
+        .session(30_000)
+        .send(&mut a, 9);
+    let rb = b.join().unwrap();
+    assert_eq!((ra.generation_id, ra.members.len()), (2, 2));
+    assert_eq!(sync(&mut a, 5, "expiry", 2, &a_id, &[]).error_code, 0);
+    // B never syncs nor heartbeats. A's next rejoin (as leader, it triggers a rebalance) blocks
+    // until B's 500 ms session expires; it then returns with A alone in generation 3.
+    let ra = Join::new("expiry")
+        .member(&a_id)
+        .session(30_000)
+        .send(&mut a, 9);
+    assert_eq!(ra.error_code, 0);
+    assert_eq!(ra.generation_id, 3);
+    let members: Vec<&str> = ra.members.iter().map(|m| m.member_id.as_str()).collect();
+    assert_eq!(
+        members,
+        vec![a_id.as_str()],
+        "B ({}) was expired",
+        rb.member_id.as_str()
+    );
+}
+
+#[test]
+fn static_member_rejoins_without_rebalance_and_old_id_is_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let mut c = broker.connect();
+    let (r, old_id) = Join::new("static").instance("inst-1").handshake(&mut c, 9);
+    assert_eq!(r.error_code, 0, "static members skip MEMBER_ID_REQUIRED");
+    assert!(old_id.starts_with("inst-1-"));
+    assert_eq!(
+        sync(&mut c, 5, "static", 1, &old_id, &[(&old_id, "mine")]).error_code,
+        0
+    );
+
+    // The "restarted" instance joins with no member id: same generation, no rebalance.
+    let mut c2 = broker.connect();
+    let r = Join::new("static").instance("inst-1").send(&mut c2, 9);
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.generation_id, 1, "no rebalance");
+    assert!(
+        r.skip_assignment,
+        "the rejoining leader keeps the current assignment (KIP-814)"
+    );
+    let new_id = r.member_id.to_string();
+    assert_ne!(new_id, old_id);
+    assert_eq!(
+        describe(&mut c2, 5, "static").group_state.as_str(),
+        "Stable"
+    );
+    let s = sync(&mut c2, 5, "static", 1, &new_id, &[]);
+    assert_eq!((s.error_code, &s.assignment[..]), (0, &b"mine"[..]));
+
+    // The old incarnation is fenced.
+    assert_eq!(
+        heartbeat(&mut c, 4, "static", 1, &old_id, Some("inst-1")),
+        FENCED_INSTANCE_ID
+    );
+    assert_eq!(
+        leave(&mut c, 5, "static", &old_id, Some("inst-1")),
+        FENCED_INSTANCE_ID
+    );
+    assert_eq!(
+        heartbeat(&mut c2, 4, "static", 1, &new_id, Some("inst-1")),
+        0
+    );
+    // Leaving by instance id alone works (v3+ batch identity).
+    assert_eq!(leave(&mut c2, 5, "static", "", Some("inst-1")), 0);
+    assert_eq!(describe(&mut c2, 5, "static").group_state.as_str(), "Empty");
+}
+
+#[test]
+fn committed_offsets_and_group_metadata_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = start(dir.path());
+    let mut c = broker.connect();
+    create_topic(&mut c, "orders", 3);
+    let (_, id) = Join::new("durable").instance("i-1").handshake(&mut c, 9);
+    assert_eq!(
+        sync(&mut c, 5, "durable", 1, &id, &[(&id, "asg")]).error_code,
+        0
+    );
+    for p in 0..3 {
+        assert_eq!(
+            commit(
+                &mut c,
+                9,
+                ("durable", 1, &id),
+                ("orders", p),
+                100 + p as i64,
+                &format!("meta{p}")
+            ),
+            0
+        );
+    }
+    assert_eq!(
+        commit(&mut c, 9, ("durable", 1, &id), ("orders", 0), 150, "later"),
+        0
+    );
+    assert_eq!(
+        commit(&mut c, 9, ("simple", -1, ""), ("orders", 2), 7, ""),
+        0
+    );
+    broker.kill();
+
+    let broker = start(dir.path());
+    let mut c = broker.connect();
+    assert_eq!(
+        fetch_offset(&mut c, 9, "durable", "orders", 0),
+        (150, "later".into(), 0)
+    );
+    assert_eq!(
+        fetch_offset(&mut c, 5, "durable", "orders", 1),
+        (101, "meta1".into(), 0)
+    );
+    assert_eq!(
+        fetch_offset(&mut c, 1, "durable", "orders", 2),
+        (102, "meta2".into(), 0)
+    );
+    assert_eq!(
+        fetch_offset(&mut c, 9, "simple", "orders", 2),
+        (7, String::new(), 0)
+    );
+    // The group itself came back: generation 1, its static member and assignment.
+    let d = describe(&mut c, 5, "durable");
+    assert_eq!(d.group_state.as_str(), "Stable");
+    assert_eq!(d.members[0].member_id.as_str(), id);
+    assert_eq!(
+        d.members[0].group_instance_id.as_ref().unwrap().as_str(),
+        "i-1"
+    );
+    assert_eq!(&d.members[0].member_assignment[..], b"asg");
+    assert_eq!(heartbeat(&mut c, 4, "durable", 1, &id, Some("i-1")), 0);
+}
+
+#[test]
+fn a_leader_that_never_syncs_is_removed_after_the_rebalance_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let addr = broker.addr.clone();
+    let mut a = broker.connect();
+    let (_, a_id) = Join::new("nosync").rebalance(400).handshake(&mut a, 9);
+    assert_eq!(sync(&mut a, 5, "nosync", 1, &a_id, &[]).error_code, 0);
+    // A leads a stable generation 1; B's join forces generation 2, whose sync A never sends.
+    let b = std::thread::spawn(move || {
+        let mut c = Client::connect(&addr);
+        let (r, id) = Join::new("nosync").rebalance(400).handshake(&mut c, 9);
+        (r, id, c)
+    });
+    // A rejoins (it is the leader, so the group rebalances) and is told the new generation.
+    let mut code = 0;
+    while code == 0 {
+        code = heartbeat(&mut a, 4, "nosync", 1, &a_id, None);
+        std::thread::yield_now();
+    }
+    let ra = Join::new("nosync")
+        .member(&a_id)
+        .rebalance(400)
+        .send(&mut a, 9);
+    let (rb, b_id, mut c) = b.join().unwrap();
+    assert_eq!((ra.generation_id, rb.generation_id), (2, 2));
+    // B's SyncGroup waits for the leader's, which never comes: after A's 400 ms rebalance timeout
+    // A is removed and B is told to rejoin; B alone then forms generation 3 and leads it.
+    let s = sync(&mut c, 5, "nosync", 2, &b_id, &[]);
+    assert_eq!(s.error_code, REBALANCE_IN_PROGRESS);
+    let rb = Join::new("nosync")
+        .member(&b_id)
+        .rebalance(400)
+        .send(&mut c, 9);
+    assert_eq!((rb.error_code, rb.generation_id), (0, 3));
+    assert_eq!(rb.leader.as_str(), b_id);
+    assert_eq!(
+        sync(&mut c, 5, "nosync", 3, &b_id, &[(&b_id, "all")]).error_code,
+        0
+    );
+    assert_eq!(describe(&mut c, 5, "nosync").group_state.as_str(), "Stable");
+    assert_eq!(
+        heartbeat(&mut a, 4, "nosync", 2, &a_id, None),
+        UNKNOWN_MEMBER_ID
+    );
+}
+
+#[test]
+fn initial_rebalance_delay_gathers_members_into_the_first_generation() {
+    let dir = tempfile::tempdir().unwrap();
+    // Long enough that B's join surely lands inside it; each new member extends it once more.
+    let broker = start_with_delay(dir.path(), 1500);
+    let addr = broker.addr.clone();
+    let a = std::thread::spawn(move || {
+        let mut c = Client::connect(&addr);
+        Join::new("delayed")
+            .rebalance(20_000)
+            .handshake(&mut c, 9)
+            .0
+    });
+    let mut d = broker.connect();
+    // Wait until A is in the group (the join phase is open) before B joins.
+    while describe(&mut d, 5, "delayed").group_state.as_str() != "PreparingRebalance" {
+        std::thread::yield_now();
+    }
+    let mut b = broker.connect();
+    let rb = Join::new("delayed")
+        .rebalance(20_000)
+        .handshake(&mut b, 9)
+        .0;
+    let ra = a.join().unwrap();
+    assert_eq!((ra.error_code, rb.error_code), (0, 0));
+    assert_eq!(
+        (ra.generation_id, rb.generation_id),
+        (1, 1),
+        "one generation for both"
+    );
+    assert_eq!(
+        ra.members.len() + rb.members.len(),
+        2,
+        "the leader sees both members"
+    );
+}
+
+#[test]
+fn offsets_topic_is_created_by_the_first_group_request_and_stays_internal() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let mut c = broker.connect();
+    let offsets_dir = dir.path().join("data/__consumer_offsets-0");
+    assert!(
+        !offsets_dir.exists(),
+        "a broker that has seen no group has no offsets topic"
+    );
+
+    let req = FindCoordinatorRequest::default()
+        .with_key_type(0)
+        .with_coordinator_keys(vec![s("lazy")]);
+    let Some(ResponseKind::FindCoordinator(r)) = c.request(ApiKey::FindCoordinator, 4, req) else {
+        panic!("FindCoordinator")
+    };
+    assert_eq!(r.coordinators[0].error_code, 0);
+    assert!(
+        offsets_dir.is_dir(),
+        "FindCoordinator created __consumer_offsets"
+    );
+
+    let all = MetadataRequest::default().with_topics(None);
+    let Some(ResponseKind::Metadata(m)) = c.request(ApiKey::Metadata, 12, all) else {
+        panic!()
+    };
+    assert!(
+        m.topics
+            .iter()
+            .all(|t| t.name.as_ref().map(|n| n.0.as_str()) != Some("__consumer_offsets")),
+        "internal topics are hidden from the all-topics listing"
+    );
+    let by_name = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+        )
+        .with_name(Some(TopicName(s("__consumer_offsets"))))]));
+    let Some(ResponseKind::Metadata(m)) = c.request(ApiKey::Metadata, 12, by_name) else {
+        panic!()
+    };
+    assert_eq!((m.topics[0].error_code, m.topics[0].is_internal), (0, true));
+    assert_eq!(
+        m.topics[0].partitions.len(),
+        3,
+        "offsets_topic_num_partitions from the config"
+    );
+
+    // Clients may not append to it (Kafka: "Cannot append to internal topic").
+    let td = produce_request::TopicProduceData::default()
+        .with_name(TopicName(s("__consumer_offsets")))
+        .with_partition_data(vec![produce_request::PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(common::batch(&["forged"])))]);
+    let req = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![td]);
+    let Some(ResponseKind::Produce(r)) = c.request(ApiKey::Produce, 9, req) else {
+        panic!()
+    };
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code, 17,
+        "INVALID_TOPIC_EXCEPTION"
+    );
+}
