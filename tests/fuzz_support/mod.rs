@@ -231,6 +231,8 @@ impl Harness {
         // Fuzzed CreateTopics must not fill the disk with partition logs.
         config.limits.max_partitions = 64;
         config.log.segment_bytes = 1 << 20;
+        // JoinGroup need not wait for more members in a fuzz run.
+        config.group_initial_rebalance_delay_ms = 0;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -262,9 +264,14 @@ impl Harness {
                     Err(e) => return mix(sig, format!("{e:?}").len() as u64 % 5 + 2),
                 };
                 sig = mix(40, decode(&frame));
-                let is_fetch = frame.len() >= 2 && frame[..2] == [0, 1];
-                // Fetch long-polls up to its max_wait_ms, as it should; anything else must answer.
-                let limit = Duration::from_millis(if is_fetch { 50 } else { 10_000 });
+                // Fetch, JoinGroup and SyncGroup may wait (long poll, rebalance, the leader's
+                // assignment), as they should; anything else must answer.
+                let key = i16::from_be_bytes([
+                    frame.first().copied().unwrap_or(0),
+                    frame.get(1).copied().unwrap_or(0),
+                ]);
+                let may_wait = frame.len() >= 2 && matches!(key, 1 | 11 | 14);
+                let limit = Duration::from_millis(if may_wait { 50 } else { 10_000 });
                 match tokio::time::timeout(limit, dispatch(&broker, peer, frame)).await {
                     Ok(Outcome::Respond(_)) => {
                         ANSWERED.fetch_add(1, Ordering::Relaxed);
@@ -275,7 +282,7 @@ impl Harness {
                         sig = mix(sig, 7)
                     }
                     Ok(Outcome::Close(_)) => return mix(sig, 8),
-                    Err(_) if is_fetch => sig = mix(sig, 9),
+                    Err(_) if may_wait => sig = mix(sig, 9),
                     Err(_) => panic!("a request took more than {limit:?}"),
                 }
             }
