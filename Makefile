@@ -6,6 +6,7 @@
 #                suites (rdkafka, confluent-kafka-python, kafka-python, kcat, kafkajs)
 #   make lint    rustfmt --check + clippy -D warnings (whole workspace)
 #   make bench   release broker + benchmark driver, then run it (BENCH_ARGS=--quick for a short run)
+#   make fuzz    bounded fuzz run of every hostile-input target (FUZZ_SECONDS each, ~2.5 min in all)
 #
 # `make -k test` runs every suite even when an earlier one fails (CI does this).
 
@@ -20,7 +21,7 @@ RELEASE_BIN := $(ROOT)/target/release/vltava
 BENCH_ARGS  ?=
 
 .PHONY: all build build-release deps test test-broker test-rdkafka test-python test-js \
-        lint fmt bench clean help
+        lint fmt bench fuzz clean help
 
 all: build
 
@@ -65,6 +66,20 @@ fmt:
 bench: build-release
 	$(CARGO) build --release -p vltava-compat --bin vltava-bench
 	VLTAVA_BIN=$(RELEASE_BIN) $(ROOT)/target/release/vltava-bench $(BENCH_ARGS)
+
+# The fuzz driver is plain stable Rust (examples/fuzz.rs). If it cannot be built, the regression
+# corpus is still replayed, and the message says so. A crash leaves its input in target/fuzz/<target>/crash.
+FUZZ_SECONDS ?= 50
+fuzz:
+	@if $(CARGO) build --release -p vltava --example fuzz; then \
+	  for t in request decode batches; do \
+	    $(ROOT)/target/release/examples/fuzz $$t --seconds $(FUZZ_SECONDS) || { \
+	      echo "fuzz: $$t crashed; input saved in target/fuzz/$$t/crash (add it to fuzz/corpus/)"; exit 1; }; \
+	  done; \
+	else \
+	  echo "fuzz: the fuzz driver could not be built here: replaying the regression corpus only"; \
+	  $(CARGO) test -p vltava --test fuzz_corpus; \
+	fi
 
 clean:
 	$(CARGO) clean

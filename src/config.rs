@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::log::{FlushPolicy, LogConfig, TimestampType};
+pub use crate::server::limits::Limits;
 
 /// Everything the broker reads at start-up. Field comments name the Kafka setting each mirrors.
 #[derive(Clone, Debug, Deserialize)]
@@ -29,6 +30,8 @@ pub struct Config {
     pub socket_request_max_bytes: u32,
     /// `max.connections`
     pub max_connections: usize,
+    /// Hostile-input limits (`connections.max.idle.ms`, `max.connections.per.ip`, …).
+    pub limits: Limits,
     /// `log.retention.check.interval.ms` (also when idempotent-producer state is expired)
     pub retention_check_interval_ms: u64,
     /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group waits for
@@ -87,6 +90,7 @@ impl Default for Config {
             default_replication_factor: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
             max_connections: 10_000,
+            limits: Limits::default(),
             retention_check_interval_ms: 300_000,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
@@ -212,6 +216,7 @@ impl Config {
                 "producer_id_expiration_ms must be >= 1".into(),
             ));
         }
+        self.limits.validate()?;
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid("max_connections must be >= 1".into()));
         }
@@ -233,6 +238,23 @@ mod tests {
         assert_eq!(cfg.num_partitions, d.num_partitions);
         assert_eq!(cfg.log.flush, d.log.flush);
         assert_eq!(cfg.log.retention_ms, d.log.retention_ms);
+        assert_eq!(
+            cfg.limits.connections_max_idle_ms,
+            d.limits.connections_max_idle_ms
+        );
+        assert_eq!(
+            cfg.limits.frame_read_timeout_ms,
+            d.limits.frame_read_timeout_ms
+        );
+        assert_eq!(
+            cfg.limits.max_connections_per_ip,
+            d.limits.max_connections_per_ip
+        );
+        assert_eq!(cfg.limits.max_partitions, d.limits.max_partitions);
+        assert_eq!(
+            cfg.limits.queued_max_request_bytes,
+            d.limits.queued_max_request_bytes
+        );
         assert_eq!(
             cfg.group_initial_rebalance_delay_ms,
             d.group_initial_rebalance_delay_ms

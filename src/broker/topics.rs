@@ -15,6 +15,8 @@ pub enum TopicError {
     InvalidName(String),
     #[error("Number of partitions must be larger than 0.")]
     InvalidPartitions,
+    #[error("{requested} more partitions would exceed the cluster's limit of {max} (limits.max_partitions).")]
+    TooManyPartitions { requested: usize, max: usize },
     #[error("{0}")]
     InvalidReplicationFactor(String),
     #[error("{0}")]
@@ -35,7 +37,9 @@ impl TopicError {
     pub fn code(&self) -> i16 {
         match self {
             TopicError::InvalidName(_) => ResponseError::InvalidTopicException.code(),
-            TopicError::InvalidPartitions => ResponseError::InvalidPartitions.code(),
+            TopicError::InvalidPartitions | TopicError::TooManyPartitions { .. } => {
+                ResponseError::InvalidPartitions.code()
+            }
             TopicError::InvalidReplicationFactor(_) => {
                 ResponseError::InvalidReplicationFactor.code()
             }
@@ -101,6 +105,20 @@ impl Broker {
             topic_config::validate(k, v).map_err(TopicError::InvalidConfig)?;
         }
         let brokers: Vec<i32> = image.brokers.keys().copied().collect();
+        // Checked before anything is allocated per partition: the count comes from the client.
+        let requested = if req.assignments.is_empty() {
+            match req.num_partitions {
+                -1 => self.config.num_partitions.max(0) as usize,
+                n => n.max(0) as usize,
+            }
+        } else {
+            req.assignments.len()
+        };
+        let existing: usize = image.topics.values().map(|t| t.partitions.len()).sum();
+        let max = self.config.limits.max_partitions;
+        if existing.saturating_add(requested) > max {
+            return Err(TopicError::TooManyPartitions { requested, max });
+        }
         let replica_lists: Vec<Vec<i32>> = if !req.assignments.is_empty() {
             if req.num_partitions != -1 || req.replication_factor != -1 {
                 return Err(TopicError::InvalidRequest(

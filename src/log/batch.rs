@@ -185,7 +185,48 @@ pub(crate) fn validate_one(
             h.compression()
         )));
     }
+    if h.compression() == 0 {
+        check_record_framing(&batch[BatchHeader::SIZE..], h.records_count)?;
+    }
     Ok(h)
+}
+
+/// An uncompressed batch must hold exactly `records_count` length-prefixed records filling it, as
+/// Kafka checks on append; a header that lies about its records would mislead every consumer.
+/// Allocation-free: only each record's length varint is read.
+fn check_record_framing(records: &[u8], records_count: i32) -> Result<(), BatchError> {
+    let mut pos = 0usize;
+    let mut count = 0i64;
+    while pos < records.len() {
+        let mut value: u64 = 0;
+        let mut done = false;
+        for shift in (0..35).step_by(7) {
+            let Some(&b) = records.get(pos) else { break };
+            pos += 1;
+            value |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                done = true;
+                break;
+            }
+        }
+        let len = ((value >> 1) as i64) ^ -((value & 1) as i64);
+        if !done || len < 0 || len as u64 > (records.len() - pos) as u64 {
+            return Err(BatchError::InvalidRecord(format!(
+                "record {count} has an invalid length"
+            )));
+        }
+        pos += len as usize;
+        count += 1;
+        if count > i64::from(records_count) {
+            break;
+        }
+    }
+    if count != i64::from(records_count) {
+        return Err(BatchError::InvalidRecord(format!(
+            "batch holds {count} records but its header says {records_count}"
+        )));
+    }
+    Ok(())
 }
 
 /// Length of the batch starting at `buf[0..]` according to its batch_length field, if at least 12 bytes are there.

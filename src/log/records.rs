@@ -39,9 +39,16 @@ pub fn decompress_bounded(codec: u8, data: &[u8], limit: usize) -> Result<Vec<u8
         1 => read_bounded(Box::new(flate2::read::GzDecoder::new(data))),
         2 => snappy_bounded(data, limit),
         3 => read_bounded(Box::new(lz4::Decoder::new(data).map_err(corrupt)?)),
-        4 => read_bounded(Box::new(
-            zstd::stream::read::Decoder::new(data).map_err(corrupt)?,
-        )),
+        4 => {
+            let mut decoder = zstd::stream::read::Decoder::new(data).map_err(corrupt)?;
+            // The frame header chooses the window the decoder allocates: never more than the output
+            // may hold, but at least what zstd's levels up to 19 declare (2^23).
+            let needed = usize::BITS - limit.leading_zeros() + 1;
+            decoder
+                .window_log_max(needed.clamp(23, 27))
+                .map_err(corrupt)?;
+            read_bounded(Box::new(decoder))
+        }
         other => Err(BatchError::InvalidRecord(format!(
             "unknown compression codec {other}"
         ))),
@@ -215,6 +222,38 @@ mod tests {
             let err = record_metas(&batch, 50_000).unwrap_err();
             assert!(matches!(err, BatchError::InvalidRecord(_)), "{c:?}: {err}");
         }
+    }
+
+    #[test]
+    fn bombs_are_refused_without_inflating() {
+        use std::io::Write;
+        let zeros = vec![0u8; 64 << 20];
+        let gzip = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            e.write_all(&zeros).unwrap();
+            e.finish().unwrap()
+        };
+        let zstd = zstd::encode_all(&zeros[..], 19).unwrap();
+        let lz4 = {
+            let mut e = lz4::EncoderBuilder::new().build(Vec::new()).unwrap();
+            e.write_all(&zeros).unwrap();
+            e.finish().0
+        };
+        let snappy = snap::raw::Encoder::new().compress_vec(&zeros).unwrap();
+        drop(zeros);
+        for (codec, data) in [(1, gzip), (4, zstd), (3, lz4), (2, snappy)] {
+            assert!(data.len() < 4 << 20, "codec {codec}: {} bytes", data.len());
+            let result = decompress_bounded(codec, &data, 1 << 20);
+            assert!(
+                matches!(result, Err(BatchError::InvalidRecord(_))),
+                "codec {codec}: {result:?}"
+            );
+        }
+        // A raw snappy block that claims 4 GiB in six bytes.
+        let liar = [0xff, 0xff, 0xff, 0xff, 0x0f, 0];
+        assert!(decompress_bounded(2, &liar, 1 << 20).is_err());
+        assert!(decompress_bounded(7, &[], 10).is_err());
+        assert!(decompress_bounded(1, b"not gzip", 10).is_err());
     }
 
     #[test]

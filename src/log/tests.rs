@@ -839,3 +839,32 @@ fn empty_log_close_reopen() {
     assert_eq!(log.log_end_offset(), 2);
     assert_eq!(log.enforce_retention(i64::MAX).unwrap(), 0);
 }
+
+#[test]
+fn uncompressed_batch_must_hold_the_records_its_header_counts() {
+    let max = 1_000_000;
+    let good = batch(3);
+    // Header says 2 records (count and last offset delta agree, CRC right), the batch holds 3.
+    let mut lying = good.clone();
+    lying[23..27].copy_from_slice(&1i32.to_be_bytes());
+    lying[57..61].copy_from_slice(&2i32.to_be_bytes());
+    fix_crc(&mut lying);
+    assert!(matches!(
+        validate_batches(&lying, max),
+        Err(BatchError::InvalidRecord(_))
+    ));
+    // Header says 4: one record is missing.
+    let mut short = good.clone();
+    short[23..27].copy_from_slice(&3i32.to_be_bytes());
+    short[57..61].copy_from_slice(&4i32.to_be_bytes());
+    fix_crc(&mut short);
+    assert!(matches!(
+        validate_batches(&short, max),
+        Err(BatchError::InvalidRecord(_))
+    ));
+    // A record length running past the batch.
+    let mut long = good.clone();
+    long[61] = 0x7e; // zigzag 63: longer than what is left
+    fix_crc(&mut long);
+    assert!(validate_batches(&long, max).is_err());
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::dispatch::{dispatch, Outcome};
@@ -15,16 +16,22 @@ use crate::broker::Broker;
 /// Serves one connection until the client leaves, a protocol error closes it, or the broker shuts down.
 /// Requests are handled one at a time, in order, as Kafka does: a pipelining client (librdkafka sends
 /// many produce requests without waiting) gets its responses in request order and its appends in
-/// send order.
+/// send order. Only one request is handled at a time and nothing more is read meanwhile, so a
+/// pipelining client is held back by TCP instead of growing a queue here (see `super::limits`).
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
     mut shutdown: Shutdown,
+    request_pool: (Arc<Semaphore>, u32),
 ) {
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = stream.into_split();
-    let mut reader = FrameReader::new(read_half, broker.config.socket_request_max_bytes);
+    let limits = &broker.config.limits;
+    let idle = limits.idle();
+    let mut reader = FrameReader::new(read_half, broker.config.socket_request_max_bytes)
+        .with_timeouts(idle, limits.frame_read_timeout())
+        .with_memory_pool(request_pool.0, request_pool.1);
     let mut writer = BufWriter::with_capacity(256 * 1024, write_half);
     debug!(%peer, "connection opened");
     loop {
@@ -39,6 +46,10 @@ pub async fn serve(
                 debug!(%peer, error = %e, "connection read failed");
                 break;
             }
+            Err(e @ FrameError::Idle(_)) => {
+                debug!(%peer, error = %e, "closing idle connection");
+                break;
+            }
             Err(e) => {
                 warn!(%peer, error = %e, "closing connection: bad frame");
                 break;
@@ -46,9 +57,17 @@ pub async fn serve(
         };
         match dispatch(&broker, peer, frame.freeze()).await {
             Outcome::Respond(bytes) => {
-                if let Err(e) = writer.write_all(&bytes).await {
-                    debug!(%peer, error = %e, "connection write failed");
-                    break;
+                // A client that never reads its responses must not hold the connection forever.
+                match tokio::time::timeout(idle, writer.write_all(&bytes)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        debug!(%peer, error = %e, "connection write failed");
+                        break;
+                    }
+                    Err(_) => {
+                        warn!(%peer, "closing connection: client has not read its responses for connections.max.idle.ms");
+                        break;
+                    }
                 }
             }
             Outcome::NoResponse => {}
@@ -59,13 +78,23 @@ pub async fn serve(
         }
         // Batch responses to pipelined requests into one write; flush once nothing more is waiting.
         if !reader.has_buffered_frame() {
-            if let Err(e) = writer.flush().await {
-                debug!(%peer, error = %e, "connection flush failed");
-                break;
+            match tokio::time::timeout(idle, writer.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "connection flush failed");
+                    break;
+                }
+                Err(_) => {
+                    warn!(%peer, "closing connection: client has not read its responses for connections.max.idle.ms");
+                    break;
+                }
             }
         }
     }
-    let _ = writer.flush().await;
-    let _ = writer.shutdown().await;
+    let _ = tokio::time::timeout(idle, async {
+        let _ = writer.flush().await;
+        let _ = writer.shutdown().await;
+    })
+    .await;
     debug!(%peer, "connection closed");
 }

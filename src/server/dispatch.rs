@@ -8,6 +8,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeade
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tracing::{debug, warn};
 
+use super::prewalk::prewalk;
 use crate::broker::Broker;
 use crate::handlers::{self, api_versions, RequestContext};
 
@@ -48,6 +49,15 @@ pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) -> O
         ));
     }
 
+    // Bounded walk first: kafka-protocol reserves array capacity from wire counts (see `prewalk`).
+    if let Err(e) = prewalk(
+        &frame,
+        api_key,
+        version,
+        api.key.request_header_version(version),
+    ) {
+        return Outcome::Close(format!("refused {:?} v{version} request: {e}", api.key));
+    }
     let mut buf = frame;
     let header = match RequestHeader::decode(&mut buf, api.key.request_header_version(version)) {
         Ok(h) => h,

@@ -3,6 +3,8 @@
 mod connection;
 pub mod dispatch;
 pub mod frame;
+pub mod limits;
+pub mod prewalk;
 mod shutdown;
 
 use std::future::Future;
@@ -17,11 +19,16 @@ pub use shutdown::Shutdown;
 
 /// Accepts connections until `shutdown` completes, then waits for every connection to finish its
 /// in-flight request. One task per connection; at most `max_connections` at once (further clients
-/// wait in the kernel's accept backlog, as with Kafka's `max.connections`).
+/// wait in the kernel's accept backlog, as with Kafka's `max.connections`), and at most
+/// `max_connections_per_ip` from one address (see `limits`).
 pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future) {
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let limit = Arc::new(Semaphore::new(broker.config.max_connections));
+    let per_ip = limits::PerIp::default();
+    let queued = broker.config.limits.queued_max_request_bytes;
+    let request_pool = Arc::new(Semaphore::new(queued as usize));
+    let max_per_ip = broker.config.limits.max_connections_per_ip;
 
     let accept = async {
         loop {
@@ -38,11 +45,19 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
                     continue;
                 }
             };
+            // `max.connections.per.ip`: Kafka closes the new connection at once.
+            let Some(ip_slot) = per_ip.try_acquire(peer.ip(), max_per_ip) else {
+                warn!(%peer, max_per_ip, "closing connection: too many connections from this address");
+                drop(stream);
+                continue;
+            };
             let broker = broker.clone();
             let shutdown = Shutdown::new(notify_shutdown.subscribe());
             let done = done_tx.clone();
+            let pool = (request_pool.clone(), queued);
             tokio::spawn(async move {
-                connection::serve(stream, peer, broker, shutdown).await;
+                connection::serve(stream, peer, broker, shutdown, pool).await;
+                drop(ip_slot);
                 drop(permit);
                 drop(done);
             });

@@ -80,6 +80,10 @@ impl BrokerProcess {
     pub fn connect(&self) -> Client {
         Client::connect(&self.addr)
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for BrokerProcess {

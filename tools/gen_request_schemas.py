@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Derives src/server/prewalk/requests.schema from kafka-protocol's generated request decoders.
+
+It reads each `impl Decodable for X` of the listed requests (which fields exist in which versions,
+their wire types, which tags are known) and the struct definitions (nullability, element types), and
+writes our own schema DSL (see src/server/prewalk/schema.rs). No code is copied: the output is a
+description of the wire format. Rerun after upgrading kafka-protocol:
+
+    python3 tools/gen_request_schemas.py ~/.cargo/registry/src/*/kafka-protocol-0.18.0 > src/server/prewalk/requests.schema
+
+The schema property test (src/server/prewalk/tests.rs) then checks every API/version against the codec.
+"""
+import re
+import sys
+
+# (api key, name, module) for every request the broker may have to decode.
+APIS = [
+    (0, "Produce", "produce"), (1, "Fetch", "fetch"), (2, "ListOffsets", "list_offsets"),
+    (3, "Metadata", "metadata"), (8, "OffsetCommit", "offset_commit"),
+    (9, "OffsetFetch", "offset_fetch"), (10, "FindCoordinator", "find_coordinator"),
+    (11, "JoinGroup", "join_group"), (12, "Heartbeat", "heartbeat"),
+    (13, "LeaveGroup", "leave_group"), (14, "SyncGroup", "sync_group"),
+    (15, "DescribeGroups", "describe_groups"), (16, "ListGroups", "list_groups"),
+    (18, "ApiVersions", "api_versions"), (19, "CreateTopics", "create_topics"),
+    (20, "DeleteTopics", "delete_topics"), (22, "InitProducerId", "init_producer_id"),
+    (42, "DeleteGroups", "delete_groups"), (47, "OffsetDelete", "offset_delete"),
+]
+
+PRIM = {"Int8": "i8", "Int16": "i16", "Int32": "i32", "Int64": "i64", "Float64": "f64",
+        "Boolean": "bool", "Uuid": "uuid", "String": "str", "CompactString": "str",
+        "Bytes": "bytes", "CompactBytes": "bytes"}
+
+
+def struct_fields(src):
+    """struct name -> {field: rust type}"""
+    out = {}
+    for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", src, re.S):
+        out[m.group(1)] = dict(re.findall(r"pub (\w+): ([^\n]+),\n", m.group(2) + "\n"))
+    return out
+
+
+def parse_cond(cond):
+    lo, hi = None, None
+    for op, n in re.findall(r"version (>=|<=) (\d+)", cond):
+        if op == ">=":
+            lo = int(n)
+        else:
+            hi = int(n)
+    return lo, hi
+
+
+def versions(lo, hi, vmin, vmax):
+    lo = vmin if lo is None else lo
+    hi = vmax if hi is None else hi
+    if lo == vmin and hi == vmax:
+        return ""
+    if hi == vmax:
+        return f" v{lo}+"
+    return f" v{lo}-{hi}"
+
+
+def wire_type(block, rust_type):
+    """The schema type of the one decode in `block` (first decode; the flexible twin is the same)."""
+    m = re.search(r"types::(\w+)(\((types::\w+)[^)]*\)?\))?(?: \{ version \})?\.decode", block)
+    if not m:
+        raise SystemExit(f"no decode in {block!r}")
+    kind, inner = m.group(1), m.group(3)
+    nullable = rust_type.startswith("Option<")
+    q = "?" if nullable else ""
+    if kind in ("Array", "CompactArray"):
+        ik = inner.split("::")[1]
+        elem = re.search(r"Vec<(?:super::)?(\w+)>", rust_type).group(1)
+        if ik == "Struct":
+            return f"[{elem}]{q}"
+        return f"[{PRIM[ik]}]{q}"
+    if kind == "Struct":
+        return re.sub(r"Option<(\w+)>", r"\1", rust_type) + q
+    return PRIM[kind] + q
+
+
+def valid_versions(body):
+    m = re.search(r"version < (\d+) \|\| version > (\d+)", body)
+    if m:
+        return int(m.group(1)), int(m.group(2))
+    v = int(re.search(r"version != (\d+)", body).group(1))
+    return v, v
+
+
+def decode_impl(name, body, fields, flex):
+    vmin, vmax = valid_versions(body)
+    lines = [f"struct {name}"]
+    text = body.split("\n")
+    i = 0
+    tags = []
+    while i < len(text):
+        line = text[i]
+        m = re.match(r"\s+let (\w+) = (.*)$", line)
+        if m and m.group(1) not in ("tag", "size", "num_tagged_fields", "unknown_value"):
+            fname, rest = m.groups()
+            rtype = fields[name][fname]
+            if rest.startswith("types::"):
+                lines.append(f"  {fname} {wire_type(rest, rtype)}")
+            elif rest.startswith("if "):
+                # Collect the whole if/else block by brace depth.
+                depth, j, block = 0, i, []
+                while True:
+                    block.append(text[j])
+                    depth += text[j].count("{") - text[j].count("}")
+                    if depth == 0 and j > i:
+                        break
+                    j += 1
+                blk = "\n".join(block)
+                outer = re.match(r"if ([^{]*)\{", rest).group(1)
+                # Split at the top-level else.
+                d, split = 0, None
+                for k, b in enumerate(block):
+                    if k > 0 and d == 1 and b.strip() == "} else {":
+                        split = k
+                        break
+                    d += b.count("{") - b.count("}")
+                then_b, else_b = "\n".join(block[1:split]), "\n".join(block[split + 1:])
+                if "types::" in else_b:
+                    # `if version >= flex { compact } else { classic }`: present in every version.
+                    lo, hi = parse_cond(outer)
+                    assert lo == flex and hi is None, (name, fname, outer)
+                    lines.append(f"  {fname} {wire_type(then_b, rtype)}")
+                else:
+                    lo, hi = parse_cond(outer)
+                    lines.append(f"  {fname} {wire_type(then_b, rtype)}{versions(lo, hi, vmin, vmax)}")
+                i = j
+        m = re.match(r"\s+(\d+) => \{$", line)
+        if m:
+            tag = int(m.group(1))
+            j = i + 1
+            cond = re.match(r"\s+if (.*) \{$", text[j])
+            lo, hi = (None, None)
+            if cond:
+                lo, hi = parse_cond(cond.group(1))
+                j += 1
+            fm = re.match(r"\s+(\w+) = (types::.*)$", text[j])
+            fname = fm.group(1)
+            lo = flex if lo is None else lo
+            tags.append(f"  tag {tag} {fname} {wire_type(fm.group(2), fields[name][fname])}{versions(lo, hi, vmin, vmax)}")
+        i += 1
+    return lines + tags
+
+
+def main(root):
+    print("# Request schemas for the pre-walk: generated by tools/gen_request_schemas.py from")
+    print("# kafka-protocol 0.18's request decoders. Format: src/server/prewalk/schema.rs.")
+    for key, api, module in APIS:
+        src = open(f"{root}/src/messages/{module}_request.rs").read()
+        fields = struct_fields(src)
+        impls = re.findall(r"impl Decodable for (\w+) \{(.*?)\n\}\n", src, re.S)
+        root_name = f"{api}Request"
+        # Flexible versions start where the top-level struct first reads a tagged-field section.
+        top = dict(impls)[root_name]
+        vmin, vmax = valid_versions(top)
+        fm = re.search(r"if version >= (\d+) \{\n\s+let num_tagged_fields", top)
+        flex = int(fm.group(1)) if fm else None
+        print()
+        print(f"api {key} {api} v{vmin}-{vmax} flex {'v' + str(flex) if flex is not None else 'none'}")
+        # Root first, then the others in file order.
+        order = [root_name] + [n for n, _ in impls if n != root_name]
+        bodies = dict(impls)
+        for n in order:
+            for l in decode_impl(n, bodies[n], fields, flex):
+                print(l)
+
+
+main(sys.argv[1])
