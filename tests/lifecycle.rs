@@ -164,34 +164,37 @@ fn retention_task_deletes_old_segments_and_advances_log_start() {
     for i in 0..40 {
         assert_eq!(produce_one(&mut c, "short", &value), i);
     }
-    // The retention task runs every 20 ms; wait (bounded) for it to have removed old segments.
+    // The retention task runs every 20 ms, possibly while the records above were still arriving;
+    // wait (bounded) until a pass has run after the last produce: old segments gone, start advanced.
+    let log_segments = || {
+        std::fs::read_dir(data.join("short-0"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count()
+    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let earliest = loop {
-        let earliest = list_offset(&mut c, "short", -2);
-        if earliest > 0 || std::time::Instant::now() > deadline {
-            break earliest;
+    let (earliest, segments) = loop {
+        let state = (list_offset(&mut c, "short", -2), log_segments());
+        if (state.0 > 0 && state.1 <= 4) || std::time::Instant::now() > deadline {
+            break state;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     assert!(earliest > 0, "log start offset advanced by retention.bytes");
+    assert!(
+        segments <= 4,
+        "old segments were deleted, {segments} remain"
+    );
     assert_eq!(
         list_offset(&mut c, "short", -1),
         40,
         "the high watermark is unchanged"
-    );
-    let segments = std::fs::read_dir(data.join("short-0"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "log")
-        })
-        .count();
-    assert!(
-        segments <= 4,
-        "old segments were deleted, {segments} remain"
     );
     // A fetch below the new start is out of range, as in Kafka.
     assert_eq!(fetch_error(&mut c, "short", 0), 1);
