@@ -9,7 +9,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 use tracing::info;
 
 use super::coordinator::GroupCoordinator;
-use super::group::GroupState;
+use super::group::{Group, GroupState};
 
 impl GroupCoordinator {
     /// Expires `member` once it has been silent for its session timeout. A member waiting in
@@ -50,55 +50,62 @@ impl GroupCoordinator {
 
     /// Forgets a member id handed out with MEMBER_ID_REQUIRED if it does not join within its session.
     pub(super) fn spawn_pending_expiry(&self, group: &str, member: &str, session_ms: i32) {
-        let weak = self.broker.clone();
-        let (group, member) = (group.to_string(), member.to_string());
-        tokio::spawn(async move {
-            sleep(Duration::from_millis(session_ms.max(1) as u64)).await;
-            let Some(broker) = weak.upgrade() else { return };
-            let coordinator = &broker.group;
-            let mut groups = coordinator.lock();
-            let Some(g) = groups.get_mut(&group) else {
-                return;
-            };
-            if g.pending.remove(&member) {
-                info!(group = %group, member = %member, "pending member did not join in time");
-                coordinator.try_complete_join(g);
-            }
-        });
+        let member = member.to_string();
+        self.after(
+            group,
+            Duration::from_millis(session_ms.max(1) as u64),
+            move |coordinator, g| {
+                if g.pending.remove(&member) {
+                    info!(group = %g.id, member = %member, "pending member did not join in time");
+                    coordinator.try_complete_join(g);
+                }
+            },
+        );
     }
 
     /// Ends the join phase after `delay_ms` unless the group moved on (its `join_epoch` changed).
     pub(super) fn spawn_join_timer(&self, group: &str, epoch: u64, delay_ms: u64) {
-        let weak = self.broker.clone();
-        let group = group.to_string();
-        tokio::spawn(async move {
-            sleep(Duration::from_millis(delay_ms)).await;
-            let Some(broker) = weak.upgrade() else { return };
-            let coordinator = &broker.group;
-            let mut groups = coordinator.lock();
-            let Some(g) = groups.get_mut(&group) else {
-                return;
-            };
-            if g.join_epoch == epoch && g.state == GroupState::PreparingRebalance {
-                coordinator.on_join_timer(g);
-            }
-        });
+        self.after(
+            group,
+            Duration::from_millis(delay_ms),
+            move |coordinator, g| {
+                if g.join_epoch == epoch && g.state == GroupState::PreparingRebalance {
+                    coordinator.on_join_timer(g);
+                }
+            },
+        );
     }
 
     /// Ends a sync phase that outlives the rebalance timeout (see `on_sync_timeout`).
     pub(super) fn spawn_sync_timer(&self, group: &str, epoch: u64, delay_ms: u64) {
+        self.after(
+            group,
+            Duration::from_millis(delay_ms),
+            move |coordinator, g| {
+                if g.join_epoch == epoch && g.state == GroupState::CompletingRebalance {
+                    coordinator.on_sync_timeout(g);
+                }
+            },
+        );
+    }
+
+    /// Runs `act` on `group` under the coordinator lock after `delay`, unless the broker or the
+    /// group is gone by then; `act` re-checks that what it was scheduled for still holds.
+    fn after(
+        &self,
+        group: &str,
+        delay: Duration,
+        act: impl FnOnce(&GroupCoordinator, &mut Group) + Send + 'static,
+    ) {
         let weak = self.broker.clone();
         let group = group.to_string();
         tokio::spawn(async move {
-            sleep(Duration::from_millis(delay_ms)).await;
+            sleep(delay).await;
             let Some(broker) = weak.upgrade() else { return };
             let coordinator = &broker.group;
             let mut groups = coordinator.lock();
-            let Some(g) = groups.get_mut(&group) else {
-                return;
-            };
-            if g.join_epoch == epoch && g.state == GroupState::CompletingRebalance {
-                coordinator.on_sync_timeout(g);
+            if let Some(g) = groups.get_mut(&group) {
+                act(coordinator, g);
             }
         });
     }
