@@ -137,7 +137,7 @@ fn init_producer_id_answers_every_advertised_version() {
     let broker = BrokerProcess::start(dir.path(), &[]);
     let mut c = broker.connect();
     let api = vltava::handlers::lookup(ApiKey::InitProducerId as i16).expect("advertised");
-    assert_eq!((api.min_version, api.max_version), (0, 5));
+    assert_eq!((api.min_version, api.max_version), (0, 6));
     let mut ids = Vec::new();
     for v in api.min_version..=api.max_version {
         let r = init(&mut c, v, init_request(None, -1, -1));
@@ -169,6 +169,36 @@ fn init_producer_id_answers_every_advertised_version() {
             init_request(Some("txn-1"), -1, -1).with_transaction_timeout_ms(0),
         );
         assert_eq!(timeout.error_code, INVALID_TRANSACTION_TIMEOUT, "v{v}");
+        if v >= 6 {
+            // KIP-939 two-phase commit only applies to transactional producers.
+            let two_pc = init(&mut c, v, init_request(None, -1, -1).with_enable_2_pc(true));
+            assert_eq!(
+                two_pc.error_code, INVALID_REQUEST,
+                "v{v} enable_2pc without a transactional id"
+            );
+            let keep = init(
+                &mut c,
+                v,
+                init_request(None, -1, -1).with_keep_prepared_txn(true),
+            );
+            assert_eq!(
+                keep.error_code, INVALID_REQUEST,
+                "v{v} keep_prepared_txn without a transactional id"
+            );
+            let txn_2pc = init(
+                &mut c,
+                v,
+                init_request(Some("txn-2"), -1, -1).with_enable_2_pc(true),
+            );
+            assert_eq!(txn_2pc.error_code, NOT_COORDINATOR, "v{v}");
+            assert_eq!(
+                (
+                    txn_2pc.ongoing_txn_producer_id.0,
+                    txn_2pc.ongoing_txn_producer_epoch
+                ),
+                (-1, -1)
+            );
+        }
     }
     let mut distinct = ids.clone();
     distinct.sort_unstable();

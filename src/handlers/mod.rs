@@ -57,6 +57,9 @@ pub struct Api {
     pub key: ApiKey,
     pub min_version: i16,
     pub max_version: i16,
+    /// Decodes the request body (after the pre-walk); kafka-protocol's decoder unless the handler
+    /// module supplies one for versions the codec lacks.
+    pub decode: fn(&mut bytes::Bytes, i16) -> anyhow::Result<RequestKind>,
     pub handle: fn(RequestContext, RequestKind) -> HandlerFuture,
 }
 
@@ -69,10 +72,19 @@ impl Api {
 /// A table row for `ApiKey::$variant` served by `$module::handle`, versions from `$module::VERSIONS`.
 macro_rules! api {
     ($variant:ident, $module:ident) => {
+        api!($variant, $module, {
+            fn decode(buf: &mut bytes::Bytes, version: i16) -> anyhow::Result<RequestKind> {
+                RequestKind::decode(ApiKey::$variant, buf, version)
+            }
+            decode
+        })
+    };
+    ($variant:ident, $module:ident, $decode:expr) => {
         Api {
             key: ApiKey::$variant,
             min_version: $module::VERSIONS.0,
             max_version: $module::VERSIONS.1,
+            decode: $decode,
             handle: {
                 fn call(ctx: RequestContext, req: RequestKind) -> HandlerFuture {
                     Box::pin(async move {
@@ -108,7 +120,7 @@ pub static APIS: &[Api] = &[
     api!(DeleteTopics, delete_topics),
     api!(DeleteGroups, delete_groups),
     api!(OffsetDelete, offset_delete),
-    api!(InitProducerId, init_producer_id),
+    api!(InitProducerId, init_producer_id, init_producer_id::decode),
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static Api> {

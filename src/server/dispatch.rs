@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tracing::{debug, warn};
 
@@ -64,7 +64,7 @@ pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) -> O
         Err(e) => return Outcome::Close(format!("bad {:?} request header: {e}", api.key)),
     };
     debug!(%peer, api = ?api.key, version, correlation_id, "request received");
-    let request = match RequestKind::decode(api.key, &mut buf, version) {
+    let request = match (api.decode)(&mut buf, version) {
         Ok(r) => r,
         Err(e) => return Outcome::Close(format!("bad {:?} v{version} request: {e:#}", api.key)),
     };

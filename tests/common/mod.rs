@@ -138,7 +138,13 @@ impl Client {
         header
             .encode(&mut buf, key.request_header_version(version))
             .unwrap();
-        body.encode(&mut buf, version).unwrap();
+        match body {
+            // kafka-protocol 0.18 cannot encode InitProducerId v6: use the broker's own encoder.
+            RequestKind::InitProducerId(r) => {
+                vltava::handlers::init_producer_id::encode_request(r, version, &mut buf).unwrap()
+            }
+            other => other.encode(&mut buf, version).unwrap(),
+        }
         buf
     }
 

@@ -60,6 +60,25 @@ fn header(key: ApiKey, version: i16) -> BytesMut {
     buf
 }
 
+/// Decodes as dispatch does: through the API table's decoder (which covers versions kafka-protocol
+/// lacks, e.g. InitProducerId v6), or the codec for APIs not in the table.
+fn decode(key: ApiKey, buf: &mut bytes::Bytes, version: i16) -> anyhow::Result<RequestKind> {
+    match crate::handlers::lookup(key as i16) {
+        Some(api) if api.supports(version) => (api.decode)(buf, version),
+        _ => RequestKind::decode(key, buf, version),
+    }
+}
+
+/// The client-side encoding, with our own for the versions the codec lacks.
+fn encode(req: &RequestKind, out: &mut BytesMut, version: i16) {
+    match req {
+        RequestKind::InitProducerId(r) => {
+            crate::handlers::init_producer_id::encode_request(r, version, out).unwrap()
+        }
+        other => other.encode(out, version).unwrap(),
+    }
+}
+
 /// For every API and version: bodies generated from the schema (non-empty arrays, nulls, known and
 /// unknown tagged fields) must decode with kafka-protocol consuming exactly their bytes; re-encoded by
 /// kafka-protocol's client encoder, the frame must walk to exactly its length.
@@ -82,7 +101,7 @@ fn schemas_agree_with_the_codec() {
                 assert_eq!(walked.consumed, generated.len());
 
                 let mut b = body.clone();
-                let decoded = RequestKind::decode(key, &mut b, version).unwrap_or_else(|e| {
+                let decoded = decode(key, &mut b, version).unwrap_or_else(|e| {
                     panic!("{key:?} v{version} seed {seed}: codec rejects schema bytes {body:?}: {e:#}")
                 });
                 assert!(
@@ -92,7 +111,7 @@ fn schemas_agree_with_the_codec() {
                 );
 
                 let mut frame = header(key, version);
-                decoded.encode(&mut frame, version).unwrap();
+                encode(&decoded, &mut frame, version);
                 let walked = prewalk(&frame, api.key, version, hv)
                     .unwrap_or_else(|e| panic!("{key:?} v{version} seed {seed} re-encoded: {e}"));
                 assert_eq!(
