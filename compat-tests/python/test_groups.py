@@ -165,6 +165,66 @@ def test_eager_group_rebalances_as_members_come_and_go(gbroker):
     c3.c.close()
 
 
+VICTIM = """
+import sys
+from confluent_kafka import Consumer
+
+bootstrap, group, topic = sys.argv[1:4]
+c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "session.timeout.ms": 6000,
+              "heartbeat.interval.ms": 500, "auto.offset.reset": "earliest",
+              "enable.auto.commit": False})
+c.subscribe([topic], on_assign=lambda _c, parts: print(
+    "assigned", ",".join(str(p.partition) for p in parts), flush=True))
+while True:
+    c.poll(0.1)
+"""
+
+
+def test_member_killed_without_leaving_loses_its_partitions_after_session_timeout(gbroker):
+    """A member whose process is SIGKILLed never sends LeaveGroup: the coordinator must notice the
+    silence (session.timeout.ms), rebalance, and give its partitions to the member that is left."""
+    import sys
+    import threading
+
+    bs, topic, group = gbroker.bootstrap, unique("kill"), unique("g")
+    create_topic(bs, topic, 4)
+    seen: list = []
+    failed: set = set()
+    survivor = GroupConsumer(bs, group, topic)
+    run_until([survivor], lambda: survivor.assigned == {0, 1, 2, 3}, seen, failed, "survivor owns all")
+
+    victim = subprocess.Popen([sys.executable, "-c", VICTIM, bs, group, topic],
+                              stdout=subprocess.PIPE, text=True)
+    victim_parts: set = set()
+    victim_assigned = threading.Event()
+
+    def read_victim():
+        for line in victim.stdout:
+            parts = line.split()[1:] if line.startswith("assigned") else []
+            if parts and parts[0]:
+                victim_parts.update(int(p) for p in parts[0].split(","))
+                victim_assigned.set()
+
+    threading.Thread(target=read_victim, daemon=True).start()
+    try:
+        run_until([survivor],
+                  lambda: victim_assigned.is_set() and len(survivor.assigned) == 2,
+                  seen, failed, "the second member to take half the partitions")
+        assert victim_parts and not (victim_parts & survivor.assigned)
+    finally:
+        victim.kill()  # SIGKILL: no LeaveGroup
+        victim.wait()
+
+    expected = produce(bs, topic, 4, 200, "k")
+    run_until([survivor],
+              lambda: survivor.assigned == {0, 1, 2, 3} and {v for _, _, v in seen} >= expected,
+              seen, failed, "the survivor to take over the dead member's partitions")
+    positions = [(p, o) for p, o, _ in seen]
+    dupes = {po for po in positions if positions.count(po) > 1}
+    assert dupes <= failed, f"records consumed twice although committed: {sorted(dupes - failed)[:10]}"
+    survivor.c.close()
+
+
 def test_cooperative_sticky_group(gbroker):
     bs, topic, group = gbroker.bootstrap, unique("coop"), unique("g")
     create_topic(bs, topic, 4)
