@@ -117,33 +117,37 @@ impl Broker {
             }
         });
 
+        let every = Duration::from_millis(self.config.retention_check_interval_ms);
+        self.spawn_periodic(every, |broker| {
+            broker
+                .partitions
+                .enforce_retention(crate::handlers::now_ms())
+        });
+        if let FlushPolicy::Interval(every) = flush {
+            self.spawn_periodic(every, |broker| broker.partitions.flush_all());
+        }
+    }
+
+    /// Runs `work` every `every` (at least 1 ms) for as long as the broker exists. The task holds only
+    /// a weak reference, so it never keeps a shut-down broker alive; `work` runs on the blocking pool
+    /// (it does file I/O) and a run finishes before the next tick is awaited, so runs never overlap.
+    pub fn spawn_periodic(
+        self: &Arc<Self>,
+        every: Duration,
+        work: impl Fn(Arc<Broker>) + Send + Sync + 'static,
+    ) {
         let weak = Arc::downgrade(self);
-        let every = Duration::from_millis(self.config.retention_check_interval_ms.max(1));
+        let work = Arc::new(work);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
             tick.tick().await;
             loop {
                 tick.tick().await;
                 let Some(broker) = weak.upgrade() else { break };
-                let now = crate::handlers::now_ms();
-                let _ =
-                    tokio::task::spawn_blocking(move || broker.partitions.enforce_retention(now))
-                        .await;
+                let work = work.clone();
+                let _ = tokio::task::spawn_blocking(move || work(broker)).await;
             }
         });
-
-        if let FlushPolicy::Interval(every) = flush {
-            let weak = Arc::downgrade(self);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
-                loop {
-                    tick.tick().await;
-                    let Some(broker) = weak.upgrade() else { break };
-                    let _ =
-                        tokio::task::spawn_blocking(move || broker.partitions.flush_all()).await;
-                }
-            });
-        }
     }
 
     /// Flushes and closes the logs and stops Raft. Call after the server has drained its connections.

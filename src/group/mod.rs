@@ -43,16 +43,9 @@ impl GroupCoordinator {
     pub async fn start(&self, broker: &Arc<Broker>) -> Result<(), TopicError> {
         let replayed = offsets::replay(broker);
         self.load(replayed);
-        let weak = Arc::downgrade(broker);
-        let every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms.max(1));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(broker) = weak.upgrade() else { break };
-                broker.group.expire_offsets(crate::handlers::now_ms());
-            }
+        let every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms);
+        broker.spawn_periodic(every, |broker| {
+            broker.group.expire_offsets(crate::handlers::now_ms())
         });
         Ok(())
     }
