@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use bytes::Bytes;
-use common::{BrokerProcess, Client};
+use common::{topic_id, BrokerProcess, Client};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -23,6 +23,7 @@ use kafka_protocol::messages::offset_fetch_request::{
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
 
 const MEMBER_ID_REQUIRED: i16 = 79;
 const UNKNOWN_MEMBER_ID: i16 = 25;
@@ -35,6 +36,7 @@ const NON_EMPTY_GROUP: i16 = 68;
 const GROUP_ID_NOT_FOUND: i16 = 69;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const INVALID_GROUP_ID: i16 = 24;
+const UNKNOWN_TOPIC_ID: i16 = 100;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -212,6 +214,12 @@ fn commit(
     offset: i64,
     metadata: &str,
 ) -> i16 {
+    // v10 names the topic by id (nil for a topic that does not exist).
+    let id = if v >= 10 {
+        topic_id(c, topic)
+    } else {
+        Uuid::nil()
+    };
     let req = OffsetCommitRequest::default()
         .with_group_id(GroupId(s(group)))
         .with_generation_id_or_member_epoch(generation)
@@ -219,6 +227,7 @@ fn commit(
         .with_retention_time_ms(-1)
         .with_topics(vec![OffsetCommitRequestTopic::default()
             .with_name(TopicName(s(topic)))
+            .with_topic_id(id)
             .with_partitions(vec![OffsetCommitRequestPartition::default()
                 .with_partition_index(partition)
                 .with_committed_offset(offset)
@@ -239,11 +248,17 @@ fn fetch_offset(
     partition: i32,
 ) -> (i64, String, i16) {
     let req = if v >= 8 {
+        let id = if v >= 10 {
+            topic_id(c, topic)
+        } else {
+            Uuid::nil()
+        };
         OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
             .with_group_id(GroupId(s(group)))
             .with_member_epoch(-1)
             .with_topics(Some(vec![OffsetFetchRequestTopics::default()
                 .with_name(TopicName(s(topic)))
+                .with_topic_id(id)
                 .with_partition_indexes(vec![partition])]))])
     } else {
         OffsetFetchRequest::default()
@@ -406,7 +421,7 @@ fn every_group_api_version_answers() {
         );
         assert_eq!(
             commit(&mut c, v, (&group, -1, ""), ("nope", 0), 1, ""),
-            3,
+            if v >= 10 { UNKNOWN_TOPIC_ID } else { 3 },
             "unknown topic at v{v}"
         );
         for fv in versions(ApiKey::OffsetFetch) {
@@ -935,4 +950,119 @@ fn offsets_topic_is_created_by_the_first_group_request_and_stays_internal() {
         r.responses[0].partition_responses[0].error_code, 17,
         "INVALID_TOPIC_EXCEPTION"
     );
+}
+
+/// (topic id, [(partition, offset, error)]) of each topic of a v10 OffsetFetch of group `ids`.
+type ById = Vec<(Uuid, Vec<(i32, i64, i16)>)>;
+
+fn fetch_by_id(c: &mut Client, topics: Option<Vec<(Uuid, Vec<i32>)>>) -> ById {
+    let topics = topics.map(|ts| {
+        ts.into_iter()
+            .map(|(id, ps)| {
+                OffsetFetchRequestTopics::default()
+                    .with_topic_id(id)
+                    .with_partition_indexes(ps)
+            })
+            .collect()
+    });
+    let req = OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+        .with_group_id(GroupId(s("ids")))
+        .with_member_epoch(-1)
+        .with_topics(topics)]);
+    let Some(ResponseKind::OffsetFetch(r)) = c.request(ApiKey::OffsetFetch, 10, req) else {
+        panic!("OffsetFetch v10")
+    };
+    assert_eq!(r.groups[0].error_code, 0);
+    let mut out: ById = r.groups[0]
+        .topics
+        .iter()
+        .map(|t| {
+            let ps = t.partitions.iter();
+            let ps = ps.map(|p| (p.partition_index, p.committed_offset, p.error_code));
+            (t.topic_id, ps.collect())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn offset_commit_and_fetch_v10_name_topics_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let mut c = broker.connect();
+    create_topic(&mut c, "by-id", 2);
+    let id = topic_id(&mut c, "by-id");
+    assert!(!id.is_nil());
+    let stranger = Uuid::new_v4();
+    let part = |p: i32, offset: i64| {
+        OffsetCommitRequestPartition::default()
+            .with_partition_index(p)
+            .with_committed_offset(offset)
+            .with_committed_leader_epoch(-1)
+            .with_committed_metadata(Some(s("m")))
+    };
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s("ids")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(s(""))
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![part(0, 10), part(1, 11)]),
+            OffsetCommitRequestTopic::default()
+                .with_topic_id(stranger)
+                .with_partitions(vec![part(0, 5)]),
+        ]);
+    let Some(ResponseKind::OffsetCommit(r)) = c.request(ApiKey::OffsetCommit, 10, req) else {
+        panic!("OffsetCommit v10")
+    };
+    let mut answered: Vec<(Uuid, Vec<(i32, i16)>)> = r
+        .topics
+        .iter()
+        .map(|t| {
+            let ps = t
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.error_code));
+            (t.topic_id, ps.collect())
+        })
+        .collect();
+    answered.sort();
+    let mut expected = vec![
+        (id, vec![(0, 0), (1, 0)]),
+        (stranger, vec![(0, UNKNOWN_TOPIC_ID)]),
+    ];
+    expected.sort();
+    assert_eq!(answered, expected, "an unknown id is UNKNOWN_TOPIC_ID");
+
+    // Offsets committed by id are the topic's, whichever version reads them.
+    assert_eq!(
+        fetch_offset(&mut c, 9, "ids", "by-id", 1),
+        (11, "m".to_string(), 0)
+    );
+    let mut expected = vec![
+        (id, vec![(0, 10, 0), (1, 11, 0)]),
+        (stranger, vec![(3, -1, UNKNOWN_TOPIC_ID)]),
+    ];
+    expected.sort();
+    assert_eq!(
+        fetch_by_id(&mut c, Some(vec![(id, vec![0, 1]), (stranger, vec![3])])),
+        expected
+    );
+    assert_eq!(
+        fetch_by_id(&mut c, None),
+        vec![(id, vec![(0, 10, 0), (1, 11, 0)])],
+        "every committed topic, named by id"
+    );
+
+    // A deleted topic has no id left to name it by: a fetch of every topic leaves it out.
+    let req = DeleteTopicsRequest::default()
+        .with_topic_names(vec![TopicName(s("by-id"))])
+        .with_timeout_ms(5000);
+    let Some(ResponseKind::DeleteTopics(r)) = c.request(ApiKey::DeleteTopics, 4, req) else {
+        panic!("DeleteTopics")
+    };
+    assert_eq!(r.responses[0].error_code, 0);
+    assert_eq!(fetch_by_id(&mut c, None), vec![]);
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{batch, create_topic, name, BrokerProcess, Client};
+use common::{batch, create_topic, name, topic_id, BrokerProcess, Client};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -14,16 +14,6 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::*;
 use kafka_protocol::records::RecordBatchDecoder;
 use uuid::Uuid;
-
-fn topic_id(c: &mut Client, topic: &str) -> Uuid {
-    let req = MetadataRequest::default().with_topics(Some(vec![
-        MetadataRequestTopic::default().with_name(Some(name(topic)))
-    ]));
-    match c.request(ApiKey::Metadata, 12, req) {
-        Some(ResponseKind::Metadata(m)) => m.topics[0].topic_id,
-        other => panic!("{other:?}"),
-    }
-}
 
 fn produce(
     c: &mut Client,

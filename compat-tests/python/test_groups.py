@@ -460,3 +460,120 @@ def test_kcat_balanced_consumer(gbroker):
         timeout=TIMEOUT
     )
     assert sorted((tp.partition, tp.offset) for tp in offsets.topic_partitions) == [(0, 10), (1, 10)]
+
+
+class KafkaPythonWire:
+    """One connection speaking requests through kafka-python's protocol classes, which kafka-python
+    generates from Kafka's own JSON message schemas: an encoder and decoder independent of ours, and
+    the only client codec here that has OffsetCommit/OffsetFetch v10 (its consumer stops at v8)."""
+
+    def __init__(self, bootstrap: str):
+        import socket
+
+        host, port = bootstrap.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
+        self.correlation = 0
+
+    def call(self, request, response_class, version: int):
+        import struct
+
+        self.correlation += 1
+        request.with_header(correlation_id=self.correlation, client_id="kafka-python-wire")
+        self.sock.sendall(request.encode(version=version, header=True, framed=True))
+        size = struct.unpack(">i", self._read(4))[0]
+        response = response_class.decode(self._read(size), version=version, header=True)
+        assert response.header.correlation_id == self.correlation
+        return response
+
+    def _read(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            assert chunk, "broker closed the connection"
+            data += chunk
+        return data
+
+
+def test_kafka_python_codec_commits_and_fetches_offsets_by_topic_id_v10(gbroker):
+    """OffsetCommit/OffsetFetch v10 (KIP-848) name topics by id; offsets committed that way are the
+    topic's offsets for every reader, here a librdkafka consumer of the same group."""
+    from kafka.protocol.consumer import (
+        OffsetCommitRequest,
+        OffsetCommitResponse,
+        OffsetFetchRequest,
+        OffsetFetchResponse,
+    )
+    from kafka.protocol.metadata import (
+        ApiVersionsRequest,
+        ApiVersionsResponse,
+        MetadataRequest,
+        MetadataResponse,
+    )
+
+    bs, topic, group = gbroker.bootstrap, unique("v10"), unique("g")
+    create_topic(bs, topic, 2)
+    wire = KafkaPythonWire(bs)
+    advertised = wire.call(ApiVersionsRequest(), ApiVersionsResponse, 3)
+    assert {k.api_key: k.max_version for k in advertised.api_keys if k.api_key in (8, 9)} == {8: 10, 9: 10}
+    md = wire.call(
+        MetadataRequest(topics=[MetadataRequest.MetadataRequestTopic(name=topic)], allow_auto_topic_creation=False),
+        MetadataResponse,
+        12,
+    )
+    topic_id, stranger = md.topics[0].topic_id, uuid.uuid4()
+    assert topic_id.int != 0
+
+    Topic = OffsetCommitRequest.OffsetCommitRequestTopic
+    Part = Topic.OffsetCommitRequestPartition
+
+    def part(p: int, offset: int):
+        return Part(partition_index=p, committed_offset=offset, committed_leader_epoch=-1, committed_metadata="by-id")
+
+    committed = wire.call(
+        OffsetCommitRequest(
+            group_id=group,
+            generation_id_or_member_epoch=-1,
+            member_id="",
+            group_instance_id=None,
+            topics=[
+                Topic(topic_id=topic_id, partitions=[part(0, 3), part(1, 5)]),
+                Topic(topic_id=stranger, partitions=[part(0, 1)]),
+            ],
+        ),
+        OffsetCommitResponse,
+        10,
+    )
+    answered = {t.topic_id: sorted((p.partition_index, p.error_code) for p in t.partitions) for t in committed.topics}
+    assert answered == {topic_id: [(0, 0), (1, 0)], stranger: [(0, 100)]}, "UNKNOWN_TOPIC_ID for an unknown id"
+
+    Group = OffsetFetchRequest.OffsetFetchRequestGroup
+    GroupTopic = Group.OffsetFetchRequestTopics
+
+    def fetch(topics):
+        r = wire.call(
+            OffsetFetchRequest(
+                groups=[Group(group_id=group, member_id=None, member_epoch=-1, topics=topics)], require_stable=False
+            ),
+            OffsetFetchResponse,
+            10,
+        )
+        assert r.groups[0].error_code == 0
+        return {
+            t.topic_id: sorted((p.partition_index, p.committed_offset, p.metadata, p.error_code) for p in t.partitions)
+            for t in r.groups[0].topics
+        }
+
+    ours = [(0, 3, "by-id", 0), (1, 5, "by-id", 0)]
+    assert fetch(None) == {topic_id: ours}
+    asked = [GroupTopic(topic_id=topic_id, partition_indexes=[0, 1]), GroupTopic(topic_id=stranger, partition_indexes=[2])]
+    assert fetch(asked) == {topic_id: ours, stranger: [(2, -1, "", 100)]}
+
+    # A librdkafka member of the group reads the same committed offsets (by name, OffsetFetch <= v9).
+    # Its metadata is not compared: confluent-kafka-python reads librdkafka's metadata buffer, which is
+    # not NUL-terminated, as a C string and returns bytes past its end.
+    c = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
+    try:
+        got = c.committed([TopicPartition(topic, 0), TopicPartition(topic, 1)], timeout=TIMEOUT)
+        assert sorted((tp.partition, tp.offset, tp.error) for tp in got) == [(0, 3, None), (1, 5, None)]
+    finally:
+        c.close()

@@ -2,6 +2,7 @@
 //! the ApiVersions answer, so what we advertise is exactly what we serve.
 
 pub mod api_versions;
+pub mod compact;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_topics;
@@ -106,8 +107,8 @@ pub static APIS: &[Api] = &[
     api!(Fetch, fetch),
     api!(ListOffsets, list_offsets),
     api!(Metadata, metadata),
-    api!(OffsetCommit, offset_commit),
-    api!(OffsetFetch, offset_fetch),
+    api!(OffsetCommit, offset_commit, offset_commit::decode),
+    api!(OffsetFetch, offset_fetch, offset_fetch::decode),
     api!(FindCoordinator, find_coordinator),
     api!(JoinGroup, join_group),
     api!(Heartbeat, heartbeat),

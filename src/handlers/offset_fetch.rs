@@ -1,17 +1,31 @@
 //! OffsetFetch (key 9): committed offsets of one group (v1-7) or several (v8+); -1 where none.
 //! `require_stable` needs no waiting: without transactions no offset is ever pending.
+//! v10 (KIP-848) names topics by id; kafka-protocol 0.18 decodes requests up to v9, so `decode`
+//! and `encode_request` below handle v10 themselves.
 
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_fetch_request::{
+    OffsetFetchRequestGroup, OffsetFetchRequestTopics,
+};
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
-use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{
+    ApiKey, GroupId, OffsetFetchRequest, OffsetFetchResponse, RequestKind, TopicName,
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use uuid::Uuid;
 
-use super::{HandlerResult, RequestContext};
+use super::{compact, HandlerResult, RequestContext};
+use crate::cluster::MetadataImage;
 use crate::group::{Committed, FetchedOffsets, GroupError};
 
-pub const VERSIONS: (i16, i16) = (1, 9);
+pub const VERSIONS: (i16, i16) = (1, 10);
+
+/// The last version kafka-protocol 0.18 can decode and encode for this request.
+const CODEC_MAX_VERSION: i16 = 9;
 
 fn values(c: Option<Committed>) -> (i64, i32, String) {
     match c {
@@ -22,43 +36,12 @@ fn values(c: Option<Committed>) -> (i64, i32, String) {
 
 pub async fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> HandlerResult {
     let v = ctx.api_version;
-    let coordinator = &ctx.broker.group;
     if v >= 8 {
+        let image = ctx.broker.metadata.image();
         let groups = req
             .groups
             .into_iter()
-            .map(|g| {
-                let topics = g.topics.map(|ts| {
-                    ts.into_iter()
-                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
-                        .collect()
-                });
-                let result = coordinator.fetch_offsets(&g.group_id.0, topics);
-                let (code, fetched) = split(result);
-                let topics = fetched
-                    .into_iter()
-                    .map(|(t, ps)| {
-                        OffsetFetchResponseTopics::default()
-                            .with_name(TopicName(StrBytes::from_string(t)))
-                            .with_partitions(
-                                ps.into_iter()
-                                    .map(|(p, c)| {
-                                        let (offset, epoch, meta) = values(c);
-                                        OffsetFetchResponsePartitions::default()
-                                            .with_partition_index(p)
-                                            .with_committed_offset(offset)
-                                            .with_committed_leader_epoch(epoch)
-                                            .with_metadata(Some(StrBytes::from_string(meta)))
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect();
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(g.group_id)
-                    .with_topics(topics)
-                    .with_error_code(code)
-            })
+            .map(|g| fetch_group(&ctx, &image, g))
             .collect();
         return Ok(Some(
             OffsetFetchResponse::default().with_groups(groups).into(),
@@ -69,7 +52,7 @@ pub async fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> HandlerResu
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let (code, fetched) = split(coordinator.fetch_offsets(&req.group_id.0, topics));
+    let (code, fetched) = split(ctx.broker.group.fetch_offsets(&req.group_id.0, topics));
     let topics = fetched
         .into_iter()
         .map(|(t, ps)| {
@@ -98,9 +81,146 @@ pub async fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> HandlerResu
     Ok(Some(response.into()))
 }
 
+/// One group of a v8+ request. From v10 topics come and go by id: an id we do not know is answered
+/// UNKNOWN_TOPIC_ID on each partition asked for, and a fetch of every topic leaves out offsets of
+/// topics that no longer exist (they have no id to be named by).
+fn fetch_group(
+    ctx: &RequestContext,
+    image: &MetadataImage,
+    g: OffsetFetchRequestGroup,
+) -> OffsetFetchResponseGroup {
+    let by_id = ctx.api_version >= 10;
+    let mut unknown_ids = Vec::new();
+    let topics = g.topics.map(|ts| {
+        ts.into_iter()
+            .filter_map(|t| {
+                if !by_id {
+                    return Some((t.name.0.to_string(), t.partition_indexes));
+                }
+                match image.topic_by_id(&t.topic_id) {
+                    Some(info) => Some((info.name.clone(), t.partition_indexes)),
+                    None => {
+                        let code = ResponseError::UnknownTopicId.code();
+                        let ps = t.partition_indexes.into_iter().map(|p| (p, None, code));
+                        unknown_ids.push(response_topic(String::new(), t.topic_id, ps));
+                        None
+                    }
+                }
+            })
+            .collect()
+    });
+    let (code, fetched) = split(ctx.broker.group.fetch_offsets(&g.group_id.0, topics));
+    let mut topics: Vec<OffsetFetchResponseTopics> = fetched
+        .into_iter()
+        .filter_map(|(t, ps)| {
+            let id = image.topics.get(&t).map(|info| info.id);
+            if by_id && id.is_none() {
+                return None;
+            }
+            let ps = ps.into_iter().map(|(p, c)| (p, c, 0));
+            Some(response_topic(t, id.unwrap_or_default(), ps))
+        })
+        .collect();
+    if code == 0 {
+        topics.extend(unknown_ids);
+    }
+    OffsetFetchResponseGroup::default()
+        .with_group_id(g.group_id)
+        .with_topics(topics)
+        .with_error_code(code)
+}
+
+/// A v8+ response topic; the encoder writes the name in v8-9 and the id from v10.
+fn response_topic(
+    name: String,
+    id: Uuid,
+    partitions: impl Iterator<Item = (i32, Option<Committed>, i16)>,
+) -> OffsetFetchResponseTopics {
+    OffsetFetchResponseTopics::default()
+        .with_name(TopicName(StrBytes::from_string(name)))
+        .with_topic_id(id)
+        .with_partitions(
+            partitions
+                .map(|(p, c, code)| {
+                    let (offset, epoch, meta) = values(c);
+                    OffsetFetchResponsePartitions::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(epoch)
+                        .with_metadata(Some(StrBytes::from_string(meta)))
+                        .with_error_code(code)
+                })
+                .collect(),
+        )
+}
+
 fn split(result: Result<FetchedOffsets, GroupError>) -> (i16, FetchedOffsets) {
     match result {
         Ok(f) => (0, f),
         Err(e) => (e.code(), Vec::new()),
     }
+}
+
+/// Decodes a request body. v10 is v9 with each topic's name replaced by its id (a uuid).
+pub fn decode(buf: &mut Bytes, version: i16) -> anyhow::Result<RequestKind> {
+    if version <= CODEC_MAX_VERSION {
+        return RequestKind::decode(ApiKey::OffsetFetch, buf, version);
+    }
+    let groups = compact::array(buf, |b| {
+        let group_id = GroupId(compact::string(b)?);
+        let member_id = compact::nullable_string(b)?;
+        let member_epoch = compact::int32(b)?;
+        let topics = compact::nullable_array(b, |b| {
+            let topic_id = compact::uuid(b)?;
+            let partition_indexes = compact::array(b, compact::int32)?;
+            Ok(OffsetFetchRequestTopics::default()
+                .with_topic_id(topic_id)
+                .with_partition_indexes(partition_indexes)
+                .with_unknown_tagged_fields(compact::tagged_fields(b)?))
+        })?;
+        Ok(OffsetFetchRequestGroup::default()
+            .with_group_id(group_id)
+            .with_member_id(member_id)
+            .with_member_epoch(member_epoch)
+            .with_topics(topics)
+            .with_unknown_tagged_fields(compact::tagged_fields(b)?))
+    })?;
+    let require_stable = compact::boolean(buf)?;
+    let tags = compact::tagged_fields(buf)?;
+    Ok(RequestKind::OffsetFetch(
+        OffsetFetchRequest::default()
+            .with_groups(groups)
+            .with_require_stable(require_stable)
+            .with_unknown_tagged_fields(tags),
+    ))
+}
+
+/// Encodes a request body at `version` (client side: tests and tools), v10 included.
+pub fn encode_request(
+    req: &OffsetFetchRequest,
+    version: i16,
+    out: &mut BytesMut,
+) -> anyhow::Result<()> {
+    if version <= CODEC_MAX_VERSION {
+        return req.encode(out, version);
+    }
+    compact::put_length(out, Some(req.groups.len()))?;
+    for g in &req.groups {
+        compact::put_string(out, &g.group_id.0)?;
+        compact::put_nullable_string(out, g.member_id.as_deref())?;
+        out.put_i32(g.member_epoch);
+        compact::put_length(out, g.topics.as_ref().map(Vec::len))?;
+        for t in g.topics.iter().flatten() {
+            out.put_slice(t.topic_id.as_bytes());
+            compact::put_length(out, Some(t.partition_indexes.len()))?;
+            for p in &t.partition_indexes {
+                out.put_i32(*p);
+            }
+            compact::put_tagged_fields(out, &t.unknown_tagged_fields);
+        }
+        compact::put_tagged_fields(out, &g.unknown_tagged_fields);
+    }
+    out.put_u8(req.require_stable as u8);
+    compact::put_tagged_fields(out, &req.unknown_tagged_fields);
+    Ok(())
 }

@@ -9,7 +9,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{
+    ApiKey, MetadataRequest, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 pub struct BrokerProcess {
@@ -139,9 +142,16 @@ impl Client {
             .encode(&mut buf, key.request_header_version(version))
             .unwrap();
         match body {
-            // kafka-protocol 0.18 cannot encode InitProducerId v6: use the broker's own encoder.
+            // kafka-protocol 0.18 cannot encode InitProducerId v6 nor OffsetCommit/OffsetFetch v10:
+            // use the broker's own encoders (the Python compat tests cover v10 with kafka-python's).
             RequestKind::InitProducerId(r) => {
                 vltava::handlers::init_producer_id::encode_request(r, version, &mut buf).unwrap()
+            }
+            RequestKind::OffsetCommit(r) => {
+                vltava::handlers::offset_commit::encode_request(r, version, &mut buf).unwrap()
+            }
+            RequestKind::OffsetFetch(r) => {
+                vltava::handlers::offset_fetch::encode_request(r, version, &mut buf).unwrap()
             }
             other => other.encode(&mut buf, version).unwrap(),
         }
@@ -228,6 +238,19 @@ pub fn name(s: &str) -> kafka_protocol::messages::TopicName {
 }
 
 /// CreateTopics (at `version`) for one topic with replication factor 1.
+/// The id of `topic` (Metadata v12, without auto-creation); nil when it does not exist.
+pub fn topic_id(c: &mut Client, topic: &str) -> uuid::Uuid {
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name(topic)))
+        ]))
+        .with_allow_auto_topic_creation(false);
+    match c.request(ApiKey::Metadata, 12, req) {
+        Some(ResponseKind::Metadata(m)) => m.topics[0].topic_id,
+        other => panic!("{other:?}"),
+    }
+}
+
 pub fn create_topic(
     c: &mut Client,
     version: i16,

@@ -171,9 +171,13 @@ pub fn decode(frame: &[u8]) -> Signature {
     let mut buf = Bytes::copy_from_slice(frame);
     let base = peak_reset();
     let header = RequestHeader::decode(&mut buf, header_version);
+    // As dispatch decodes: through the API table's decoder (ours for the versions the codec lacks).
     let decoded = header
         .ok()
-        .and_then(|_| RequestKind::decode(api, &mut buf, version).ok());
+        .and_then(|_| match vltava::handlers::lookup(key) {
+            Some(served) if served.supports(version) => (served.decode)(&mut buf, version).ok(),
+            _ => RequestKind::decode(api, &mut buf, version).ok(),
+        });
     let used = PEAK.load(Ordering::Relaxed).saturating_sub(base);
     // Other threads allocate too (the broker's tasks in the request target): allow them 1 MiB more.
     let allowed = cost::budget(frame.len()) + (1 << 20);

@@ -61,7 +61,7 @@ fn header(key: ApiKey, version: i16) -> BytesMut {
 }
 
 /// Decodes as dispatch does: through the API table's decoder (which covers versions kafka-protocol
-/// lacks, e.g. InitProducerId v6), or the codec for APIs not in the table.
+/// lacks, e.g. InitProducerId v6, OffsetCommit and OffsetFetch v10), or the codec for APIs not in the table.
 fn decode(key: ApiKey, buf: &mut bytes::Bytes, version: i16) -> anyhow::Result<RequestKind> {
     match crate::handlers::lookup(key as i16) {
         Some(api) if api.supports(version) => (api.decode)(buf, version),
@@ -74,6 +74,12 @@ fn encode(req: &RequestKind, out: &mut BytesMut, version: i16) {
     match req {
         RequestKind::InitProducerId(r) => {
             crate::handlers::init_producer_id::encode_request(r, version, out).unwrap()
+        }
+        RequestKind::OffsetCommit(r) => {
+            crate::handlers::offset_commit::encode_request(r, version, out).unwrap()
+        }
+        RequestKind::OffsetFetch(r) => {
+            crate::handlers::offset_fetch::encode_request(r, version, out).unwrap()
         }
         other => other.encode(out, version).unwrap(),
     }
