@@ -34,6 +34,8 @@ pub struct Config {
     pub limits: Limits,
     /// `log.retention.check.interval.ms` (also when idempotent-producer state is expired)
     pub retention_check_interval_ms: u64,
+    /// `log.cleaner.backoff.ms`: how often compacted logs are checked for a cleaning pass.
+    pub log_cleaner_backoff_ms: u64,
     /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group waits for
     /// more members (extended by this much per new member, up to the rebalance timeout).
     pub group_initial_rebalance_delay_ms: u64,
@@ -45,6 +47,8 @@ pub struct Config {
     pub group_max_size: i32,
     /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` (fixed once it exists).
     pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets` (fixed once it exists).
+    pub offsets_topic_segment_bytes: u64,
     /// `offsets.retention.minutes`: committed offsets of an empty group expire after this.
     pub offsets_retention_minutes: i64,
     /// `offsets.retention.check.interval.ms`
@@ -92,11 +96,13 @@ impl Default for Config {
             max_connections: 10_000,
             limits: Limits::default(),
             retention_check_interval_ms: 300_000,
+            log_cleaner_backoff_ms: 15_000,
             group_initial_rebalance_delay_ms: 3000,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: i32::MAX,
             offsets_topic_num_partitions: 50,
+            offsets_topic_segment_bytes: 104_857_600,
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
@@ -198,6 +204,11 @@ impl Config {
                 "offsets_topic_num_partitions must be >= 1".into(),
             ));
         }
+        if !(14..=i32::MAX as u64).contains(&self.offsets_topic_segment_bytes) {
+            return Err(ConfigError::Invalid(
+                "offsets_topic_segment_bytes must be between 14 and 2147483647".into(),
+            ));
+        }
         if self.group_max_size < 1 {
             return Err(ConfigError::Invalid("group_max_size must be >= 1".into()));
         }
@@ -238,6 +249,7 @@ mod tests {
         assert_eq!(cfg.num_partitions, d.num_partitions);
         assert_eq!(cfg.log.flush, d.log.flush);
         assert_eq!(cfg.log.retention_ms, d.log.retention_ms);
+        assert_eq!(cfg.log_cleaner_backoff_ms, d.log_cleaner_backoff_ms);
         assert_eq!(
             cfg.limits.connections_max_idle_ms,
             d.limits.connections_max_idle_ms

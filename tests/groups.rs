@@ -5,6 +5,7 @@
 mod common;
 
 use std::path::Path;
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::{topic_id, BrokerProcess, Client};
@@ -1065,4 +1066,78 @@ fn offset_commit_and_fetch_v10_name_topics_by_id() {
     };
     assert_eq!(r.responses[0].error_code, 0);
     assert_eq!(fetch_by_id(&mut c, None), vec![]);
+}
+
+/// Bytes in the `.log` files of a partition directory.
+fn log_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum()
+}
+
+#[test]
+fn the_offsets_topic_is_compacted_and_keeps_what_it_must() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("compact.toml");
+    std::fs::write(
+        &cfg,
+        "offsets_topic_num_partitions = 1\n\
+         offsets_topic_segment_bytes = 2048\n\
+         log_cleaner_backoff_ms = 20\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = ["--config", cfg.to_str().unwrap()];
+    let mut broker = BrokerProcess::start(&data, &args);
+    let mut c = broker.connect();
+    create_topic(&mut c, "t", 2);
+    // A deleted group leaves tombstones; a live one commits 300 times over the same two partitions.
+    assert_eq!(commit(&mut c, 9, ("gone", -1, ""), ("t", 0), 5, ""), 0);
+    let req = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("gone"))]);
+    let Some(ResponseKind::DeleteGroups(r)) = c.request(ApiKey::DeleteGroups, 2, req) else {
+        panic!("DeleteGroups")
+    };
+    assert_eq!(r.results[0].error_code, 0);
+    let mut written = 0u64;
+    for i in 0..150 {
+        for p in 0..2 {
+            assert_eq!(commit(&mut c, 9, ("live", -1, ""), ("t", p), i, "m"), 0);
+        }
+        written += 2;
+    }
+    // Each commit record is ~100 bytes. Compacted, the sealed segments keep a few of them at most;
+    // passes run while the commits go on, so check after each one until the log is that small.
+    let partition = data.join("__consumer_offsets-0");
+    let bound = written * 100 / 4;
+    while log_bytes(&partition) >= bound {
+        assert!(
+            broker.wait_for_line(
+                &["compacted log", "__consumer_offsets-0"],
+                Duration::from_secs(30)
+            ),
+            "the offsets topic was not compacted below {bound} bytes: {}",
+            log_bytes(&partition)
+        );
+    }
+
+    // What the compacted topic replays after a SIGKILL: the latest commits, and no deleted group.
+    broker.kill();
+    let broker = BrokerProcess::start(&data, &args);
+    let mut c = broker.connect();
+    for p in 0..2 {
+        assert_eq!(
+            fetch_offset(&mut c, 9, "live", "t", p),
+            (149, "m".to_string(), 0)
+        );
+    }
+    assert_eq!(fetch_offset(&mut c, 9, "gone", "t", 0).0, -1);
+    let req = ListGroupsRequest::default();
+    let Some(ResponseKind::ListGroups(r)) = c.request(ApiKey::ListGroups, 4, req) else {
+        panic!("ListGroups")
+    };
+    let names: Vec<&str> = r.groups.iter().map(|g| g.group_id.as_str()).collect();
+    assert_eq!(names, vec!["live"]);
 }

@@ -53,6 +53,8 @@ class Broker:
         self.logs: collections.deque[str] = collections.deque(maxlen=int(os.environ.get("VLTAVA_TEST_LOG_LINES", "400")))
         self.startup_seconds = 0.0
         self._generation = 0
+        self._watch_lock = threading.Lock()
+        self._watchers: list[tuple[re.Pattern, threading.Event]] = []
         self._start("127.0.0.1:0")
 
     @property
@@ -91,6 +93,10 @@ class Broker:
             for raw in proc.stdout:
                 line = ANSI_RE.sub("", raw.decode("utf-8", "replace")).rstrip()
                 self.logs.append(f"[{gen}] {line}")
+                with self._watch_lock:
+                    for pattern, event in self._watchers:
+                        if pattern.search(line):
+                            event.set()
                 if not found:
                     m = READY_RE.search(line)
                     if m:
@@ -110,6 +116,20 @@ class Broker:
 
     def log_text(self) -> str:
         return "\n".join(self.logs)
+
+    def wait_for_log(self, pattern: str, timeout: float) -> bool:
+        """Waits until the broker logs a line matching `pattern` from now on (or already did)."""
+        regex = re.compile(pattern)
+        event = threading.Event()
+        with self._watch_lock:
+            if any(regex.search(line) for line in self.logs):
+                return True
+            self._watchers.append((regex, event))
+        try:
+            return event.wait(timeout)
+        finally:
+            with self._watch_lock:
+                self._watchers.remove((regex, event))
 
     def kill9(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -123,6 +123,10 @@ impl Broker {
                 .partitions
                 .enforce_retention(crate::handlers::now_ms())
         });
+        let every = Duration::from_millis(self.config.log_cleaner_backoff_ms);
+        self.spawn_periodic(every, |broker| {
+            broker.partitions.clean_all(crate::handlers::now_ms())
+        });
         if let FlushPolicy::Interval(every) = flush {
             self.spawn_periodic(every, |broker| broker.partitions.flush_all());
         }

@@ -7,7 +7,9 @@ use bytes::BytesMut;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::log::{AppendInfo, BatchHeader, FetchSlice, FlushPolicy, LogError, PartitionLog};
+use crate::log::{
+    AppendInfo, BatchHeader, CleanStats, FetchSlice, FlushPolicy, LogError, PartitionLog,
+};
 
 pub struct Partition {
     pub topic: String,
@@ -105,6 +107,16 @@ impl Partition {
 
     pub fn enforce_retention(&self, now_ms: i64) -> Result<usize, LogError> {
         self.lock().enforce_retention(now_ms)
+    }
+
+    /// One compaction pass if the log is due one. Only planning and the final swap hold the lock:
+    /// appends and fetches go on while the sealed segments are cleaned.
+    pub fn clean(&self, now_ms: i64) -> Result<Option<CleanStats>, LogError> {
+        let Some(plan) = self.lock().plan_cleaning(now_ms) else {
+            return Ok(None);
+        };
+        let cleaned = plan.run()?;
+        self.lock().finish_cleaning(cleaned).map(Some)
     }
 
     /// Closes the log cleanly (indexes trimmed, producer snapshot and clean-shutdown marker written),

@@ -210,6 +210,15 @@ impl PartitionManager {
         }
     }
 
+    /// Runs the log cleaner over every compacted partition that is due a pass.
+    pub fn clean_all(&self, now_ms: i64) {
+        for p in self.all() {
+            if let Err(e) = p.clean(now_ms) {
+                warn!(topic = %p.topic, partition = p.index, error = %e, "log compaction failed");
+            }
+        }
+    }
+
     /// Flushes and closes every log (graceful shutdown).
     pub fn close_all(&self) {
         let drained: Vec<Arc<Partition>> = {

@@ -6,8 +6,9 @@
 //! was acknowledged survives a SIGKILL. Appends go through `Partition::append`, so the log's flush
 //! policy applies before a commit is acknowledged.
 //!
-//! The topic is never compacted (the log has no cleaner yet): it is created with `retention.ms=-1`
-//! so old segments are not deleted under live offsets, and it grows with every commit.
+//! The topic is compacted (`cleanup.policy=compact`, as in Kafka): the log cleaner keeps the latest
+//! record per key and drops tombstones after `delete.retention.ms`, so it stays about as large as the
+//! live offsets and groups, plus its active segment (`offsets_topic_segment_bytes`).
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -26,9 +27,6 @@ use crate::broker::Broker;
 use crate::log::validate_batches;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// Kafka's `offsets.topic.segment.bytes` default.
-const SEGMENT_BYTES: &str = "104857600";
 
 /// The state replayed from the offsets topic, per group.
 #[derive(Default)]
@@ -59,11 +57,12 @@ pub async fn ensure_topic(broker: &Broker) -> Result<(), TopicError> {
     if broker.metadata.image().topics.contains_key(OFFSETS_TOPIC) {
         return Ok(());
     }
+    let segment_bytes = broker.config.offsets_topic_segment_bytes.to_string();
     let configs: BTreeMap<String, String> = [
         ("cleanup.policy", "compact"),
         ("retention.ms", "-1"),
         ("retention.bytes", "-1"),
-        ("segment.bytes", SEGMENT_BYTES),
+        ("segment.bytes", segment_bytes.as_str()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

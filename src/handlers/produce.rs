@@ -10,9 +10,12 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, warn};
 
 use super::{now_ms, HandlerResult, RequestContext};
-use crate::log::{validate_batches, BatchError, BatchHeader, LogError, ProducerError};
+use crate::log::{check_keys, validate_batches, BatchError, BatchHeader, LogError, ProducerError};
 
 pub const VERSIONS: (i16, i16) = (3, 13);
+
+/// How far a batch for a compacted topic may be decompressed to check its keys.
+const MAX_DECOMPRESSED_BATCH_BYTES: usize = 64 << 20;
 
 pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
     let broker = &ctx.broker;
@@ -75,9 +78,17 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
                 continue;
             }
             let records = data.records.unwrap_or_default();
-            let max_message_bytes = partition.with_log(|l| l.config().max_message_bytes);
+            let (max_message_bytes, compacted) =
+                partition.with_log(|l| (l.config().max_message_bytes, l.config().cleanup_compact));
             let checked = validate_batches(&records, max_message_bytes)
-                .and_then(|h| client_batch_violation(&h).map_or(Ok(h), Err));
+                .and_then(|h| client_batch_violation(&h).map_or(Ok(h), Err))
+                .and_then(|h| {
+                    // As Kafka's LogValidator: only compacted topics look inside the batch.
+                    if compacted {
+                        check_keys(&records, MAX_DECOMPRESSED_BATCH_BYTES)?;
+                    }
+                    Ok(h)
+                });
             let headers = match checked {
                 Ok(h) => h,
                 Err(e) => {

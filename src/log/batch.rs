@@ -140,11 +140,38 @@ pub(crate) fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(batch.get(ATTRIBUTES..).unwrap_or(&[]))
 }
 
-/// Validate one complete batch (`batch` is exactly the batch's bytes) including its CRC.
+/// Validate one complete client batch (`batch` is exactly the batch's bytes) including its CRC: a stored
+/// batch's checks, plus at least one record and one record per offset, as Kafka requires of produced batches.
 pub(crate) fn validate_one(
     batch: &[u8],
     max_message_bytes: u32,
 ) -> Result<BatchHeader, BatchError> {
+    if batch.len() > max_message_bytes as usize {
+        return Err(BatchError::TooLarge {
+            size: batch.len(),
+            max: max_message_bytes,
+        });
+    }
+    let h = validate_stored(batch)?;
+    if h.records_count <= 0 {
+        return Err(BatchError::InvalidRecord(format!(
+            "invalid record count {}",
+            h.records_count
+        )));
+    }
+    if h.records_count as i64 != h.last_offset_delta as i64 + 1 {
+        return Err(BatchError::InvalidRecord(format!(
+            "record count {} inconsistent with last offset delta {}",
+            h.records_count, h.last_offset_delta
+        )));
+    }
+    Ok(h)
+}
+
+/// Validate one complete batch as it may be stored: framing, CRC, codec, and record count. Compaction
+/// leaves batches with fewer records than offsets (gaps, the last offset kept) or none at all (the
+/// last batch of a producer, kept for its sequence), as Kafka's cleaner does.
+pub(crate) fn validate_stored(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     let h = BatchHeader::parse(batch)?;
     h.check_structure()?;
     if h.total_size() != batch.len() {
@@ -154,12 +181,6 @@ pub(crate) fn validate_one(
             batch.len()
         )));
     }
-    if batch.len() > max_message_bytes as usize {
-        return Err(BatchError::TooLarge {
-            size: batch.len(),
-            max: max_message_bytes,
-        });
-    }
     let crc = compute_crc(batch);
     if crc != h.crc {
         return Err(BatchError::Corrupt(format!(
@@ -167,13 +188,7 @@ pub(crate) fn validate_one(
             h.crc
         )));
     }
-    if h.records_count <= 0 {
-        return Err(BatchError::InvalidRecord(format!(
-            "invalid record count {}",
-            h.records_count
-        )));
-    }
-    if h.records_count as i64 != h.last_offset_delta as i64 + 1 {
+    if h.records_count < 0 || h.records_count as i64 > h.last_offset_delta as i64 + 1 {
         return Err(BatchError::InvalidRecord(format!(
             "record count {} inconsistent with last offset delta {}",
             h.records_count, h.last_offset_delta
@@ -301,4 +316,28 @@ pub(crate) fn stamp(
         let crc = compute_crc(batch);
         batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
     }
+}
+
+/// Rewrite the header of a batch whose records section was replaced (compaction): the batch length from
+/// `batch.len()`, the record count, optionally the max timestamp and attributes, then the CRC.
+pub(crate) fn rewrite_header(
+    batch: &mut [u8],
+    records_count: i32,
+    max_timestamp: Option<i64>,
+    attributes: Option<i16>,
+) {
+    if batch.len() < BatchHeader::SIZE {
+        return;
+    }
+    let length = (batch.len() - LOG_OVERHEAD) as i32;
+    batch[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    batch[RECORDS_COUNT..RECORDS_COUNT + 4].copy_from_slice(&records_count.to_be_bytes());
+    if let Some(ts) = max_timestamp {
+        batch[MAX_TIMESTAMP..MAX_TIMESTAMP + 8].copy_from_slice(&ts.to_be_bytes());
+    }
+    if let Some(a) = attributes {
+        batch[ATTRIBUTES..ATTRIBUTES + 2].copy_from_slice(&a.to_be_bytes());
+    }
+    let crc = compute_crc(batch);
+    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
 }

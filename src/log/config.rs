@@ -64,6 +64,18 @@ pub struct LogConfig {
     /// producer.id.expiration.ms (a broker setting in Kafka, no topic-level name): idempotent-producer state is
     /// dropped this long after the producer's last batch, even if its batches are still in the log.
     pub producer_id_expiration_ms: i64,
+    /// cleanup.policy contains `delete`: retention.ms and retention.bytes delete old segments.
+    pub cleanup_delete: bool,
+    /// cleanup.policy contains `compact`: the cleaner keeps only the latest record of each key.
+    pub cleanup_compact: bool,
+    /// delete.retention.ms: a tombstone (null value) stays readable at least this long after it was written.
+    pub delete_retention_ms: i64,
+    /// min.compaction.lag.ms: a record stays uncompacted at least this long.
+    pub min_compaction_lag_ms: i64,
+    /// max.compaction.lag.ms: a segment this old is cleaned whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// min.cleanable.dirty.ratio: clean when this share of the cleanable bytes was never cleaned.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -81,6 +93,12 @@ impl Default for LogConfig {
             flush: FlushPolicy::Os,
             timestamp_type: TimestampType::CreateTime,
             producer_id_expiration_ms: DAY_MS,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            delete_retention_ms: DAY_MS,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -140,6 +158,35 @@ impl LogConfig {
                         "LogAppendTime" => TimestampType::LogAppendTime,
                         _ => return Err(LogError::InvalidConfig(key.to_string())),
                     }
+                }
+                "cleanup.policy" => {
+                    let policies: Vec<&str> = value.split(',').map(str::trim).collect();
+                    check(
+                        policies.iter().all(|p| matches!(*p, "delete" | "compact")),
+                        key,
+                    )?;
+                    c.cleanup_delete = policies.contains(&"delete");
+                    c.cleanup_compact = policies.contains(&"compact");
+                }
+                "delete.retention.ms" => {
+                    let v: i64 = parse(key, value)?;
+                    check(v >= 0, key)?;
+                    c.delete_retention_ms = v;
+                }
+                "min.compaction.lag.ms" => {
+                    let v: i64 = parse(key, value)?;
+                    check(v >= 0, key)?;
+                    c.min_compaction_lag_ms = v;
+                }
+                "max.compaction.lag.ms" => {
+                    let v: i64 = parse(key, value)?;
+                    check(v >= 1, key)?;
+                    c.max_compaction_lag_ms = v;
+                }
+                "min.cleanable.dirty.ratio" => {
+                    let v: f64 = parse(key, value)?;
+                    check((0.0..=1.0).contains(&v), key)?;
+                    c.min_cleanable_dirty_ratio = v;
                 }
                 "flush.ms" => {
                     let v: i64 = parse(key, value)?;

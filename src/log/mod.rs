@@ -1,6 +1,7 @@
 //! Segmented log store: one `PartitionLog` per partition directory, raw RecordBatch v2 bytes in segment files.
 
 mod batch;
+mod compaction;
 mod config;
 mod error;
 mod index;
@@ -12,11 +13,14 @@ mod retention;
 mod segment;
 
 #[cfg(test)]
+mod compaction_tests;
+#[cfg(test)]
 mod producer_tests;
 #[cfg(test)]
 mod tests;
 
 pub use batch::{validate_batches, BatchHeader};
+pub use compaction::{CleanPlan, CleanStats, Cleaned};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::{BatchError, LogError};
 pub use partition::{AppendInfo, FetchSlice, PartitionLog};
@@ -24,4 +28,7 @@ pub use producer_state::{
     last_sequence, AppendCheck, BatchMetadata, ProducerEntry, ProducerError, ProducerStateManager,
     MAX_CACHED_BATCHES,
 };
-pub use records::{decompress_bounded, record_metas, RecordMeta};
+pub use records::{
+    check_keys, decompress_bounded, for_each_record, record_metas, records_section, RecordMeta,
+    RecordView,
+};

@@ -113,6 +113,14 @@ impl ProducerStateManager {
         self.producers.len()
     }
 
+    /// Producer id -> last offset of its last batch.
+    pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(id, p)| p.batches.back().map(|b| (*id, b.last_offset)))
+            .collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
     }

@@ -1,6 +1,6 @@
-//! Looking inside a stored record batch, for the few answers that need single records (ListOffsets by
-//! timestamp and max timestamp): bounded decompression and an allocation-free walk of record headers.
-//! The produce and fetch paths never come here.
+//! Looking inside a record batch, for what needs single records (ListOffsets by timestamp and max
+//! timestamp, the compaction cleaner, the key check of compacted topics): bounded decompression and an
+//! allocation-free walk of record headers. Fetches and appends to other topics never come here.
 
 use std::io::Read;
 
@@ -55,6 +55,49 @@ pub fn decompress_bounded(codec: u8, data: &[u8], limit: usize) -> Result<Vec<u8
     }
 }
 
+/// Compresses a records section with a batch codec, in the framing Kafka's own clients write
+/// (xerial for snappy, an LZ4 frame of independent blocks).
+pub fn compress(codec: u8, data: &[u8]) -> Result<Vec<u8>, BatchError> {
+    use std::io::Write;
+    let failed = |e: std::io::Error| BatchError::Corrupt(format!("cannot compress batch: {e}"));
+    match codec {
+        0 => Ok(data.to_vec()),
+        1 => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data).map_err(failed)?;
+            e.finish().map_err(failed)
+        }
+        2 => {
+            let mut out = XERIAL_MAGIC.to_vec();
+            out.extend_from_slice(&1i32.to_be_bytes()); // version
+            out.extend_from_slice(&1i32.to_be_bytes()); // minimum compatible version
+            let mut encoder = snap::raw::Encoder::new();
+            for chunk in data.chunks(32 * 1024) {
+                let block = encoder
+                    .compress_vec(chunk)
+                    .map_err(|e| BatchError::Corrupt(format!("snappy: {e}")))?;
+                out.extend_from_slice(&(block.len() as i32).to_be_bytes());
+                out.extend_from_slice(&block);
+            }
+            Ok(out)
+        }
+        3 => {
+            let mut e = lz4::EncoderBuilder::new()
+                .block_mode(lz4::BlockMode::Independent)
+                .build(Vec::new())
+                .map_err(failed)?;
+            e.write_all(data).map_err(failed)?;
+            let (out, result) = e.finish();
+            result.map_err(failed)?;
+            Ok(out)
+        }
+        4 => zstd::encode_all(data, 3).map_err(failed),
+        other => Err(BatchError::InvalidRecord(format!(
+            "unknown compression codec {other}"
+        ))),
+    }
+}
+
 fn snappy_bounded(data: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
     let mut out = Vec::new();
     let block = |raw: &[u8], out: &mut Vec<u8>| -> Result<(), BatchError> {
@@ -95,41 +138,120 @@ fn snappy_bounded(data: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
     Ok(out)
 }
 
-/// The offset and timestamp of every record in one v2 batch (`batch` holds exactly that batch),
-/// decompressing at most `limit` bytes. With LogAppendTime every record carries the batch's max timestamp.
-pub fn record_metas(batch: &[u8], limit: usize) -> Result<Vec<RecordMeta>, BatchError> {
+/// The decompressed records section of one v2 batch (`batch` holds exactly that batch), at most `limit` bytes.
+pub fn records_section(batch: &[u8], limit: usize) -> Result<(BatchHeader, Vec<u8>), BatchError> {
     let header = BatchHeader::parse(batch)?;
     let body = batch
         .get(BatchHeader::SIZE..header.total_size())
         .ok_or_else(|| BatchError::Corrupt("batch shorter than its length".into()))?;
     let payload = decompress_bounded(header.compression(), body, limit)?;
+    Ok((header, payload))
+}
+
+/// One record of a records section, borrowed from it.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordView<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    /// `None`: a null key.
+    pub key: Option<&'a [u8]>,
+    /// The value is null: a tombstone, for compaction.
+    pub tombstone: bool,
+    /// The record's whole encoding (length prefix included), valid in any batch with the same base
+    /// offset and base timestamp.
+    pub raw: &'a [u8],
+}
+
+/// Walks the records of a records section (`payload`, decompressed) without allocating. With
+/// LogAppendTime every record carries the batch's max timestamp.
+pub fn for_each_record<'a>(
+    header: &BatchHeader,
+    payload: &'a [u8],
+    mut f: impl FnMut(RecordView<'a>),
+) -> Result<(), BatchError> {
     let log_append_time = header.timestamp_type() == super::TimestampType::LogAppendTime;
-    let mut out = Vec::new();
+    let corrupt = |what: &str| BatchError::Corrupt(format!("record {what} past its length"));
     let mut pos = 0usize;
-    // Grows with the records actually present, never with the header's (client-supplied) count.
-    while pos < payload.len() && out.len() < header.records_count.max(0) as usize {
-        let len = read_varint(&payload, &mut pos)?;
+    let mut seen = 0usize;
+    // Bounded by the records actually present, never by the header's (client-supplied) count.
+    while pos < payload.len() && seen < header.records_count.max(0) as usize {
+        let start = pos;
+        let len = read_varint(payload, &mut pos)?;
         let end = usize::try_from(len)
             .ok()
             .and_then(|l| pos.checked_add(l))
             .filter(|e| *e <= payload.len())
             .ok_or_else(|| BatchError::Corrupt("record length past the batch".into()))?;
         pos += 1; // attributes
-        let ts_delta = read_varint(&payload, &mut pos)?;
-        let offset_delta = read_varint(&payload, &mut pos)?;
+        let ts_delta = read_varint(payload, &mut pos)?;
+        let offset_delta = read_varint(payload, &mut pos)?;
+        let key_len = read_varint(payload, &mut pos)?;
+        let key = match usize::try_from(key_len) {
+            Ok(n) => {
+                let k = payload
+                    .get(pos..pos.saturating_add(n))
+                    .filter(|_| pos + n <= end)
+                    .ok_or_else(|| corrupt("key"))?;
+                pos += n;
+                Some(k)
+            }
+            Err(_) => None,
+        };
+        let value_len = read_varint(payload, &mut pos)?;
         if pos > end {
-            return Err(BatchError::Corrupt("record header past its length".into()));
+            return Err(corrupt("header"));
         }
-        out.push(RecordMeta {
+        f(RecordView {
             offset: header.base_offset + offset_delta,
             timestamp: if log_append_time {
                 header.max_timestamp
             } else {
                 header.base_timestamp.saturating_add(ts_delta)
             },
+            key,
+            tombstone: value_len < 0,
+            raw: &payload[start..end],
         });
+        seen += 1;
         pos = end;
     }
+    Ok(())
+}
+
+/// Kafka's rule for compacted topics: every record of the batches in `records` (validated, concatenated)
+/// has a key. Decompresses each batch up to `limit` bytes.
+pub fn check_keys(records: &[u8], limit: usize) -> Result<(), BatchError> {
+    let mut pos = 0usize;
+    while pos < records.len() {
+        let header = BatchHeader::parse(&records[pos..])?;
+        let end = pos + header.total_size();
+        let batch = records
+            .get(pos..end)
+            .ok_or_else(|| BatchError::Corrupt("batch shorter than its length".into()))?;
+        let (header, payload) = records_section(batch, limit)?;
+        let mut keyless = false;
+        for_each_record(&header, &payload, |r| keyless |= r.key.is_none())?;
+        if keyless {
+            return Err(BatchError::InvalidRecord(
+                "Compacted topic cannot accept message without key".into(),
+            ));
+        }
+        pos = end;
+    }
+    Ok(())
+}
+
+/// The offset and timestamp of every record in one v2 batch (`batch` holds exactly that batch),
+/// decompressing at most `limit` bytes.
+pub fn record_metas(batch: &[u8], limit: usize) -> Result<Vec<RecordMeta>, BatchError> {
+    let (header, payload) = records_section(batch, limit)?;
+    let mut out = Vec::new();
+    for_each_record(&header, &payload, |r| {
+        out.push(RecordMeta {
+            offset: r.offset,
+            timestamp: r.timestamp,
+        })
+    })?;
     Ok(out)
 }
 

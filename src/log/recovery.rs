@@ -52,6 +52,7 @@ impl PartitionLog {
     /// checks, its torn or corrupt tail truncated and its indexes rebuilt. If a sealed segment has to be truncated, later segments are dropped.
     pub fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
         fs::create_dir_all(dir)?;
+        super::compaction::finish_interrupted(dir)?;
         let mut bases = Vec::new();
         let mut index_bases = Vec::new();
         for entry in fs::read_dir(dir)? {

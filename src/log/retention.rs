@@ -58,8 +58,8 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Delete whole non-active segments that lie below the log start offset, are older than retention.ms (by their
-    /// largest timestamp) or exceed retention.bytes, oldest first. Returns the number of segments deleted. Also
+    /// Delete whole non-active segments that lie below the log start offset, and with the `delete` cleanup policy
+    /// those older than retention.ms (by their largest timestamp) or beyond retention.bytes, oldest first. Returns the number of segments deleted. Also
     /// expires idempotent-producer state (`producer.id.expiration.ms`).
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
         let expired = self
@@ -72,7 +72,13 @@ impl PartitionLog {
         while self.segments.len() > 1 && self.segments[1].base_offset <= self.log_start_offset {
             self.delete_oldest()?;
         }
-        let retention_ms = self.config.retention_ms;
+        // Time and size retention are the `delete` cleanup policy; a compact-only log keeps every
+        // segment and relies on the cleaner.
+        let retention_ms = if self.config.cleanup_delete {
+            self.config.retention_ms
+        } else {
+            -1
+        };
         if retention_ms >= 0 {
             while self.segments.len() > 1
                 && now_ms.saturating_sub(self.segments[0].largest_timestamp()) > retention_ms
@@ -80,7 +86,7 @@ impl PartitionLog {
                 self.delete_oldest()?;
             }
         }
-        if self.config.retention_bytes >= 0 {
+        if self.config.cleanup_delete && self.config.retention_bytes >= 0 {
             let total: u64 = self.segments.iter().map(|s| s.size).sum();
             let mut excess = total as i64 - self.config.retention_bytes;
             while self.segments.len() > 1 && excess - self.segments[0].size as i64 >= 0 {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use bytes::BytesMut;
 use tracing::warn;
 
-use super::batch::{framed_size, validate_one, BatchHeader};
+use super::batch::{framed_size, validate_stored, BatchHeader};
 use super::error::LogError;
 use super::index::{OffsetIndex, TimeIndex};
 
@@ -337,7 +337,7 @@ impl Segment {
                 buf_start = pos;
             }
             let at = (pos - buf_start) as usize;
-            let h = match validate_one(&buf[at..at + size as usize], u32::MAX) {
+            let h = match validate_stored(&buf[at..at + size as usize]) {
                 Ok(h) => h,
                 Err(e) => break Some(format!("invalid batch at position {pos}: {e}")),
             };
@@ -530,6 +530,11 @@ impl Segment {
         self.time_index.seal()?;
         self.dirty = false;
         Ok(())
+    }
+
+    /// When the segment file was last written.
+    pub(crate) fn modified(&self) -> Option<std::time::SystemTime> {
+        self.log.metadata().and_then(|m| m.modified()).ok()
     }
 
     /// Largest timestamp for time retention: the max batch timestamp, or the file's mtime if it has none.

@@ -18,6 +18,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 pub struct BrokerProcess {
     child: Child,
     pub addr: String,
+    /// The broker's output lines after the readiness line.
+    lines: mpsc::Receiver<String>,
 }
 
 impl BrokerProcess {
@@ -45,6 +47,7 @@ impl BrokerProcess {
             .expect("spawn vltava");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let (line_tx, lines) = mpsc::channel();
         // Keep draining the output so the broker never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut tx = Some(tx);
@@ -52,14 +55,16 @@ impl BrokerProcess {
                 if let Some(addr) = line.split("accepting connections addr=").nth(1) {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_string());
+                        continue;
                     }
                 }
+                let _ = line_tx.send(line);
             }
         });
         let addr = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("broker did not start");
-        BrokerProcess { child, addr }
+        BrokerProcess { child, addr, lines }
     }
 
     /// Sends `signal` (e.g. "TERM", "INT") and waits for the process to exit; returns whether it
@@ -73,6 +78,20 @@ impl BrokerProcess {
             .unwrap_or(false);
         assert!(sent, "kill -{signal} {pid}");
         self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+
+    /// Waits for an output line (after readiness, not seen by an earlier wait) containing every one of
+    /// `parts`; false after `timeout`.
+    pub fn wait_for_line(&self, parts: &[&str], timeout: Duration) -> bool {
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if parts.iter().all(|p| line.contains(p)) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
     }
 
     pub fn kill(&mut self) {
