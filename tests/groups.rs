@@ -1141,3 +1141,52 @@ fn the_offsets_topic_is_compacted_and_keeps_what_it_must() {
     let names: Vec<&str> = r.groups.iter().map(|g| g.group_id.as_str()).collect();
     assert_eq!(names, vec!["live"]);
 }
+
+/// Every committed (topic, partition, offset) of `group`, from an OffsetFetch of all topics.
+fn all_offsets(c: &mut Client, group: &str) -> Vec<(String, i32, i64)> {
+    let req = OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+        .with_group_id(GroupId(s(group)))
+        .with_topics(None)]);
+    let Some(ResponseKind::OffsetFetch(r)) = c.request(ApiKey::OffsetFetch, 9, req) else {
+        panic!("OffsetFetch")
+    };
+    let mut out: Vec<(String, i32, i64)> = r.groups[0]
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let name = t.name.to_string();
+            let ps = t.partitions.iter();
+            ps.map(move |p| (name.clone(), p.partition_index, p.committed_offset))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn a_deleted_topic_takes_its_committed_offsets_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = start(dir.path());
+    let mut c = broker.connect();
+    create_topic(&mut c, "doomed", 1);
+    create_topic(&mut c, "kept", 1);
+    assert_eq!(commit(&mut c, 9, ("g", -1, ""), ("doomed", 0), 7, ""), 0);
+    assert_eq!(commit(&mut c, 9, ("g", -1, ""), ("kept", 0), 8, ""), 0);
+    let req = DeleteTopicsRequest::default()
+        .with_topic_names(vec![TopicName(s("doomed"))])
+        .with_timeout_ms(5000);
+    let Some(ResponseKind::DeleteTopics(r)) = c.request(ApiKey::DeleteTopics, 4, req) else {
+        panic!("DeleteTopics")
+    };
+    assert_eq!(r.responses[0].error_code, 0);
+    let expected = vec![("kept".to_string(), 0, 8)];
+    assert_eq!(all_offsets(&mut c, "g"), expected);
+
+    // The removal is durable, and a topic created again under the name starts without offsets.
+    broker.kill();
+    let broker = start(dir.path());
+    let mut c = broker.connect();
+    assert_eq!(all_offsets(&mut c, "g"), expected);
+    create_topic(&mut c, "doomed", 1);
+    assert_eq!(fetch_offset(&mut c, 9, "g", "doomed", 0).0, -1);
+}

@@ -235,46 +235,67 @@ impl GroupCoordinator {
 
     /// Expires offsets of empty groups older than the retention, then drops groups left with nothing.
     pub fn expire_offsets(&self, now: i64) {
+        let retention = self.config.offsets_retention_ms;
+        self.remove_offsets(now, "expired committed offsets", |g, _, c| {
+            // A consumer group's offsets expire together, from when it became empty; a group used
+            // only for commits (no protocol) expires offset by offset, from each commit.
+            let base = if g.protocol_type.is_some() {
+                g.state_since_ms
+            } else {
+                c.commit_timestamp
+            };
+            g.state == GroupState::Empty && base.saturating_add(retention) <= now
+        });
+    }
+
+    /// A deleted topic takes its committed offsets with it, in every group (Kafka's
+    /// `onPartitionsDeleted`).
+    pub fn on_topic_deleted(&self, topic: &str) {
+        self.remove_offsets(
+            now_ms(),
+            "removed offsets of a deleted topic",
+            |_, (t, _), _| t == topic,
+        );
+    }
+
+    /// Writes tombstones for the committed offsets `doomed` picks and forgets them; an Empty group left
+    /// without offsets is retired with a tombstone of its own, as Kafka's `cleanupGroupMetadata` does.
+    fn remove_offsets(
+        &self,
+        now: i64,
+        what: &str,
+        doomed: impl Fn(&Group, &(String, i32), &Committed) -> bool,
+    ) {
         let Some(broker) = self.broker.upgrade() else {
             return;
         };
-        let retention = self.config.offsets_retention_ms;
         let mut groups = self.lock();
         let mut dead = Vec::new();
         for g in groups.values_mut() {
-            if g.state != GroupState::Empty {
-                continue;
-            }
-            let since = g.state_since_ms;
-            let consumer_group = g.protocol_type.is_some();
-            let expired: Vec<(String, i32)> = g
+            let gone: Vec<(String, i32)> = g
                 .offsets
                 .iter()
-                .filter(|(_, c)| {
-                    let base = if consumer_group {
-                        since
-                    } else {
-                        c.commit_timestamp
-                    };
-                    base.saturating_add(retention) <= now
-                })
+                .filter(|(k, c)| doomed(g, k, c))
                 .map(|(k, _)| k.clone())
                 .collect();
-            let mut records: Vec<(RecordKey, Option<Bytes>)> = expired
+            // As in Kafka, an Empty group without offsets is retired by any cleanup, not only by the
+            // one that removes its last offsets.
+            let retire = g.state == GroupState::Empty && g.offsets.len() == gone.len();
+            if gone.is_empty() && !retire {
+                continue;
+            }
+            let mut records: Vec<(RecordKey, Option<Bytes>)> = gone
                 .iter()
                 .map(|(t, p)| {
-                    (
-                        RecordKey::Offset {
-                            group: g.id.clone(),
-                            topic: t.clone(),
-                            partition: *p,
-                        },
-                        None,
-                    )
+                    let key = RecordKey::Offset {
+                        group: g.id.clone(),
+                        topic: t.clone(),
+                        partition: *p,
+                    };
+                    (key, None)
                 })
                 .collect();
-            let now_empty = g.offsets.len() == expired.len();
-            if now_empty {
+            if retire {
                 records.push((
                     RecordKey::Group {
                         group: g.id.clone(),
@@ -282,23 +303,20 @@ impl GroupCoordinator {
                     None,
                 ));
             }
-            if records.is_empty() {
-                continue;
-            }
             match offsets::append(&broker, &g.id, records, now) {
                 Ok(()) => {
-                    for k in &expired {
+                    for k in &gone {
                         g.offsets.remove(k);
                     }
-                    if !expired.is_empty() {
-                        info!(group = %g.id, offsets = expired.len(), "expired committed offsets");
+                    if !gone.is_empty() {
+                        info!(group = %g.id, offsets = gone.len(), "{what}");
                     }
-                    if now_empty {
+                    if retire {
                         g.transition(GroupState::Dead, now);
                         dead.push(g.id.clone());
                     }
                 }
-                Err(e) => warn!(group = %g.id, error = %e, "cannot expire offsets"),
+                Err(e) => warn!(group = %g.id, error = %e, "cannot remove committed offsets"),
             }
         }
         for id in dead {
