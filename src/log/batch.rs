@@ -171,7 +171,7 @@ pub(crate) fn validate_one(
 /// Validate one complete batch as it may be stored: framing, CRC, codec, and record count. Compaction
 /// leaves batches with fewer records than offsets (gaps, the last offset kept) or none at all (the
 /// last batch of a producer, kept for its sequence), as Kafka's cleaner does.
-pub(crate) fn validate_stored(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+pub fn validate_stored(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     let h = BatchHeader::parse(batch)?;
     h.check_structure()?;
     if h.total_size() != batch.len() {

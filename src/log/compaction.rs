@@ -406,7 +406,7 @@ impl CleanPlan {
     }
 
     /// The cleaned form of one batch: `None` to keep it as it is, an empty vector to drop it, else the
-    /// rebuilt batch. A batch that cannot be read record by record is kept.
+    /// rebuilt batch.
     fn clean_batch(
         &self,
         batch: &[u8],
@@ -414,51 +414,66 @@ impl CleanPlan {
         drop_tombstones: bool,
         removed: &mut u64,
     ) -> Option<Vec<u8>> {
-        let (header, payload) = records_section(batch, MAX_BATCH_BYTES).ok()?;
-        if header.is_control() {
-            return None;
-        }
-        let mut kept: Vec<RecordView> = Vec::new();
-        let mut seen = 0usize;
-        for_each_record(&header, &payload, |r| {
-            seen += 1;
+        let (cleaned, gone) = compact_batch(batch, |r| {
             let latest = r
                 .key
                 .is_some_and(|k| map.get(k).is_none_or(|&last| r.offset >= last));
-            if latest && !(r.tombstone && drop_tombstones) {
-                kept.push(r);
-            }
-        })
-        .ok()?;
-        if seen != header.records_count.max(0) as usize {
-            return None;
+            latest && !(r.tombstone && drop_tombstones)
+        })?;
+        *removed += gone;
+        let header = BatchHeader::parse(&cleaned).ok()?;
+        let last_of_producer = header.producer_id >= 0
+            && self.producer_last.get(&header.producer_id) == Some(&header.last_offset());
+        if header.records_count == 0 && !last_of_producer {
+            return Some(Vec::new());
         }
-        if kept.len() == seen {
-            return None;
-        }
-        *removed += (seen - kept.len()) as u64;
-        if kept.is_empty() {
-            let last_of_producer = header.producer_id >= 0
-                && self.producer_last.get(&header.producer_id) == Some(&header.last_offset());
-            if !last_of_producer {
-                return Some(Vec::new());
-            }
-            let mut empty = batch[..BatchHeader::SIZE].to_vec();
-            rewrite_header(&mut empty, 0, None, Some(header.attributes & !CODEC_MASK));
-            return Some(empty);
-        }
-        let mut records = Vec::with_capacity(kept.iter().map(|r| r.raw.len()).sum());
-        for r in &kept {
-            records.extend_from_slice(r.raw);
-        }
-        let body = compress(header.compression(), &records).ok()?;
-        let mut rebuilt = Vec::with_capacity(BatchHeader::SIZE + body.len());
-        rebuilt.extend_from_slice(&batch[..BatchHeader::SIZE]);
-        rebuilt.extend_from_slice(&body);
-        let max_timestamp = (header.timestamp_type() == TimestampType::CreateTime)
-            .then(|| kept.iter().map(|r| r.timestamp).max())
-            .flatten();
-        rewrite_header(&mut rebuilt, kept.len() as i32, max_timestamp, None);
-        Some(rebuilt)
+        Some(cleaned)
     }
+}
+
+/// One stored batch with only the records `keep` accepts, and how many it lost: `None` when all stay,
+/// or when the batch cannot be read record by record (a control batch, a damaged one, one beyond
+/// the decompression bound), which is then kept as it is. A batch left with no records comes back as
+/// its bare header (no records, no codec). The rebuilt batch keeps the original header but for its
+/// length, record count, max timestamp (CreateTime) and CRC, and holds the kept records' own bytes
+/// compressed again with the batch's codec.
+pub fn compact_batch(
+    batch: &[u8],
+    mut keep: impl FnMut(&RecordView) -> bool,
+) -> Option<(Vec<u8>, u64)> {
+    let (header, payload) = records_section(batch, MAX_BATCH_BYTES).ok()?;
+    if header.is_control() {
+        return None;
+    }
+    let mut kept: Vec<RecordView> = Vec::new();
+    let mut seen = 0usize;
+    for_each_record(&header, &payload, |r| {
+        seen += 1;
+        if keep(&r) {
+            kept.push(r);
+        }
+    })
+    .ok()?;
+    if seen != header.records_count.max(0) as usize || kept.len() == seen {
+        return None;
+    }
+    let gone = (seen - kept.len()) as u64;
+    if kept.is_empty() {
+        let mut empty = batch.get(..BatchHeader::SIZE)?.to_vec();
+        rewrite_header(&mut empty, 0, None, Some(header.attributes & !CODEC_MASK));
+        return Some((empty, gone));
+    }
+    let mut records = Vec::with_capacity(kept.iter().map(|r| r.raw.len()).sum());
+    for r in &kept {
+        records.extend_from_slice(r.raw);
+    }
+    let body = compress(header.compression(), &records).ok()?;
+    let mut rebuilt = Vec::with_capacity(BatchHeader::SIZE + body.len());
+    rebuilt.extend_from_slice(batch.get(..BatchHeader::SIZE)?);
+    rebuilt.extend_from_slice(&body);
+    let max_timestamp = (header.timestamp_type() == TimestampType::CreateTime)
+        .then(|| kept.iter().map(|r| r.timestamp).max())
+        .flatten();
+    rewrite_header(&mut rebuilt, kept.len() as i32, max_timestamp, None);
+    Some((rebuilt, gone))
 }

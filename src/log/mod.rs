@@ -19,8 +19,8 @@ mod producer_tests;
 #[cfg(test)]
 mod tests;
 
-pub use batch::{validate_batches, BatchHeader};
-pub use compaction::{CleanPlan, CleanStats, Cleaned};
+pub use batch::{validate_batches, validate_stored, BatchHeader};
+pub use compaction::{compact_batch, CleanPlan, CleanStats, Cleaned};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use error::{BatchError, LogError};
 pub use partition::{AppendInfo, FetchSlice, PartitionLog};

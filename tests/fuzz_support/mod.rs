@@ -26,7 +26,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::Decodable;
 use vltava::broker::Broker;
 use vltava::config::Config;
-use vltava::log::{record_metas, validate_batches};
+use vltava::log::{compact_batch, record_metas, validate_batches, validate_stored};
 use vltava::server::dispatch::{dispatch, Outcome};
 use vltava::server::frame::FrameReader;
 use vltava::server::prewalk::{cost, prewalk};
@@ -210,11 +210,47 @@ pub fn batches(data: &[u8]) -> Signature {
                 };
                 sig = mix(sig, h.compression() as u64);
                 sig = mix(sig, record_metas(batch, 4 << 20).is_ok() as u64);
+                sig = mix(sig, check_compaction(batch, data.len() as i64));
                 pos = end;
             }
             sig
         }
     }
+}
+
+/// Compacts a valid batch, keeping the records whose offset has the parity of `seed`: the result must be
+/// a valid stored batch with the same offset range, holding exactly the kept records.
+fn check_compaction(batch: &[u8], seed: i64) -> u64 {
+    let keep = |offset: i64| (offset ^ seed) & 1 == 0;
+    let Some((compacted, gone)) = compact_batch(batch, |r| keep(r.offset)) else {
+        return 0;
+    };
+    let before = validate_stored(batch).expect("input validated");
+    let after = validate_stored(&compacted)
+        .unwrap_or_else(|e| panic!("compaction produced an invalid batch: {e}"));
+    assert_eq!(
+        (after.base_offset, after.last_offset()),
+        (before.base_offset, before.last_offset()),
+        "compaction keeps the offset range"
+    );
+    let offsets = |b: &[u8]| -> Vec<i64> {
+        record_metas(b, 64 << 20)
+            .expect("readable")
+            .iter()
+            .map(|m| m.offset)
+            .collect()
+    };
+    let kept: Vec<i64> = offsets(batch).into_iter().filter(|o| keep(*o)).collect();
+    assert_eq!(
+        offsets(&compacted),
+        kept,
+        "compaction keeps exactly the kept records"
+    );
+    assert_eq!(
+        after.records_count as u64 + gone,
+        before.records_count as u64
+    );
+    1 + gone.min(3)
 }
 
 /// An in-process broker on a temporary directory, for the `request` target.
