@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the test suites need that cargo does not: kcat and C build tools (apt), the
-# Python clients (pip) and kafkajs (npm). Idempotent: a machine that has them skips each step.
+# Installs what the test suites need that cargo does not: kcat, Go with Sarama, and C build tools
+# (apt), the Python clients (pip) and kafkajs (npm). Idempotent: a machine that has them skips each step.
 # `make test` runs it first; it needs root (or sudo) only when an apt package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # kcat: CLI client under test. cmake + build-essential + pkg-config + zlib1g-dev:
 # rdkafka-sys builds librdkafka 2.12 from source (zstd is vendored by zstd-sys;
 # no SSL/SASL/curl features are enabled, so no libssl/libcurl headers needed).
-APT_PKGS=(kcat cmake build-essential pkg-config zlib1g-dev)
+# golang-go + golang-github-shopify-sarama-dev: the Sarama client (Go) and its dependencies as
+# Debian packages it, built in GOPATH mode (no Go module proxy is needed).
+APT_PKGS=(kcat cmake build-essential pkg-config zlib1g-dev golang-go golang-github-shopify-sarama-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -47,5 +49,5 @@ fi
 
 # --- Toolchain report ----------------------------------------------------------
 step "versions"
-cargo --version; python3 --version; node --version; kcat -V 2>&1 | sed -n '4p' || true
+cargo --version; python3 --version; node --version; go version; kcat -V 2>&1 | sed -n '4p' || true
 
