@@ -36,7 +36,8 @@ use super::TimestampType;
 /// Holds the first offset the cleaner has not cleaned yet (Kafka's `cleaner-offset-checkpoint`).
 pub(crate) const CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 /// Kafka's `log.cleaner.dedupe.buffer.size`: the most key bytes one pass keeps in memory. A pass that
-/// reaches it cleans up to the segment where it stopped; the next pass goes on from there.
+/// reaches it cleans up to the segment where it stopped; the next pass goes on from there. (A single
+/// segment with more distinct keys than this is never cleaned, as in Kafka.)
 const KEY_MAP_BUDGET: usize = 128 << 20;
 /// Bytes charged per key on top of its own (the map entry).
 const KEY_OVERHEAD: usize = 48;
@@ -70,6 +71,8 @@ pub struct CleanPlan {
     producer_last: HashMap<i64, i64>,
     /// Tombstones in segments last written before this are dropped.
     tombstone_horizon: SystemTime,
+    /// The most bytes of keys (plus per-key overhead) the key map may hold.
+    key_budget: usize,
 }
 
 /// The `.swap` files a pass produced, ready to be swapped in.
@@ -205,7 +208,7 @@ impl PartitionLog {
         let lag_limit = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
         let cleanable: Vec<&Segment> = sealed
             .iter()
-            .take_while(|s| s.largest_timestamp() <= lag_limit)
+            .take_while(|s| s.size == 0 || s.largest_timestamp() <= lag_limit)
             .collect();
         let first_dirty = read_checkpoint(&self.dir)
             .unwrap_or(self.log_start_offset)
@@ -243,6 +246,7 @@ impl PartitionLog {
             first_dirty,
             producer_last: self.producers.last_batch_offsets(),
             tombstone_horizon: UNIX_EPOCH + Duration::from_millis(horizon as u64),
+            key_budget: KEY_MAP_BUDGET,
         })
     }
 
@@ -299,6 +303,12 @@ impl PartitionLog {
 }
 
 impl CleanPlan {
+    #[cfg(test)]
+    pub(crate) fn with_key_budget(mut self, keys: usize, key_len: usize) -> Self {
+        self.key_budget = keys * (key_len + KEY_OVERHEAD);
+        self
+    }
+
     /// Builds the key map over the dirty segments, then writes, checks and renames a cleaned copy of every
     /// planned segment below the end of the map. Takes no lock; on error no swap file is left behind.
     pub fn run(self) -> Result<Cleaned, LogError> {
@@ -322,20 +332,18 @@ impl CleanPlan {
     }
 
     /// Key -> offset of its latest record, over the dirty segments in order, and the offset where the map
-    /// ends: the end of the last planned segment, or the base of the one where the budget ran out. (Keys
-    /// of that partly mapped segment still remove only older records of theirs: a later record of the
-    /// key exists.)
+    /// ends: the end of the last planned segment, or the start of the one where the key budget ran out.
+    /// (The keys mapped from that segment still only remove older records of theirs: a later record of
+    /// each exists.)
     fn key_map(&self) -> Result<(KeyMap, i64), LogError> {
         let mut map: KeyMap = HashMap::new();
         let mut charged = 0usize;
+        let mut full = false;
         let mut end = self.first_dirty;
         for seg in &self.segments {
             if seg.next_offset <= self.first_dirty {
                 end = end.max(seg.next_offset);
                 continue;
-            }
-            if charged > KEY_MAP_BUDGET {
-                return Ok((map, end));
             }
             let file = File::open(segment_path(&self.dir, seg.base_offset, "log"))?;
             for_each_batch(&file, seg.size, |batch| {
@@ -346,17 +354,25 @@ impl CleanPlan {
                     return Ok(());
                 }
                 let _ = for_each_record(&header, &payload, |r| {
-                    if let Some(key) = r.key {
-                        if let Some(latest) = map.get_mut(key) {
-                            *latest = (*latest).max(r.offset);
-                        } else {
-                            charged += key.len() + KEY_OVERHEAD;
-                            map.insert(key.into(), r.offset);
-                        }
+                    let Some(key) = r.key else { return };
+                    if let Some(latest) = map.get_mut(key) {
+                        *latest = r.offset;
+                    } else if charged + key.len() + KEY_OVERHEAD <= self.key_budget {
+                        charged += key.len() + KEY_OVERHEAD;
+                        map.insert(key.into(), r.offset);
+                    } else {
+                        full = true;
                     }
                 });
                 Ok(())
             })?;
+            if full {
+                if end == self.first_dirty {
+                    warn!(dir = %self.dir.display(), base_offset = seg.base_offset,
+                        "the keys of one segment exceed the cleaner's key budget; it stays uncleaned");
+                }
+                break;
+            }
             end = seg.next_offset;
         }
         Ok((map, end))

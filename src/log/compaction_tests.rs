@@ -470,3 +470,58 @@ fn segments_left_empty_are_deleted_but_the_first() {
         expected
     );
 }
+
+#[test]
+fn a_pass_stops_where_the_key_budget_runs_out_and_the_next_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    let batch = |ks: &[String], value| {
+        let records: Vec<(Option<&str>, Option<&str>)> =
+            ks.iter().map(|k| (Some(k.as_str()), Some(value))).collect();
+        keyed(&records, 1_000, Compression::None, None)
+    };
+    append(&mut log, batch(&keys[..5], "a"));
+    log.roll().unwrap();
+    append(&mut log, batch(&keys[..5], "b"));
+    log.roll().unwrap();
+    append(&mut log, batch(&keys[5..], "a"));
+    log.roll().unwrap();
+    append(
+        &mut log,
+        keyed(&[(s("x"), s("a"))], 1_000, Compression::None, None),
+    );
+
+    // Seven keys fit: the first two segments are mapped, the third only in part.
+    let plan = log.plan_cleaning(10_000).unwrap().with_key_budget(7, 2);
+    let stats = log.finish_cleaning(plan.run().unwrap()).unwrap();
+    assert_eq!(stats.records_removed, 5);
+    let values: Vec<(i64, String)> = contents(&log)
+        .into_iter()
+        .map(|(o, _, v)| (o, v.unwrap()))
+        .collect();
+    assert_eq!(values.len(), 11);
+    assert!(values[..5].iter().all(|(_, v)| v == "b"));
+
+    // The next pass starts at the third segment.
+    let plan = log
+        .plan_cleaning(10_000)
+        .expect("the third segment is still dirty");
+    let stats = log.finish_cleaning(plan.run().unwrap()).unwrap();
+    assert_eq!(stats.records_removed, 0);
+    assert!(log.plan_cleaning(10_000).is_none());
+
+    // A dirty segment whose keys alone exceed the budget stays uncleaned (x, k0, k1 fit). The keys
+    // that fit still remove older records of theirs before it: k0 and k1 of the second segment.
+    append(&mut log, batch(&keys[..5], "c"));
+    log.roll().unwrap();
+    append(
+        &mut log,
+        keyed(&[(s("y"), s("a"))], 1_000, Compression::None, None),
+    );
+    let plan = log.plan_cleaning(10_000).unwrap().with_key_budget(3, 2);
+    let stats = log.finish_cleaning(plan.run().unwrap()).unwrap();
+    assert_eq!(stats.records_removed, 2);
+    assert!(log.plan_cleaning(10_000).is_some(), "still dirty");
+    assert_eq!(contents(&log).len(), 11 + 6 - 2);
+}
