@@ -120,16 +120,26 @@ class Broker:
     def wait_for_log(self, pattern: str, timeout: float) -> bool:
         """Waits until the broker logs a line matching `pattern` from now on (or already did)."""
         regex = re.compile(pattern)
-        event = threading.Event()
         with self._watch_lock:
             if any(regex.search(line) for line in self.logs):
                 return True
-            self._watchers.append((regex, event))
+        event = self.watch(pattern)
         try:
             return event.wait(timeout)
         finally:
-            with self._watch_lock:
-                self._watchers.remove((regex, event))
+            self.unwatch(event)
+
+    def watch(self, pattern: str) -> threading.Event:
+        """An event set by the next broker log line matching `pattern` (register it before the action
+        whose outcome it reports); `unwatch` it when done."""
+        event = threading.Event()
+        with self._watch_lock:
+            self._watchers.append((re.compile(pattern), event))
+        return event
+
+    def unwatch(self, event: threading.Event) -> None:
+        with self._watch_lock:
+            self._watchers = [(p, e) for p, e in self._watchers if e is not event]
 
     def kill9(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -29,9 +29,16 @@ async function startBroker ({ flushAlways = false, extraArgs = [] } = {}) {
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const logs = []
+  const watchers = new Set()
   const remember = line => {
     logs.push(line)
     if (logs.length > 400) logs.shift()
+    for (const w of watchers) {
+      if (w.re.test(line)) {
+        watchers.delete(w)
+        w.resolve(line)
+      }
+    }
   }
   readline.createInterface({ input: child.stderr }).on('line', l => remember(l.replace(ANSI_RE, '')))
   const rl = readline.createInterface({ input: child.stdout })
@@ -67,6 +74,19 @@ async function startBroker ({ flushAlways = false, extraArgs = [] } = {}) {
   return {
     bootstrap: addr,
     logs: () => logs.join('\n'),
+    // A promise of the next output line matching `re` (register it before the action it reports on),
+    // rejected after `timeoutMs`.
+    nextLine (re, timeoutMs) {
+      let w
+      const line = new Promise((resolve, reject) => {
+        w = { re, resolve }
+        watchers.add(w)
+        setTimeout(() => {
+          if (watchers.delete(w)) reject(new Error(`no line matching ${re} within ${timeoutMs} ms`))
+        }, timeoutMs).unref()
+      })
+      return line
+    },
     async stop () {
       if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise(resolve => child.once('exit', resolve))
