@@ -123,6 +123,8 @@ pub struct Committed {
     pub leader_epoch: i32,
     pub metadata: String,
     pub commit_timestamp: i64,
+    /// When the offset expires regardless of `offsets.retention.minutes` (OffsetCommit v2-v4).
+    pub expire_timestamp: Option<i64>,
 }
 
 impl From<OffsetValue> for Committed {
@@ -132,6 +134,7 @@ impl From<OffsetValue> for Committed {
             leader_epoch: v.leader_epoch,
             metadata: v.metadata,
             commit_timestamp: v.commit_timestamp,
+            expire_timestamp: v.expire_timestamp,
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Committed offsets: OffsetCommit (with Kafka's generation/member checks, and simple commits from
-//! outside any group), OffsetFetch, OffsetDelete, and the expiry of offsets of empty groups
-//! (`offsets.retention.minutes`). Commits are acknowledged only after the records are in the log.
+//! outside any group), OffsetFetch, OffsetDelete, their expiry (`offsets.retention.minutes`, or a
+//! commit's own retention) and their removal with a deleted topic. Commits are acknowledged only
+//! after the records are in the log.
+
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -19,6 +22,8 @@ pub struct CommitPartition {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: Option<String>,
+    /// OffsetCommit v2-v4 `retention_time_ms` when not -1: the offset expires this long after the commit.
+    pub retention_ms: Option<i64>,
 }
 
 /// Per topic, per partition results (`Ok` or the partition's error).
@@ -99,6 +104,7 @@ impl GroupCoordinator {
                         leader_epoch: p.leader_epoch,
                         metadata,
                         commit_timestamp: now,
+                        expire_timestamp: p.retention_ms.map(|r| now.saturating_add(r)),
                     };
                     records.push((
                         RecordKey::Offset {
@@ -233,18 +239,35 @@ impl GroupCoordinator {
         Ok(results)
     }
 
-    /// Expires offsets of empty groups older than the retention, then drops groups left with nothing.
+    /// Expires committed offsets as Kafka's coordinator does (`offsetExpirationCondition`), then drops
+    /// Empty groups left with nothing. Which offsets may expire, and from when:
+    /// - an Empty group with a protocol: all of them, `offsets.retention.minutes` after it became Empty;
+    /// - a Stable `consumer` group: those of topics no member subscribes to, after their last commit;
+    /// - a group used only for commits (no protocol): each one, after its last commit.
+    ///
+    /// An offset committed with an explicit retention (OffsetCommit v2-v4) expires at that time instead.
     pub fn expire_offsets(&self, now: i64) {
         let retention = self.config.offsets_retention_ms;
-        self.remove_offsets(now, "expired committed offsets", |g, _, c| {
-            // A consumer group's offsets expire together, from when it became empty; a group used
-            // only for commits (no protocol) expires offset by offset, from each commit.
-            let base = if g.protocol_type.is_some() {
-                g.state_since_ms
-            } else {
-                c.commit_timestamp
+        let subscribed: HashMap<String, HashSet<String>> = self
+            .lock()
+            .values()
+            .filter(|g| g.state == GroupState::Stable)
+            .filter_map(|g| g.subscribed_topics().map(|t| (g.id.clone(), t)))
+            .collect();
+        self.remove_offsets(now, "expired committed offsets", |g, (topic, _), c| {
+            let base = match (&g.protocol_type, g.state) {
+                (Some(_), GroupState::Empty) => g.state_since_ms,
+                (Some(_), GroupState::Stable) => match subscribed.get(&g.id) {
+                    Some(topics) if !topics.contains(topic) => c.commit_timestamp,
+                    _ => return false,
+                },
+                (Some(_), _) => return false,
+                (None, _) => c.commit_timestamp,
             };
-            g.state == GroupState::Empty && base.saturating_add(retention) <= now
+            match c.expire_timestamp {
+                Some(at) => now >= at,
+                None => base.saturating_add(retention) <= now,
+            }
         });
     }
 

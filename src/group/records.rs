@@ -26,6 +26,8 @@ pub struct OffsetValue {
     pub leader_epoch: i32,
     pub metadata: String,
     pub commit_timestamp: i64,
+    /// An explicit expiry (OffsetCommit v2-v4 `retention_time_ms`); kept in format version 1.
+    pub expire_timestamp: Option<i64>,
 }
 
 /// One member inside GroupMetadataValue.
@@ -171,8 +173,18 @@ impl RecordKey {
 }
 
 impl OffsetValue {
+    /// Version 3, or version 1 when there is an explicit expiry, as Kafka writes them (version 1 has
+    /// no leader epoch).
     pub fn encode(&self) -> Bytes {
         let mut buf = BytesMut::new();
+        if let Some(expire) = self.expire_timestamp {
+            buf.put_i16(1);
+            buf.put_i64(self.offset);
+            put_str(&mut buf, &self.metadata);
+            buf.put_i64(self.commit_timestamp);
+            buf.put_i64(expire);
+            return buf.freeze();
+        }
         buf.put_i16(3);
         buf.put_i64(self.offset);
         buf.put_i32(self.leader_epoch);
@@ -190,11 +202,17 @@ impl OffsetValue {
         let leader_epoch = if version >= 3 { get_i32(&mut buf)? } else { -1 };
         let metadata = get_str(&mut buf)?;
         let commit_timestamp = get_i64(&mut buf)?;
+        let expire_timestamp = if version == 1 {
+            Some(get_i64(&mut buf)?)
+        } else {
+            None
+        };
         Ok(OffsetValue {
             offset,
             leader_epoch,
             metadata,
             commit_timestamp,
+            expire_timestamp,
         })
     }
 }
@@ -309,8 +327,17 @@ mod tests {
             leader_epoch: 3,
             metadata: "meta".into(),
             commit_timestamp: 1_700_000_000_000,
+            expire_timestamp: None,
         };
         assert_eq!(OffsetValue::decode(v.encode()).unwrap(), v);
+        let explicit = OffsetValue {
+            leader_epoch: -1,
+            expire_timestamp: Some(1_700_000_060_000),
+            ..v
+        };
+        let encoded = explicit.encode();
+        assert_eq!(&encoded[..2], &1i16.to_be_bytes(), "format version 1");
+        assert_eq!(OffsetValue::decode(encoded).unwrap(), explicit);
         let g = GroupValue {
             protocol_type: "consumer".into(),
             generation: 5,

@@ -1,5 +1,6 @@
-//! In-process tests of the coordinator's durable side: offset expiry of empty groups (with the
-//! tombstones it writes surviving a restart), and the replayed state after DeleteGroups.
+//! In-process tests of the coordinator's durable side: offset expiry (empty groups, explicit
+//! retentions, unsubscribed topics of stable groups; the tombstones it writes surviving a restart),
+//! and the replayed state after DeleteGroups.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -38,6 +39,17 @@ async fn create_topic(b: &Broker, name: &str) {
 }
 
 fn simple_commit(b: &Broker, group: &str, partition: i32, offset: i64) {
+    commit_to(b, group, ("t", partition), offset, None);
+}
+
+/// A commit from outside group management; `retention_ms` as OffsetCommit v2-v4 send it.
+fn commit_to(
+    b: &Broker,
+    group: &str,
+    (topic, partition): (&str, i32),
+    offset: i64,
+    retention_ms: Option<i64>,
+) {
     let results = b
         .group
         .commit(
@@ -46,12 +58,13 @@ fn simple_commit(b: &Broker, group: &str, partition: i32, offset: i64) {
             "",
             None,
             vec![(
-                "t".into(),
+                topic.into(),
                 vec![CommitPartition {
                     partition,
                     offset,
                     leader_epoch: -1,
                     metadata: Some("m".into()),
+                    retention_ms,
                 }],
             )],
         )
@@ -126,5 +139,80 @@ async fn deleted_groups_stay_deleted_after_restart() {
     assert_eq!(committed(&b, "kept", 0), Some(2));
     let names: Vec<String> = b.group.list().into_iter().map(|g| g.group_id).collect();
     assert_eq!(names, vec!["kept".to_string()]);
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_retention_expires_its_offset_at_that_time_even_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path()).await;
+    create_topic(&b, "t").await;
+    let start = crate::handlers::now_ms();
+    commit_to(&b, "g", ("t", 0), 5, Some(60_000));
+    commit_to(&b, "g", ("t", 1), 6, None);
+    b.shutdown().await;
+    drop(b);
+
+    let b = broker(dir.path()).await;
+    b.group.expire_offsets(start + 30_000);
+    assert_eq!(committed(&b, "g", 0), Some(5));
+    b.group.expire_offsets(start + 61_000);
+    assert_eq!(committed(&b, "g", 0), None, "expired at its own time");
+    assert_eq!(
+        committed(&b, "g", 1),
+        Some(6),
+        "the broker's retention still holds"
+    );
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stable_consumer_group_keeps_offsets_of_subscribed_topics_only() {
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path()).await;
+    create_topic(&b, "t").await;
+    create_topic(&b, "old-subscription").await;
+    commit_to(&b, "g", ("t", 0), 5, None);
+    commit_to(&b, "g", ("old-subscription", 0), 6, None);
+    // The group is now a Stable consumer group whose one member subscribes to "t" only.
+    let mut subscription = BytesMut::new();
+    subscription.put_i16(0);
+    ConsumerProtocolSubscription::default()
+        .with_topics(vec![StrBytes::from_static_str("t")])
+        .encode(&mut subscription, 0)
+        .unwrap();
+    {
+        let mut groups = b.group.lock();
+        let g = groups.get_mut("g").unwrap();
+        g.state = GroupState::Stable;
+        g.protocol_type = Some("consumer".into());
+        g.protocol = Some("range".into());
+        g.members.insert(
+            "m".into(),
+            Member {
+                id: "m".into(),
+                uid: 1,
+                instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout_ms: 10_000,
+                rebalance_timeout_ms: 10_000,
+                protocols: vec![("range".into(), subscription.freeze())],
+                assignment: bytes::Bytes::new(),
+                join_waiter: None,
+                sync_waiter: None,
+                last_heartbeat: tokio::time::Instant::now(),
+            },
+        );
+    }
+    let later = crate::handlers::now_ms() + b.group.config.offsets_retention_ms + 1;
+    b.group.expire_offsets(later);
+    let fetched = b.group.fetch_offsets("g", None).unwrap();
+    let topics: Vec<&str> = fetched.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(topics, vec!["t"]);
     b.shutdown().await;
 }

@@ -66,6 +66,7 @@ pub async fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> HandlerRes
                 offset: p.committed_offset,
                 leader_epoch: if v >= 6 { p.committed_leader_epoch } else { -1 },
                 metadata: p.committed_metadata.map(|m| m.to_string()),
+                retention_ms: retention_ms(v, req.retention_time_ms),
             })
             .collect();
         requested.push((name.clone(), indexes));
@@ -96,6 +97,11 @@ pub async fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> HandlerRes
     Ok(Some(
         OffsetCommitResponse::default().with_topics(topics).into(),
     ))
+}
+
+/// v2-v4 carry `retention_time_ms`; Kafka still honours it (-1: the broker's retention).
+fn retention_ms(version: i16, retention_time_ms: i64) -> Option<i64> {
+    ((2..=4).contains(&version) && retention_time_ms >= 0).then_some(retention_time_ms)
 }
 
 /// A response topic; the encoder writes the name up to v9 and the id from v10.
