@@ -38,6 +38,8 @@ const GROUP_ID_NOT_FOUND: i16 = 69;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 const INVALID_GROUP_ID: i16 = 24;
 const UNKNOWN_TOPIC_ID: i16 = 100;
+const UNKNOWN_SERVER_ERROR: i16 = -1;
+const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -645,6 +647,71 @@ fn group_errors_match_kafka() {
     let r = Join::new("g").protocols(&["roundrobin"]).send(&mut d, 9);
     assert_eq!(r.error_code, GROUP_MAX_SIZE_REACHED);
     assert_eq!(r.member_id.as_str(), "");
+}
+
+#[test]
+fn oversized_assignments_and_commits_get_kafkas_errors_and_the_group_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = start(dir.path());
+    let mut c = broker.connect();
+    create_topic(&mut c, "wide", 300);
+
+    let (r, id) = Join::new("big").handshake(&mut c, 9);
+    assert_eq!(r.error_code, 0);
+    let generation = r.generation_id;
+    // The group record would exceed the offsets topic's max.message.bytes (1 MiB): Kafka's
+    // storeGroup answers UNKNOWN_SERVER_ERROR and the group rebalances.
+    let huge = "a".repeat(2 << 20);
+    let r = sync(&mut c, 5, "big", generation, &id, &[(&id, &huge)]);
+    assert_eq!(r.error_code, UNKNOWN_SERVER_ERROR);
+    assert!(r.assignment.is_empty());
+    assert_eq!(
+        heartbeat(&mut c, 4, "big", generation, &id, None),
+        REBALANCE_IN_PROGRESS
+    );
+    // Once the member behaves, the group is Stable again.
+    let r = Join::new("big").member(&id).send(&mut c, 9);
+    assert_eq!((r.error_code, r.generation_id), (0, generation + 1));
+    let r = sync(&mut c, 5, "big", generation + 1, &id, &[(&id, "small")]);
+    assert_eq!((r.error_code, &r.assignment[..]), (0, &b"small"[..]));
+    assert_eq!(describe(&mut c, 5, "big").group_state.as_str(), "Stable");
+
+    // 300 partitions with 4000 bytes of metadata each do not fit in one record batch: Kafka's
+    // storeOffsets answers INVALID_COMMIT_OFFSET_SIZE for every partition and stores none.
+    let metadata = "m".repeat(4000);
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s("big")))
+        .with_generation_id_or_member_epoch(generation + 1)
+        .with_member_id(s(&id))
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(TopicName(s("wide")))
+            .with_partitions(
+                (0..300)
+                    .map(|p| {
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(9)
+                            .with_committed_leader_epoch(-1)
+                            .with_committed_metadata(Some(s(&metadata)))
+                    })
+                    .collect(),
+            )]);
+    let Some(ResponseKind::OffsetCommit(r)) = c.request(ApiKey::OffsetCommit, 9, req) else {
+        panic!("OffsetCommit")
+    };
+    let codes: std::collections::BTreeSet<i16> = r.topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.error_code)
+        .collect();
+    assert_eq!(r.topics[0].partitions.len(), 300);
+    assert_eq!(codes, [INVALID_COMMIT_OFFSET_SIZE].into());
+    assert_eq!(fetch_offset(&mut c, 9, "big", "wide", 0).0, -1);
+    // A commit that fits still goes through, and the group stays Stable.
+    let member = ("big", generation + 1, id.as_str());
+    assert_eq!(commit(&mut c, 9, member, ("wide", 0), 9, "ok"), 0);
+    assert_eq!(fetch_offset(&mut c, 9, "big", "wide", 0).0, 9);
+    assert_eq!(describe(&mut c, 5, "big").group_state.as_str(), "Stable");
 }
 
 #[test]

@@ -92,6 +92,11 @@ impl GroupCoordinator {
             vec![(key, Some(g.to_value().encode()))],
             now_ms(),
         )
+        .map_err(|e| match e {
+            // Kafka's storeGroup answers a group record too large to store with UNKNOWN_SERVER_ERROR.
+            GroupError::RecordTooLarge { .. } => GroupError::UnknownServerError,
+            e => e,
+        })
     }
 
     pub(super) fn maybe_prepare_rebalance(&self, g: &mut Group, reason: &str) {

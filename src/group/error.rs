@@ -38,6 +38,12 @@ pub enum GroupError {
     UnknownTopicOrPartition,
     #[error("cannot write to __consumer_offsets: {0}")]
     Storage(String),
+    /// The group's or the commit's record is larger than the offsets topic's `max.message.bytes`.
+    #[error("record of {size} bytes exceeds the offsets topic's max.message.bytes {max}")]
+    RecordTooLarge { size: usize, max: u32 },
+    /// Kafka's UNKNOWN_SERVER_ERROR, which it answers for a group assignment it cannot store.
+    #[error("The server experienced an unexpected error when processing the request.")]
+    UnknownServerError,
 }
 
 impl GroupError {
@@ -61,6 +67,9 @@ impl GroupError {
             // Kafka maps a failed append to the offsets log to NOT_COORDINATOR-class errors; the client
             // retries against the coordinator it rediscovers.
             GroupError::Storage(_) => ResponseError::CoordinatorNotAvailable,
+            // Kafka's storeOffsets: MESSAGE_TOO_LARGE becomes INVALID_COMMIT_OFFSET_SIZE.
+            GroupError::RecordTooLarge { .. } => ResponseError::InvalidCommitOffsetSize,
+            GroupError::UnknownServerError => ResponseError::UnknownServerError,
         };
         e.code()
     }

@@ -24,7 +24,7 @@ use super::error::GroupError;
 use super::records::{partition_for, GroupValue, OffsetValue, RecordKey};
 use crate::broker::topics::{TopicError, TopicRequest};
 use crate::broker::Broker;
-use crate::log::validate_batches;
+use crate::log::{validate_batches, BatchError};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -135,7 +135,10 @@ pub fn append(
     )
     .map_err(|e| GroupError::Storage(e.to_string()))?;
     let max = partition.with_log(|l| l.config().max_message_bytes);
-    let headers = validate_batches(&buf, max).map_err(|e| GroupError::Storage(e.to_string()))?;
+    let headers = validate_batches(&buf, max).map_err(|e| match e {
+        BatchError::TooLarge { size, max } => GroupError::RecordTooLarge { size, max },
+        e => GroupError::Storage(e.to_string()),
+    })?;
     partition
         .append(buf, &headers, now_ms)
         .map_err(|e| GroupError::Storage(e.to_string()))?;
