@@ -314,6 +314,60 @@ def test_static_membership(gbroker):
     a.c.close()
 
 
+def test_static_member_restarted_within_session_timeout_gets_its_partitions_back_without_rebalance(gbroker):
+    """KIP-345: a static member that closes (librdkafka sends no LeaveGroup for static members) and
+    comes back with the same group.instance.id before its session times out is handed its old
+    partitions; the other member is never revoked nor reassigned."""
+    bs, topic, group = gbroker.bootstrap, unique("restart"), unique("g")
+    create_topic(bs, topic, 4)
+    seen: list = []
+    failed: set = set()
+    values = lambda: {v for _, _, v in seen}  # noqa: E731
+
+    def static(instance: str) -> dict:
+        return {"group.instance.id": instance, "session.timeout.ms": 30000}
+
+    a = GroupConsumer(bs, group, topic, **static("inst-a"))
+    b = GroupConsumer(bs, group, topic, **static("inst-b"))
+    expected = produce(bs, topic, 4, 100, "before")
+    run_until(
+        [a, b],
+        lambda: len(a.assigned) == 2 and len(b.assigned) == 2
+        and a.assigned | b.assigned == {0, 1, 2, 3} and values() >= expected,
+        seen, failed, "two static members to split the topic",
+    )
+    a_parts, b_parts, b_assignments = set(a.assigned), set(b.assigned), b.assignments
+    admin = AdminClient({"bootstrap.servers": bs})
+    before = admin.describe_consumer_groups([group])[group].result(timeout=TIMEOUT)
+    a_old_id = next(m.member_id for m in before.members if m.group_instance_id == "inst-a")
+
+    a.c.close()
+    # The departed static member still holds its partitions: nothing has rebalanced.
+    gone = admin.describe_consumer_groups([group])[group].result(timeout=TIMEOUT)
+    assert str(gone.state).endswith("STABLE")
+    assert sorted(m.group_instance_id for m in gone.members) == ["inst-a", "inst-b"]
+
+    expected |= produce(bs, topic, 4, 100, "after")
+    a2 = GroupConsumer(bs, group, topic, **static("inst-a"))
+    run_until(
+        [a2, b],
+        lambda: a2.assigned == a_parts and values() >= expected,
+        seen, failed, "the restarted static member to get its partitions back",
+    )
+    assert (b.assigned, b.assignments) == (b_parts, b_assignments), "the other member was rebalanced"
+    after = admin.describe_consumer_groups([group])[group].result(timeout=TIMEOUT)
+    assert str(after.state).endswith("STABLE")
+    members = {m.group_instance_id: m for m in after.members}
+    assert sorted(members) == ["inst-a", "inst-b"]
+    assert members["inst-a"].member_id != a_old_id, "the restarted member has a new member id"
+    assert {tp.partition for tp in members["inst-a"].assignment.topic_partitions} == a_parts
+    positions = [(p, o) for p, o, _ in seen]
+    dupes = {po for po in positions if positions.count(po) > 1}
+    assert dupes <= failed, f"records consumed twice although committed: {sorted(dupes - failed)[:10]}"
+    a2.c.close()
+    b.c.close()
+
+
 def test_admin_client_group_operations(gbroker):
     bs, topic, group = gbroker.bootstrap, unique("adm"), unique("g")
     create_topic(bs, topic, 3)

@@ -125,6 +125,23 @@ pub fn consumer(bootstrap: &str) -> BaseConsumer {
         .expect("create consumer")
 }
 
+/// A subscribing group member that commits by hand (tests/groups.rs and the `vltava-group-member`
+/// process), with a short heartbeat so rebalances are noticed quickly.
+pub fn group_consumer_config(
+    bootstrap: &str,
+    group: &str,
+    session_timeout_ms: u32,
+) -> ClientConfig {
+    let mut c = base_config(bootstrap);
+    c.set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", "500")
+        .set("fetch.wait.max.ms", "100");
+    c
+}
+
 pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
     base_config(bootstrap)
         .create()
