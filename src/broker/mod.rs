@@ -1,5 +1,6 @@
 //! The broker's shared state: configuration, the Raft metadata store, and the hosted partitions.
 
+pub mod configs;
 mod partition;
 mod partitions;
 pub mod producer_ids;

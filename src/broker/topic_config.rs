@@ -17,37 +17,146 @@ enum Kind {
     Text,
 }
 
-/// Kafka's topic configs (4.x) with the type of their values. Defaults come from `defaults`.
-const TOPIC_CONFIGS: &[(&str, Kind)] = &[
-    ("cleanup.policy", Kind::CleanupPolicy),
-    ("compression.type", Kind::Compression),
-    ("delete.retention.ms", Kind::Long),
-    ("file.delete.delay.ms", Kind::Long),
-    ("flush.messages", Kind::Long),
-    ("flush.ms", Kind::Long),
-    ("follower.replication.throttled.replicas", Kind::Text),
-    ("index.interval.bytes", Kind::Int),
-    ("leader.replication.throttled.replicas", Kind::Text),
-    ("local.retention.bytes", Kind::Long),
-    ("local.retention.ms", Kind::Long),
-    ("max.compaction.lag.ms", Kind::Long),
-    ("max.message.bytes", Kind::Int),
-    ("message.timestamp.after.max.ms", Kind::Long),
-    ("message.timestamp.before.max.ms", Kind::Long),
-    ("message.timestamp.type", Kind::TimestampType),
-    ("min.cleanable.dirty.ratio", Kind::Ratio),
-    ("min.compaction.lag.ms", Kind::Long),
-    ("min.insync.replicas", Kind::Int),
-    ("preallocate", Kind::Bool),
-    ("remote.storage.enable", Kind::Bool),
-    ("retention.bytes", Kind::Long),
-    ("retention.ms", Kind::Long),
-    ("segment.bytes", Kind::Int),
-    ("segment.index.bytes", Kind::Int),
-    ("segment.jitter.ms", Kind::Long),
-    ("segment.ms", Kind::Long),
-    ("unclean.leader.election.enable", Kind::Bool),
+/// Kafka's topic configs (4.x): the type of their values and the broker setting whose value a topic
+/// gets when it sets none (Kafka's `ServerTopicConfigSynonyms`). Defaults come from `defaults`.
+const TOPIC_CONFIGS: &[(&str, Kind, Option<&str>)] = &[
+    (
+        "cleanup.policy",
+        Kind::CleanupPolicy,
+        Some("log.cleanup.policy"),
+    ),
+    (
+        "compression.type",
+        Kind::Compression,
+        Some("compression.type"),
+    ),
+    (
+        "delete.retention.ms",
+        Kind::Long,
+        Some("log.cleaner.delete.retention.ms"),
+    ),
+    (
+        "file.delete.delay.ms",
+        Kind::Long,
+        Some("log.segment.delete.delay.ms"),
+    ),
+    (
+        "flush.messages",
+        Kind::Long,
+        Some("log.flush.interval.messages"),
+    ),
+    ("flush.ms", Kind::Long, Some("log.flush.interval.ms")),
+    ("follower.replication.throttled.replicas", Kind::Text, None),
+    (
+        "index.interval.bytes",
+        Kind::Int,
+        Some("log.index.interval.bytes"),
+    ),
+    ("leader.replication.throttled.replicas", Kind::Text, None),
+    (
+        "local.retention.bytes",
+        Kind::Long,
+        Some("log.local.retention.bytes"),
+    ),
+    (
+        "local.retention.ms",
+        Kind::Long,
+        Some("log.local.retention.ms"),
+    ),
+    (
+        "max.compaction.lag.ms",
+        Kind::Long,
+        Some("log.cleaner.max.compaction.lag.ms"),
+    ),
+    ("max.message.bytes", Kind::Int, Some("message.max.bytes")),
+    (
+        "message.timestamp.after.max.ms",
+        Kind::Long,
+        Some("log.message.timestamp.after.max.ms"),
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        Kind::Long,
+        Some("log.message.timestamp.before.max.ms"),
+    ),
+    (
+        "message.timestamp.type",
+        Kind::TimestampType,
+        Some("log.message.timestamp.type"),
+    ),
+    (
+        "min.cleanable.dirty.ratio",
+        Kind::Ratio,
+        Some("log.cleaner.min.cleanable.ratio"),
+    ),
+    (
+        "min.compaction.lag.ms",
+        Kind::Long,
+        Some("log.cleaner.min.compaction.lag.ms"),
+    ),
+    (
+        "min.insync.replicas",
+        Kind::Int,
+        Some("min.insync.replicas"),
+    ),
+    ("preallocate", Kind::Bool, Some("log.preallocate")),
+    ("remote.storage.enable", Kind::Bool, None),
+    ("retention.bytes", Kind::Long, Some("log.retention.bytes")),
+    ("retention.ms", Kind::Long, Some("log.retention.ms")),
+    ("segment.bytes", Kind::Int, Some("log.segment.bytes")),
+    (
+        "segment.index.bytes",
+        Kind::Int,
+        Some("log.index.size.max.bytes"),
+    ),
+    ("segment.jitter.ms", Kind::Long, Some("log.roll.jitter.ms")),
+    ("segment.ms", Kind::Long, Some("log.roll.ms")),
+    (
+        "unclean.leader.election.enable",
+        Kind::Bool,
+        Some("unclean.leader.election.enable"),
+    ),
 ];
+
+/// One topic config as DescribeConfigs reports it.
+pub struct TopicConfigInfo {
+    pub name: &'static str,
+    /// Kafka's `ConfigType` of the value (DescribeConfigs v3+).
+    pub config_type: i8,
+    /// The broker setting that supplies the value when the topic sets none.
+    pub broker_synonym: Option<&'static str>,
+}
+
+/// Every topic config Kafka knows, in name order.
+pub fn topic_configs() -> impl Iterator<Item = TopicConfigInfo> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|(name, kind, synonym)| TopicConfigInfo {
+            name,
+            config_type: kind.config_type(),
+            broker_synonym: *synonym,
+        })
+}
+
+impl Kind {
+    /// Kafka's `DescribeConfigsResponse.ConfigType`.
+    fn config_type(self) -> i8 {
+        const BOOLEAN: i8 = 1;
+        const STRING: i8 = 2;
+        const INT: i8 = 3;
+        const LONG: i8 = 5;
+        const DOUBLE: i8 = 6;
+        const LIST: i8 = 7;
+        match self {
+            Kind::Long => LONG,
+            Kind::Int => INT,
+            Kind::Bool => BOOLEAN,
+            Kind::Ratio => DOUBLE,
+            Kind::CleanupPolicy | Kind::Text => LIST,
+            Kind::TimestampType | Kind::Compression => STRING,
+        }
+    }
+}
 
 /// Every topic config with the value a topic gets when it sets none (the broker's log defaults).
 pub fn defaults(log: &LogConfig) -> BTreeMap<&'static str, String> {
@@ -92,7 +201,7 @@ pub fn defaults(log: &LogConfig) -> BTreeMap<&'static str, String> {
 
 /// Checks one config as Kafka would: the name must be a topic config and the value must parse.
 pub fn validate(name: &str, value: &str) -> Result<(), String> {
-    let Some((_, kind)) = TOPIC_CONFIGS.iter().find(|(n, _)| *n == name) else {
+    let Some((_, kind, _)) = TOPIC_CONFIGS.iter().find(|(n, _, _)| *n == name) else {
         return Err(format!("Unknown topic config name: {name}"));
     };
     let ok = match kind {

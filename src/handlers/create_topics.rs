@@ -10,15 +10,11 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{HandlerResult, RequestContext};
-use crate::broker::topic_config;
+use crate::broker::configs::describe_topic;
 use crate::broker::topics::{TopicError, TopicRequest};
 use crate::cluster::TopicInfo;
 
 pub const VERSIONS: (i16, i16) = (2, 7);
-
-/// Kafka's ConfigSource codes used in CreateTopics v5+ answers.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
 
 pub async fn handle(ctx: RequestContext, req: CreateTopicsRequest) -> HandlerResult {
     let broker = &ctx.broker;
@@ -110,18 +106,14 @@ fn created(
     result: CreatableTopicResult,
     topic: &TopicInfo,
 ) -> CreatableTopicResult {
-    let defaults = topic_config::defaults(ctx.broker.partitions.defaults());
-    let configs = defaults
+    let configs = describe_topic(topic, ctx.broker.partitions.defaults())
         .into_iter()
-        .map(|(name, default)| {
-            let (value, source) = match topic.configs.get(name) {
-                Some(v) => (v.clone(), SOURCE_TOPIC),
-                None => (default, SOURCE_DEFAULT),
-            };
+        .map(|e| {
             CreatableTopicConfigs::default()
-                .with_name(StrBytes::from_static_str(name))
-                .with_value(Some(StrBytes::from_string(value)))
-                .with_config_source(source)
+                .with_name(StrBytes::from_string(e.name))
+                .with_value(Some(StrBytes::from_string(e.value)))
+                .with_read_only(e.read_only)
+                .with_config_source(e.source as i8)
         })
         .collect();
     let rf = topic

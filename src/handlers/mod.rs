@@ -6,6 +6,7 @@ pub mod compact;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_topics;
+pub mod describe_configs;
 pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
@@ -122,6 +123,7 @@ pub static APIS: &[Api] = &[
     api!(DeleteGroups, delete_groups),
     api!(OffsetDelete, offset_delete),
     api!(InitProducerId, init_producer_id, init_producer_id::decode),
+    api!(DescribeConfigs, describe_configs),
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static Api> {

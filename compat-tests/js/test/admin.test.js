@@ -1,0 +1,60 @@
+'use strict'
+// kafkajs 2.2.4 admin client: DescribeConfigs of a topic with overrides and of the broker.
+
+const { test, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+const { Kafka, logLevel, ConfigResourceTypes } = require('kafkajs')
+const { startBroker, uniqueTopic } = require('../lib/broker')
+
+let broker
+let admin
+
+before(async () => {
+  broker = await startBroker()
+  const kafka = new Kafka({
+    clientId: 'vltava-compat-kafkajs-admin',
+    brokers: [broker.bootstrap],
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 2 }
+  })
+  admin = kafka.admin()
+  await admin.connect()
+})
+
+after(async () => {
+  if (admin) await admin.disconnect()
+  if (broker) await broker.stop()
+})
+
+test('describeConfigs reports topic overrides, defaults and broker settings', async () => {
+  const topic = uniqueTopic('js-configs')
+  await admin.createTopics({
+    topics: [{ topic, numPartitions: 1, configEntries: [{ name: 'retention.ms', value: '5000' }] }],
+    waitForLeaders: true
+  })
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [
+      { type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['retention.ms', 'cleanup.policy'] },
+      { type: ConfigResourceTypes.BROKER, name: '1', configNames: ['num.partitions'] }
+    ]
+  })
+  const [t, b] = resources
+  assert.equal(t.errorCode, 0)
+  const byName = Object.fromEntries(t.configEntries.map((e) => [e.configName, e]))
+  assert.deepEqual(Object.keys(byName).sort(), ['cleanup.policy', 'retention.ms'])
+  assert.equal(byName['retention.ms'].configValue, '5000')
+  assert.equal(byName['retention.ms'].isDefault, false)
+  assert.equal(byName['cleanup.policy'].configValue, 'delete')
+  assert.equal(byName['cleanup.policy'].isDefault, true)
+  assert.equal(b.errorCode, 0)
+  assert.deepEqual(b.configEntries.map((e) => [e.configName, e.configValue, e.readOnly]), [['num.partitions', '1', true]])
+
+  await assert.rejects(
+    admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: uniqueTopic('js-missing') }]
+    }),
+    (e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION'
+  )
+})
