@@ -1,8 +1,9 @@
-//! Admin APIs over the wire against the real binary: DescribeConfigs for topics and the broker.
+//! Admin APIs over the wire against the real binary: DescribeConfigs for topics and the broker,
+//! DeleteRecords.
 
 mod common;
 
-use common::{create_topic, BrokerProcess, Client};
+use common::{create_topic, fetch_partition, produce_one, BrokerProcess, Client};
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::DescribeConfigsResult;
 use kafka_protocol::messages::*;
@@ -18,6 +19,8 @@ const TYPE_LIST: i8 = 7;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const INVALID_REQUEST: i16 = 42;
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+const POLICY_VIOLATION: i16 = 44;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -177,4 +180,131 @@ fn describe_configs_reports_topic_overrides_defaults_and_broker_settings() {
             ("log.segment.bytes".to_string(), SOURCE_DEFAULT)
         ]
     );
+}
+
+/// DeleteRecords of one partition per (topic, partition, offset): (low watermark, error) of each.
+fn delete_records(c: &mut Client, v: i16, targets: &[(&str, i32, i64)]) -> Vec<(i64, i16)> {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    let req = DeleteRecordsRequest::default()
+        .with_timeout_ms(5000)
+        .with_topics(
+            targets
+                .iter()
+                .map(|(t, p, o)| {
+                    DeleteRecordsTopic::default()
+                        .with_name(common::name(t))
+                        .with_partitions(vec![DeleteRecordsPartition::default()
+                            .with_partition_index(*p)
+                            .with_offset(*o)])
+                })
+                .collect(),
+        );
+    match c.request(ApiKey::DeleteRecords, v, req) {
+        Some(ResponseKind::DeleteRecords(r)) => r
+            .topics
+            .iter()
+            .map(|t| (t.partitions[0].low_watermark, t.partitions[0].error_code))
+            .collect(),
+        other => panic!("DeleteRecords v{v}: {other:?}"),
+    }
+}
+
+fn earliest(c: &mut Client, topic: &str) -> i64 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    let req = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(common::name(topic))
+            .with_partitions(vec![
+                ListOffsetsPartition::default().with_timestamp(-2)
+            ])]);
+    match c.request(ApiKey::ListOffsets, 7, req) {
+        Some(ResponseKind::ListOffsets(r)) => r.topics[0].partitions[0].offset,
+        other => panic!("ListOffsets: {other:?}"),
+    }
+}
+
+#[test]
+fn delete_records_moves_the_log_start_and_it_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = BrokerProcess::start(&data, &[]);
+    let mut c = broker.connect();
+    // Small segments, so deleting records also deletes whole segment files.
+    let r = create_topic(&mut c, 7, "trimmed", 1, &[("segment.bytes", "200")]);
+    assert_eq!(r.topics[0].error_code, 0);
+    let r = create_topic(&mut c, 7, "compacted", 1, &[("cleanup.policy", "compact")]);
+    assert_eq!(r.topics[0].error_code, 0);
+    for i in 0..20 {
+        assert_eq!(produce_one(&mut c, "trimmed", &format!("value-{i}")), i);
+    }
+    let segments = || {
+        std::fs::read_dir(data.join("trimmed-0"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count()
+    };
+    let before = segments();
+    assert!(before > 3, "{before} segments");
+
+    for v in 0..=2 {
+        let low = 5 + v as i64;
+        assert_eq!(
+            delete_records(&mut c, v, &[("trimmed", 0, low)]),
+            [(low, 0)],
+            "v{v}"
+        );
+        assert_eq!(earliest(&mut c, "trimmed"), low);
+    }
+    assert!(
+        segments() < before,
+        "segments wholly below the start are deleted"
+    );
+    assert_eq!(
+        fetch_partition(&mut c, "trimmed", 3).error_code,
+        OFFSET_OUT_OF_RANGE
+    );
+    let p = fetch_partition(&mut c, "trimmed", 7);
+    assert_eq!((p.error_code, p.log_start_offset), (0, 7));
+    // A lower offset than the current start changes nothing.
+    assert_eq!(delete_records(&mut c, 2, &[("trimmed", 0, 2)]), [(7, 0)]);
+    assert_eq!(
+        delete_records(
+            &mut c,
+            2,
+            &[
+                ("trimmed", 0, 21),
+                ("trimmed", 1, 0),
+                ("nope", 0, 0),
+                ("compacted", 0, 0)
+            ]
+        ),
+        [
+            (-1, OFFSET_OUT_OF_RANGE),
+            (-1, UNKNOWN_TOPIC_OR_PARTITION),
+            (-1, UNKNOWN_TOPIC_OR_PARTITION),
+            (-1, POLICY_VIOLATION)
+        ]
+    );
+
+    broker.kill();
+    let broker = BrokerProcess::start(&data, &[]);
+    let mut c = broker.connect();
+    assert_eq!(
+        earliest(&mut c, "trimmed"),
+        7,
+        "the log start survives SIGKILL"
+    );
+    // -1 deletes everything up to the high watermark.
+    assert_eq!(delete_records(&mut c, 2, &[("trimmed", 0, -1)]), [(20, 0)]);
+    assert_eq!(earliest(&mut c, "trimmed"), 20);
+    assert_eq!(produce_one(&mut c, "trimmed", "after"), 20);
 }

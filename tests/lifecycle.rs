@@ -2,29 +2,9 @@
 
 mod common;
 
-use common::{batch, BrokerProcess};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use common::{fetch_partition, produce_one, BrokerProcess};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-
-fn produce_one(c: &mut common::Client, topic: &str, value: &str) -> i64 {
-    let td = TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_string(topic.into())))
-        .with_partition_data(vec![PartitionProduceData::default()
-            .with_index(0)
-            .with_records(Some(batch(&[value])))]);
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![td]);
-    let Some(ResponseKind::Produce(r)) = c.request(ApiKey::Produce, 9, req) else {
-        panic!("produce")
-    };
-    let p = &r.responses[0].partition_responses[0];
-    assert_eq!(p.error_code, 0);
-    p.base_offset
-}
 
 fn auto_create(c: &mut common::Client, topic: &str) {
     let req = MetadataRequest::default()
@@ -36,27 +16,6 @@ fn auto_create(c: &mut common::Client, topic: &str) {
         panic!("metadata")
     };
     assert_eq!(m.topics[0].error_code, 0);
-}
-
-fn fetch_partition(
-    c: &mut common::Client,
-    topic: &str,
-    offset: i64,
-) -> fetch_response::PartitionData {
-    let req = FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_string(topic.into())))
-            .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
-                .with_fetch_offset(offset)
-                .with_partition_max_bytes(1 << 20)])]);
-    let Some(ResponseKind::Fetch(mut r)) = c.request(ApiKey::Fetch, 12, req) else {
-        panic!("fetch")
-    };
-    r.responses.remove(0).partitions.remove(0)
 }
 
 fn high_watermark(c: &mut common::Client, topic: &str) -> i64 {

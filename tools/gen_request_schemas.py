@@ -24,7 +24,7 @@ APIS = [
     (15, "DescribeGroups", "describe_groups"), (16, "ListGroups", "list_groups"),
     (18, "ApiVersions", "api_versions"), (19, "CreateTopics", "create_topics"),
     (20, "DeleteTopics", "delete_topics"), (22, "InitProducerId", "init_producer_id"),
-    (32, "DescribeConfigs", "describe_configs"),
+    (21, "DeleteRecords", "delete_records"), (32, "DescribeConfigs", "describe_configs"),
     (42, "DeleteGroups", "delete_groups"), (47, "OffsetDelete", "offset_delete"),
 ]
 

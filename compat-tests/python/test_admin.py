@@ -62,3 +62,53 @@ def test_kafka_python_describe_configs(broker, topic):
         assert b["auto.create.topics.enable"]["read_only"] is True
     finally:
         a.close()
+
+
+def test_confluent_delete_records_moves_the_low_watermark(broker, topic):
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(timeout=TIMEOUT)
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    for i in range(10):
+        for part in (0, 1):
+            p.produce(topic, value=f"v{i}".encode(), partition=part)
+        p.flush(TIMEOUT)  # one batch per record, so the deletion point falls between batches
+
+    futures = a.delete_records([TopicPartition(topic, 0, 4), TopicPartition(topic, 1, -1)])
+    lows = {tp.partition: f.result(timeout=TIMEOUT).low_watermark for tp, f in futures.items()}
+    assert lows == {0: 4, 1: 10}
+
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT) == (4, 10)
+    assert c.get_watermark_offsets(TopicPartition(topic, 1), timeout=TIMEOUT) == (10, 10)
+    c.assign([TopicPartition(topic, 0, 4)])
+    got = []
+    while len(got) < 6:
+        m = c.poll(TIMEOUT)
+        assert m is not None and m.error() is None, m and m.error()
+        got.append((m.offset(), m.value()))
+    assert got == [(i, f"v{i}".encode()) for i in range(4, 10)]
+    c.close()
+
+    with pytest.raises(KafkaException) as e:
+        a.delete_records([TopicPartition(topic, 0, 11)])[TopicPartition(topic, 0, 11)].result(timeout=TIMEOUT)
+    assert e.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE
+
+
+def test_kafka_python_delete_records(broker, topic):
+    from kafka import KafkaProducer, TopicPartition as KTopicPartition
+    from kafka.admin import KafkaAdminClient
+    from kafka.admin import NewTopic as KNewTopic
+
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        a.create_topics([KNewTopic(topic, 1, 1)])
+        p = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        for i in range(5):
+            p.send(topic, f"k{i}".encode(), partition=0).get(timeout=TIMEOUT)
+        p.close()
+        got = a.delete_records({KTopicPartition(topic, 0): 3})
+        assert got[KTopicPartition(topic, 0)]["low_watermark"] == 3
+    finally:
+        a.close()

@@ -81,6 +81,23 @@ impl Partition {
         log.read(offset, max_bytes, min_one)
     }
 
+    /// DeleteRecords: records below `offset` (-1: the high watermark) become unreadable and the
+    /// segments wholly below it are deleted. Returns the new log start offset (the low watermark).
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
+        let mut log = self.lock();
+        let hw = *self.high_watermark.borrow();
+        let target = if offset == -1 { hw } else { offset };
+        if target < 0 || target > hw {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start: log.log_start_offset(),
+                end: hw,
+            });
+        }
+        log.advance_log_start_offset(target)?;
+        Ok(log.log_start_offset())
+    }
+
     pub fn high_watermark(&self) -> i64 {
         *self.high_watermark.borrow()
     }

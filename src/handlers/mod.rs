@@ -5,6 +5,7 @@ pub mod api_versions;
 pub mod compact;
 pub mod create_topics;
 pub mod delete_groups;
+pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_configs;
 pub mod describe_groups;
@@ -124,6 +125,7 @@ pub static APIS: &[Api] = &[
     api!(OffsetDelete, offset_delete),
     api!(InitProducerId, init_producer_id, init_producer_id::decode),
     api!(DescribeConfigs, describe_configs),
+    api!(DeleteRecords, delete_records),
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static Api> {

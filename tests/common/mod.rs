@@ -9,9 +9,12 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, MetadataRequest, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+    fetch_response, ApiKey, BrokerId, FetchRequest, MetadataRequest, ProduceRequest, RequestHeader,
+    RequestKind, ResponseHeader, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -310,4 +313,41 @@ impl Client {
     pub fn stream_clone(&self) -> TcpStream {
         self.stream.try_clone().unwrap()
     }
+}
+
+/// Produces one record (acks=all) to partition 0 and returns its offset.
+pub fn produce_one(c: &mut Client, topic: &str, value: &str) -> i64 {
+    let td = TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_string(topic.into())))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(batch(&[value])))]);
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![td]);
+    let Some(ResponseKind::Produce(r)) = c.request(ApiKey::Produce, 9, req) else {
+        panic!("produce")
+    };
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 0);
+    p.base_offset
+}
+
+/// Fetch v12 of partition 0 at `offset`.
+pub fn fetch_partition(c: &mut Client, topic: &str, offset: i64) -> fetch_response::PartitionData {
+    let req = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let Some(ResponseKind::Fetch(mut r)) = c.request(ApiKey::Fetch, 12, req) else {
+        panic!("fetch")
+    };
+    r.responses.remove(0).partitions.remove(0)
 }

@@ -58,3 +58,25 @@ test('describeConfigs reports topic overrides, defaults and broker settings', as
     (e) => e.type === 'UNKNOWN_TOPIC_OR_PARTITION'
   )
 })
+
+test('deleteTopicRecords moves the earliest offset', async () => {
+  const topic = uniqueTopic('js-trim')
+  await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true })
+  const kafka = new Kafka({ clientId: 'vltava-compat-kafkajs-trim', brokers: [broker.bootstrap], logLevel: logLevel.NOTHING })
+  const producer = kafka.producer()
+  await producer.connect()
+  for (let i = 0; i < 6; i++) {
+    await producer.send({ topic, messages: [{ value: `v${i}` }] })
+  }
+  await producer.disconnect()
+  // kafkajs looks the leader up in metadata it already has (as it must against Kafka too).
+  await admin.fetchTopicOffsets(topic)
+  await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '4' }] })
+  const [p] = await admin.fetchTopicOffsets(topic)
+  assert.deepEqual([p.low, p.high], ['4', '6'])
+  await assert.rejects(
+    admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '7' }] }),
+    // kafkajs wraps the partition's broker error (OFFSET_OUT_OF_RANGE) in its retrier's error.
+    (e) => require('node:util').inspect(e, { depth: 8 }).includes("type: 'OFFSET_OUT_OF_RANGE'")
+  )
+})
