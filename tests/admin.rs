@@ -1,5 +1,5 @@
 //! Admin APIs over the wire against the real binary: DescribeConfigs for topics and the broker,
-//! DeleteRecords.
+//! DeleteRecords, CreatePartitions, IncrementalAlterConfigs and AlterConfigs.
 
 mod common;
 
@@ -21,6 +21,10 @@ const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const INVALID_REQUEST: i16 = 42;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const POLICY_VIOLATION: i16 = 44;
+const INVALID_PARTITIONS: i16 = 37;
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const INVALID_CONFIG: i16 = 40;
+const MESSAGE_TOO_LARGE: i16 = 10;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -307,4 +311,374 @@ fn delete_records_moves_the_log_start_and_it_survives_a_restart() {
     assert_eq!(delete_records(&mut c, 2, &[("trimmed", 0, -1)]), [(20, 0)]);
     assert_eq!(earliest(&mut c, "trimmed"), 20);
     assert_eq!(produce_one(&mut c, "trimmed", "after"), 20);
+}
+
+/// Replica lists, one per new partition.
+type Assignments = Option<Vec<Vec<i32>>>;
+
+/// CreatePartitions of one topic per entry: (name, count, assignments); the error code of each.
+fn create_partitions(
+    c: &mut Client,
+    v: i16,
+    topics: &[(&str, i32, Assignments)],
+    validate_only: bool,
+) -> Vec<i16> {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    let req = CreatePartitionsRequest::default()
+        .with_timeout_ms(5000)
+        .with_validate_only(validate_only)
+        .with_topics(
+            topics
+                .iter()
+                .map(|(t, n, a)| {
+                    CreatePartitionsTopic::default()
+                        .with_name(common::name(t))
+                        .with_count(*n)
+                        .with_assignments(a.as_ref().map(|lists| {
+                            lists
+                                .iter()
+                                .map(|b| {
+                                    CreatePartitionsAssignment::default()
+                                        .with_broker_ids(b.iter().map(|id| BrokerId(*id)).collect())
+                                })
+                                .collect()
+                        }))
+                })
+                .collect(),
+        );
+    match c.request(ApiKey::CreatePartitions, v, req) {
+        Some(ResponseKind::CreatePartitions(r)) => r.results.iter().map(|r| r.error_code).collect(),
+        other => panic!("CreatePartitions v{v}: {other:?}"),
+    }
+}
+
+fn partition_count(c: &mut Client, topic: &str) -> usize {
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(common::name(topic))),
+    ]));
+    match c.request(ApiKey::Metadata, 12, req) {
+        Some(ResponseKind::Metadata(m)) => m.topics[0].partitions.len(),
+        other => panic!("Metadata: {other:?}"),
+    }
+}
+
+/// Produces one record to `partition`; its error code.
+fn produce_to(c: &mut Client, topic: &str, partition: i32, value: &str) -> i16 {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(common::name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(common::batch(&[value])))])]);
+    match c.request(ApiKey::Produce, 9, req) {
+        Some(ResponseKind::Produce(r)) => r.responses[0].partition_responses[0].error_code,
+        other => panic!("Produce: {other:?}"),
+    }
+}
+
+#[test]
+fn create_partitions_grows_topics_as_kafka_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = BrokerProcess::start(&data, &[]);
+    let mut c = broker.connect();
+    assert_eq!(
+        create_topic(&mut c, 7, "growing", 1, &[]).topics[0].error_code,
+        0
+    );
+    let (first, last) = vltava::handlers::lookup(ApiKey::CreatePartitions as i16)
+        .map(|a| (a.min_version, a.max_version))
+        .unwrap();
+    assert_eq!((first, last), (0, 3));
+    for v in first..=last {
+        let count = 2 + v as i32;
+        // validate_only checks and changes nothing.
+        assert_eq!(
+            create_partitions(&mut c, v, &[("growing", count, None)], true),
+            [0]
+        );
+        assert_eq!(partition_count(&mut c, "growing"), count as usize - 1);
+        assert_eq!(
+            create_partitions(&mut c, v, &[("growing", count, None)], false),
+            [0],
+            "v{v}"
+        );
+        assert_eq!(partition_count(&mut c, "growing"), count as usize);
+        assert_eq!(
+            produce_to(&mut c, "growing", count - 1, "in the new partition"),
+            0
+        );
+    }
+    let errors = create_partitions(
+        &mut c,
+        3,
+        &[
+            ("growing", 3, None),
+            ("missing", 2, None),
+            ("twice", 2, None),
+            ("twice", 3, None),
+        ],
+        false,
+    );
+    assert_eq!(
+        errors,
+        [
+            INVALID_PARTITIONS,
+            UNKNOWN_TOPIC_OR_PARTITION,
+            INVALID_REQUEST,
+            INVALID_REQUEST
+        ]
+    );
+    assert_eq!(
+        create_partitions(&mut c, 3, &[("growing", 5, None)], false),
+        [INVALID_PARTITIONS]
+    );
+    // Assignments: one replica list per new partition, naming registered brokers.
+    let bad = [
+        Some(vec![vec![7]]),
+        Some(vec![vec![1], vec![1]]),
+        Some(vec![vec![1, 1]]),
+    ];
+    for a in bad {
+        assert_eq!(
+            create_partitions(&mut c, 3, &[("growing", 6, a.clone())], false),
+            [INVALID_REPLICA_ASSIGNMENT],
+            "{a:?}"
+        );
+    }
+    assert_eq!(
+        create_partitions(&mut c, 3, &[("growing", 6, Some(vec![vec![1]]))], false),
+        [0]
+    );
+    assert_eq!(partition_count(&mut c, "growing"), 6);
+
+    broker.kill();
+    let broker = BrokerProcess::start(&data, &[]);
+    let mut c = broker.connect();
+    assert_eq!(
+        partition_count(&mut c, "growing"),
+        6,
+        "new partitions survive SIGKILL"
+    );
+    assert_eq!(produce_to(&mut c, "growing", 5, "after restart"), 0);
+}
+
+/// IncrementalAlterConfigs of topic resources: (name, [(key, op, value)]); (code, message) of each.
+type Ops<'a> = &'a [(&'a str, i8, Option<&'a str>)];
+
+fn incremental_alter(
+    c: &mut Client,
+    v: i16,
+    resources: &[(i8, &str, Ops)],
+    validate_only: bool,
+) -> Vec<i16> {
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let req = IncrementalAlterConfigsRequest::default()
+        .with_validate_only(validate_only)
+        .with_resources(
+            resources
+                .iter()
+                .map(|(ty, name, ops)| {
+                    AlterConfigsResource::default()
+                        .with_resource_type(*ty)
+                        .with_resource_name(s(name))
+                        .with_configs(
+                            ops.iter()
+                                .map(|(k, op, v)| {
+                                    AlterableConfig::default()
+                                        .with_name(s(k))
+                                        .with_config_operation(*op)
+                                        .with_value(v.map(s))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    match c.request(ApiKey::IncrementalAlterConfigs, v, req) {
+        Some(ResponseKind::IncrementalAlterConfigs(r)) => {
+            r.responses.iter().map(|r| r.error_code).collect()
+        }
+        other => panic!("IncrementalAlterConfigs v{v}: {other:?}"),
+    }
+}
+
+fn topic_value(c: &mut Client, topic: &str, key: &str) -> (String, i8) {
+    let r = describe(c, 4, &[(TOPIC, topic, Some(&[key]))], false);
+    let (value, source, _, _) = config(&r[0], key);
+    (value, source)
+}
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+#[test]
+fn incremental_alter_configs_changes_topics_and_their_live_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = BrokerProcess::start(&data, &[]);
+    let mut c = broker.connect();
+    assert_eq!(
+        create_topic(&mut c, 7, "tuned", 1, &[]).topics[0].error_code,
+        0
+    );
+
+    for v in 0..=1 {
+        let retention = format!("{}", 1000 + v);
+        let ops: Ops = &[("retention.ms", SET, Some(&retention))];
+        let before = topic_value(&mut c, "tuned", "retention.ms");
+        assert_eq!(
+            incremental_alter(&mut c, v, &[(TOPIC, "tuned", ops)], true),
+            [0]
+        );
+        assert_eq!(topic_value(&mut c, "tuned", "retention.ms"), before);
+        assert_eq!(
+            incremental_alter(&mut c, v, &[(TOPIC, "tuned", ops)], false),
+            [0],
+            "v{v}"
+        );
+        assert_eq!(
+            topic_value(&mut c, "tuned", "retention.ms"),
+            (retention.clone(), SOURCE_TOPIC)
+        );
+    }
+    // Lists: append to the default ("delete"), subtract from it; DELETE restores the default.
+    let append: Ops = &[("cleanup.policy", APPEND, Some("compact"))];
+    assert_eq!(
+        incremental_alter(&mut c, 1, &[(TOPIC, "tuned", append)], false),
+        [0]
+    );
+    assert_eq!(
+        topic_value(&mut c, "tuned", "cleanup.policy").0,
+        "delete,compact"
+    );
+    let subtract: Ops = &[("cleanup.policy", SUBTRACT, Some("delete"))];
+    assert_eq!(
+        incremental_alter(&mut c, 1, &[(TOPIC, "tuned", subtract)], false),
+        [0]
+    );
+    assert_eq!(topic_value(&mut c, "tuned", "cleanup.policy").0, "compact");
+    let delete: Ops = &[
+        ("cleanup.policy", DELETE, None),
+        ("retention.ms", DELETE, None),
+    ];
+    assert_eq!(
+        incremental_alter(&mut c, 1, &[(TOPIC, "tuned", delete)], false),
+        [0]
+    );
+    assert_eq!(
+        topic_value(&mut c, "tuned", "cleanup.policy"),
+        ("delete".to_string(), SOURCE_DEFAULT)
+    );
+
+    let errors = incremental_alter(
+        &mut c,
+        1,
+        &[
+            (TOPIC, "tuned", &[("retention.ms", APPEND, Some("5"))]),
+            (TOPIC, "missing", &[("retention.ms", SET, Some("5"))]),
+            (TOPIC, "tuned2", &[("no.such.config", SET, Some("5"))]),
+            (TOPIC, "tuned3", &[("retention.ms", SET, Some("soon"))]),
+            (BROKER, "1", &[("num.partitions", SET, Some("3"))]),
+            (TOPIC, "dup", &[]),
+            (TOPIC, "dup", &[]),
+            (TOPIC, "tuned4", &[("retention.ms", SET, None)]),
+        ],
+        false,
+    );
+    assert_eq!(
+        errors,
+        [
+            INVALID_CONFIG,
+            UNKNOWN_TOPIC_OR_PARTITION,
+            UNKNOWN_TOPIC_OR_PARTITION,
+            UNKNOWN_TOPIC_OR_PARTITION,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            INVALID_REQUEST,
+            UNKNOWN_TOPIC_OR_PARTITION
+        ]
+    );
+    for t in ["tuned2", "tuned3", "tuned4"] {
+        assert_eq!(create_topic(&mut c, 7, t, 1, &[]).topics[0].error_code, 0);
+    }
+    let errors = incremental_alter(
+        &mut c,
+        1,
+        &[
+            (TOPIC, "tuned2", &[("no.such.config", SET, Some("5"))]),
+            (TOPIC, "tuned3", &[("retention.ms", SET, Some("soon"))]),
+            (TOPIC, "tuned4", &[("retention.ms", SET, None)]),
+        ],
+        false,
+    );
+    assert_eq!(errors, [INVALID_CONFIG, INVALID_CONFIG, INVALID_REQUEST]);
+
+    // The hosted log follows at once: a smaller max.message.bytes refuses a bigger batch.
+    let big = "x".repeat(2000);
+    assert_eq!(produce_to(&mut c, "tuned", 0, &big), 0);
+    let small: Ops = &[("max.message.bytes", SET, Some("1000"))];
+    assert_eq!(
+        incremental_alter(&mut c, 1, &[(TOPIC, "tuned", small)], false),
+        [0]
+    );
+    assert_eq!(produce_to(&mut c, "tuned", 0, &big), MESSAGE_TOO_LARGE);
+
+    broker.kill();
+    let broker = BrokerProcess::start(&data, &[]);
+    let mut c = broker.connect();
+    assert_eq!(
+        topic_value(&mut c, "tuned", "max.message.bytes"),
+        ("1000".to_string(), SOURCE_TOPIC),
+        "configs survive SIGKILL"
+    );
+    assert_eq!(produce_to(&mut c, "tuned", 0, &big), MESSAGE_TOO_LARGE);
+}
+
+#[test]
+fn alter_configs_replaces_every_override() {
+    use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    let r = create_topic(&mut c, 7, "replaced", 1, &[("retention.ms", "1000")]);
+    assert_eq!(r.topics[0].error_code, 0);
+    for v in 0..=2 {
+        let bytes = format!("{}", 100_000 + i64::from(v));
+        let req = AlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(TOPIC)
+                .with_resource_name(s("replaced"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(s("retention.bytes"))
+                    .with_value(Some(s(&bytes)))]),
+            AlterConfigsResource::default()
+                .with_resource_type(TOPIC)
+                .with_resource_name(s("missing")),
+        ]);
+        let Some(ResponseKind::AlterConfigs(r)) = c.request(ApiKey::AlterConfigs, v, req) else {
+            panic!("AlterConfigs v{v}")
+        };
+        let codes: Vec<i16> = r.responses.iter().map(|r| r.error_code).collect();
+        assert_eq!(codes, [0, UNKNOWN_TOPIC_OR_PARTITION], "v{v}");
+        assert_eq!(
+            topic_value(&mut c, "replaced", "retention.bytes"),
+            (bytes, SOURCE_TOPIC)
+        );
+        // The earlier override is gone: AlterConfigs sets the whole set.
+        assert_eq!(
+            topic_value(&mut c, "replaced", "retention.ms").1,
+            SOURCE_DEFAULT
+        );
+    }
 }

@@ -25,6 +25,8 @@ APIS = [
     (18, "ApiVersions", "api_versions"), (19, "CreateTopics", "create_topics"),
     (20, "DeleteTopics", "delete_topics"), (22, "InitProducerId", "init_producer_id"),
     (21, "DeleteRecords", "delete_records"), (32, "DescribeConfigs", "describe_configs"),
+    (33, "AlterConfigs", "alter_configs"), (37, "CreatePartitions", "create_partitions"),
+    (44, "IncrementalAlterConfigs", "incremental_alter_configs"),
     (42, "DeleteGroups", "delete_groups"), (47, "OffsetDelete", "offset_delete"),
 ]
 

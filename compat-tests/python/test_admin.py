@@ -1,5 +1,6 @@
-"""Admin APIs with real clients: DescribeConfigs through confluent-kafka-python's (librdkafka) and
-kafka-python's admin clients, for a topic with overrides and for the broker."""
+"""Admin APIs with real clients, confluent-kafka-python's (librdkafka) and kafka-python's admin
+clients: DescribeConfigs for a topic with overrides and for the broker, DeleteRecords,
+CreatePartitions, IncrementalAlterConfigs and AlterConfigs."""
 
 from __future__ import annotations
 
@@ -110,5 +111,67 @@ def test_kafka_python_delete_records(broker, topic):
         p.close()
         got = a.delete_records({KTopicPartition(topic, 0): 3})
         assert got[KTopicPartition(topic, 0)]["low_watermark"] == 3
+    finally:
+        a.close()
+
+
+def test_confluent_create_partitions_and_incremental_alter_configs(broker, topic):
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, NewPartitions
+
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic].result(timeout=TIMEOUT)
+    a.create_partitions([NewPartitions(topic, 3)])[topic].result(timeout=TIMEOUT)
+    assert len(a.list_topics(topic, timeout=TIMEOUT).topics[topic].partitions) == 3
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    delivered = []
+    p.produce(topic, value=b"new", partition=2, on_delivery=lambda err, m: delivered.append((err, m.partition())))
+    p.flush(TIMEOUT)
+    assert delivered == [(None, 2)]
+    with pytest.raises(KafkaException) as e:
+        a.create_partitions([NewPartitions(topic, 2)])[topic].result(timeout=TIMEOUT)
+    assert e.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+    ])
+    a.incremental_alter_configs([res])[res].result(timeout=TIMEOUT)
+    got = a.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+    configs = list(got.values())[0].result(timeout=TIMEOUT)
+    assert configs["retention.ms"].value == "3600000"
+    assert configs["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["cleanup.policy"].value == "delete,compact"
+
+    bad = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET)])
+    with pytest.raises(KafkaException) as e:
+        a.incremental_alter_configs([bad])[bad].result(timeout=TIMEOUT)
+    assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
+
+
+def test_kafka_python_create_partitions_and_alter_configs(broker, topic):
+    from kafka.admin import ConfigResource as KConfigResource
+    from kafka.admin import ConfigResourceType, KafkaAdminClient
+    from kafka.admin import NewPartitions as KNewPartitions
+    from kafka.admin import NewTopic as KNewTopic
+
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        a.create_topics([KNewTopic(topic, 1, 1, topic_configs={"retention.ms": "1000"})])
+        a.create_partitions({topic: KNewPartitions(4)})
+        assert len(a.describe_topics([topic])[0]["partitions"]) == 4
+        modified = lambda: a.describe_configs(  # noqa: E731
+            [KConfigResource(ConfigResourceType.TOPIC, topic)])["topic"][topic]
+        # The default path is IncrementalAlterConfigs: a SET keeps the other overrides.
+        a.alter_configs([KConfigResource(ConfigResourceType.TOPIC, topic, configs={"segment.bytes": "1048576"})])
+        got = modified()
+        assert {k: v["value"] for k, v in got.items()} == {"retention.ms": "1000", "segment.bytes": "1048576"}
+        a.alter_configs([KConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": ("DELETE", None)})])
+        assert sorted(modified()) == ["segment.bytes"]
+        # AlterConfigs (legacy) replaces the whole set; kafka-python sends the other modified keys too.
+        a.alter_configs([KConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "2000"})],
+                        incremental=False)
+        assert {k: v["value"] for k, v in modified().items()} == {"retention.ms": "2000", "segment.bytes": "1048576"}
     finally:
         a.close()

@@ -1,5 +1,6 @@
 //! The broker's shared state: configuration, the Raft metadata store, and the hosted partitions.
 
+pub mod alter;
 pub mod configs;
 mod partition;
 mod partitions;

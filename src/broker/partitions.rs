@@ -83,6 +83,8 @@ impl PartitionManager {
             }
         }
         for topic in image.topics.values() {
+            // Hosted logs follow the topic's configs as they change (AlterConfigs).
+            let config = self.topic_log_config(topic);
             for p in &topic.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;
@@ -90,9 +92,12 @@ impl PartitionManager {
                 let key = (topic.name.clone(), p.partition);
                 let present = {
                     let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
-                    map.contains_key(&key)
+                    map.get(&key).cloned()
                 };
-                if present {
+                if let Some(partition) = present {
+                    if let Ok(config) = &config {
+                        partition.with_log(|l| l.set_config(config.clone()));
+                    }
                     continue;
                 }
                 match self.open(topic, p.partition, p.leader_epoch) {

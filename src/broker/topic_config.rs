@@ -125,6 +125,8 @@ pub struct TopicConfigInfo {
     pub config_type: i8,
     /// The broker setting that supplies the value when the topic sets none.
     pub broker_synonym: Option<&'static str>,
+    /// A comma-separated list (IncrementalAlterConfigs may append to it and subtract from it).
+    pub is_list: bool,
 }
 
 /// Every topic config Kafka knows, in name order.
@@ -135,6 +137,7 @@ pub fn topic_configs() -> impl Iterator<Item = TopicConfigInfo> {
             name,
             config_type: kind.config_type(),
             broker_synonym: *synonym,
+            is_list: matches!(kind, Kind::CleanupPolicy | Kind::Text),
         })
 }
 

@@ -15,6 +15,8 @@ pub enum TopicError {
     InvalidName(String),
     #[error("Number of partitions must be larger than 0.")]
     InvalidPartitions,
+    #[error("{0}")]
+    InvalidPartitionCount(String),
     #[error("{requested} more partitions would exceed the cluster's limit of {max} (limits.max_partitions).")]
     TooManyPartitions { requested: usize, max: usize },
     #[error("{0}")]
@@ -37,9 +39,9 @@ impl TopicError {
     pub fn code(&self) -> i16 {
         match self {
             TopicError::InvalidName(_) => ResponseError::InvalidTopicException.code(),
-            TopicError::InvalidPartitions | TopicError::TooManyPartitions { .. } => {
-                ResponseError::InvalidPartitions.code()
-            }
+            TopicError::InvalidPartitions
+            | TopicError::InvalidPartitionCount(_)
+            | TopicError::TooManyPartitions { .. } => ResponseError::InvalidPartitions.code(),
             TopicError::InvalidReplicationFactor(_) => {
                 ResponseError::InvalidReplicationFactor.code()
             }

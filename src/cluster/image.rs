@@ -63,6 +63,16 @@ pub enum MetadataCommand {
     AllocateProducerIds {
         count: i64,
     },
+    /// Adds partitions to a topic; they must continue its numbering (else `InvalidPartitions`).
+    CreatePartitions {
+        name: String,
+        partitions: Vec<PartitionInfo>,
+    },
+    /// Replaces a topic's config overrides.
+    SetTopicConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +80,12 @@ pub enum CommandResult {
     Ok,
     TopicAlreadyExists,
     UnknownTopic,
-    ProducerIds { first: i64, count: i64 },
+    ProducerIds {
+        first: i64,
+        count: i64,
+    },
+    /// The new partitions do not continue the topic's (it changed since they were planned).
+    InvalidPartitions,
 }
 
 impl MetadataImage {
@@ -119,6 +134,29 @@ impl MetadataImage {
                 self.next_producer_id = first.saturating_add(count);
                 CommandResult::ProducerIds { first, count }
             }
+            MetadataCommand::CreatePartitions { name, partitions } => {
+                let Some(topic) = self.topics.get_mut(&name) else {
+                    return CommandResult::UnknownTopic;
+                };
+                let continues = partitions
+                    .iter()
+                    .enumerate()
+                    .all(|(i, p)| p.partition as usize == topic.partitions.len() + i);
+                if !continues {
+                    return CommandResult::InvalidPartitions;
+                }
+                topic.partitions.extend(partitions);
+                CommandResult::Ok
+            }
+            MetadataCommand::SetTopicConfigs { name, configs } => {
+                match self.topics.get_mut(&name) {
+                    Some(topic) => {
+                        topic.configs = configs;
+                        CommandResult::Ok
+                    }
+                    None => CommandResult::UnknownTopic,
+                }
+            }
         }
     }
 }
@@ -161,6 +199,51 @@ pub fn new_cluster_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn partition(i: i32) -> PartitionInfo {
+        PartitionInfo {
+            partition: i,
+            leader: 1,
+            leader_epoch: 0,
+            replicas: vec![1],
+            isr: vec![1],
+        }
+    }
+
+    #[test]
+    fn added_partitions_must_continue_the_topics_numbering() {
+        let mut image = MetadataImage::empty();
+        let topic = TopicInfo {
+            name: "t".into(),
+            id: uuid::Uuid::nil(),
+            configs: BTreeMap::new(),
+            partitions: vec![partition(0)],
+            internal: false,
+        };
+        assert_eq!(
+            image.apply(MetadataCommand::CreateTopic(topic)),
+            CommandResult::Ok
+        );
+        let add = |partitions| MetadataCommand::CreatePartitions {
+            name: "t".into(),
+            partitions,
+        };
+        // Planned against an image that has since changed: refused, nothing applied.
+        assert_eq!(
+            image.apply(add(vec![partition(2)])),
+            CommandResult::InvalidPartitions
+        );
+        assert_eq!(
+            image.apply(add(vec![partition(1), partition(2)])),
+            CommandResult::Ok
+        );
+        assert_eq!(image.topics["t"].partitions.len(), 3);
+        let missing = MetadataCommand::SetTopicConfigs {
+            name: "u".into(),
+            configs: BTreeMap::new(),
+        };
+        assert_eq!(image.apply(missing), CommandResult::UnknownTopic);
+    }
 
     #[test]
     fn cluster_id_is_22_chars() {

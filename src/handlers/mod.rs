@@ -1,8 +1,10 @@
 //! Kafka API handlers, one module per API. `APIS` is the single table that drives both dispatch and
 //! the ApiVersions answer, so what we advertise is exactly what we serve.
 
+pub mod alter_configs;
 pub mod api_versions;
 pub mod compact;
+pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
@@ -12,6 +14,7 @@ pub mod describe_groups;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
+pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod join_group;
 pub mod leave_group;
@@ -126,6 +129,9 @@ pub static APIS: &[Api] = &[
     api!(InitProducerId, init_producer_id, init_producer_id::decode),
     api!(DescribeConfigs, describe_configs),
     api!(DeleteRecords, delete_records),
+    api!(AlterConfigs, alter_configs),
+    api!(IncrementalAlterConfigs, incremental_alter_configs),
+    api!(CreatePartitions, create_partitions),
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static Api> {

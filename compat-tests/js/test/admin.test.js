@@ -80,3 +80,33 @@ test('deleteTopicRecords moves the earliest offset', async () => {
     (e) => require('node:util').inspect(e, { depth: 8 }).includes("type: 'OFFSET_OUT_OF_RANGE'")
   )
 })
+
+test('createPartitions and alterConfigs', async () => {
+  const topic = uniqueTopic('js-grow')
+  await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true })
+  await admin.createPartitions({ topicPartitions: [{ topic, count: 3 }] })
+  const { topics } = await admin.fetchTopicMetadata({ topics: [topic] })
+  assert.equal(topics[0].partitions.length, 3)
+  await assert.rejects(
+    admin.createPartitions({ topicPartitions: [{ topic, count: 2 }] }),
+    (e) => e.type === 'INVALID_PARTITIONS'
+  )
+
+  // kafkajs sends AlterConfigs, which replaces the topic's whole set of overrides.
+  await admin.alterConfigs({
+    validateOnly: false,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'retention.ms', value: '120000' }] }]
+  })
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['retention.ms'] }]
+  })
+  assert.deepEqual(resources[0].configEntries.map((e) => [e.configValue, e.isDefault]), [['120000', false]])
+  await assert.rejects(
+    admin.alterConfigs({
+      validateOnly: false,
+      resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configEntries: [{ name: 'retention.ms', value: 'soon' }] }]
+    }),
+    (e) => e.type === 'INVALID_CONFIG'
+  )
+})
