@@ -16,35 +16,27 @@ use crate::broker::Broker;
 pub const VERSIONS: (i16, i16) = (0, 2);
 
 pub async fn handle(ctx: RequestContext, req: AlterConfigsRequest) -> HandlerResult {
-    let keys: Vec<(i8, &str)> = req
-        .resources
-        .iter()
-        .map(|r| (r.resource_type, r.resource_name.as_str()))
-        .collect();
-    let duplicates = duplicated(&keys);
-    let mut responses = Vec::with_capacity(req.resources.len());
-    for (i, r) in req.resources.iter().enumerate() {
+    let resources = req.resources.iter().map(|r| {
         let entries: Vec<(String, Option<String>)> = r
             .configs
             .iter()
             .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
             .collect();
-        let (code, message) = alter_resource(
-            &ctx,
-            (r.resource_type, r.resource_name.as_str()),
-            duplicates[i],
-            req.validate_only,
-            |b, name| b.plan_replaced_configs(name, &entries),
-        )
-        .await;
-        responses.push(
+        let plan: Plan =
+            Box::new(move |b: &Broker, name: &str| b.plan_replaced_configs(name, &entries));
+        ((r.resource_type, r.resource_name.clone()), plan)
+    });
+    let responses = alter_resources(&ctx, resources.collect(), req.validate_only)
+        .await
+        .into_iter()
+        .map(|((ty, name), code, message)| {
             AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
+                .with_resource_type(ty)
+                .with_resource_name(name)
                 .with_error_code(code)
-                .with_error_message(message.map(StrBytes::from_string)),
-        );
-    }
+                .with_error_message(message.map(StrBytes::from_string))
+        })
+        .collect();
     Ok(Some(
         AlterConfigsResponse::default()
             .with_responses(responses)
@@ -52,18 +44,34 @@ pub async fn handle(ctx: RequestContext, req: AlterConfigsRequest) -> HandlerRes
     ))
 }
 
-/// Per resource: whether another resource of the request names the same one (Kafka refuses both).
-pub(super) fn duplicated(keys: &[(i8, &str)]) -> Vec<bool> {
-    let mut count: HashMap<(i8, &str), usize> = HashMap::new();
-    for k in keys {
-        *count.entry(*k).or_default() += 1;
+/// How a resource's new topic overrides are computed from the broker's current state.
+pub(super) type Plan =
+    Box<dyn FnOnce(&Broker, &str) -> Result<BTreeMap<String, String>, TopicError> + Send>;
+
+/// Alters each (resource type, name) with its plan, in request order; a resource named twice is
+/// refused both times, as Kafka does. Returns each resource with its error code and message.
+pub(super) async fn alter_resources(
+    ctx: &RequestContext,
+    resources: Vec<((i8, StrBytes), Plan)>,
+    validate_only: bool,
+) -> Vec<((i8, StrBytes), i16, Option<String>)> {
+    let mut count: HashMap<(i8, StrBytes), usize> = HashMap::new();
+    for (key, _) in &resources {
+        *count.entry(key.clone()).or_default() += 1;
     }
-    keys.iter().map(|k| count[k] > 1).collect()
+    let mut out = Vec::with_capacity(resources.len());
+    for (key, plan) in resources {
+        let duplicate = count[&key] > 1;
+        let (code, message) =
+            alter_resource(ctx, (key.0, key.1.as_str()), duplicate, validate_only, plan).await;
+        out.push((key, code, message));
+    }
+    out
 }
 
 /// Alters one resource with the overrides `plan` computes for a topic; returns the resource's
 /// error code and message. Only topics can be altered: the broker's settings are static.
-pub(super) async fn alter_resource(
+async fn alter_resource(
     ctx: &RequestContext,
     (resource_type, name): (i8, &str),
     duplicate: bool,

@@ -5,22 +5,16 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::alter_configs::{alter_resource, duplicated};
+use super::alter_configs::{alter_resources, Plan};
 use super::{HandlerResult, RequestContext};
 use crate::broker::alter::ConfigOp;
 use crate::broker::topics::TopicError;
+use crate::broker::Broker;
 
 pub const VERSIONS: (i16, i16) = (0, 1);
 
 pub async fn handle(ctx: RequestContext, req: IncrementalAlterConfigsRequest) -> HandlerResult {
-    let keys: Vec<(i8, &str)> = req
-        .resources
-        .iter()
-        .map(|r| (r.resource_type, r.resource_name.as_str()))
-        .collect();
-    let duplicates = duplicated(&keys);
-    let mut responses = Vec::with_capacity(req.resources.len());
-    for (i, r) in req.resources.iter().enumerate() {
+    let resources = req.resources.iter().map(|r| {
         let ops: Result<Vec<(String, ConfigOp, Option<String>)>, TopicError> = r
             .configs
             .iter()
@@ -39,22 +33,21 @@ pub async fn handle(ctx: RequestContext, req: IncrementalAlterConfigsRequest) ->
                 ))
             })
             .collect();
-        let (code, message) = alter_resource(
-            &ctx,
-            (r.resource_type, r.resource_name.as_str()),
-            duplicates[i],
-            req.validate_only,
-            |b, name| b.plan_incremental_configs(name, &ops?),
-        )
-        .await;
-        responses.push(
+        let plan: Plan =
+            Box::new(move |b: &Broker, name: &str| b.plan_incremental_configs(name, &ops?));
+        ((r.resource_type, r.resource_name.clone()), plan)
+    });
+    let responses = alter_resources(&ctx, resources.collect(), req.validate_only)
+        .await
+        .into_iter()
+        .map(|((ty, name), code, message)| {
             AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
+                .with_resource_type(ty)
+                .with_resource_name(name)
                 .with_error_code(code)
-                .with_error_message(message.map(StrBytes::from_string)),
-        );
-    }
+                .with_error_message(message.map(StrBytes::from_string))
+        })
+        .collect();
     Ok(Some(
         IncrementalAlterConfigsResponse::default()
             .with_responses(responses)
