@@ -682,3 +682,36 @@ fn alter_configs_replaces_every_override() {
         );
     }
 }
+
+#[test]
+fn describe_cluster_lists_this_broker_and_refuses_controller_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    let (host, port) = broker.addr.rsplit_once(':').unwrap();
+    let port: i32 = port.parse().unwrap();
+    for v in 0..=2 {
+        let req = DescribeClusterRequest::default()
+            .with_include_cluster_authorized_operations(true)
+            .with_endpoint_type(1);
+        let Some(ResponseKind::DescribeCluster(r)) = c.request(ApiKey::DescribeCluster, v, req)
+        else {
+            panic!("DescribeCluster v{v}")
+        };
+        assert_eq!((r.error_code, r.controller_id), (0, BrokerId(1)), "v{v}");
+        assert_eq!(r.cluster_id.len(), 22);
+        let brokers: Vec<(i32, &str, i32)> = r
+            .brokers
+            .iter()
+            .map(|b| (b.broker_id.0, b.host.as_str(), b.port))
+            .collect();
+        assert_eq!(brokers, [(1, host, port)]);
+        assert_ne!(r.cluster_authorized_operations, i32::MIN);
+    }
+    let req = DescribeClusterRequest::default().with_endpoint_type(2);
+    let Some(ResponseKind::DescribeCluster(r)) = c.request(ApiKey::DescribeCluster, 1, req) else {
+        panic!("DescribeCluster")
+    };
+    const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
+    assert_eq!(r.error_code, UNSUPPORTED_ENDPOINT_TYPE);
+}

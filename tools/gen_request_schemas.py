@@ -27,6 +27,7 @@ APIS = [
     (21, "DeleteRecords", "delete_records"), (32, "DescribeConfigs", "describe_configs"),
     (33, "AlterConfigs", "alter_configs"), (37, "CreatePartitions", "create_partitions"),
     (44, "IncrementalAlterConfigs", "incremental_alter_configs"),
+    (60, "DescribeCluster", "describe_cluster"),
     (42, "DeleteGroups", "delete_groups"), (47, "OffsetDelete", "offset_delete"),
 ]
 

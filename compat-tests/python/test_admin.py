@@ -175,3 +175,29 @@ def test_kafka_python_create_partitions_and_alter_configs(broker, topic):
         assert {k: v["value"] for k, v in modified().items()} == {"retention.ms": "2000", "segment.bytes": "1048576"}
     finally:
         a.close()
+
+
+def test_confluent_describe_cluster(broker):
+    # librdkafka answers describe_cluster from a Metadata request.
+    a = AdminClient({"bootstrap.servers": broker.bootstrap})
+    d = a.describe_cluster(include_authorized_operations=True).result(timeout=TIMEOUT)
+    host, port = broker.bootstrap.rsplit(":", 1)
+    assert [(n.id, n.host, n.port) for n in d.nodes] == [(1, host, int(port))]
+    assert d.controller.id == 1
+    assert len(d.cluster_id) == 22
+    assert d.authorized_operations
+
+
+def test_kafka_python_describe_cluster(broker):
+    # kafka-python sends DescribeCluster (KIP-700).
+    from kafka.admin import KafkaAdminClient
+
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        d = a.describe_cluster()
+    finally:
+        a.close()
+    host, port = broker.bootstrap.rsplit(":", 1)
+    assert [(b["broker_id"], b["host"], b["port"], b["is_fenced"]) for b in d["brokers"]] == [(1, host, int(port), False)]
+    assert d["controller_id"] == 1
+    assert len(d["cluster_id"]) == 22

@@ -19,10 +19,10 @@ pub const VERSIONS: (i16, i16) = (0, 13);
 /// Kafka's "all operations allowed" bitfields (AclOperation codes), for authorized-operations fields.
 const TOPIC_OPERATIONS: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-const CLUSTER_OPERATIONS: i32 =
+pub(super) const CLUSTER_OPERATIONS: i32 =
     (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 /// Kafka's sentinel for "authorized operations not requested".
-const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+pub(super) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
 pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult {
     let v = ctx.api_version;

@@ -9,6 +9,7 @@ pub mod create_topics;
 pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
+pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod fetch;
@@ -132,6 +133,7 @@ pub static APIS: &[Api] = &[
     api!(AlterConfigs, alter_configs),
     api!(IncrementalAlterConfigs, incremental_alter_configs),
     api!(CreatePartitions, create_partitions),
+    api!(DescribeCluster, describe_cluster),
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static Api> {
