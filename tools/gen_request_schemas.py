@@ -194,6 +194,9 @@ def main(root):
         vmin, vmax = valid_versions(top)
         fm = re.search(r"if version >= (\d+) \{\n\s+let num_tagged_fields", top)
         flex = int(fm.group(1)) if fm else None
+        if flex is None and re.search(r"\n\s+let num_tagged_fields", top):
+            # Read unconditionally: every version is flexible (APIs born after KIP-482).
+            flex = vmin
         vmax, changes = BEYOND_CODEC.get(api, (vmax, {}))
         print()
         print(f"api {key} {api} v{vmin}-{vmax} flex {'v' + str(flex) if flex is not None else 'none'}")
