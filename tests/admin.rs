@@ -715,3 +715,63 @@ fn describe_cluster_lists_this_broker_and_refuses_controller_endpoints() {
     const UNSUPPORTED_ENDPOINT_TYPE: i16 = 115;
     assert_eq!(r.error_code, UNSUPPORTED_ENDPOINT_TYPE);
 }
+
+#[test]
+fn describe_log_dirs_reports_partition_sizes_and_the_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let broker = BrokerProcess::start(&data, &[]);
+    let mut c = broker.connect();
+    assert_eq!(
+        create_topic(&mut c, 7, "sized", 2, &[]).topics[0].error_code,
+        0
+    );
+    assert_eq!(
+        create_topic(&mut c, 7, "other", 1, &[]).topics[0].error_code,
+        0
+    );
+    for i in 0..5 {
+        produce_one(&mut c, "sized", &format!("value-{i}"));
+    }
+    let on_disk = std::fs::metadata(data.join("sized-0/00000000000000000000.log"))
+        .unwrap()
+        .len() as i64;
+    assert!(on_disk > 0);
+    for v in 1..=4 {
+        use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+        let only_sized = DescribeLogDirsRequest::default().with_topics(Some(vec![
+            DescribableLogDirTopic::default()
+                .with_topic(common::name("sized"))
+                .with_partitions(vec![0, 1, 9]),
+        ]));
+        let all = DescribeLogDirsRequest::default().with_topics(None);
+        for (req, topics) in [(only_sized, vec!["sized"]), (all, vec!["other", "sized"])] {
+            let Some(ResponseKind::DescribeLogDirs(r)) = c.request(ApiKey::DescribeLogDirs, v, req)
+            else {
+                panic!("DescribeLogDirs v{v}")
+            };
+            assert_eq!((r.error_code, r.results.len()), (0, 1), "v{v}");
+            let d = &r.results[0];
+            assert_eq!(
+                std::path::Path::new(d.log_dir.as_str()),
+                std::fs::canonicalize(&data).unwrap()
+            );
+            let names: Vec<&str> = d.topics.iter().map(|t| t.name.0.as_str()).collect();
+            assert_eq!(names, topics, "v{v}");
+            let sized = d
+                .topics
+                .iter()
+                .find(|t| t.name.0.as_str() == "sized")
+                .unwrap();
+            let sizes: Vec<(i32, i64)> = sized
+                .partitions
+                .iter()
+                .map(|p| (p.partition_index, p.partition_size))
+                .collect();
+            assert_eq!(sizes, [(0, on_disk), (1, 0)], "v{v}");
+            if v >= 4 {
+                assert!(d.total_bytes > 0 && d.usable_bytes > 0 && d.usable_bytes <= d.total_bytes);
+            }
+        }
+    }
+}

@@ -201,3 +201,25 @@ def test_kafka_python_describe_cluster(broker):
     assert [(b["broker_id"], b["host"], b["port"], b["is_fenced"]) for b in d["brokers"]] == [(1, host, int(port), False)]
     assert d["controller_id"] == 1
     assert len(d["cluster_id"]) == 22
+
+
+def test_kafka_python_describe_log_dirs(broker, topic):
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient
+    from kafka.admin import NewTopic as KNewTopic
+
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    try:
+        a.create_topics([KNewTopic(topic, 2, 1)])
+        p = KafkaProducer(bootstrap_servers=broker.bootstrap)
+        p.send(topic, b"x" * 100, partition=1).get(timeout=TIMEOUT)
+        p.close()
+        [got] = a.describe_log_dirs(topic_partitions=[topic])
+    finally:
+        a.close()
+    assert got["broker"] == 1
+    [d] = got["log_dirs"]
+    assert d["error_code"] == 0 and d["total_bytes"] > 0 and 0 < d["usable_bytes"] <= d["total_bytes"]
+    [t] = d["topics"]
+    sizes = {p["partition_index"]: p["partition_size"] for p in t["partitions"]}
+    assert t["name"] == topic and sizes[0] == 0 and sizes[1] > 100

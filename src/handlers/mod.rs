@@ -12,6 +12,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
+pub mod describe_log_dirs;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -134,6 +135,7 @@ pub static APIS: &[Api] = &[
     api!(IncrementalAlterConfigs, incremental_alter_configs),
     api!(CreatePartitions, create_partitions),
     api!(DescribeCluster, describe_cluster),
+    api!(DescribeLogDirs, describe_log_dirs),
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static Api> {

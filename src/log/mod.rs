@@ -11,6 +11,7 @@ mod records;
 mod recovery;
 mod retention;
 mod segment;
+pub mod volume;
 
 #[cfg(test)]
 mod compaction_tests;

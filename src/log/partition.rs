@@ -71,6 +71,11 @@ impl PartitionLog {
         self.log_start_offset
     }
 
+    /// Bytes of record batches in the log's segments (Kafka's `UnifiedLog.size`).
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
     /// Next offset to be assigned.
     pub fn log_end_offset(&self) -> i64 {
         self.segments

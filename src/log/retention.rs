@@ -87,8 +87,7 @@ impl PartitionLog {
             }
         }
         if self.config.cleanup_delete && self.config.retention_bytes >= 0 {
-            let total: u64 = self.segments.iter().map(|s| s.size).sum();
-            let mut excess = total as i64 - self.config.retention_bytes;
+            let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
             while self.segments.len() > 1 && excess - self.segments[0].size as i64 >= 0 {
                 excess -= self.segments[0].size as i64;
                 self.delete_oldest()?;
