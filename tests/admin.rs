@@ -775,3 +775,54 @@ fn describe_log_dirs_reports_partition_sizes_and_the_volume() {
         }
     }
 }
+
+#[test]
+fn acl_apis_answer_security_disabled_as_kafka_without_an_authorizer() {
+    use kafka_protocol::messages::create_acls_request::AclCreation;
+    use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
+    const SECURITY_DISABLED: i16 = 54;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    for v in 1..=3 {
+        let req = DescribeAclsRequest::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1);
+        let Some(ResponseKind::DescribeAcls(r)) = c.request(ApiKey::DescribeAcls, v, req) else {
+            panic!("DescribeAcls v{v}")
+        };
+        assert_eq!((r.error_code, r.resources.len()), (SECURITY_DISABLED, 0));
+        assert_eq!(
+            r.error_message.unwrap().as_str(),
+            "No Authorizer is configured."
+        );
+
+        let creation = AclCreation::default()
+            .with_resource_type(2)
+            .with_resource_name(s("t"))
+            .with_resource_pattern_type(3)
+            .with_principal(s("User:alice"))
+            .with_host(s("*"))
+            .with_operation(3)
+            .with_permission_type(3);
+        let req = CreateAclsRequest::default().with_creations(vec![creation.clone(), creation]);
+        let Some(ResponseKind::CreateAcls(r)) = c.request(ApiKey::CreateAcls, v, req) else {
+            panic!("CreateAcls v{v}")
+        };
+        let codes: Vec<i16> = r.results.iter().map(|r| r.error_code).collect();
+        assert_eq!(codes, [SECURITY_DISABLED, SECURITY_DISABLED]);
+
+        let req = DeleteAclsRequest::default().with_filters(vec![DeleteAclsFilter::default()
+            .with_resource_type_filter(1)
+            .with_pattern_type_filter(1)
+            .with_operation(1)
+            .with_permission_type(1)]);
+        let Some(ResponseKind::DeleteAcls(r)) = c.request(ApiKey::DeleteAcls, v, req) else {
+            panic!("DeleteAcls v{v}")
+        };
+        let codes: Vec<i16> = r.filter_results.iter().map(|r| r.error_code).collect();
+        assert_eq!(codes, [SECURITY_DISABLED]);
+    }
+}

@@ -1,6 +1,7 @@
 //! Kafka API handlers, one module per API. `APIS` is the single table that drives both dispatch and
 //! the ApiVersions answer, so what we advertise is exactly what we serve.
 
+pub mod acls;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod compact;
@@ -35,6 +36,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+
+use acls::{create_acls, delete_acls, describe_acls};
 
 use crate::broker::Broker;
 
@@ -136,6 +139,9 @@ pub static APIS: &[Api] = &[
     api!(CreatePartitions, create_partitions),
     api!(DescribeCluster, describe_cluster),
     api!(DescribeLogDirs, describe_log_dirs),
+    api!(DescribeAcls, describe_acls),
+    api!(CreateAcls, create_acls),
+    api!(DeleteAcls, delete_acls),
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static Api> {

@@ -110,3 +110,15 @@ test('createPartitions and alterConfigs', async () => {
     (e) => e.type === 'INVALID_CONFIG'
   )
 })
+
+test('ACL calls get SECURITY_DISABLED, as from Kafka without an authorizer', async () => {
+  const { AclResourceTypes, AclOperationTypes, AclPermissionTypes, ResourcePatternTypes } = require('kafkajs')
+  const filter = {
+    resourceType: AclResourceTypes.ANY,
+    resourcePatternType: ResourcePatternTypes.ANY,
+    operation: AclOperationTypes.ANY,
+    permissionType: AclPermissionTypes.ANY
+  }
+  await assert.rejects(admin.describeAcls(filter), (e) => e.type === 'SECURITY_DISABLED')
+  await assert.rejects(admin.deleteAcls({ filters: [filter] }), (e) => e.type === 'SECURITY_DISABLED')
+})
