@@ -23,10 +23,8 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use fuzz_support::{batches, corpus, decode, set_crash_file, set_current, CountingAlloc, Harness};
 use kafka_protocol::messages::ApiKey;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType, NO_PRODUCER_EPOCH,
-    NO_PRODUCER_ID,
-};
+use kafka_protocol::records::{Compression, Record};
+use vltava::log::{encode_batch, plain_record};
 use vltava::server::prewalk::gen::{self, Rng};
 use vltava::server::prewalk::schema::schemas;
 
@@ -145,20 +143,10 @@ fn framed(frames: &[Vec<u8>]) -> Vec<u8> {
 fn generated_batch(rng: &mut Rng) -> Vec<u8> {
     let n = 1 + rng.below(5) as i64;
     let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: i as i32 - 1,
-            timestamp: 1_700_000_000_000 + i,
-            key: (rng.below(2) == 0).then(|| Bytes::from(vec![b'k'; rng.below(20) as usize])),
-            value: Some(Bytes::from(vec![b'v'; rng.below(300) as usize])),
-            headers: Default::default(),
+        .map(|i| {
+            let key = (rng.below(2) == 0).then(|| Bytes::from(vec![b'k'; rng.below(20) as usize]));
+            let value = Some(Bytes::from(vec![b'v'; rng.below(300) as usize]));
+            plain_record(i, 1_700_000_000_000 + i, key, value)
         })
         .collect();
     let compression = match rng.below(5) {
@@ -168,15 +156,9 @@ fn generated_batch(rng: &mut Rng) -> Vec<u8> {
         3 => Compression::Lz4,
         _ => Compression::Zstd,
     };
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression,
-    };
-    match RecordBatchEncoder::encode(&mut buf, &records, &options) {
-        Ok(()) => buf.to_vec(),
-        Err(_) => Vec::new(),
-    }
+    encode_batch(&records, compression)
+        .map(|b| b.to_vec())
+        .unwrap_or_default()
 }
 
 /// Recomputes a v2 batch's CRC so mutations get past the check into what follows it.

@@ -13,18 +13,15 @@
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
-};
+use bytes::Bytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use tracing::{info, warn};
 
 use super::error::GroupError;
 use super::records::{partition_for, GroupValue, OffsetValue, RecordKey};
 use crate::broker::topics::{TopicError, TopicRequest};
 use crate::broker::Broker;
-use crate::log::{validate_batches, BatchError};
+use crate::log::{encode_batch, plain_record, validate_batches, BatchError};
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -107,33 +104,10 @@ pub fn append(
     let records: Vec<Record> = records
         .into_iter()
         .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder keeps records in one batch while offset - sequence is constant.
-            sequence: i as i32 - 1,
-            timestamp: now_ms,
-            key: Some(key.encode()),
-            value,
-            headers: Default::default(),
-        })
+        .map(|(i, (key, value))| plain_record(i as i64, now_ms, Some(key.encode()), value))
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| GroupError::Storage(e.to_string()))?;
+    let buf = encode_batch(&records, Compression::None)
+        .map_err(|e| GroupError::Storage(e.to_string()))?;
     let max = partition.with_log(|l| l.config().max_message_bytes);
     let headers = validate_batches(&buf, max).map_err(|e| match e {
         BatchError::TooLarge { size, max } => GroupError::RecordTooLarge { size, max },

@@ -5,10 +5,7 @@ use std::fs;
 use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType as Ts,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 
 use super::tests::files;
 use super::*;
@@ -30,38 +27,24 @@ fn keyed(
         .iter()
         .enumerate()
         .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
             partition_leader_epoch: 0,
             producer_id: pid,
             producer_epoch: epoch,
-            timestamp_type: Ts::Creation,
-            offset: i as i64,
-            // The encoder batches records whose offset - sequence agree; a base sequence of -1 for
-            // producers without an id.
+            // A base sequence of -1 for producers without an id.
             sequence: if seq < 0 {
                 i as i32 - 1
             } else {
                 seq + i as i32
             },
-            timestamp: base_ts + i as i64,
-            key: k.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-            value: v.map(|v| Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
+            ..plain_record(
+                i as i64,
+                base_ts + i as i64,
+                k.map(|k| Bytes::copy_from_slice(k.as_bytes())),
+                v.map(|v| Bytes::copy_from_slice(v.as_bytes())),
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .unwrap();
-    buf.to_vec()
+    encode_batch(&records, compression).unwrap().to_vec()
 }
 
 fn config() -> LogConfig {

@@ -32,4 +32,6 @@ pub enum LogError {
     Corrupt(String),
     #[error(transparent)]
     Producer(#[from] super::producer_state::ProducerError),
+    #[error("cannot encode records: {0}")]
+    Encode(String),
 }

@@ -3,6 +3,7 @@
 mod batch;
 mod compaction;
 mod config;
+mod encode;
 mod error;
 mod index;
 mod partition;
@@ -23,6 +24,7 @@ mod tests;
 pub use batch::{validate_batches, validate_stored, BatchHeader};
 pub use compaction::{compact_batch, CleanPlan, CleanStats, Cleaned};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
+pub use encode::{encode_batch, plain_record};
 pub use error::{BatchError, LogError};
 pub use partition::{AppendInfo, FetchSlice, PartitionLog};
 pub use producer_state::{

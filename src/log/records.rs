@@ -274,7 +274,8 @@ fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i64, BatchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::{Bytes, BytesMut};
+    use crate::log::{encode_batch, plain_record};
+    use bytes::Bytes;
     use kafka_protocol::records::*;
 
     fn encoded(timestamps: &[i64], compression: Compression) -> Bytes {
@@ -282,32 +283,16 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, ts)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
                 partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: 100 + i as i64,
-                sequence: i as i32 - 1,
-                timestamp: *ts,
-                key: Some(Bytes::from(vec![b'k'; 50])),
-                value: Some(Bytes::from(vec![b'v'; 500])),
-                headers: Default::default(),
+                ..plain_record(
+                    100 + i as i64,
+                    *ts,
+                    Some(Bytes::from(vec![b'k'; 50])),
+                    Some(Bytes::from(vec![b'v'; 500])),
+                )
             })
             .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .unwrap();
-        buf.freeze()
+        encode_batch(&records, compression).unwrap().freeze()
     }
 
     #[test]

@@ -221,38 +221,26 @@ pub fn records_batch(
     first_ts: i64,
     values: &[&str],
 ) -> Bytes {
-    use kafka_protocol::records::*;
+    use kafka_protocol::records::{Compression, Record};
     let records: Vec<Record> = values
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
             producer_id: pid,
             producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
             // kafka-protocol batches records while offset - sequence is constant.
             sequence: first_seq.wrapping_add(i as i32),
-            timestamp: first_ts + i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(v.to_string())),
-            headers: Default::default(),
+            ..vltava::log::plain_record(
+                i as i64,
+                first_ts + i as i64,
+                Some(Bytes::from(format!("k{i}"))),
+                Some(Bytes::from(v.to_string())),
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
+    vltava::log::encode_batch(&records, Compression::None)
+        .unwrap()
+        .freeze()
 }
 
 pub fn name(s: &str) -> kafka_protocol::messages::TopicName {
