@@ -44,15 +44,7 @@ impl GroupCoordinator {
         groups: &mut HashMap<String, Group>,
         req: SyncRequest,
     ) -> Result<Answer<SyncOutcome>, GroupError> {
-        if req.group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
-        let g = groups
-            .get_mut(&req.group_id)
-            .ok_or(GroupError::UnknownMemberId)?;
-        if g.state == GroupState::Dead {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
+        let g = live_group(groups, &req.group_id)?;
         if g.is_fenced(req.instance_id.as_deref(), &req.member_id) {
             return Err(GroupError::FencedInstanceId);
         }
@@ -142,16 +134,8 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), GroupError> {
-        if group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
         let mut groups = self.lock();
-        let g = groups
-            .get_mut(group_id)
-            .ok_or(GroupError::UnknownMemberId)?;
-        if g.state == GroupState::Dead {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
+        let g = live_group(&mut groups, group_id)?;
         if g.is_fenced(instance_id, member_id) {
             return Err(GroupError::FencedInstanceId);
         }
@@ -179,16 +163,8 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), GroupError> {
-        if group_id.is_empty() {
-            return Err(GroupError::InvalidGroupId);
-        }
         let mut groups = self.lock();
-        let g = groups
-            .get_mut(group_id)
-            .ok_or(GroupError::UnknownMemberId)?;
-        if g.state == GroupState::Dead {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
+        let g = live_group(&mut groups, group_id)?;
         let id = match instance_id {
             Some(instance) => match g.static_members.get(instance) {
                 None => return Err(GroupError::UnknownMemberId),
@@ -210,4 +186,22 @@ impl GroupCoordinator {
         self.remove_member_and_update(g, &id, "member left");
         Ok(())
     }
+}
+
+/// The group a member request (SyncGroup, Heartbeat, LeaveGroup) names, as Kafka checks it: a group
+/// id is required, an unknown group knows no member, and a group being deleted is not coordinated.
+fn live_group<'a>(
+    groups: &'a mut HashMap<String, Group>,
+    group_id: &str,
+) -> Result<&'a mut Group, GroupError> {
+    if group_id.is_empty() {
+        return Err(GroupError::InvalidGroupId);
+    }
+    let g = groups
+        .get_mut(group_id)
+        .ok_or(GroupError::UnknownMemberId)?;
+    if g.state == GroupState::Dead {
+        return Err(GroupError::CoordinatorNotAvailable);
+    }
+    Ok(g)
 }
