@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use crate::log::{FlushPolicy, LogConfig, TimestampType};
 pub use crate::server::limits::Limits;
+pub use crate::server::sasl::SaslSettings;
 
 /// Everything the broker reads at start-up. Field comments name the Kafka setting each mirrors.
 #[derive(Clone, Debug, Deserialize)]
@@ -60,6 +61,8 @@ pub struct Config {
     pub producer_id_expiration_ms: i64,
     /// Defaults for every partition log; topic configs override them.
     pub log: LogSettings,
+    /// SASL on the listener (`sasl.enabled.mechanisms` and its users); off by default.
+    pub sasl: SaslSettings,
 }
 
 /// Broker-wide log defaults (Kafka's `log.*` settings).
@@ -108,6 +111,7 @@ impl Default for Config {
             offset_metadata_max_bytes: 4096,
             producer_id_expiration_ms: LogConfig::default().producer_id_expiration_ms,
             log: LogSettings::default(),
+            sasl: SaslSettings::default(),
         }
     }
 }
@@ -228,6 +232,8 @@ impl Config {
             ));
         }
         self.limits.validate()?;
+        crate::server::sasl::Authenticator::from_settings(&self.sasl)
+            .map_err(|e| ConfigError::Invalid(format!("sasl: {e}")))?;
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid("max_connections must be >= 1".into()));
         }
@@ -277,6 +283,20 @@ mod tests {
         );
         assert_eq!(cfg.offsets_retention_minutes, d.offsets_retention_minutes);
         assert_eq!(cfg.group_max_size, d.group_max_size);
+    }
+
+    #[test]
+    fn sasl_needs_known_mechanisms_and_users() {
+        let bad =
+            toml::from_str::<Config>("[sasl]\nmechanisms = [\"GSSAPI\"]\n[sasl.users]\na = \"b\"")
+                .unwrap();
+        assert!(bad.validate().is_err());
+        let nobody: Config = toml::from_str("[sasl]\nmechanisms = [\"PLAIN\"]").unwrap();
+        assert!(nobody.validate().is_err());
+        let ok: Config =
+            toml::from_str("[sasl]\nmechanisms = [\"SCRAM-SHA-512\"]\n[sasl.users]\na = \"b\"")
+                .unwrap();
+        ok.validate().unwrap();
     }
 
     #[test]

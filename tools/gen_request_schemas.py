@@ -30,7 +30,8 @@ APIS = [
     (44, "IncrementalAlterConfigs", "incremental_alter_configs"),
     (60, "DescribeCluster", "describe_cluster"),
     (29, "DescribeAcls", "describe_acls"), (30, "CreateAcls", "create_acls"),
-    (31, "DeleteAcls", "delete_acls"),
+    (31, "DeleteAcls", "delete_acls"), (17, "SaslHandshake", "sasl_handshake"),
+    (36, "SaslAuthenticate", "sasl_authenticate"),
     (42, "DeleteGroups", "delete_groups"), (47, "OffsetDelete", "offset_delete"),
 ]
 

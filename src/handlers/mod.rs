@@ -28,6 +28,8 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod produce;
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
 pub mod sync_group;
 
 use std::future::Future;
@@ -48,6 +50,8 @@ pub struct RequestContext {
     pub correlation_id: i32,
     pub client_id: Option<String>,
     pub peer: SocketAddr,
+    /// The connection's SASL state (SaslHandshake and SaslAuthenticate move it on).
+    pub session: Arc<crate::server::sasl::Session>,
 }
 
 /// A failure that is not expressible as a Kafka error code in the response: the connection is closed.
@@ -142,6 +146,8 @@ pub static APIS: &[Api] = &[
     api!(DescribeAcls, describe_acls),
     api!(CreateAcls, create_acls),
     api!(DeleteAcls, delete_acls),
+    api!(SaslHandshake, sasl_handshake),
+    api!(SaslAuthenticate, sasl_authenticate),
 ];
 
 pub fn lookup(api_key: i16) -> Option<&'static Api> {

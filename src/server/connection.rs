@@ -10,6 +10,7 @@ use tracing::{debug, info, warn};
 
 use super::dispatch::{dispatch, Outcome};
 use super::frame::{FrameError, FrameReader};
+use super::sasl::Session;
 use super::shutdown::Shutdown;
 use crate::broker::Broker;
 
@@ -22,6 +23,7 @@ pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
+    session: Arc<Session>,
     mut shutdown: Shutdown,
     request_pool: (Arc<Semaphore>, u32),
 ) {
@@ -55,26 +57,36 @@ pub async fn serve(
                 break;
             }
         };
-        match dispatch(&broker, peer, frame.freeze()).await {
-            Outcome::Respond(bytes) => {
-                // A client that never reads its responses must not hold the connection forever.
-                match tokio::time::timeout(idle, writer.write_all(&bytes)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        debug!(%peer, error = %e, "connection write failed");
-                        break;
-                    }
-                    Err(_) => {
-                        warn!(%peer, "closing connection: client has not read its responses for connections.max.idle.ms");
-                        break;
-                    }
-                }
-            }
-            Outcome::NoResponse => {}
+        let (response, close_after) = match dispatch(&broker, &session, peer, frame.freeze()).await
+        {
+            Outcome::Respond(bytes) => (Some(bytes), false),
+            Outcome::RespondAndClose(bytes) => (Some(bytes), true),
+            Outcome::NoResponse => (None, false),
             Outcome::Close(reason) => {
                 info!(%peer, %reason, "closing connection");
                 break;
             }
+        };
+        if let Some(bytes) = response {
+            // A client that never reads its responses must not hold the connection forever.
+            match tokio::time::timeout(idle, writer.write_all(&bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "connection write failed");
+                    break;
+                }
+                Err(_) => {
+                    warn!(%peer, "closing connection: client has not read its responses for connections.max.idle.ms");
+                    break;
+                }
+            }
+        }
+        if close_after {
+            let delay = broker.config.sasl.connection_failed_authentication_delay_ms;
+            info!(%peer, delay_ms = delay, "closing connection after a refused SASL authentication");
+            let _ = tokio::time::timeout(idle, writer.flush()).await;
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+            break;
         }
         // Batch responses to pipelined requests into one write; flush once nothing more is waiting.
         if !reader.has_buffered_frame() {

@@ -9,6 +9,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use tracing::{debug, warn};
 
 use super::prewalk::prewalk;
+use super::sasl::Session;
 use crate::broker::Broker;
 use crate::handlers::{self, api_versions, RequestContext};
 
@@ -20,12 +21,22 @@ pub enum Outcome {
     NoResponse,
     /// Close the connection, as Kafka does for requests it cannot parse or does not support.
     Close(String),
+    /// Send this frame, then close (a refused SASL authentication).
+    RespondAndClose(Bytes),
 }
 
 /// Bytes before the variable part of every request header: api key, api version, correlation id.
 const FIXED_HEADER: usize = 8;
 
-pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) -> Outcome {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    session: &Arc<Session>,
+    peer: SocketAddr,
+    frame: Bytes,
+) -> Outcome {
+    if session.takes_raw_tokens() {
+        return raw_sasl_token(session, &frame);
+    }
     if frame.len() < FIXED_HEADER {
         return Outcome::Close(format!("request of {} bytes has no header", frame.len()));
     }
@@ -49,6 +60,13 @@ pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) -> O
         ));
     }
 
+    if !session.allows(api.key) {
+        // Kafka closes a connection that sends anything else before it has authenticated.
+        return Outcome::Close(format!(
+            "unexpected {:?} request during SASL authentication",
+            api.key
+        ));
+    }
     // Bounded walk first: kafka-protocol reserves array capacity from wire counts (see `prewalk`).
     if let Err(e) = prewalk(
         &frame,
@@ -74,11 +92,19 @@ pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, frame: Bytes) -> O
         correlation_id,
         client_id: header.client_id.map(|c| c.to_string()),
         peer,
+        session: session.clone(),
     };
     let started = std::time::Instant::now();
     let result = (api.handle)(ctx, request).await;
     debug!(%peer, api = ?api.key, version, correlation_id, elapsed_us = started.elapsed().as_micros() as u64, "request handled");
     match result {
+        // A refused authentication is answered, then the connection closes.
+        Ok(Some(response)) if session.must_close() => {
+            match encode(api.key, correlation_id, version, &response) {
+                Outcome::Respond(bytes) => Outcome::RespondAndClose(bytes),
+                other => other,
+            }
+        }
         Ok(Some(response)) => encode(api.key, correlation_id, version, &response),
         Ok(None) => Outcome::NoResponse,
         Err(e) => {
@@ -101,4 +127,18 @@ fn encode(key: ApiKey, correlation_id: i32, version: i16, body: &ResponseKind) -
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Outcome::Respond(buf.freeze())
+}
+
+/// After a SaslHandshake v0 the client sends its SASL tokens as bare frames and reads the replies
+/// the same way; a refused token closes the connection (that flow has no way to say why).
+fn raw_sasl_token(session: &Session, token: &[u8]) -> Outcome {
+    match session.authenticate(token) {
+        Ok(reply) => {
+            let mut buf = BytesMut::with_capacity(4 + reply.len());
+            buf.put_i32(reply.len() as i32);
+            buf.put_slice(&reply);
+            Outcome::Respond(buf.freeze())
+        }
+        Err(e) => Outcome::Close(format!("SASL authentication failed: {e}")),
+    }
 }

@@ -5,6 +5,7 @@ pub mod dispatch;
 pub mod frame;
 pub mod limits;
 pub mod prewalk;
+pub mod sasl;
 mod shutdown;
 
 use std::future::Future;
@@ -29,6 +30,11 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     let queued = broker.config.limits.queued_max_request_bytes;
     let request_pool = Arc::new(Semaphore::new(queued as usize));
     let max_per_ip = broker.config.limits.max_connections_per_ip;
+    // Validated at start-up; a listener without mechanisms needs no authentication.
+    let auth = sasl::Authenticator::from_settings(&broker.config.sasl)
+        .ok()
+        .flatten()
+        .map(Arc::new);
 
     let accept = async {
         loop {
@@ -55,8 +61,9 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
             let shutdown = Shutdown::new(notify_shutdown.subscribe());
             let done = done_tx.clone();
             let pool = (request_pool.clone(), queued);
+            let session = Arc::new(sasl::Session::new(auth.clone()));
             tokio::spawn(async move {
-                connection::serve(stream, peer, broker, shutdown, pool).await;
+                connection::serve(stream, peer, broker, session, shutdown, pool).await;
                 drop(ip_slot);
                 drop(permit);
                 drop(done);

@@ -30,6 +30,7 @@ use vltava::log::{compact_batch, record_metas, validate_batches, validate_stored
 use vltava::server::dispatch::{dispatch, Outcome};
 use vltava::server::frame::FrameReader;
 use vltava::server::prewalk::{cost, prewalk};
+use vltava::server::sasl::Session;
 
 /// A single allocation this big is a finding: no input should ever ask for it.
 pub const HUGE_ALLOCATION: usize = 512 << 20;
@@ -293,6 +294,8 @@ impl Harness {
     pub fn request(&self, stream: &[u8]) -> Signature {
         let peer: SocketAddr = ([127, 0, 0, 1], 40000).into();
         let broker = self.broker.clone();
+        // A PLAINTEXT listener's session: every API is reachable.
+        let session = Arc::new(Session::new(None));
         self.rt.block_on(async move {
             let mut reader = FrameReader::new(stream, broker.config.socket_request_max_bytes);
             // The last frame's path and how the stream ended: coarse enough to keep the pool useful.
@@ -312,7 +315,7 @@ impl Harness {
                 ]);
                 let may_wait = frame.len() >= 2 && matches!(key, 1 | 11 | 14);
                 let limit = Duration::from_millis(if may_wait { 50 } else { 10_000 });
-                match tokio::time::timeout(limit, dispatch(&broker, peer, frame)).await {
+                match tokio::time::timeout(limit, dispatch(&broker, &session, peer, frame)).await {
                     Ok(Outcome::Respond(_)) => {
                         ANSWERED.fetch_add(1, Ordering::Relaxed);
                         sig = mix(sig, 6)
@@ -322,6 +325,7 @@ impl Harness {
                         sig = mix(sig, 7)
                     }
                     Ok(Outcome::Close(_)) => return mix(sig, 8),
+                    Ok(Outcome::RespondAndClose(_)) => return mix(sig, 10),
                     Err(_) if may_wait => sig = mix(sig, 9),
                     Err(_) => panic!("a request took more than {limit:?}"),
                 }
