@@ -244,18 +244,7 @@ fn delete_records_moves_the_log_start_and_it_survives_a_restart() {
     for i in 0..20 {
         assert_eq!(produce_one(&mut c, "trimmed", &format!("value-{i}")), i);
     }
-    let segments = || {
-        std::fs::read_dir(data.join("trimmed-0"))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "log")
-            })
-            .count()
-    };
+    let segments = || common::segment_files(&data.join("trimmed-0"));
     let before = segments();
     assert!(before > 3, "{before} segments");
 

@@ -125,18 +125,7 @@ fn retention_task_deletes_old_segments_and_advances_log_start() {
     }
     // The retention task runs every 20 ms, possibly while the records above were still arriving;
     // wait (bounded) until a pass has run after the last produce: old segments gone, start advanced.
-    let log_segments = || {
-        std::fs::read_dir(data.join("short-0"))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "log")
-            })
-            .count()
-    };
+    let log_segments = || common::segment_files(&data.join("short-0"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let (earliest, segments) = loop {
         let state = (list_offset(&mut c, "short", -2), log_segments());

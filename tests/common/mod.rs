@@ -339,3 +339,14 @@ pub fn fetch_partition(c: &mut Client, topic: &str, offset: i64) -> fetch_respon
     };
     r.responses.remove(0).partitions.remove(0)
 }
+
+/// How many segment files (`.log`) a partition directory holds.
+pub fn segment_files(partition_dir: &Path) -> usize {
+    std::fs::read_dir(partition_dir)
+        .expect("partition directory")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+        })
+        .count()
+}
