@@ -21,9 +21,10 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # libcurl4-openssl-dev: rdkafka-sys builds librdkafka 2.12 from source (zstd is vendored by
 # zstd-sys; no SSL/SASL features are enabled, but librdkafka 2.12's rdkafka_conf.c includes
 # <curl/curl.h> even with WITH_CURL=0, so a machine without the curl headers cannot build it).
+# openssl: the CLI makes the TLS tests' certificates (compat-tests/tls/make-certs.sh).
 # golang-go + golang-github-shopify-sarama-dev: the Sarama client (Go) and its dependencies as
 # Debian packages it, built in GOPATH mode (no Go module proxy is needed).
-APT_PKGS=(kcat cmake build-essential pkg-config zlib1g-dev libcurl4-openssl-dev golang-go golang-github-shopify-sarama-dev)
+APT_PKGS=(kcat openssl cmake build-essential pkg-config zlib1g-dev libcurl4-openssl-dev golang-go golang-github-shopify-sarama-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

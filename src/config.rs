@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::log::{FlushPolicy, LogConfig, TimestampType};
 pub use crate::server::limits::Limits;
 pub use crate::server::sasl::SaslSettings;
+pub use crate::server::tls::TlsSettings;
 
 /// Everything the broker reads at start-up. Field comments name the Kafka setting each mirrors.
 #[derive(Clone, Debug, Deserialize)]
@@ -63,6 +64,8 @@ pub struct Config {
     pub log: LogSettings,
     /// SASL on the listener (`sasl.enabled.mechanisms` and its users); off by default.
     pub sasl: SaslSettings,
+    /// TLS on the listener (Kafka's SSL / SASL_SSL); off by default.
+    pub tls: TlsSettings,
 }
 
 /// Broker-wide log defaults (Kafka's `log.*` settings).
@@ -112,6 +115,7 @@ impl Default for Config {
             producer_id_expiration_ms: LogConfig::default().producer_id_expiration_ms,
             log: LogSettings::default(),
             sasl: SaslSettings::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -190,6 +194,16 @@ impl Config {
         })
     }
 
+    /// Kafka's name for what the listener speaks: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    pub fn security_protocol(&self) -> &'static str {
+        match (self.sasl.mechanisms.is_empty(), self.tls.enabled()) {
+            (true, false) => "PLAINTEXT",
+            (true, true) => "SSL",
+            (false, false) => "SASL_PLAINTEXT",
+            (false, true) => "SASL_SSL",
+        }
+    }
+
     /// Checks values that serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.node_id < 0 {
@@ -234,6 +248,7 @@ impl Config {
         self.limits.validate()?;
         crate::server::sasl::Authenticator::from_settings(&self.sasl)
             .map_err(|e| ConfigError::Invalid(format!("sasl: {e}")))?;
+        crate::server::tls::acceptor(&self.tls).map_err(ConfigError::Invalid)?;
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid("max_connections must be >= 1".into()));
         }

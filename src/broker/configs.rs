@@ -102,10 +102,14 @@ fn broker_settings(c: &Config, advertised: &str) -> BTreeMap<String, (String, i8
         ("node.id", c.node_id.to_string(), INT),
         ("broker.id", c.node_id.to_string(), INT),
         ("process.roles", "broker,controller".into(), LIST),
-        ("listeners", format!("PLAINTEXT://{}", c.listen), LIST),
+        (
+            "listeners",
+            format!("{}://{}", c.security_protocol(), c.listen),
+            LIST,
+        ),
         (
             "advertised.listeners",
-            format!("PLAINTEXT://{advertised}"),
+            format!("{}://{advertised}", c.security_protocol()),
             LIST,
         ),
         ("log.dirs", c.data_dir.display().to_string(), LIST),

@@ -3,8 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncWriteExt, BufWriter};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
@@ -19,16 +18,18 @@ use crate::broker::Broker;
 /// many produce requests without waiting) gets its responses in request order and its appends in
 /// send order. Only one request is handled at a time and nothing more is read meanwhile, so a
 /// pipelining client is held back by TCP instead of growing a queue here (see `super::limits`).
-pub async fn serve(
-    stream: TcpStream,
+/// `read_half` and `write_half` are the two directions of a TCP or TLS stream.
+pub async fn serve<R, W>(
+    (read_half, write_half): (R, W),
     peer: SocketAddr,
     broker: Arc<Broker>,
     session: Arc<Session>,
     mut shutdown: Shutdown,
     request_pool: (Arc<Semaphore>, u32),
-) {
-    let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let limits = &broker.config.limits;
     let idle = limits.idle();
     let mut reader = FrameReader::new(read_half, broker.config.socket_request_max_bytes)

@@ -7,6 +7,7 @@ pub mod limits;
 pub mod prewalk;
 pub mod sasl;
 mod shutdown;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
         .ok()
         .flatten()
         .map(Arc::new);
+    let tls = tls::acceptor(&broker.config.tls).ok().flatten();
+    let handshake_timeout = broker.config.limits.frame_read_timeout();
 
     let accept = async {
         loop {
@@ -62,8 +65,28 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
             let done = done_tx.clone();
             let pool = (request_pool.clone(), queued);
             let session = Arc::new(sasl::Session::new(auth.clone()));
+            let tls = tls.clone();
+            let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
-                connection::serve(stream, peer, broker, session, shutdown, pool).await;
+                match tls {
+                    None => {
+                        let halves = stream.into_split();
+                        connection::serve(halves, peer, broker, session, shutdown, pool).await;
+                    }
+                    // The handshake is bounded like a request frame (slowloris).
+                    Some(tls) => match tokio::time::timeout(handshake_timeout, tls.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(stream)) => {
+                            let halves = tokio::io::split(stream);
+                            connection::serve(halves, peer, broker, session, shutdown, pool).await;
+                        }
+                        Ok(Err(e)) => {
+                            info!(%peer, error = %e, "closing connection: TLS handshake failed")
+                        }
+                        Err(_) => info!(%peer, "closing connection: TLS handshake timed out"),
+                    },
+                }
                 drop(ip_slot);
                 drop(permit);
                 drop(done);
