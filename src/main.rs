@@ -90,9 +90,9 @@ async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "accepting connections"
     );
-    vltava::server::run(listener, broker.clone(), shutdown_signal()).await;
+    let served = vltava::server::run(listener, broker.clone(), shutdown_signal()).await;
     broker.shutdown().await;
-    Ok(())
+    served.map_err(|e| anyhow::anyhow!("listener: {e}"))
 }
 
 /// The advertised host and port: `--advertise`, else the bound address with 0.0.0.0 shown as 127.0.0.1.

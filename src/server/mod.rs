@@ -23,7 +23,12 @@ pub use shutdown::Shutdown;
 /// in-flight request. One task per connection; at most `max_connections` at once (further clients
 /// wait in the kernel's accept backlog, as with Kafka's `max.connections`), and at most
 /// `max_connections_per_ip` from one address (see `limits`).
-pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future) {
+/// Fails only when the listener's SASL or TLS setup, checked at start-up, cannot be built now.
+pub async fn run(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    shutdown: impl Future,
+) -> Result<(), String> {
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let limit = Arc::new(Semaphore::new(broker.config.max_connections));
@@ -32,11 +37,17 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     let request_pool = Arc::new(Semaphore::new(queued as usize));
     let max_per_ip = broker.config.limits.max_connections_per_ip;
     // Validated at start-up; a listener without mechanisms needs no authentication.
-    let auth = sasl::Authenticator::from_settings(&broker.config.sasl)
-        .ok()
-        .flatten()
-        .map(Arc::new);
-    let tls = tls::acceptor(&broker.config.tls).ok().flatten();
+    // Both were checked when the broker started; should they fail now (a certificate file gone),
+    // serve nobody rather than fall back to an unauthenticated or unencrypted listener.
+    let security = sasl::Authenticator::from_settings(&broker.config.sasl)
+        .and_then(|auth| Ok((auth.map(Arc::new), tls::acceptor(&broker.config.tls)?)));
+    let (auth, tls) = match security {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot set up the listener's security; not accepting connections");
+            return Err(e);
+        }
+    };
     let handshake_timeout = broker.config.limits.frame_read_timeout();
 
     let accept = async {
@@ -102,4 +113,5 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     drop(done_tx);
     // Every connection task holds a sender; recv returns None once all have finished.
     let _ = done_rx.recv().await;
+    Ok(())
 }
