@@ -38,7 +38,7 @@ impl Default for SaslSettings {
 }
 
 /// A SASL mechanism this broker implements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Mechanism {
     Plain,
     ScramSha256,

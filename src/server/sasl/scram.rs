@@ -238,8 +238,18 @@ mod tests {
                 .unwrap()
                 .to_string()
         };
-        let salt = B64.decode(attr("s=")).unwrap();
-        let salted = salted_password(m, password, &salt);
+        // PBKDF2 is slow in debug builds: one derivation per (mechanism, password, salt).
+        thread_local! {
+            static SALTED: std::cell::RefCell<std::collections::HashMap<(Mechanism, String, String), Vec<u8>>> =
+                Default::default();
+        }
+        let salt_b64 = attr("s=");
+        let salted = SALTED.with(|c| {
+            c.borrow_mut()
+                .entry((m, password.to_string(), salt_b64.clone()))
+                .or_insert_with(|| salted_password(m, password, &B64.decode(&salt_b64).unwrap()))
+                .clone()
+        });
         let client_key = hmac(m, &salted, b"Client Key");
         let stored = hash(m, &client_key);
         let without_proof = format!("c=biws,r={nonce_prefix}{}", attr("r="));
@@ -307,6 +317,43 @@ mod tests {
         let fin = client_final(m, "s3cret", bare, std::str::from_utf8(&first).unwrap(), "");
         let tampered = fin.replacen(",p=", "x,p=", 1);
         assert!(ex.finish(tampered.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn random_and_mutated_messages_never_panic_and_a_changed_final_message_never_passes() {
+        use crate::server::prewalk::gen::Rng;
+        let auth = authenticator();
+        let mut rng = Rng(0x5eed);
+        let bare = "n=al=2C=3Dice,r=cnonce";
+        for i in 0..2000 {
+            let m = if i % 2 == 0 {
+                Mechanism::ScramSha256
+            } else {
+                Mechanism::ScramSha512
+            };
+            // Random bytes, and the valid first message with one byte changed.
+            let random: Vec<u8> = (0..rng.below(40)).map(|_| rng.below(256) as u8).collect();
+            let _ = Exchange::first(&auth, m, &random);
+            let mut first = format!("n,,{bare}").into_bytes();
+            let at = rng.below(first.len() as u64) as usize;
+            first[at] = rng.below(256) as u8;
+            let _ = Exchange::first(&auth, m, &first);
+            let _ = super::super::plain::authenticate(&auth, &random);
+
+            // A valid final message with one byte changed is refused (and does not panic).
+            let (ex, server_first) =
+                Exchange::first(&auth, m, format!("n,,{bare}").as_bytes()).unwrap();
+            let server_first = std::str::from_utf8(&server_first).unwrap();
+            let mut fin = client_final(m, "s3cret", bare, server_first, "").into_bytes();
+            let at = rng.below(fin.len() as u64) as usize;
+            let was = fin[at];
+            fin[at] = was.wrapping_add(1 + rng.below(255) as u8);
+            assert!(
+                ex.finish(&fin).is_err(),
+                "byte {at} changed: {:?}",
+                String::from_utf8_lossy(&fin)
+            );
+        }
     }
 
     #[test]
