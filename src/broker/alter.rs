@@ -77,7 +77,17 @@ impl Broker {
             });
         }
         let brokers: Vec<i32> = image.brokers.keys().copied().collect();
-        let rf = topic.partitions.first().map_or(1, |p| p.replicas.len());
+        let rf = topic
+            .partitions
+            .first()
+            .map_or(1, |p| p.replicas.len())
+            .max(1);
+        if brokers.len() < rf {
+            return Err(TopicError::InvalidReplicationFactor(format!(
+                "Unable to replicate the new partitions {rf} time(s): only {} broker(s) are registered.",
+                brokers.len()
+            )));
+        }
         let replica_lists: Vec<Vec<i32>> = match assignments {
             Some(lists) => {
                 if lists.len() != added {
@@ -102,11 +112,7 @@ impl Broker {
                 lists.to_vec()
             }
             None => (current..wanted)
-                .map(|p| {
-                    (0..rf)
-                        .map(|r| brokers[(p + r) % brokers.len().max(1)])
-                        .collect()
-                })
+                .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
                 .collect(),
         };
         Ok(replica_lists
