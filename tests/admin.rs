@@ -815,3 +815,71 @@ fn acl_apis_answer_security_disabled_as_kafka_without_an_authorizer() {
         assert_eq!(codes, [SECURITY_DISABLED]);
     }
 }
+
+#[test]
+fn create_time_outside_the_topic_timestamp_window_is_refused_as_kip_937_says() {
+    const INVALID_TIMESTAMP: i16 = 32;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    let configs: [(&str, &[(&str, &str)]); 4] = [
+        ("defaults", &[]),
+        ("lenient", &[("message.timestamp.after.max.ms", "86400000")]),
+        ("strict", &[("message.timestamp.before.max.ms", "60000")]),
+        ("appended", &[("message.timestamp.type", "LogAppendTime")]),
+    ];
+    for (topic, cfg) in configs {
+        assert_eq!(
+            create_topic(&mut c, 7, topic, 1, cfg).topics[0].error_code,
+            0
+        );
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let hour = 3_600_000;
+    let produce_at = |c: &mut Client, topic: &str, ts: i64| -> (i16, Option<String>) {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(common::name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(common::records_batch(
+                        -1,
+                        -1,
+                        -1,
+                        ts,
+                        &["a", "b"],
+                    )))])]);
+        match c.request(ApiKey::Produce, 9, req) {
+            Some(ResponseKind::Produce(r)) => {
+                let p = &r.responses[0].partition_responses[0];
+                (
+                    p.error_code,
+                    p.error_message.as_ref().map(|m| m.to_string()),
+                )
+            }
+            other => panic!("Produce: {other:?}"),
+        }
+    };
+    // Kafka's defaults: up to an hour ahead of the broker's clock, any age.
+    assert_eq!(produce_at(&mut c, "defaults", now).0, 0);
+    assert_eq!(produce_at(&mut c, "defaults", now - 1000 * 24 * hour).0, 0);
+    let (code, message) = produce_at(&mut c, "defaults", now + 2 * hour);
+    assert_eq!(code, INVALID_TIMESTAMP);
+    assert!(message.unwrap().contains("is out of range"));
+    assert_eq!(produce_at(&mut c, "lenient", now + 2 * hour).0, 0);
+    assert_eq!(
+        produce_at(&mut c, "strict", now - hour).0,
+        INVALID_TIMESTAMP
+    );
+    assert_eq!(produce_at(&mut c, "strict", now).0, 0);
+    // LogAppendTime topics stamp the broker's time and check nothing.
+    assert_eq!(produce_at(&mut c, "appended", now + 48 * hour).0, 0);
+    // Refused batches are not written: only the two accepted ones (4 records) are in the log.
+    assert_eq!(fetch_partition(&mut c, "defaults", 0).high_watermark, 4);
+}

@@ -306,3 +306,17 @@ def test_kill9_keeps_acked_records(broker_factory, topic):
     more = records(5, 1, "after")
     d = produce_all(producer(b.bootstrap), topic, more)
     assert [o for _, o in d] == [300, 301, 302, 303, 304]
+
+
+def test_timestamps_too_far_ahead_are_refused_as_kafka_does(broker, topic):
+    """KIP-937 with Kafka's default message.timestamp.after.max.ms (1 hour): a record stamped two
+    hours ahead gets INVALID_TIMESTAMP; one stamped now is written."""
+    p = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": False, "retries": 0})
+    results = []
+    now_ms = int(time.time() * 1000)
+    for ts in (now_ms + 2 * 3600 * 1000, now_ms):
+        p.produce(topic, value=b"x", partition=0, timestamp=ts,
+                  on_delivery=lambda err, m: results.append((err.code() if err else None, m.offset())))
+        p.flush(TIMEOUT)
+    assert results[0][0] == KafkaError.INVALID_TIMESTAMP, results
+    assert results[1] == (None, 0), results

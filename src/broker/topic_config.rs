@@ -182,8 +182,14 @@ pub fn defaults(log: &LogConfig) -> BTreeMap<&'static str, String> {
         ("local.retention.ms", "-2".into()),
         ("max.compaction.lag.ms", long_max.clone()),
         ("max.message.bytes", log.max_message_bytes.to_string()),
-        ("message.timestamp.after.max.ms", "3600000".into()),
-        ("message.timestamp.before.max.ms", long_max),
+        (
+            "message.timestamp.after.max.ms",
+            log.timestamp_after_max_ms.to_string(),
+        ),
+        (
+            "message.timestamp.before.max.ms",
+            log.timestamp_before_max_ms.to_string(),
+        ),
         ("message.timestamp.type", ts.into()),
         ("min.cleanable.dirty.ratio", "0.5".into()),
         ("min.compaction.lag.ms", "0".into()),

@@ -10,7 +10,12 @@ use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, warn};
 
 use super::{now_ms, HandlerResult, RequestContext};
-use crate::log::{check_keys, validate_batches, BatchError, BatchHeader, LogError, ProducerError};
+use crate::log::{
+    check_keys, validate_batches, BatchError, BatchHeader, LogError, ProducerError, TimestampType,
+};
+
+/// Kafka's RecordBatch.NO_TIMESTAMP: the record has no timestamp, and none is checked.
+const NO_TIMESTAMP: i64 = -1;
 
 pub const VERSIONS: (i16, i16) = (3, 13);
 
@@ -78,10 +83,15 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
                 continue;
             }
             let records = data.records.unwrap_or_default();
-            let (max_message_bytes, compacted) =
-                partition.with_log(|l| (l.config().max_message_bytes, l.config().cleanup_compact));
+            let (max_message_bytes, compacted, window) = partition.with_log(|l| {
+                let c = l.config();
+                let window = (c.timestamp_type == TimestampType::CreateTime)
+                    .then_some((c.timestamp_before_max_ms, c.timestamp_after_max_ms));
+                (c.max_message_bytes, c.cleanup_compact, window)
+            });
             let checked = validate_batches(&records, max_message_bytes)
                 .and_then(|h| client_batch_violation(&h).map_or(Ok(h), Err))
+                .and_then(|h| timestamp_violation(&h, window, now_ms()).map_or(Ok(h), Err))
                 .and_then(|h| {
                     // As Kafka's LogValidator: only compacted topics look inside the batch.
                     if compacted {
@@ -183,11 +193,32 @@ fn client_batch_violation(headers: &[BatchHeader]) -> Option<BatchError> {
         .then(|| BatchError::InvalidRecord("clients may not write control batches".into()))
 }
 
+/// KIP-937, for CreateTime topics: a batch whose newest timestamp is more than `after` ms ahead of
+/// the broker's clock, or whose first is more than `before` ms behind it, is refused as Kafka's
+/// LogValidator refuses such a record. Read from the batch header (its max and base timestamps):
+/// records are not decoded on the produce path.
+fn timestamp_violation(
+    headers: &[BatchHeader],
+    window: Option<(i64, i64)>,
+    now: i64,
+) -> Option<BatchError> {
+    let (before, after) = window?;
+    let (earliest, latest) = (now.saturating_sub(before), now.saturating_add(after));
+    headers.iter().find_map(|h| {
+        let out = |ts: i64| ts != NO_TIMESTAMP && !(earliest..=latest).contains(&ts);
+        let ts = [h.max_timestamp, h.base_timestamp].into_iter().find(|ts| out(*ts))?;
+        Some(BatchError::InvalidTimestamp(format!(
+            "Timestamp {ts} of message with offset 0 is out of range. The timestamp should be within [{earliest}, {latest}]"
+        )))
+    })
+}
+
 fn batch_error_code(e: &BatchError) -> ResponseError {
     match e {
         BatchError::Corrupt(_) => ResponseError::CorruptMessage,
         BatchError::InvalidRecord(_) => ResponseError::InvalidRecord,
         BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
         BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        BatchError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
     }
 }

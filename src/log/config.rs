@@ -61,6 +61,10 @@ pub struct LogConfig {
     pub flush: FlushPolicy,
     /// message.timestamp.type
     pub timestamp_type: TimestampType,
+    /// message.timestamp.before.max.ms (KIP-937): CreateTime records older than this are refused.
+    pub timestamp_before_max_ms: i64,
+    /// message.timestamp.after.max.ms (KIP-937): CreateTime records this far ahead are refused.
+    pub timestamp_after_max_ms: i64,
     /// producer.id.expiration.ms (a broker setting in Kafka, no topic-level name): idempotent-producer state is
     /// dropped this long after the producer's last batch, even if its batches are still in the log.
     pub producer_id_expiration_ms: i64,
@@ -93,6 +97,8 @@ impl Default for LogConfig {
             flush: FlushPolicy::Os,
             timestamp_type: TimestampType::CreateTime,
             producer_id_expiration_ms: DAY_MS,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 60 * 60 * 1000,
             cleanup_delete: true,
             cleanup_compact: false,
             delete_retention_ms: DAY_MS,
@@ -152,6 +158,16 @@ impl LogConfig {
                     c.segment_index_bytes = v;
                 }
                 "max.message.bytes" => c.max_message_bytes = parse(key, value)?,
+                "message.timestamp.before.max.ms" => {
+                    let v: i64 = parse(key, value)?;
+                    check(v >= 0, key)?;
+                    c.timestamp_before_max_ms = v;
+                }
+                "message.timestamp.after.max.ms" => {
+                    let v: i64 = parse(key, value)?;
+                    check(v >= 0, key)?;
+                    c.timestamp_after_max_ms = v;
+                }
                 "message.timestamp.type" => {
                     c.timestamp_type = match value.trim() {
                         "CreateTime" => TimestampType::CreateTime,

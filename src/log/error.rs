@@ -15,6 +15,9 @@ pub enum BatchError {
     /// One batch larger than max.message.bytes -> MESSAGE_TOO_LARGE (10).
     #[error("batch of {size} bytes exceeds max.message.bytes {max}")]
     TooLarge { size: usize, max: u32 },
+    /// A CreateTime timestamp outside message.timestamp.{before,after}.max.ms -> INVALID_TIMESTAMP (32).
+    #[error("{0}")]
+    InvalidTimestamp(String),
 }
 
 /// Errors of the partition log.
