@@ -211,3 +211,25 @@ def topic(request) -> str:
 
 def deadline(seconds: float) -> float:
     return time.monotonic() + seconds
+
+
+def kafka_python_round_trip(conf: dict, topic: str, n: int, timeout: float = 30.0) -> None:
+    """kafka-python with `conf` produces n records to partition 0 of `topic` and reads them back."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+    p = KafkaProducer(**conf)
+    offsets = [p.send(topic, f"v{i}".encode(), partition=0).get(timeout=timeout).offset for i in range(n)]
+    p.close()
+    assert offsets == list(range(n))
+    c = KafkaConsumer(**conf, enable_auto_commit=False)
+    tp = TopicPartition(topic, 0)
+    c.assign([tp])
+    c.seek(tp, 0)
+    got = []
+    end = deadline(timeout)
+    while len(got) < n:
+        assert time.monotonic() < end, got
+        for records in c.poll(timeout_ms=500).values():
+            got.extend(r.value for r in records)
+    c.close()
+    assert got == [f"v{i}".encode() for i in range(n)]

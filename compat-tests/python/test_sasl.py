@@ -13,7 +13,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from conftest import deadline
+from conftest import deadline, kafka_python_round_trip
 
 TIMEOUT = 30.0
 KCAT = shutil.which("kcat") or shutil.which("kafkacat")
@@ -74,27 +74,12 @@ def test_confluent_wrong_password_is_an_authentication_error(sbroker, mechanism)
 
 
 def test_kafka_python_scram_sha_512_and_a_wrong_password(sbroker, topic, caplog):
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KTopicPartition
+    from kafka import KafkaProducer
     from kafka.errors import KafkaError as KPError
 
     conf = dict(bootstrap_servers=sbroker.bootstrap, security_protocol="SASL_PLAINTEXT",
                 sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="bob", sasl_plain_password=USERS["bob"])
-    p = KafkaProducer(**conf)
-    offsets = [p.send(topic, f"v{i}".encode(), partition=0).get(timeout=TIMEOUT).offset for i in range(5)]
-    p.close()
-    assert offsets == [0, 1, 2, 3, 4]
-    c = KafkaConsumer(**conf, enable_auto_commit=False)
-    tp = KTopicPartition(topic, 0)
-    c.assign([tp])
-    c.seek(tp, 0)
-    got = []
-    end = deadline(TIMEOUT)
-    while len(got) < 5:
-        assert time.monotonic() < end, got
-        for records in c.poll(timeout_ms=500).values():
-            got.extend(r.value for r in records)
-    c.close()
-    assert got == [f"v{i}".encode() for i in range(5)]
+    kafka_python_round_trip(conf, topic, 5)
 
     # kafka-python logs the broker's SASL_AUTHENTICATION_FAILED and keeps retrying until its
     # bootstrap deadline.

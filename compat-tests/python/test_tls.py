@@ -13,7 +13,7 @@ import time
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
-from conftest import REPO, deadline
+from conftest import REPO, deadline, kafka_python_round_trip
 
 TIMEOUT = 30.0
 KCAT = shutil.which("kcat") or shutil.which("kafkacat")
@@ -98,26 +98,9 @@ def test_client_certificates_are_required_with_a_client_ca(broker_factory, certs
 
 
 def test_kafka_python_over_ssl(broker_factory, certs, topic):
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition as KTopicPartition
-
     b = tls_broker(broker_factory, certs)
     conf = dict(bootstrap_servers=b.bootstrap, security_protocol="SSL", ssl_cafile=f"{certs}/ca.pem")
-    p = KafkaProducer(**conf)
-    offsets = [p.send(topic, f"v{i}".encode(), partition=0).get(timeout=TIMEOUT).offset for i in range(3)]
-    p.close()
-    assert offsets == [0, 1, 2]
-    c = KafkaConsumer(**conf, enable_auto_commit=False)
-    tp = KTopicPartition(topic, 0)
-    c.assign([tp])
-    c.seek(tp, 0)
-    got = []
-    end = deadline(TIMEOUT)
-    while len(got) < 3:
-        assert time.monotonic() < end, got
-        for records in c.poll(timeout_ms=500).values():
-            got.extend(r.value for r in records)
-    c.close()
-    assert got == [b"v0", b"v1", b"v2"]
+    kafka_python_round_trip(conf, topic, 3)
 
 
 @pytest.mark.skipif(KCAT is None, reason="kcat is not installed (.ci/run installs it)")

@@ -7,8 +7,9 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { Kafka, logLevel, Partitioners } = require('kafkajs')
+const { Kafka, logLevel } = require('kafkajs')
 const { startBroker, uniqueTopic } = require('../lib/broker')
+const { roundTrip } = require('../lib/roundtrip')
 
 let broker
 
@@ -43,27 +44,7 @@ for (const mechanism of ['plain', 'scram-sha-256', 'scram-sha-512']) {
   test(`${mechanism}: produce and consume`, async () => {
     const kafka = client(mechanism, 'carol-secret')
     const topic = uniqueTopic(`js-sasl-${mechanism}`)
-    const admin = kafka.admin()
-    await admin.connect()
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true })
-    await admin.disconnect()
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
-    await producer.connect()
-    await producer.send({ topic, messages: [{ value: 'a' }, { value: 'b' }] })
-    await producer.disconnect()
-    const consumer = kafka.consumer({ groupId: uniqueTopic('js-sasl-g'), maxWaitTimeInMs: 100 })
-    await consumer.connect()
-    await consumer.subscribe({ topic, fromBeginning: true })
-    const got = []
-    await new Promise((resolve, reject) => {
-      consumer.run({
-        eachMessage: async ({ message }) => {
-          got.push(message.value.toString())
-          if (got.length === 2) resolve()
-        }
-      }).catch(reject)
-    })
-    await consumer.disconnect()
+    const got = await roundTrip(kafka, topic, ['a', 'b'])
     assert.deepEqual(got, ['a', 'b'])
   })
 }

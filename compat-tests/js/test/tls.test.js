@@ -8,8 +8,9 @@ const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { Kafka, logLevel, Partitioners } = require('kafkajs')
+const { Kafka, logLevel } = require('kafkajs')
 const { startBroker, uniqueTopic } = require('../lib/broker')
+const { roundTrip } = require('../lib/roundtrip')
 
 let broker
 let certs
@@ -50,27 +51,7 @@ function client (ssl) {
 test('SASL_SSL: produce and read back', async () => {
   const kafka = client({ ca: [fs.readFileSync(path.join(certs, 'ca.pem'))] })
   const topic = uniqueTopic('js-tls')
-  const admin = kafka.admin()
-  await admin.connect()
-  await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true })
-  await admin.disconnect()
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
-  await producer.connect()
-  await producer.send({ topic, messages: [{ value: 'secret-1' }, { value: 'secret-2' }] })
-  await producer.disconnect()
-  const consumer = kafka.consumer({ groupId: uniqueTopic('js-tls-g'), maxWaitTimeInMs: 100 })
-  await consumer.connect()
-  await consumer.subscribe({ topic, fromBeginning: true })
-  const got = []
-  await new Promise((resolve, reject) => {
-    consumer.run({
-      eachMessage: async ({ message }) => {
-        got.push(message.value.toString())
-        if (got.length === 2) resolve()
-      }
-    }).catch(reject)
-  })
-  await consumer.disconnect()
+  const got = await roundTrip(kafka, topic, ['secret-1', 'secret-2'])
   assert.deepEqual(got, ['secret-1', 'secret-2'])
 })
 
