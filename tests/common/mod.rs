@@ -350,3 +350,78 @@ pub fn segment_files(partition_dir: &Path) -> usize {
         })
         .count()
 }
+
+/// A small tmpfs mounted for one test (the tests run as root, as CI does), so a full disk is real:
+/// `fill_leaving` takes all but a few bytes of it, `free` gives them back. Unmounted on drop.
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size_bytes` on a fresh temporary directory.
+    pub fn mount(size_bytes: u64) -> Tmpfs {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mount -t tmpfs failed: these tests need root (CI runs as root)"
+        );
+        Tmpfs { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Bytes a writer can still allocate on the filesystem (statvfs f_bavail).
+    pub fn available(&self) -> u64 {
+        let path = std::ffi::CString::new(self.path().to_str().expect("utf-8 path")).unwrap();
+        // SAFETY: a valid C string and a zeroed statvfs for the call to fill.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0, "statvfs");
+        st.f_bavail as u64 * st.f_frsize as u64
+    }
+
+    fn filler(&self) -> std::path::PathBuf {
+        self.path().join("filler")
+    }
+
+    /// Grows a filler file until at most `leave` bytes remain available (whole pages).
+    pub fn fill_leaving(&self, leave: u64) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.filler())
+            .expect("open filler");
+        let chunk = vec![0xAAu8; 64 * 1024];
+        loop {
+            let avail = self.available();
+            if avail <= leave {
+                break;
+            }
+            let n = ((avail - leave) as usize).min(chunk.len()).max(4096);
+            if f.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = f.sync_all();
+    }
+
+    /// Removes the filler file: the space it took is available again.
+    pub fn free(&self) {
+        let _ = std::fs::remove_file(self.filler());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
