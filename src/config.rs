@@ -86,6 +86,10 @@ pub struct LogSettings {
     pub message_timestamp_type: String,
     /// When appended data is fsynced: "os", "always" or "interval:<ms>" (see README, Durability).
     pub flush: String,
+    /// Free bytes the data directory keeps: below them client produce gets KAFKA_STORAGE_ERROR, so
+    /// metadata and committed offsets still have room (no Kafka equivalent; Kafka takes a full log
+    /// directory offline). -1: 1% of the volume, at most 1 GiB; 0: no floor.
+    pub min_free_bytes: i64,
 }
 
 impl Default for Config {
@@ -131,6 +135,7 @@ impl Default for LogSettings {
             max_message_bytes: d.max_message_bytes,
             message_timestamp_type: "CreateTime".into(),
             flush: "os".into(),
+            min_free_bytes: -1,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{topic_id, BrokerProcess, Client};
+use common::{commit, topic_id, BrokerProcess, Client};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -205,40 +205,6 @@ fn heartbeat(
     match c.request(ApiKey::Heartbeat, v, req) {
         Some(ResponseKind::Heartbeat(r)) => r.error_code,
         other => panic!("Heartbeat v{v}: {other:?}"),
-    }
-}
-
-/// Commits `offset` with `metadata` for (topic, partition) as (group, generation, member).
-fn commit(
-    c: &mut Client,
-    v: i16,
-    (group, generation, member): (&str, i32, &str),
-    (topic, partition): (&str, i32),
-    offset: i64,
-    metadata: &str,
-) -> i16 {
-    // v10 names the topic by id (nil for a topic that does not exist).
-    let id = if v >= 10 {
-        topic_id(c, topic)
-    } else {
-        Uuid::nil()
-    };
-    let req = OffsetCommitRequest::default()
-        .with_group_id(GroupId(s(group)))
-        .with_generation_id_or_member_epoch(generation)
-        .with_member_id(s(member))
-        .with_retention_time_ms(-1)
-        .with_topics(vec![OffsetCommitRequestTopic::default()
-            .with_name(TopicName(s(topic)))
-            .with_topic_id(id)
-            .with_partitions(vec![OffsetCommitRequestPartition::default()
-                .with_partition_index(partition)
-                .with_committed_offset(offset)
-                .with_committed_leader_epoch(-1)
-                .with_committed_metadata(Some(s(metadata)))])]);
-    match c.request(ApiKey::OffsetCommit, v, req) {
-        Some(ResponseKind::OffsetCommit(r)) => r.topics[0].partitions[0].error_code,
-        other => panic!("OffsetCommit v{v}: {other:?}"),
     }
 }
 

@@ -5,13 +5,11 @@
 mod common;
 
 use bytes::Bytes;
-use common::{name, BrokerProcess, Client};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use common::{name, read_all, BrokerProcess, Client};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use kafka_protocol::records::*;
 
 const NONE: i16 = 0;
 const NOT_COORDINATOR: i16 = 16;
@@ -85,46 +83,6 @@ fn produce_v(
 
 fn produce(c: &mut Client, topic: &str, records: Bytes) -> PartitionProduceResponse {
     produce_v(c, 9, topic, records)
-}
-
-/// Every record of partition 0 as (offset, value), read from the start.
-fn read_all(c: &mut Client, topic: &str) -> Vec<(i64, String)> {
-    let mut out: Vec<(i64, String)> = Vec::new();
-    loop {
-        let next = out.last().map_or(0, |(o, _)| o + 1);
-        let req = FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(1)
-            .with_max_bytes(1 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(name(topic))
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(0)
-                    .with_fetch_offset(next)
-                    .with_partition_max_bytes(1 << 20)])]);
-        let Some(ResponseKind::Fetch(mut r)) = c.request(ApiKey::Fetch, 12, req) else {
-            panic!("fetch")
-        };
-        let data = r.responses.remove(0).partitions.remove(0);
-        assert_eq!(data.error_code, 0);
-        let mut bytes = data.records.unwrap_or_default();
-        let before = out.len();
-        while !bytes.is_empty() {
-            for r in RecordBatchDecoder::decode(&mut bytes).unwrap().records {
-                if r.offset >= next {
-                    out.push((
-                        r.offset,
-                        String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
-                    ));
-                }
-            }
-        }
-        if out.len() == before {
-            return out;
-        }
-    }
 }
 
 fn values(records: &[(i64, String)]) -> Vec<&str> {

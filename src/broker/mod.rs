@@ -2,6 +2,7 @@
 
 pub mod alter;
 pub mod configs;
+pub mod disk;
 mod partition;
 mod partitions;
 pub mod producer_ids;
@@ -46,6 +47,8 @@ pub struct Broker {
     /// The consumer group coordinator (every group, on a single node).
     pub group: GroupCoordinator,
     pub producer_ids: producer_ids::ProducerIdAllocator,
+    /// The data directory's free-space floor for client produce.
+    pub disk: disk::DiskSpace,
 }
 
 impl Broker {
@@ -60,6 +63,12 @@ impl Broker {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartError::DataDir(config.data_dir.display().to_string(), e))?;
         let log_defaults = config.log_config()?;
+        let (budget, nofile, max_maps) = crate::log::handles::budget_from_process_limits();
+        crate::log::handles::set_budget(budget);
+        info!(
+            open_segments_max = budget,
+            nofile, max_maps, "segment files are opened on demand, at most this many at once"
+        );
         let metadata = MetadataStore::start(ClusterConfig {
             node_id: config.node_id as u64,
             data_dir: config.data_dir.clone(),
@@ -92,6 +101,7 @@ impl Broker {
         partitions.remove_orphans(&image);
         partitions.reconcile(&image);
         let group_config = GroupConfig::from_config(&config);
+        let disk = disk::DiskSpace::new(config.data_dir.clone(), config.log.min_free_bytes);
         let broker = Arc::new_cyclic(|weak| Broker {
             node_id: config.node_id,
             config,
@@ -101,6 +111,7 @@ impl Broker {
             partitions,
             group: GroupCoordinator::new(weak.clone(), group_config),
             producer_ids: producer_ids::ProducerIdAllocator::new(),
+            disk,
         });
         broker.spawn_background_tasks(log_defaults.flush);
         broker.group.start(&broker).await?;
@@ -119,6 +130,13 @@ impl Broker {
             }
         });
 
+        // Partitions whose logs could not be opened are retried (with their own back-off) even
+        // when no metadata changes.
+        self.spawn_periodic(Duration::from_secs(1), |broker| {
+            if broker.partitions.any_offline() {
+                broker.partitions.reconcile(&broker.metadata.image());
+            }
+        });
         let every = Duration::from_millis(self.config.retention_check_interval_ms);
         self.spawn_periodic(every, |broker| {
             broker

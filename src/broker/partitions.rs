@@ -1,8 +1,9 @@
 //! The partitions this broker hosts: opened, recovered and removed to match the metadata image.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -16,11 +17,23 @@ const PARTITION_METADATA: &str = "partition.metadata";
 
 type Key = (String, i32);
 
+/// First wait before opening a partition that failed to open is tried again; doubles per failure.
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// A partition assigned here whose log could not be opened: it is offline until a retry succeeds.
+struct OpenFailure {
+    cause: String,
+    retry_after: Duration,
+    next_try: Instant,
+}
+
 pub struct PartitionManager {
     data_dir: PathBuf,
     node_id: i32,
     defaults: LogConfig,
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
+    offline: Mutex<HashMap<Key, OpenFailure>>,
     reconcile_lock: Mutex<()>,
 }
 
@@ -31,6 +44,7 @@ impl PartitionManager {
             node_id,
             defaults,
             partitions: RwLock::new(HashMap::new()),
+            offline: Mutex::new(HashMap::new()),
             reconcile_lock: Mutex::new(()),
         }
     }
@@ -42,6 +56,21 @@ impl PartitionManager {
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
         let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
         map.get(&(topic.to_string(), partition)).cloned()
+    }
+
+    /// Whether a partition assigned here is offline: its log could not be opened.
+    pub fn is_offline(&self, topic: &str, partition: i32) -> bool {
+        self.lock_offline()
+            .contains_key(&(topic.to_string(), partition))
+    }
+
+    /// Whether some partition assigned here is offline (and so worth another reconcile).
+    pub fn any_offline(&self) -> bool {
+        !self.lock_offline().is_empty()
+    }
+
+    fn lock_offline(&self) -> std::sync::MutexGuard<'_, HashMap<Key, OpenFailure>> {
+        self.offline.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
@@ -80,8 +109,18 @@ impl PartitionManager {
                 if removed.is_some() {
                     self.delete_dir(&topic, index);
                 }
+                self.lock_offline().remove(&(topic.clone(), index));
             }
         }
+        self.lock_offline().retain(|(topic, index), _| {
+            image.topics.get(topic).is_some_and(|t| {
+                t.partitions
+                    .iter()
+                    .any(|p| p.partition == *index && p.replicas.contains(&self.node_id))
+            })
+        });
+        let mut failures: BTreeMap<String, (usize, String)> = BTreeMap::new();
+        let now = Instant::now();
         for topic in image.topics.values() {
             // Hosted logs follow the topic's configs as they change (AlterConfigs).
             let config = self.topic_log_config(topic);
@@ -100,15 +139,49 @@ impl PartitionManager {
                     }
                     continue;
                 }
+                if self
+                    .lock_offline()
+                    .get(&key)
+                    .is_some_and(|f| now < f.next_try)
+                {
+                    continue;
+                }
                 match self.open(topic, p.partition, p.leader_epoch) {
                     Ok(partition) => {
+                        if self.lock_offline().remove(&key).is_some() {
+                            info!(topic = %topic.name, partition = p.partition, "partition back online");
+                        }
                         let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
                         map.insert(key, Arc::new(partition));
                     }
-                    Err(e) => warn!(topic = %topic.name, partition = p.partition, error = %e,
-                        "cannot open partition log; it stays offline"),
+                    Err(e) => {
+                        let cause = e.to_string();
+                        let mut offline = self.lock_offline();
+                        let retry_after = offline
+                            .get(&key)
+                            .map_or(RETRY_FIRST, |f| (f.retry_after * 2).min(RETRY_MAX));
+                        let known = offline.get(&key).is_some_and(|f| f.cause == cause);
+                        offline.insert(
+                            key,
+                            OpenFailure {
+                                cause: cause.clone(),
+                                retry_after,
+                                next_try: now + retry_after,
+                            },
+                        );
+                        if !known {
+                            let entry = failures.entry(cause).or_insert((0, String::new()));
+                            entry.0 += 1;
+                            entry.1 = format!("{}-{}", topic.name, p.partition);
+                        }
+                    }
                 }
             }
+        }
+        // One line per cause, not one per partition: a full descriptor table fails thousands at once.
+        for (cause, (count, example)) in failures {
+            warn!(partitions = count, example = %example, error = %cause,
+                "cannot open partition logs; they stay offline and are retried with back-off");
         }
     }
 

@@ -1,5 +1,6 @@
 //! DescribeLogDirs (key 35): the one log directory with the size of every partition in it and,
-//! from v4, the volume's total and usable bytes (what kafka-ui and `kafka-log-dirs` show).
+//! from v4, the volume's total and usable bytes (above the free-space floor; what kafka-ui and
+//! `kafka-log-dirs` show).
 
 use std::collections::BTreeMap;
 
@@ -53,9 +54,10 @@ pub async fn handle(ctx: RequestContext, req: DescribeLogDirsRequest) -> Handler
         .collect();
     let dir = &broker.config.data_dir;
     let shown = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-    // Kafka's UNKNOWN_VOLUME_BYTES where the volume cannot be asked.
+    // Kafka's UNKNOWN_VOLUME_BYTES where the volume cannot be asked. Usable: what produce may still
+    // take, the free bytes above the free-space floor.
     let (total, usable) = volume::space(dir)
-        .map(|(t, u)| (t as i64, u as i64))
+        .map(|(t, u)| (t as i64, u.saturating_sub(broker.disk.floor()) as i64))
         .unwrap_or((-1, -1));
     let result = DescribeLogDirsResult::default()
         .with_log_dir(StrBytes::from_string(shown.display().to_string()))

@@ -70,7 +70,13 @@ pub async fn handle(ctx: RequestContext, req: FetchRequest) -> HandlerResult {
                     let partition = name
                         .as_deref()
                         .and_then(|n| broker.partitions.get(n, p.partition))
-                        .ok_or(missing);
+                        .ok_or_else(|| match name.as_deref() {
+                            // A log this broker could not open: Kafka's offline partition.
+                            Some(n) if broker.partitions.is_offline(n, p.partition) => {
+                                ResponseError::KafkaStorageError
+                            }
+                            _ => missing,
+                        });
                     Wanted {
                         request: p,
                         partition,

@@ -52,7 +52,7 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
                     .topics
                     .values()
                     .filter(|t| !t.internal)
-                    .map(|t| topic_entry(t, topic_ops)),
+                    .map(|t| topic_entry(broker, t, topic_ops)),
             );
         }
         Some(list) => {
@@ -61,15 +61,15 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
                 let name = wanted.name.as_ref().map(|n| n.0.to_string());
                 let entry = match name {
                     None => match image.topic_by_id(&wanted.topic_id) {
-                        Some(t) => topic_entry(t, topic_ops),
+                        Some(t) => topic_entry(broker, t, topic_ops),
                         None => {
                             error_entry(None, wanted.topic_id, ResponseError::UnknownTopicId.code())
                         }
                     },
                     Some(name) => match image.topics.get(&name) {
-                        Some(t) => topic_entry(t, topic_ops),
+                        Some(t) => topic_entry(broker, t, topic_ops),
                         None if allow_auto_create => match broker.auto_create_topic(&name).await {
-                            Ok(t) => topic_entry(&t, topic_ops),
+                            Ok(t) => topic_entry(broker, &t, topic_ops),
                             Err(e) => {
                                 debug!(topic = %name, error = %e, "auto-creation failed");
                                 let code = match e {
@@ -123,17 +123,37 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
     Ok(Some(response.into()))
 }
 
-fn topic_entry(t: &TopicInfo, topic_ops: i32) -> MetadataResponseTopic {
+/// A topic's partitions as the image has them, except those whose log this broker could not open:
+/// its replica is offline, and a partition it leads has no leader (LEADER_NOT_AVAILABLE), as Kafka
+/// reports an offline partition.
+fn topic_entry(
+    broker: &crate::broker::Broker,
+    t: &TopicInfo,
+    topic_ops: i32,
+) -> MetadataResponseTopic {
     let partitions = t
         .partitions
         .iter()
         .map(|p| {
-            MetadataResponsePartition::default()
+            let offline = p.replicas.contains(&broker.node_id)
+                && broker.partitions.is_offline(&t.name, p.partition);
+            let entry = MetadataResponsePartition::default()
                 .with_partition_index(p.partition)
                 .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
-                .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
+                .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect());
+            if !offline {
+                return entry;
+            }
+            let entry = entry.with_offline_replicas(vec![BrokerId(broker.node_id)]);
+            if p.leader != broker.node_id {
+                return entry;
+            }
+            entry
+                .with_error_code(ResponseError::LeaderNotAvailable.code())
+                .with_leader_id(BrokerId(-1))
+                .with_isr_nodes(Vec::new())
         })
         .collect();
     MetadataResponseTopic::default()

@@ -53,6 +53,10 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
                 .and_then(|n| broker.partitions.get(n, data.index))
             else {
                 let code = match name.as_deref().and_then(|n| image.topics.get(n)) {
+                    // A log this broker could not open: Kafka's offline partition.
+                    Some(t) if broker.partitions.is_offline(&t.name, data.index) => {
+                        ResponseError::KafkaStorageError
+                    }
                     Some(t)
                         if t.partitions
                             .iter()
@@ -108,6 +112,14 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
                     continue;
                 }
             };
+            if let Err(e) = broker.disk.admit(records.len() as u64, now_ms()) {
+                partitions.push(failed(
+                    response,
+                    ResponseError::KafkaStorageError,
+                    Some(e.to_string()),
+                ));
+                continue;
+            }
             // One copy of the client's bytes into a buffer the log may patch (offsets, epoch).
             let owned = BytesMut::from(&records[..]);
             match partition.append(owned, &headers, now_ms()) {

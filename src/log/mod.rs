@@ -5,6 +5,7 @@ mod compaction;
 mod config;
 mod encode;
 mod error;
+pub mod handles;
 mod index;
 mod partition;
 mod producer_state;

@@ -47,6 +47,9 @@ pub struct PartitionLog {
     /// Idempotent-producer state as of the log end offset; checked and updated under the same `&mut self`
     /// as the append, so no other append can slip between the sequence check and the write.
     pub(super) producers: ProducerStateManager,
+    /// The clean-shutdown marker is still on disk: nothing has changed the last segment since the
+    /// clean close that wrote it, so closing again has nothing to do.
+    pub(super) clean_marker: bool,
 }
 
 impl PartitionLog {
@@ -145,6 +148,7 @@ impl PartitionLog {
         }
         let base_offset = self.log_end_offset();
         let last_offset = base_offset + count - 1;
+        self.leave_clean_state()?;
         self.maybe_roll(records.len() as u64, last_offset, now_ms)?;
 
         let append_time =
@@ -197,6 +201,10 @@ impl PartitionLog {
         let max_bytes = self.config.segment_bytes.min(i32::MAX as u64);
         let segment_ms = self.config.segment_ms;
         let active = self.active()?;
+        if !active.is_writable() {
+            // Sealed by a roll that could not create the next segment (a full disk): retry it.
+            return self.roll();
+        }
         if active.size == 0 {
             return Ok(());
         }
@@ -211,8 +219,20 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Seal the active segment and start a new one at the log end offset.
+    /// Removes the clean-shutdown marker (durably) before the first change to the last segment.
+    fn leave_clean_state(&mut self) -> Result<(), LogError> {
+        if self.clean_marker {
+            std::fs::remove_file(self.dir.join(super::recovery::CLEAN_SHUTDOWN_FILE))?;
+            super::recovery::sync_dir(&self.dir)?;
+            self.clean_marker = false;
+        }
+        Ok(())
+    }
+
+    /// Seal the active segment and start a new one at the log end offset. If the new segment cannot be
+    /// created, the sealed one stays last and the next append tries again.
     pub(super) fn roll(&mut self) -> Result<(), LogError> {
+        self.leave_clean_state()?;
         let next = self.log_end_offset();
         self.active()?.seal()?;
         let seg = Segment::create(
@@ -346,6 +366,9 @@ impl PartitionLog {
 
     /// Flush, trim the active segment's indexes and mark the shutdown clean (so `open` can skip the CRC scan).
     pub fn close(mut self) -> Result<(), LogError> {
+        if self.clean_marker {
+            return Ok(());
+        }
         self.flush()?;
         self.active()?.seal()?;
         let end = self.log_end_offset();

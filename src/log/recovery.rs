@@ -79,20 +79,31 @@ impl PartitionLog {
             }
         }
 
-        // Only a clean close lets us skip the full CRC scan of the last segment. Remove the marker before
-        // anything is written so a crash from now on is treated as unclean.
+        // Only a clean close lets us skip the full CRC scan of the last segment. The marker stays while
+        // the last segment is exactly as that close left it: it goes (durably) before anything changes
+        // that segment, here or at the first append, so a crash from then on is treated as unclean.
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-        let clean = marker.exists();
-        if clean {
-            fs::remove_file(&marker)?;
-        }
+        let mut clean = marker.exists();
+        let unclean = |clean: &mut bool| -> io::Result<()> {
+            if std::mem::take(clean) {
+                fs::remove_file(&marker)?;
+                sync_dir(dir)?;
+            }
+            Ok(())
+        };
         let (index_bytes, interval) = (config.segment_index_bytes, config.index_interval_bytes);
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len());
         for (i, &base) in bases.iter().enumerate() {
             let is_last = i + 1 == bases.len();
-            let (seg, truncated) = if is_last && clean {
+            let trusted = if is_last && clean {
                 Segment::open_clean_active(dir, base, index_bytes, interval)?
+            } else {
+                None
+            };
+            let (seg, truncated) = if let Some(seg) = trusted {
+                (seg, false)
             } else if is_last {
+                unclean(&mut clean)?;
                 Segment::recover(dir, base, index_bytes, interval)?
             } else {
                 Segment::open_sealed(dir, base, index_bytes, interval)?
@@ -108,6 +119,7 @@ impl PartitionLog {
             segments.push(seg);
             if truncated && !is_last {
                 // The log must stay contiguous: everything after a truncation point is unreachable.
+                unclean(&mut clean)?;
                 for &later in &bases[i + 1..] {
                     warn!(dir = %dir.display(), base_offset = later, "deleting segment after truncated segment");
                     remove_segment_files(dir, later)?;
@@ -129,12 +141,14 @@ impl PartitionLog {
             log_start_offset: checkpoint.unwrap_or(first_base).max(first_base),
             last_flush_ms: 0,
             producers: ProducerStateManager::new(),
+            clean_marker: false,
         };
         let end = log.log_end_offset();
         if log.log_start_offset > end {
             // Data up to the checkpointed start offset was lost (e.g. truncated); restart empty at the start offset.
             warn!(dir = %dir.display(), log_start_offset = log.log_start_offset, log_end_offset = end,
                 "log start offset beyond recovered end; starting an empty log at the start offset");
+            unclean(&mut clean)?;
             for seg in log.segments.drain(..) {
                 seg.delete()?;
             }
@@ -145,7 +159,10 @@ impl PartitionLog {
             log.write_checkpoint()?;
         }
         log.load_producer_state(wall_clock_ms())?;
-        sync_dir(dir)?;
+        log.clean_marker = clean;
+        if !clean {
+            sync_dir(dir)?;
+        }
         Ok(log)
     }
 

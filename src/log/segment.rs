@@ -1,16 +1,24 @@
 //! One log segment: the `.log` file of whole batches plus its offset and time indexes.
+//!
+//! A segment keeps no file open: its descriptor and index maps come from the process-wide
+//! `handles` cache when it reads or writes, so idle partitions cost no descriptors.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use tracing::warn;
 
 use super::batch::{framed_size, validate_stored, BatchHeader};
 use super::error::LogError;
-use super::index::{OffsetIndex, TimeIndex};
+use super::handles::{self, SegmentFiles};
+use super::index::{
+    map_sealed, persist, read_entries, IndexBuf, OffsetEntries, TimeEntries, OFFSET_ENTRY,
+    TIME_ENTRY,
+};
 
 /// Header scans read this much at a time, so walking an index interval costs one or two syscalls.
 const SCAN_CHUNK: usize = 16 * 1024;
@@ -77,17 +85,29 @@ impl<'a> HeaderScan<'a> {
     }
 }
 
+/// Where a segment's index entries are.
+enum Indexes {
+    /// In memory: the active segment's, or a sealed one's that could not be written (full disk).
+    Building { offsets: IndexBuf, times: IndexBuf },
+    /// In `<base>.index` and `<base>.timeindex`, mapped read-only when looked up.
+    Sealed,
+}
+
+/// A sealed segment that passed the open checks, with its offset and time index entries as read.
+type TrustedSegment = (Segment, Vec<u8>, Vec<u8>);
+
 /// A segment of the partition log.
 pub(crate) struct Segment {
+    /// Key of this segment's open files in the `handles` cache.
+    id: u64,
     pub(crate) base_offset: i64,
+    dir: PathBuf,
     log_path: PathBuf,
-    log: File,
     /// Bytes of valid batches (the file is never longer after open/recovery).
     pub(crate) size: u64,
     /// Last offset + 1, or `base_offset` when empty.
     pub(crate) next_offset: i64,
-    offset_index: OffsetIndex,
-    time_index: TimeIndex,
+    indexes: Indexes,
     /// Largest batch max_timestamp, -1 when empty.
     pub(crate) max_timestamp: i64,
     /// Base offset of the (first) batch with `max_timestamp`.
@@ -100,7 +120,42 @@ pub(crate) struct Segment {
     dirty: bool,
 }
 
+impl Drop for Segment {
+    fn drop(&mut self) {
+        handles::evict(self.id);
+    }
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 impl Segment {
+    /// An empty segment of `dir` at `base_offset` with in-memory indexes.
+    fn building(dir: &Path, base_offset: i64, index_bytes: u32, interval: u32) -> Segment {
+        Segment {
+            id: handles::next_id(),
+            base_offset,
+            dir: dir.to_path_buf(),
+            log_path: segment_path(dir, base_offset, "log"),
+            size: 0,
+            next_offset: base_offset,
+            indexes: Indexes::Building {
+                offsets: IndexBuf::new(OFFSET_ENTRY, index_bytes),
+                times: IndexBuf::new(TIME_ENTRY, index_bytes),
+            },
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            bytes_since_index: 0,
+            index_interval_bytes: interval,
+            roll_base_ms: None,
+            dirty: true,
+        }
+    }
+
     /// Create a new empty, writable segment (truncating leftovers with the same name).
     pub(crate) fn create(
         dir: &Path,
@@ -108,34 +163,55 @@ impl Segment {
         index_bytes: u32,
         interval: u32,
     ) -> io::Result<Segment> {
-        let log_path = segment_path(dir, base_offset, "log");
-        let log = OpenOptions::new()
+        // Index files of an earlier segment at this base would describe other data.
+        remove_if_present(&segment_path(dir, base_offset, "index"))?;
+        remove_if_present(&segment_path(dir, base_offset, "timeindex"))?;
+        let seg = Segment::building(dir, base_offset, index_bytes, interval);
+        OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&log_path)?;
-        Ok(Segment {
-            base_offset,
-            log_path,
-            log,
-            size: 0,
-            next_offset: base_offset,
-            offset_index: OffsetIndex::create(
-                &segment_path(dir, base_offset, "index"),
-                index_bytes,
-            )?,
-            time_index: TimeIndex::create(
-                &segment_path(dir, base_offset, "timeindex"),
-                index_bytes,
-            )?,
-            max_timestamp: -1,
-            offset_of_max_timestamp: -1,
-            bytes_since_index: 0,
-            index_interval_bytes: interval,
-            roll_base_ms: None,
-            dirty: true,
+            .open(&seg.log_path)?;
+        Ok(seg)
+    }
+
+    /// The segment's open files, from the cache or opened now.
+    fn files(&self) -> io::Result<Arc<SegmentFiles>> {
+        let sealed = matches!(self.indexes, Indexes::Sealed);
+        handles::get(self.id, || {
+            let log = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.log_path)?;
+            let (offset_index, time_index) = if sealed {
+                (
+                    map_sealed(&segment_path(&self.dir, self.base_offset, "index"))?,
+                    map_sealed(&segment_path(&self.dir, self.base_offset, "timeindex"))?,
+                )
+            } else {
+                (None, None)
+            };
+            Ok(SegmentFiles {
+                log,
+                offset_index,
+                time_index,
+            })
         })
+    }
+
+    fn offset_entries<'a>(&'a self, files: &'a SegmentFiles) -> OffsetEntries<'a> {
+        match &self.indexes {
+            Indexes::Building { offsets, .. } => offsets.offsets(),
+            Indexes::Sealed => OffsetEntries(files.offset_index()),
+        }
+    }
+
+    fn time_entries<'a>(&'a self, files: &'a SegmentFiles) -> TimeEntries<'a> {
+        match &self.indexes {
+            Indexes::Building { times, .. } => times.times(),
+            Indexes::Sealed => TimeEntries(files.time_index()),
+        }
     }
 
     /// Open a sealed (non-active) segment, trusting its indexes only if they pass sanity checks and the batches
@@ -148,47 +224,44 @@ impl Segment {
         interval: u32,
     ) -> Result<(Segment, bool), LogError> {
         match Self::try_open_sealed(dir, base_offset, interval)? {
-            Some(seg) => Ok((seg, false)),
+            Some((seg, ..)) => Ok((seg, false)),
             None => {
                 warn!(segment = %segment_path(dir, base_offset, "log").display(), "index missing or damaged, rebuilding");
                 let (mut seg, truncated) = Self::recover(dir, base_offset, index_bytes, interval)?;
                 if !truncated {
-                    seg.seal()?;
+                    seg.seal_or_keep_in_memory();
                 }
                 Ok((seg, truncated))
             }
         }
     }
 
+    /// A sealed segment whose index files are sane and whose tail frames exactly, with the entries of
+    /// both indexes as read; `None` when anything does not add up.
     fn try_open_sealed(
         dir: &Path,
         base_offset: i64,
         interval: u32,
-    ) -> Result<Option<Segment>, LogError> {
-        let log_path = segment_path(dir, base_offset, "log");
-        let log = OpenOptions::new().read(true).write(true).open(&log_path)?;
+    ) -> Result<Option<TrustedSegment>, LogError> {
+        let log = OpenOptions::new()
+            .read(true)
+            .open(segment_path(dir, base_offset, "log"))?;
         let size = log.metadata()?.len();
-        let open = |ext: &str| -> io::Result<Option<PathBuf>> {
-            let p = segment_path(dir, base_offset, ext);
-            Ok(p.exists().then_some(p))
-        };
-        let (Some(oi_path), Some(ti_path)) = (open("index")?, open("timeindex")?) else {
-            return Ok(None);
-        };
-        let (Some(offset_index), Some(time_index)) = (
-            OffsetIndex::open_sealed(&oi_path)?,
-            TimeIndex::open_sealed(&ti_path)?,
+        let (Some(offset_bytes), Some(time_bytes)) = (
+            read_entries(&segment_path(dir, base_offset, "index"), OFFSET_ENTRY)?,
+            read_entries(&segment_path(dir, base_offset, "timeindex"), TIME_ENTRY)?,
         ) else {
             return Ok(None);
         };
-        if !offset_index.is_sane(size) {
+        let (offsets, times) = (OffsetEntries(&offset_bytes), TimeEntries(&time_bytes));
+        if !offsets.is_sane(size) {
             return Ok(None);
         }
         // Walk the tail after the last index entry to find the end offset; it must frame exactly.
-        let (start_rel, start_pos) = offset_index.last().map_or((None, 0), |(o, p)| (Some(o), p));
+        let (start_rel, start_pos) = offsets.last().map_or((None, 0), |(o, p)| (Some(o), p));
         let mut scan = HeaderScan::new(&log, start_pos as u64, size);
         let mut next_offset = base_offset;
-        let (mut max_ts, mut max_off) = time_index
+        let (mut max_ts, mut max_off) = times
             .last()
             .map_or((-1, -1), |(t, o)| (t, base_offset + o as i64));
         let mut first = true;
@@ -213,95 +286,73 @@ impl Segment {
             }
             next_offset = h.last_offset() + 1;
         }
-        if !time_index.is_sane((next_offset - base_offset) as u64) {
+        if !times.is_sane((next_offset - base_offset) as u64) {
             return Ok(None);
         }
-        Ok(Some(Segment {
-            base_offset,
-            log_path,
-            log,
-            size,
-            next_offset,
-            offset_index,
-            time_index,
-            max_timestamp: max_ts,
-            offset_of_max_timestamp: max_off,
-            bytes_since_index: 0,
-            index_interval_bytes: interval,
-            roll_base_ms: None,
-            dirty: false,
-        }))
+        let mut seg = Segment::building(dir, base_offset, 0, interval);
+        seg.size = size;
+        seg.next_offset = next_offset;
+        seg.indexes = Indexes::Sealed;
+        seg.max_timestamp = max_ts;
+        seg.offset_of_max_timestamp = max_off;
+        seg.dirty = false;
+        Ok(Some((seg, offset_bytes, time_bytes)))
     }
 
     /// Open the last segment after a clean shutdown: trust its indexes like a sealed segment's (the header-only
-    /// tail scan still catches a torn tail) and make them writable again; anything suspicious -> full recovery.
+    /// tail scan still catches a torn tail) and take their entries back into memory to go on appending;
+    /// `None` (and a log line) when anything is suspicious, for the caller to recover it.
     pub(crate) fn open_clean_active(
         dir: &Path,
         base_offset: i64,
         index_bytes: u32,
         interval: u32,
-    ) -> Result<(Segment, bool), LogError> {
-        if let Some(mut seg) = Self::try_open_sealed(dir, base_offset, interval)? {
+    ) -> Result<Option<Segment>, LogError> {
+        if let Some((mut seg, offset_bytes, time_bytes)) =
+            Self::try_open_sealed(dir, base_offset, interval)?
+        {
             let mut first = [0u8; BatchHeader::SIZE];
             let roll_base = if seg.size == 0 {
                 Some(None)
             } else {
-                seg.log.read_exact_at(&mut first, 0)?;
+                File::open(&seg.log_path)?.read_exact_at(&mut first, 0)?;
                 BatchHeader::parse(&first)
                     .ok()
                     .map(|h| Some(h.max_timestamp))
             };
             if let Some(roll_base) = roll_base {
-                seg.offset_index.make_writable(index_bytes)?;
-                seg.time_index.make_writable(index_bytes)?;
-                seg.roll_base_ms = roll_base;
+                let offsets = IndexBuf::with_entries(offset_bytes, OFFSET_ENTRY, index_bytes);
                 // Same accounting as `track`: bytes from the last indexed batch (or the start) to the end.
                 seg.bytes_since_index =
-                    seg.size - seg.offset_index.last().map_or(0, |(_, p)| p as u64);
-                return Ok((seg, false));
+                    seg.size - offsets.offsets().last().map_or(0, |(_, p)| p as u64);
+                seg.indexes = Indexes::Building {
+                    offsets,
+                    times: IndexBuf::with_entries(time_bytes, TIME_ENTRY, index_bytes),
+                };
+                seg.roll_base_ms = roll_base;
+                return Ok(Some(seg));
             }
         }
         warn!(segment = %segment_path(dir, base_offset, "log").display(), "active segment failed checks after clean shutdown, recovering");
-        Self::recover(dir, base_offset, index_bytes, interval)
+        Ok(None)
     }
 
     /// Scan the whole segment batch by batch with full validation (CRC included), truncate at the first invalid
-    /// batch and rebuild both indexes. The result is writable (indexes preallocated). Returns whether it truncated.
+    /// batch and rebuild both indexes in memory. The result is writable. Returns whether it truncated.
     pub(crate) fn recover(
         dir: &Path,
         base_offset: i64,
         index_bytes: u32,
         interval: u32,
     ) -> Result<(Segment, bool), LogError> {
-        let log_path = segment_path(dir, base_offset, "log");
+        let mut seg = Segment::building(dir, base_offset, index_bytes, interval);
         let log = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&log_path)?;
+            .open(&seg.log_path)?;
         let file_size = log.metadata()?.len();
-        let mut seg = Segment {
-            base_offset,
-            log_path,
-            log,
-            size: 0,
-            next_offset: base_offset,
-            offset_index: OffsetIndex::create(
-                &segment_path(dir, base_offset, "index"),
-                index_bytes,
-            )?,
-            time_index: TimeIndex::create(
-                &segment_path(dir, base_offset, "timeindex"),
-                index_bytes,
-            )?,
-            max_timestamp: -1,
-            offset_of_max_timestamp: -1,
-            bytes_since_index: 0,
-            index_interval_bytes: interval,
-            roll_base_ms: None,
-            dirty: true,
-        };
         let mut buf = Vec::new();
         let mut buf_start = 0u64;
         let reason = loop {
@@ -316,7 +367,7 @@ impl Segment {
             };
             if !in_buf(&buf, buf_start, 12.min(avail)) {
                 buf.resize(avail.min(RECOVERY_CHUNK as u64) as usize, 0);
-                seg.log.read_exact_at(&mut buf, pos)?;
+                log.read_exact_at(&mut buf, pos)?;
                 buf_start = pos;
             }
             let at = (pos - buf_start) as usize;
@@ -333,7 +384,7 @@ impl Segment {
                     (size as usize).max(avail.min(RECOVERY_CHUNK as u64) as usize),
                     0,
                 );
-                seg.log.read_exact_at(&mut buf, pos)?;
+                log.read_exact_at(&mut buf, pos)?;
                 buf_start = pos;
             }
             let at = (pos - buf_start) as usize;
@@ -356,8 +407,8 @@ impl Segment {
         if let Some(reason) = reason {
             warn!(segment = %seg.log_path.display(), valid_bytes = seg.size, file_bytes = file_size, %reason,
                 "truncating log segment at last valid batch");
-            seg.log.set_len(seg.size)?;
-            seg.log.sync_all()?;
+            log.set_len(seg.size)?;
+            log.sync_all()?;
         }
         Ok((seg, truncated))
     }
@@ -370,13 +421,14 @@ impl Segment {
         }
         // Kafka's rule: index a batch once more than index.interval.bytes were written since the last entry.
         if self.bytes_since_index > self.index_interval_bytes as u64 {
-            if let (Ok(rel), Ok(p)) = (
+            if let (Ok(rel), Ok(p), Indexes::Building { offsets, times, .. }) = (
                 u32::try_from(h.base_offset - self.base_offset),
                 u32::try_from(pos),
+                &mut self.indexes,
             ) {
-                self.offset_index.push(rel, p);
+                offsets.push_offset(rel, p);
                 if let Ok(trel) = u32::try_from(self.offset_of_max_timestamp - self.base_offset) {
-                    self.time_index.maybe_push(self.max_timestamp, trel, false);
+                    times.push_time(self.max_timestamp, trel, false);
                 }
             }
             self.bytes_since_index = 0;
@@ -387,17 +439,26 @@ impl Segment {
         self.next_offset = h.last_offset() + 1;
     }
 
-    /// Write already-stamped batches at the end of the segment. On a write error the file is cut back so the
-    /// segment stays consistent.
+    /// Whether batches may be appended: its indexes are still being built (not sealed).
+    pub(crate) fn is_writable(&self) -> bool {
+        matches!(self.indexes, Indexes::Building { .. })
+    }
+
+    /// Write already-stamped batches at the end of the segment. On a write error (a full disk) the file
+    /// is cut back and nothing else changes, so the segment stays consistent and the offsets unused.
     pub(crate) fn append(
         &mut self,
         records: &[u8],
         headers: &[BatchHeader],
         now_ms: i64,
     ) -> io::Result<()> {
+        if !self.is_writable() {
+            return Err(io::Error::other("appending to a sealed segment"));
+        }
         let start = self.size;
-        if let Err(e) = self.log.write_all_at(records, start) {
-            let _ = self.log.set_len(start);
+        let files = self.files()?;
+        if let Err(e) = files.log.write_all_at(records, start) {
+            let _ = files.log.set_len(start);
             return Err(e);
         }
         if self.roll_base_ms.is_none() {
@@ -412,14 +473,24 @@ impl Segment {
         Ok(())
     }
 
+    /// Whether the active segment must roll because an index has no room (a sealed one never takes more).
     pub(crate) fn is_index_full(&self) -> bool {
-        self.offset_index.is_full() || self.time_index.is_full()
+        match &self.indexes {
+            Indexes::Building { offsets, times } => offsets.is_full() || times.is_full(),
+            Indexes::Sealed => true,
+        }
     }
 
     /// Position of the first batch whose last offset is >= `offset`, or None if there is none in this segment.
     pub(crate) fn locate(&self, offset: i64) -> Result<Option<u64>, LogError> {
+        let files = self.files()?;
+        self.locate_in(&files, offset)
+    }
+
+    fn locate_in(&self, files: &SegmentFiles, offset: i64) -> Result<Option<u64>, LogError> {
         let rel = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
-        let mut scan = HeaderScan::new(&self.log, self.offset_index.lookup(rel) as u64, self.size);
+        let start = self.offset_entries(files).lookup(rel) as u64;
+        let mut scan = HeaderScan::new(&files.log, start, self.size);
         while let Some((pos, h)) = scan.next()? {
             if h.last_offset() >= offset {
                 return Ok(Some(pos));
@@ -434,10 +505,11 @@ impl Segment {
         from: i64,
         mut f: impl FnMut(&BatchHeader),
     ) -> Result<(), LogError> {
-        let Some(start) = self.locate(from)? else {
+        let files = self.files()?;
+        let Some(start) = self.locate_in(&files, from)? else {
             return Ok(());
         };
-        let mut scan = HeaderScan::new(&self.log, start, self.size);
+        let mut scan = HeaderScan::new(&files.log, start, self.size);
         while let Some((_, h)) = scan.next()? {
             f(&h);
         }
@@ -451,8 +523,10 @@ impl Segment {
         ts: i64,
         min_offset: i64,
     ) -> Result<Option<(i64, i64)>, LogError> {
-        let rel = self.time_index.lookup_before(ts);
-        let mut scan = HeaderScan::new(&self.log, self.offset_index.lookup(rel) as u64, self.size);
+        let files = self.files()?;
+        let rel = self.time_entries(&files).lookup_before(ts);
+        let start = self.offset_entries(&files).lookup(rel) as u64;
+        let mut scan = HeaderScan::new(&files.log, start, self.size);
         while let Some((_, h)) = scan.next()? {
             if h.last_offset() >= min_offset && h.max_timestamp >= ts {
                 return Ok(Some((h.base_offset.max(min_offset), h.max_timestamp)));
@@ -474,12 +548,14 @@ impl Segment {
         if avail == 0 {
             return Ok(0);
         }
+        let files = self.files()?;
+        let log = &files.log;
         let start = out.len();
         let want = (avail.min(max as u64)) as usize;
         let mut complete = 0usize;
         if want >= BatchHeader::SIZE {
             out.resize(start + want, 0);
-            self.log.read_exact_at(&mut out[start..], from)?;
+            log.read_exact_at(&mut out[start..], from)?;
             // Keep only whole batches.
             while let Some(size) = framed_size(&out[start + complete..]) {
                 if size < BatchHeader::SIZE as i64 || size as usize > want - complete {
@@ -491,7 +567,7 @@ impl Segment {
         }
         if complete == 0 && min_one {
             let mut frame = [0u8; 12];
-            self.log.read_exact_at(&mut frame, from)?;
+            log.read_exact_at(&mut frame, from)?;
             let size = framed_size(&frame).unwrap_or(0);
             if size < BatchHeader::SIZE as i64 || size as u64 > avail {
                 return Err(LogError::Corrupt(format!(
@@ -500,41 +576,66 @@ impl Segment {
                 )));
             }
             out.resize(start + size as usize, 0);
-            self.log.read_exact_at(&mut out[start..], from)?;
+            log.read_exact_at(&mut out[start..], from)?;
             complete = size as usize;
         }
         Ok(complete)
     }
 
-    /// fsync the log and indexes if anything was written since the last flush.
+    /// fsync the log if anything was written since the last flush (an active index is rebuilt by
+    /// recovery, so only the log must reach the disk).
     pub(crate) fn flush(&mut self) -> io::Result<()> {
         if self.dirty {
-            self.log.sync_data()?;
-            self.offset_index.flush()?;
-            self.time_index.flush()?;
+            self.files()?.log.sync_data()?;
             self.dirty = false;
         }
         Ok(())
     }
 
     /// Make the segment inactive: record its max timestamp as the final time index entry (so reopening finds
-    /// it without a scan), trim the indexes and fsync everything.
+    /// it without a scan), fsync the log and write both index files. On error (a full disk) the segment
+    /// stays writable, its indexes in memory. Sealing a sealed segment does nothing.
     pub(crate) fn seal(&mut self) -> io::Result<()> {
-        if self.max_timestamp >= 0 {
-            if let Ok(rel) = u32::try_from(self.offset_of_max_timestamp - self.base_offset) {
-                self.time_index.maybe_push(self.max_timestamp, rel, true);
-            }
+        let (max_ts, max_rel) = (
+            self.max_timestamp,
+            u32::try_from(self.offset_of_max_timestamp - self.base_offset),
+        );
+        let Indexes::Building { times, .. } = &mut self.indexes else {
+            return Ok(());
+        };
+        if let (true, Ok(rel)) = (max_ts >= 0, max_rel) {
+            times.push_time(max_ts, rel, true);
         }
-        self.log.sync_all()?;
-        self.offset_index.seal()?;
-        self.time_index.seal()?;
+        self.files()?.log.sync_all()?;
+        if let Indexes::Building { offsets, times } = &self.indexes {
+            persist(
+                &segment_path(&self.dir, self.base_offset, "index"),
+                offsets.bytes(),
+            )?;
+            persist(
+                &segment_path(&self.dir, self.base_offset, "timeindex"),
+                times.bytes(),
+            )?;
+        }
+        self.indexes = Indexes::Sealed;
+        // The cached files lack the index maps a sealed segment reads.
+        handles::evict(self.id);
         self.dirty = false;
         Ok(())
     }
 
+    /// [`Segment::seal`] for a segment recovery rebuilt: if its indexes cannot be written (a full disk),
+    /// it serves reads from the in-memory indexes and recovery rebuilds them next time.
+    pub(crate) fn seal_or_keep_in_memory(&mut self) {
+        if let Err(e) = self.seal() {
+            warn!(segment = %self.log_path.display(), error = %e,
+                "cannot write rebuilt indexes; keeping them in memory");
+        }
+    }
+
     /// When the segment file was last written.
     pub(crate) fn modified(&self) -> Option<std::time::SystemTime> {
-        self.log.metadata().and_then(|m| m.modified()).ok()
+        fs::metadata(&self.log_path).and_then(|m| m.modified()).ok()
     }
 
     /// Largest timestamp for time retention: the max batch timestamp, or the file's mtime if it has none.
@@ -542,27 +643,18 @@ impl Segment {
         if self.max_timestamp >= 0 {
             return self.max_timestamp;
         }
-        self.log
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
+        self.modified()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_millis() as i64)
     }
 
-    /// Remove the segment's files (log first: an orphan index is cleaned up on open).
+    /// Remove the segment's files (log first: an orphan index is cleaned up on open). Its cached
+    /// descriptor goes first, so the space is freed at once.
     pub(crate) fn delete(self) -> io::Result<()> {
-        let Segment {
-            log_path,
-            log,
-            offset_index,
-            time_index,
-            ..
-        } = self;
-        drop(log);
-        std::fs::remove_file(&log_path)?;
-        offset_index.delete()?;
-        time_index.delete()?;
+        handles::evict(self.id);
+        fs::remove_file(&self.log_path)?;
+        remove_if_present(&segment_path(&self.dir, self.base_offset, "index"))?;
+        remove_if_present(&segment_path(&self.dir, self.base_offset, "timeindex"))?;
         Ok(())
     }
 }

@@ -40,14 +40,47 @@ impl BrokerProcess {
 
     /// Starts the broker in `cwd` with exactly `args`.
     pub fn start_in(cwd: &Path, args: &[&str]) -> BrokerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vltava"))
+        Self::spawn(cwd, args, None)
+    }
+
+    /// [`BrokerProcess::start`] with at most `nofile` open descriptors (`ulimit -n`).
+    pub fn start_with_nofile(data_dir: &Path, extra: &[&str], nofile: u64) -> BrokerProcess {
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn(Path::new("."), &args, Some(nofile))
+    }
+
+    fn spawn(cwd: &Path, args: &[&str], nofile: Option<u64>) -> BrokerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vltava"));
+        command
             .current_dir(cwd)
             .args(args)
             .env("RUST_LOG", "info,openraft=warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn vltava");
+            .stderr(Stdio::inherit());
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: setrlimit is async-signal-safe, and `limit` is a plain value copied in.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command.spawn().expect("spawn vltava");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
         let (line_tx, lines) = mpsc::channel();
@@ -108,6 +141,18 @@ impl BrokerProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Descriptors the process has open now.
+    pub fn open_descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("/proc/<pid>/fd")
+            .count()
+    }
+
+    /// How the process ended, if it has (`None` while it runs).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("wait for vltava")
     }
 }
 
@@ -340,6 +385,83 @@ pub fn fetch_partition(c: &mut Client, topic: &str, offset: i64) -> fetch_respon
     r.responses.remove(0).partitions.remove(0)
 }
 
+/// Every record of partition 0 as (offset, value), read from the start.
+pub fn read_all(c: &mut Client, topic: &str) -> Vec<(i64, String)> {
+    let mut out: Vec<(i64, String)> = Vec::new();
+    loop {
+        let next = out.last().map_or(0, |(o, _)| o + 1);
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name(topic))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(next)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let Some(ResponseKind::Fetch(mut r)) = c.request(ApiKey::Fetch, 12, req) else {
+            panic!("fetch")
+        };
+        let data = r.responses.remove(0).partitions.remove(0);
+        assert_eq!(data.error_code, 0);
+        let mut bytes = data.records.unwrap_or_default();
+        let before = out.len();
+        while !bytes.is_empty() {
+            for r in kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+                .unwrap()
+                .records
+            {
+                if r.offset >= next {
+                    out.push((
+                        r.offset,
+                        String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+                    ));
+                }
+            }
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+/// Commits `offset` with `metadata` for (topic, partition) as (group, generation, member).
+pub fn commit(
+    c: &mut Client,
+    v: i16,
+    (group, generation, member): (&str, i32, &str),
+    (topic, partition): (&str, i32),
+    offset: i64,
+    metadata: &str,
+) -> i16 {
+    // v10 names the topic by id (nil for a topic that does not exist).
+    let id = if v >= 10 {
+        topic_id(c, topic)
+    } else {
+        uuid::Uuid::nil()
+    };
+    let req = kafka_protocol::messages::OffsetCommitRequest::default()
+        .with_group_id(kafka_protocol::messages::GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(StrBytes::from_string(member.into()))
+        .with_retention_time_ms(-1)
+        .with_topics(vec![kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic::default()
+            .with_name(name(topic))
+            .with_topic_id(id)
+            .with_partitions(vec![kafka_protocol::messages::offset_commit_request::OffsetCommitRequestPartition::default()
+                .with_partition_index(partition)
+                .with_committed_offset(offset)
+                .with_committed_leader_epoch(-1)
+                .with_committed_metadata(Some(StrBytes::from_string(metadata.into())))])]);
+    match c.request(ApiKey::OffsetCommit, v, req) {
+        Some(ResponseKind::OffsetCommit(r)) => r.topics[0].partitions[0].error_code,
+        other => panic!("OffsetCommit v{v}: {other:?}"),
+    }
+}
+
 /// How many segment files (`.log`) a partition directory holds.
 pub fn segment_files(partition_dir: &Path) -> usize {
     std::fs::read_dir(partition_dir)
@@ -382,7 +504,11 @@ impl Tmpfs {
         let path = std::ffi::CString::new(self.path().to_str().expect("utf-8 path")).unwrap();
         // SAFETY: a valid C string and a zeroed statvfs for the call to fill.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0, "statvfs");
+        assert_eq!(
+            unsafe { libc::statvfs(path.as_ptr(), &mut st) },
+            0,
+            "statvfs"
+        );
         st.f_bavail as u64 * st.f_frsize as u64
     }
 

@@ -1,0 +1,167 @@
+//! A full disk, for real: the broker on a small tmpfs that a filler file takes up. Produce is
+//! refused with KAFKA_STORAGE_ERROR (never a signal death), nothing acknowledged is lost or
+//! duplicated, offsets are never reused, and appends resume once space is back, with no restart.
+
+mod common;
+
+use common::{commit, create_topic, name, read_all, BrokerProcess, Client, Tmpfs};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ResponseKind};
+
+const KAFKA_STORAGE_ERROR: i16 = 56;
+
+/// Starts the broker on `fs` keeping `floor` bytes free (`[log] min_free_bytes`; 0: none, so the
+/// filesystem itself fills up). The config file lives outside the tmpfs.
+fn start(fs: &Tmpfs, floor: u64, config_dir: &tempfile::TempDir) -> BrokerProcess {
+    let config = config_dir.path().join("vltava.toml");
+    std::fs::write(&config, format!("[log]\nmin_free_bytes = {floor}\n")).unwrap();
+    BrokerProcess::start(fs.path(), &["--config", config.to_str().unwrap()])
+}
+
+/// Produces one record (acks=all) to partition 0: (error code, base offset).
+fn produce(c: &mut Client, topic: &str, value: &str) -> (i16, i64) {
+    let td = TopicProduceData::default()
+        .with_name(name(topic))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(common::batch(&[value])))]);
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![td]);
+    let Some(ResponseKind::Produce(r)) = c.request(ApiKey::Produce, 9, req) else {
+        panic!("produce: no response (did the broker die?)")
+    };
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// A 1 KiB value that names its sequence number.
+fn value(i: usize) -> String {
+    format!("{i:06}-{}", "x".repeat(1017))
+}
+
+/// Produces the numbered values, each acknowledged; returns them as (offset, value).
+fn produce_ok(c: &mut Client, topic: &str, numbers: std::ops::Range<usize>) -> Vec<(i64, String)> {
+    numbers
+        .map(|i| {
+            let v = value(i);
+            let (code, offset) = produce(c, topic, &v);
+            assert_eq!(code, 0, "record {i}");
+            (offset, v)
+        })
+        .collect()
+}
+
+/// Produces numbered values until the disk refuses one; returns the acknowledged ones as (offset, value).
+fn produce_until_refused(c: &mut Client, topic: &str, from: usize) -> Vec<(i64, String)> {
+    let mut acked = Vec::new();
+    for i in from..from + 10_000 {
+        let v = value(i);
+        match produce(c, topic, &v) {
+            (0, offset) => acked.push((offset, v)),
+            (KAFKA_STORAGE_ERROR, _) => return acked,
+            (code, _) => panic!("record {i}: unexpected error code {code}"),
+        }
+    }
+    panic!("10,000 records fit on a full filesystem");
+}
+
+#[test]
+fn a_full_disk_refuses_produce_keeps_every_acknowledged_record_and_recovers_without_restart() {
+    let (fs, config) = (Tmpfs::mount(32 << 20), tempfile::tempdir().unwrap());
+    let mut broker = start(&fs, 0, &config);
+    let mut c = broker.connect();
+    let created = create_topic(&mut c, 7, "full", 1, &[]);
+    assert_eq!(created.topics[0].error_code, 0);
+    let mut acked = produce_ok(&mut c, "full", 0..3);
+
+    fs.fill_leaving(8 << 10);
+    acked.extend(produce_until_refused(&mut c, "full", 3));
+    // Refused again and again: the partition is not wedged into another state, and the broker lives.
+    for i in 0..5 {
+        assert_eq!(
+            produce(&mut c, "full", &value(90_000 + i)).0,
+            KAFKA_STORAGE_ERROR
+        );
+    }
+    assert!(broker.exited().is_none(), "the broker died on a full disk");
+    // Fetches of what is there keep working, and show exactly the acknowledged records, gap-free.
+    assert_eq!(read_all(&mut c, "full"), acked);
+    for (i, (offset, _)) in acked.iter().enumerate() {
+        assert_eq!(*offset, i as i64, "offsets are consecutive");
+    }
+
+    // Space is back: appends resume at the next offset, no restart.
+    fs.free();
+    let (code, offset) = produce(&mut c, "full", "after");
+    assert_eq!((code, offset), (0, acked.len() as i64));
+    acked.push((offset, "after".to_string()));
+    assert_eq!(read_all(&mut c, "full"), acked);
+
+    // And all of it survives kill -9.
+    broker.kill();
+    let broker = start(&fs, 0, &config);
+    let mut c = broker.connect();
+    assert_eq!(read_all(&mut c, "full"), acked);
+}
+
+#[test]
+fn a_broker_restarted_on_a_full_disk_serves_what_it_has() {
+    let (fs, config) = (Tmpfs::mount(16 << 20), tempfile::tempdir().unwrap());
+    let mut broker = start(&fs, 0, &config);
+    let mut c = broker.connect();
+    assert_eq!(
+        create_topic(&mut c, 7, "kept", 1, &[]).topics[0].error_code,
+        0
+    );
+    let acked = produce_ok(&mut c, "kept", 0..20);
+    fs.fill_leaving(0);
+    broker.kill();
+
+    // kill -9 on a full disk, then start again on it: recovery must not need space it does not have.
+    let mut broker = start(&fs, 0, &config);
+    let mut c = broker.connect();
+    assert_eq!(read_all(&mut c, "kept"), acked);
+    assert_eq!(produce(&mut c, "kept", "no room").0, KAFKA_STORAGE_ERROR);
+    assert!(broker.exited().is_none());
+
+    fs.free();
+    assert_eq!(produce(&mut c, "kept", "room").0, 0);
+}
+
+#[test]
+fn below_the_free_space_floor_produce_is_refused_while_offsets_and_metadata_still_fit() {
+    let (fs, config) = (Tmpfs::mount(32 << 20), tempfile::tempdir().unwrap());
+    let floor = 8 << 20;
+    let broker = start(&fs, floor, &config);
+    let mut c = broker.connect();
+    assert_eq!(
+        create_topic(&mut c, 7, "floored", 1, &[]).topics[0].error_code,
+        0
+    );
+    assert_eq!(commit(&mut c, 8, ("g", -1, ""), ("floored", 0), 0, ""), 0);
+
+    fs.fill_leaving(floor + (1 << 20));
+    let acked = produce_until_refused(&mut c, "floored", 0);
+    assert!(
+        !acked.is_empty(),
+        "the megabyte above the floor takes records"
+    );
+    let free = fs.available();
+    assert!(
+        free >= floor - (64 << 10),
+        "refused at the floor, not at a full disk: {free} bytes free"
+    );
+    // What the floor keeps free is there for the broker's own writes.
+    assert_eq!(commit(&mut c, 8, ("g", -1, ""), ("floored", 0), 5, ""), 0);
+    assert_eq!(
+        create_topic(&mut c, 7, "meta", 1, &[]).topics[0].error_code,
+        0
+    );
+    assert_eq!(read_all(&mut c, "floored"), acked);
+
+    fs.free();
+    let (code, offset) = produce(&mut c, "floored", "again");
+    assert_eq!((code, offset), (0, acked.len() as i64));
+}
