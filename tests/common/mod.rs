@@ -382,7 +382,11 @@ impl Tmpfs {
         let path = std::ffi::CString::new(self.path().to_str().expect("utf-8 path")).unwrap();
         // SAFETY: a valid C string and a zeroed statvfs for the call to fill.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0, "statvfs");
+        assert_eq!(
+            unsafe { libc::statvfs(path.as_ptr(), &mut st) },
+            0,
+            "statvfs"
+        );
         st.f_bavail as u64 * st.f_frsize as u64
     }
 
