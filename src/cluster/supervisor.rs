@@ -14,24 +14,36 @@ use super::store::Inner;
 /// How often a released reserve is re-created if space allows.
 const RESERVE_CHECK_EVERY: Duration = Duration::from_secs(2);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
-/// A restarted core that runs this long resets the backoff; one that stops sooner is restarted
-/// ever more slowly (each restart of a core that stops at once logs openraft's error again).
+/// Between storage probes (silent after the first failure, and cheap).
+const PROBE_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Between restarts that fail, or of cores that stop again soon: each logs openraft's errors.
+const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A restarted core that runs this long resets the restart backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 
-struct Backoff(Duration);
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
 
 impl Backoff {
+    fn new(max: Duration) -> Backoff {
+        Backoff {
+            next: BACKOFF_MIN,
+            max,
+        }
+    }
+
     fn next(&mut self) -> Duration {
-        let d = self.0;
-        self.0 = (self.0 * 2).min(BACKOFF_MAX);
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
         d
     }
 }
 
 /// Runs until the store is shut down (which also aborts it) or dropped.
 pub(super) async fn supervise(store: Weak<Inner>) {
-    let mut backoff = Backoff(BACKOFF_MIN);
+    let mut restarts = Backoff::new(RESTART_BACKOFF_MAX);
     let mut since = Instant::now();
     loop {
         let Some(inner) = store.upgrade() else { return };
@@ -58,10 +70,13 @@ pub(super) async fn supervise(store: Weak<Inner>) {
             "metadata raft core stopped; metadata writes fail until it is restarted from disk");
         inner.set_down(&cause);
         if since.elapsed() >= STABLE_AFTER {
-            backoff = Backoff(BACKOFF_MIN);
+            restarts = Backoff::new(RESTART_BACKOFF_MAX);
+        } else {
+            // The last restarted core stopped soon: wait before the next restart too.
+            tokio::time::sleep(restarts.next()).await;
         }
         let down_at = Instant::now();
-        if !recover(&inner, &mut backoff).await {
+        if !recover(&inner, &mut restarts).await {
             return;
         }
         since = Instant::now();
@@ -73,7 +88,8 @@ pub(super) async fn supervise(store: Weak<Inner>) {
 }
 
 /// Probes the storage and restarts Raft until it works; false if the store was shut down.
-async fn recover(inner: &Inner, backoff: &mut Backoff) -> bool {
+async fn recover(inner: &Inner, restarts: &mut Backoff) -> bool {
+    let mut probes = Backoff::new(PROBE_BACKOFF_MAX);
     let mut probe_failed = false;
     loop {
         if inner.shut_down.load(Ordering::SeqCst) {
@@ -82,7 +98,7 @@ async fn recover(inner: &Inner, backoff: &mut Backoff) -> bool {
         inner.shared.reserve.replenish();
         // A core restarted on storage that still refuses writes would stop again at once.
         if let Err(e) = inner.shared.reserve.probe() {
-            let delay = backoff.next();
+            let delay = probes.next();
             if !probe_failed {
                 probe_failed = true;
                 tracing::warn!(error = %e, dir = %inner.shared.dir.display(),
@@ -96,7 +112,7 @@ async fn recover(inner: &Inner, backoff: &mut Backoff) -> bool {
         match inner.restart().await {
             Ok(restarted) => return restarted,
             Err(e) => {
-                let delay = backoff.next();
+                let delay = restarts.next();
                 tracing::warn!(error = %e, retry_in = ?delay, "restarting the metadata raft failed");
                 inner.set_down(&e);
                 tokio::time::sleep(delay).await;
