@@ -1,8 +1,8 @@
 //! Metadata writes on a full disk, against the real `vltava` binary on a 16 MiB tmpfs: once the
 //! metadata storage is full, CreateTopics answers KAFKA_STORAGE_ERROR within its timeout (no
-//! hang, no crash) and InitProducerId a retriable code; once space returns both work again with
-//! no restart; and a broker killed and restarted on a full disk starts, or exits with an error,
-//! but never dies of a signal.
+//! hang, no crash), InitProducerId and FindCoordinator retriable codes; once space returns all
+//! three work again with no restart (`__consumer_offsets` is created); and a broker killed and
+//! restarted on a full disk starts, or exits with an error, but never dies of a signal.
 
 mod common;
 
@@ -15,12 +15,15 @@ use std::time::{Duration, Instant};
 
 use common::{BrokerProcess, Client, Tmpfs};
 use kafka_protocol::messages::{
-    ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
+    ApiKey, FindCoordinatorRequest, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
+    ResponseKind,
 };
+use kafka_protocol::protocol::StrBytes;
 
 const MIB: u64 = 1024 * 1024;
 const KAFKA_STORAGE_ERROR: i16 = 56;
 const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
+const COORDINATOR_NOT_AVAILABLE: i16 = 15;
 /// The timeout `common::create_topic` puts in its CreateTopics requests.
 const CREATE_TIMEOUT: Duration = Duration::from_millis(5000);
 
@@ -68,6 +71,15 @@ fn fill_until_metadata_writes_fail(fs: &Tmpfs, c: &mut Client) {
     panic!("CreateTopics never failed on a full disk");
 }
 
+/// FindCoordinator (v3) for a group, which creates `__consumer_offsets` on first use: the code.
+fn find_coordinator(c: &mut Client) -> i16 {
+    let req = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"));
+    match c.request(ApiKey::FindCoordinator, 3, req) {
+        Some(ResponseKind::FindCoordinator(r)) => r.error_code,
+        other => panic!("FindCoordinator: {other:?}"),
+    }
+}
+
 #[test]
 fn metadata_writes_fail_cleanly_when_the_disk_is_full_and_work_again_when_space_returns() {
     let fs = Tmpfs::mount(16 * MIB);
@@ -82,6 +94,7 @@ fn metadata_writes_fail_cleanly_when_the_disk_is_full_and_work_again_when_space_
     assert!(!common::topic_id(&mut c, "before").is_nil());
     let r = init_producer_id(&mut c);
     assert_eq!(r.error_code, COORDINATOR_LOAD_IN_PROGRESS);
+    assert_eq!(find_coordinator(&mut c), COORDINATOR_NOT_AVAILABLE);
 
     fs.free();
     // The reserve comes back first, then the Raft core restarts from disk.
@@ -94,6 +107,8 @@ fn metadata_writes_fail_cleanly_when_the_disk_is_full_and_work_again_when_space_
     let r = init_producer_id(&mut c);
     assert_eq!(r.error_code, 0);
     assert!(r.producer_id.0 >= 0);
+    assert_eq!(find_coordinator(&mut c), 0);
+    assert!(!common::topic_id(&mut c, "__consumer_offsets").is_nil());
 }
 
 /// How a broker launched on a data directory ended up.
