@@ -55,6 +55,12 @@ impl TopicError {
             TopicError::Cluster(ClusterError::NotLeader { .. }) => {
                 ResponseError::NotController.code()
             }
+            // The metadata log could not be written (disk full, I/O error). Kafka's controller
+            // passes a KafkaStorageException through as KAFKA_STORAGE_ERROR, which is retriable;
+            // the message says why.
+            TopicError::Cluster(ClusterError::StorageUnavailable(_)) => {
+                ResponseError::KafkaStorageError.code()
+            }
             TopicError::Cluster(_) => ResponseError::RequestTimedOut.code(),
         }
     }
@@ -264,5 +270,19 @@ mod tests {
             let err = validate_topic_name(bad).unwrap_err();
             assert_eq!(err.code(), 17, "{bad}");
         }
+    }
+
+    #[test]
+    fn metadata_write_failures_map_to_retriable_codes() {
+        let unavailable = TopicError::Cluster(ClusterError::StorageUnavailable(
+            "No space left on device (os error 28)".into(),
+        ));
+        assert_eq!(unavailable.code(), ResponseError::KafkaStorageError.code());
+        assert!(ResponseError::KafkaStorageError.is_retriable());
+        assert!(unavailable.to_string().contains("No space left on device"));
+        let timeout = TopicError::Cluster(ClusterError::Timeout("slow".into()));
+        assert_eq!(timeout.code(), ResponseError::RequestTimedOut.code());
+        let moved = TopicError::Cluster(ClusterError::NotLeader { leader: Some(2) });
+        assert_eq!(moved.code(), ResponseError::NotController.code());
     }
 }

@@ -40,7 +40,9 @@ pub fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Atomically replace `path` with a single crc-checked record holding `payload`.
+/// Atomically replace `path` with a single crc-checked record holding `payload`. On an error
+/// before the rename, `path` still holds its old content and no tmp file is left behind, so the
+/// write can simply be repeated.
 pub fn atomic_write(path: &Path, payload: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
@@ -50,16 +52,21 @@ pub fn atomic_write(path: &Path, payload: &[u8]) -> io::Result<()> {
     let tmp = Path::new(&tmp_name);
     let mut buf = Vec::with_capacity(payload.len() + HEADER_LEN);
     encode_record(&mut buf, payload);
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(tmp)?;
-        f.write_all(&buf)?;
-        f.sync_all()?;
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(tmp)
+        .and_then(|mut f| {
+            f.write_all(&buf)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(tmp, path));
+    if let Err(e) = written {
+        // `path` is untouched; give back the space the partial tmp file took.
+        let _ = fs::remove_file(tmp);
+        return Err(e);
     }
-    fs::rename(tmp, path)?;
     fsync_dir(dir)
 }
 

@@ -9,6 +9,11 @@ pub enum ClusterError {
     /// Durable storage (raft log, vote, snapshot) is unreadable or could not be written.
     #[error("metadata storage error: {0}")]
     Storage(String),
+    /// A write to the metadata storage failed (disk full, I/O error): this write was not
+    /// applied, and metadata writes fail until the Raft core restarts from disk, which the
+    /// store does by itself once the storage takes writes again. Worth retrying.
+    #[error("metadata storage unavailable: {0}")]
+    StorageUnavailable(String),
     /// Raft itself failed (fatal error, shut down, invalid config, ...).
     #[error("raft error: {0}")]
     Raft(String),

@@ -5,6 +5,9 @@
 //! The whole (short, because it is snapshotted and purged) log is also kept in memory, so reads
 //! never touch the disk. I/O is synchronous under a mutex: the metadata log is tiny and low-rate,
 //! and serialising all writes is exactly what openraft requires of a log store anyway.
+//!
+//! Every write goes through the directory's [`Reserve`] and either succeeds durably or fails
+//! leaving the files as they were (so the reserve can retry it, and a restart reads a clean log).
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -18,6 +21,7 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, RaftLogReader, StorageIOError};
 
 use super::durable::{self, atomic_write, decode_record, encode_record, read_atomic};
+use super::reserve::Reserve;
 use super::types::{LogEntry, LogId, StorageError, TypeConfig, Vote};
 
 const LOG_FILE: &str = "log";
@@ -29,6 +33,7 @@ const PURGED_FILE: &str = "purged";
 #[derive(Clone)]
 pub struct LogStore {
     inner: Arc<Mutex<LogInner>>,
+    reserve: Arc<Reserve>,
 }
 
 struct LogInner {
@@ -43,8 +48,23 @@ struct LogInner {
     committed: Option<LogId>,
 }
 
-fn io_err(e: &io::Error) -> StorageError {
-    StorageIOError::write_logs(AnyError::new(e)).into()
+/// A failed log write, saying which (openraft's own text names only the "Logs" subject).
+fn io_err(what: &str, e: &io::Error) -> StorageError {
+    StorageIOError::write_logs(AnyError::error(format!("{what}: {e}"))).into()
+}
+
+/// Serialize `entries` as records; returns the bytes and each record's offset within them.
+fn encode_entries<'a>(
+    entries: impl Iterator<Item = &'a LogEntry>,
+) -> io::Result<(Vec<u8>, Vec<u64>)> {
+    let mut buf = Vec::new();
+    let mut offsets = Vec::new();
+    for e in entries {
+        offsets.push(buf.len() as u64);
+        let json = serde_json::to_vec(e).map_err(io::Error::other)?;
+        encode_record(&mut buf, &json);
+    }
+    Ok((buf, offsets))
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -67,7 +87,8 @@ fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> io::Result<()> {
 
 impl LogStore {
     /// Open (or create) the log under `dir`, truncating a torn tail at the last valid record.
-    pub fn open(dir: &Path) -> io::Result<LogStore> {
+    /// Writes go through `reserve`.
+    pub(crate) fn open(dir: &Path, reserve: Arc<Reserve>) -> io::Result<LogStore> {
         fs::create_dir_all(dir)?;
         let vote: Option<Vote> = read_json(&dir.join(VOTE_FILE))?;
         let committed: Option<LogId> = read_json(&dir.join(COMMITTED_FILE))?;
@@ -135,6 +156,7 @@ impl LogStore {
                 vote,
                 committed,
             })),
+            reserve,
         })
     }
 
@@ -146,80 +168,95 @@ impl LogStore {
 }
 
 impl LogInner {
-    fn append(&mut self, entries: Vec<LogEntry>) -> io::Result<()> {
-        let mut buf = Vec::new();
-        let mut offsets = Vec::with_capacity(entries.len());
-        for e in &entries {
-            offsets.push(self.file_len + buf.len() as u64);
-            let json = serde_json::to_vec(e).map_err(io::Error::other)?;
-            encode_record(&mut buf, &json);
-        }
-        let res = self
-            .file
-            .write_all(&buf)
-            .and_then(|_| self.file.sync_data());
-        if let Err(e) = res {
-            // Do not leave a half-written record that a later append would follow.
-            let _ = self.file.set_len(self.file_len);
-            return Err(e);
-        }
-        self.file_len += buf.len() as u64;
+    fn append(&mut self, reserve: &Reserve, entries: Vec<LogEntry>) -> io::Result<()> {
+        let (buf, offsets) = encode_entries(entries.iter())?;
+        let base = self.file_len;
+        reserve.write("raft log append", || self.write_at_end(&buf))?;
         for (e, off) in entries.into_iter().zip(offsets) {
-            self.entries.insert(e.log_id.index, (e, off));
+            self.entries.insert(e.log_id.index, (e, base + off));
         }
         Ok(())
     }
 
-    fn truncate(&mut self, index: u64) -> io::Result<()> {
+    /// Appends `buf` durably, or fails with the file back at `file_len`: a half-written record is
+    /// never left for a later append (or a retry) to follow.
+    fn write_at_end(&mut self, buf: &[u8]) -> io::Result<()> {
+        let res = self.file.write_all(buf).and_then(|_| self.file.sync_data());
+        if let Err(e) = res {
+            if let Err(te) = self.file.set_len(self.file_len) {
+                // Not retryable (no OS error code): the core stops, and a restart's open()
+                // truncates the torn tail.
+                return Err(io::Error::other(format!(
+                    "{e}; the partial record could not be truncated: {te}"
+                )));
+            }
+            return Err(e);
+        }
+        self.file_len += buf.len() as u64;
+        Ok(())
+    }
+
+    fn truncate(&mut self, reserve: &Reserve, index: u64) -> io::Result<()> {
         let Some((_, (_, off))) = self.entries.range(index..).next() else {
             return Ok(());
         };
         let off = *off;
-        self.file.set_len(off)?;
-        self.file.sync_data()?;
+        reserve.write("raft log truncate", || {
+            self.file.set_len(off)?;
+            self.file.sync_data()
+        })?;
         self.file_len = off;
         self.entries.split_off(&index);
         Ok(())
     }
 
-    fn purge(&mut self, log_id: LogId) -> io::Result<()> {
+    fn purge(&mut self, reserve: &Reserve, log_id: LogId) -> io::Result<()> {
         if self.last_purged.is_some_and(|lp| lp.index >= log_id.index) {
             return Ok(());
         }
-        // Record the purge point first: if we crash before the rewrite, open() skips the
-        // purged entries that are still in the file.
-        write_json(&self.dir.join(PURGED_FILE), &log_id)?;
+        // Recording the purge point is the purge: open() skips the entries at or below it that
+        // are still in the file, so the rewrite below only reclaims space.
+        let purged = self.dir.join(PURGED_FILE);
+        reserve.write("raft purge point", || write_json(&purged, &log_id))?;
         self.last_purged = Some(log_id);
         let keep = self.entries.split_off(&(log_id.index + 1));
         self.entries = keep;
+        self.compact()
+    }
 
-        // Rewrite the remaining entries into a fresh file and atomically swap it in.
-        let mut buf = Vec::new();
-        let mut offsets = Vec::with_capacity(self.entries.len());
-        for (e, _) in self.entries.values() {
-            offsets.push(buf.len() as u64);
-            let json = serde_json::to_vec(e).map_err(io::Error::other)?;
-            encode_record(&mut buf, &json);
-        }
+    /// Rewrites the remaining entries into a fresh file and atomically swaps it in. A failure
+    /// before the rename keeps the old file, which is still consistent (it is compacted at the
+    /// next purge); from the rename on, the new file is the log whatever happens.
+    fn compact(&mut self) -> io::Result<()> {
+        let (buf, offsets) = encode_entries(self.entries.values().map(|(e, _)| e))?;
         let path = self.dir.join(LOG_FILE);
         let tmp = self.dir.join("log.tmp");
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &path)?;
-        durable::fsync_dir(&self.dir)?;
-        self.file = OpenOptions::new().append(true).open(&path)?;
+        let _ = fs::remove_file(&tmp);
+        // Opened for appending before the rename: the handle follows the file to its new name.
+        let written = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(&buf)?;
+                f.sync_all()?;
+                Ok(f)
+            })
+            .and_then(|f| fs::rename(&tmp, &path).map(|()| f));
+        let file = match written {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                tracing::warn!(error = %e, "cannot compact the raft log after a purge; keeping the old file");
+                return Ok(());
+            }
+        };
+        self.file = file;
         self.file_len = buf.len() as u64;
         for ((_, off), new_off) in self.entries.values_mut().zip(offsets) {
             *off = new_off;
         }
-        Ok(())
+        durable::fsync_dir(&self.dir)
     }
 }
 
@@ -260,8 +297,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         let mut inner = self.lock();
-        write_json(&inner.dir.join(VOTE_FILE), vote)
-            .map_err(|e| StorageError::from(StorageIOError::write_vote(AnyError::new(&e))))?;
+        let path = inner.dir.join(VOTE_FILE);
+        self.reserve
+            .write("raft vote", || write_json(&path, vote))
+            .map_err(|e| {
+                let e = AnyError::error(format!("raft vote: {e}"));
+                StorageError::from(StorageIOError::write_vote(e))
+            })?;
         inner.vote = Some(*vote);
         Ok(())
     }
@@ -272,7 +314,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         let mut inner = self.lock();
-        write_json(&inner.dir.join(COMMITTED_FILE), &committed).map_err(|e| io_err(&e))?;
+        let path = inner.dir.join(COMMITTED_FILE);
+        self.reserve
+            .write("raft committed", || write_json(&path, &committed))
+            .map_err(|e| io_err("raft committed", &e))?;
         inner.committed = committed;
         Ok(())
     }
@@ -290,7 +335,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = LogEntry> + Send,
         I::IntoIter: Send,
     {
-        let res = self.lock().append(entries.into_iter().collect());
+        let res = self
+            .lock()
+            .append(&self.reserve, entries.into_iter().collect());
         match res {
             // Durable (fsync'ed) before we acknowledge.
             Ok(()) => {
@@ -299,7 +346,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             Err(e) => {
                 tracing::error!(error = %e, "raft log append failed");
-                let se = io_err(&e);
+                let se = io_err("raft log append", &e);
                 callback.log_io_completed(Err(e));
                 Err(se)
             }
@@ -308,11 +355,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(%log_id, "truncating raft log");
-        self.lock().truncate(log_id.index).map_err(|e| io_err(&e))
+        let res = self.lock().truncate(&self.reserve, log_id.index);
+        res.map_err(|e| io_err("raft log truncate", &e))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         tracing::debug!(%log_id, "purging raft log");
-        self.lock().purge(log_id).map_err(|e| io_err(&e))
+        let res = self.lock().purge(&self.reserve, log_id);
+        res.map_err(|e| io_err("raft log purge", &e))
     }
 }

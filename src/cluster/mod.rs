@@ -1,13 +1,17 @@
 //! Cluster metadata replicated through an embedded openraft group (KRaft-style): types,
-//! durable log storage, the metadata state machine, TCP Raft RPC and the `MetadataStore` facade.
+//! durable log storage, the metadata state machine, TCP Raft RPC and the `MetadataStore` facade,
+//! which restarts a Raft core stopped by a storage failure (and keeps a space reserve for it).
 
 mod durable;
 mod error;
 mod image;
+mod instance;
 mod log_store;
 mod network;
+mod reserve;
 mod state_machine;
 mod store;
+mod supervisor;
 mod types;
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::durable::MAX_RECORD_LEN;
@@ -205,8 +206,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 }
 
 /// Answer Raft RPCs arriving on `listener` until the task is dropped/aborted (aborting it also
-/// aborts its per-connection tasks, which live in a `JoinSet`).
-pub async fn serve_raft(listener: TcpListener, raft: RaftInstance) {
+/// aborts its per-connection tasks, which live in a `JoinSet`). Each RPC goes to the Raft
+/// instance `raft` holds at the time: the `MetadataStore` replaces it when it restarts Raft.
+pub async fn serve_raft(listener: TcpListener, raft: watch::Receiver<RaftInstance>) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -231,8 +233,12 @@ pub async fn serve_raft(listener: TcpListener, raft: RaftInstance) {
     }
 }
 
-async fn serve_conn(mut stream: TcpStream, raft: RaftInstance) -> io::Result<()> {
+async fn serve_conn(
+    mut stream: TcpStream,
+    current: watch::Receiver<RaftInstance>,
+) -> io::Result<()> {
     while let Some(req) = read_frame::<RaftRequest>(&mut stream).await? {
+        let raft = current.borrow().clone();
         let resp = match req {
             RaftRequest::AppendEntries(r) => {
                 RaftResponse::AppendEntries(raft.append_entries(r).await)

@@ -2,7 +2,9 @@
 //! each new image on a watch channel, and builds/installs/persists snapshots.
 //!
 //! Durability comes from snapshots, not from the live image: on start-up the latest snapshot
-//! (`<data_dir>/raft/snapshot`) is loaded and openraft replays the log after it.
+//! (`<data_dir>/raft/snapshot`) is loaded and openraft replays the log after it. When the
+//! `MetadataStore` reopens a state machine on the same publisher (a Raft restart), the images of
+//! that replay which are older than the one already published are not published again.
 
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use tokio::sync::watch;
 
 use super::durable::{atomic_write, read_atomic};
 use super::image::{CommandResult, MetadataImage};
+use super::reserve::Reserve;
 use super::types::{
     LogEntry, LogId, SnapshotData, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -26,6 +29,8 @@ const SNAPSHOT_FILE: &str = "snapshot";
 pub(crate) struct Publisher {
     tx: watch::Sender<Arc<MetadataImage>>,
     controller: AtomicI32,
+    /// Index of the last log entry the published image contains (`None`: none yet).
+    applied: Mutex<Option<u64>>,
 }
 
 impl Publisher {
@@ -34,6 +39,7 @@ impl Publisher {
         Publisher {
             tx,
             controller: AtomicI32::new(-1),
+            applied: Mutex::new(None),
         }
     }
 
@@ -41,9 +47,20 @@ impl Publisher {
         self.tx.subscribe()
     }
 
-    /// Publish a freshly applied image. The controller id is read inside the channel's write
-    /// lock so a concurrent `set_controller` can never be overwritten with a stale value.
-    fn publish(&self, image: &MetadataImage) {
+    /// Publish a freshly applied image that contains the log up to `applied`. An image older
+    /// than the one published (a restarted state machine replaying its log) is not published:
+    /// the broker would take its missing topics for deleted ones. Applied entries are committed,
+    /// so the replay reaches the published index again with the same image. The controller id is
+    /// read inside the channel's write lock so a concurrent `set_controller` can never be
+    /// overwritten with a stale value.
+    pub(super) fn publish(&self, image: &MetadataImage, applied: Option<LogId>) {
+        let index = applied.map(|l| l.index);
+        let mut published = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        if *published > index {
+            tracing::debug!(?index, published = ?*published, "not republishing an older image");
+            return;
+        }
+        *published = index;
         self.tx.send_modify(|cur| {
             let mut img = image.clone();
             img.controller_id = self.controller.load(Ordering::SeqCst);
@@ -90,6 +107,7 @@ pub struct StateMachineStore {
     inner: Arc<Mutex<SmInner>>,
     dir: Arc<PathBuf>,
     publisher: Arc<Publisher>,
+    reserve: Arc<Reserve>,
 }
 
 fn snap_err(meta: Option<&SnapshotMeta>, write: bool, e: impl Into<AnyError>) -> StorageError {
@@ -102,8 +120,13 @@ fn snap_err(meta: Option<&SnapshotMeta>, write: bool, e: impl Into<AnyError>) ->
 }
 
 impl StateMachineStore {
-    /// Load the latest snapshot under `dir` (if any) and publish its image.
-    pub(crate) fn open(dir: &Path, publisher: Arc<Publisher>) -> io::Result<StateMachineStore> {
+    /// Load the latest snapshot under `dir` (if any) and publish its image (unless a newer one
+    /// is published already). Snapshot writes go through `reserve`.
+    pub(crate) fn open(
+        dir: &Path,
+        publisher: Arc<Publisher>,
+        reserve: Arc<Reserve>,
+    ) -> io::Result<StateMachineStore> {
         let path = dir.join(SNAPSHOT_FILE);
         let mut inner = SmInner {
             last_applied: None,
@@ -128,11 +151,12 @@ impl StateMachineStore {
                 data,
             });
         }
-        publisher.publish(&inner.image);
+        publisher.publish(&inner.image, inner.last_applied);
         Ok(StateMachineStore {
             inner: Arc::new(Mutex::new(inner)),
             dir: Arc::new(dir.to_path_buf()),
             publisher,
+            reserve,
         })
     }
 
@@ -148,7 +172,9 @@ impl StateMachineStore {
             image: image.clone(),
         };
         let bytes = serde_json::to_vec(&file).map_err(io::Error::other)?;
-        atomic_write(&self.dir.join(SNAPSHOT_FILE), &bytes)?;
+        let path = self.dir.join(SNAPSHOT_FILE);
+        self.reserve
+            .write("raft snapshot", || atomic_write(&path, &bytes))?;
         serde_json::to_vec(image).map_err(io::Error::other)
     }
 }
@@ -172,7 +198,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         };
         let data = self
             .persist(&meta, &inner.image)
-            .map_err(|e| snap_err(Some(&meta), true, &e))?;
+            .map_err(|e| snap_err(Some(&meta), true, AnyError::error(e)))?;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = data.len(), "built metadata snapshot");
         inner.snapshot = Some(CurrentSnapshot {
             meta: meta.clone(),
@@ -215,7 +241,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         if !results.is_empty() {
             // Published before apply() returns, so a client_write response is only seen after
             // the image that contains its effect is visible.
-            self.publisher.publish(&inner.image);
+            self.publisher.publish(&inner.image, inner.last_applied);
         }
         Ok(results)
     }
@@ -238,7 +264,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut inner = self.lock();
         let data = self
             .persist(meta, &image)
-            .map_err(|e| snap_err(Some(meta), true, &e))?;
+            .map_err(|e| snap_err(Some(meta), true, AnyError::error(e)))?;
         tracing::info!(last_log_id = ?meta.last_log_id, "installed metadata snapshot");
         inner.last_applied = meta.last_log_id;
         inner.membership = meta.last_membership.clone();
@@ -247,7 +273,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta: meta.clone(),
             data,
         });
-        self.publisher.publish(&inner.image);
+        self.publisher.publish(&inner.image, inner.last_applied);
         Ok(())
     }
 

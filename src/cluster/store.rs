@@ -1,11 +1,13 @@
 //! `MetadataStore`: the facade the broker uses — start Raft on local storage, read the latest
-//! image, propose commands and wait for their result.
+//! image, propose commands and wait for their result. A Raft core that stops on a storage error
+//! is restarted from disk by the store's supervisor (`supervisor.rs`); writes meanwhile answer
+//! `ClusterError::StorageUnavailable` at once.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
@@ -16,9 +18,11 @@ use tokio::task::JoinHandle;
 
 use super::error::ClusterError;
 use super::image::{CommandResult, MetadataCommand, MetadataImage};
-use super::log_store::LogStore;
-use super::network::{serve_raft, NetworkFactory};
-use super::state_machine::{Publisher, StateMachineStore};
+use super::instance::{fatal_error, stopped, wait_single_leader, Shared};
+use super::network::serve_raft;
+use super::reserve::Reserve;
+use super::state_machine::Publisher;
+use super::supervisor::supervise;
 use super::types::{Node, NodeId, RaftInstance};
 
 /// Where and how this node takes part in the metadata Raft group.
@@ -43,8 +47,13 @@ pub struct RaftTuning {
     pub heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
-    /// Single node: how long `start` waits to become leader and replay the log.
+    /// Single node: how long `start` (and a restart) waits to become leader and replay the log.
     pub leader_wait: Duration,
+    /// How long `write` waits for a command to be committed and applied.
+    pub write_timeout: Duration,
+    /// Size of the ballast file in `<data_dir>/raft/` released when a Raft write runs out of
+    /// space (0: none).
+    pub reserve_bytes: u64,
 }
 
 impl Default for RaftTuning {
@@ -56,6 +65,8 @@ impl Default for RaftTuning {
             election_timeout_min_ms: 400,
             election_timeout_max_ms: 800,
             leader_wait: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            reserve_bytes: 2 * 1024 * 1024,
         }
     }
 }
@@ -66,17 +77,99 @@ pub struct MetadataStore {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    node_id: NodeId,
-    raft: RaftInstance,
+pub(super) struct Inner {
+    pub(super) shared: Shared,
+    pub(super) single: bool,
+    pub(super) tuning: RaftTuning,
     image_rx: watch::Receiver<Arc<MetadataImage>>,
+    /// The Raft instance in use; the RPC listener follows it too.
+    current: watch::Sender<RaftInstance>,
+    /// The task following the current instance's leader.
+    leader_task: Mutex<Option<JoinHandle<()>>>,
+    /// The RPC listener and the supervisor.
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    shut_down: AtomicBool,
+    /// Why the core is down, from when the supervisor sees it stop until it is restarted.
+    down: Mutex<Option<Down>>,
+    /// Held while an instance is replaced, so `shutdown` never races a restart.
+    restarting: tokio::sync::Mutex<()>,
+    pub(super) shut_down: AtomicBool,
 }
 
-fn broker_id(node: Option<NodeId>) -> i32 {
-    node.and_then(|n| i32::try_from(n).ok()).unwrap_or(-1)
+/// The cause of a stopped core, as writes report it until the restart.
+#[derive(Clone)]
+enum Down {
+    Storage(String),
+    Other(String),
 }
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Inner {
+    pub(super) fn current(&self) -> RaftInstance {
+        self.current.borrow().clone()
+    }
+
+    /// Records why the core is down (what writes answer until it is restarted).
+    pub(super) fn set_down(&self, cause: &ClusterError) {
+        let down = match cause {
+            ClusterError::StorageUnavailable(c) => Down::Storage(c.clone()),
+            other => Down::Other(other.to_string()),
+        };
+        *lock(&self.down) = Some(down);
+    }
+
+    /// The error for a write while the current core is stopped with `fatal`.
+    fn unavailable(&self, fatal: ClusterError) -> ClusterError {
+        if self.shut_down.load(Ordering::SeqCst) {
+            return ClusterError::Raft("the metadata store is shut down".into());
+        }
+        match lock(&self.down).clone() {
+            Some(Down::Storage(cause)) => ClusterError::StorageUnavailable(cause),
+            Some(Down::Other(cause)) => ClusterError::Raft(cause),
+            None => fatal,
+        }
+    }
+
+    /// Replaces the current, stopped, instance with one reopened from disk. `Ok(false)` when the
+    /// store was shut down first.
+    pub(super) async fn restart(&self) -> Result<bool, ClusterError> {
+        let _serial = self.restarting.lock().await;
+        if self.shut_down.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        if let Some(t) = lock(&self.leader_task).take() {
+            t.abort();
+        }
+        // Joins the stopped core, so nothing uses the old log store once the new one opens.
+        let old = self.current();
+        if tokio::time::timeout(STOP_WAIT, old.shutdown())
+            .await
+            .is_err()
+        {
+            return Err(ClusterError::Raft(format!(
+                "the stopped raft core did not finish within {STOP_WAIT:?}"
+            )));
+        }
+        let raft = self.shared.open().await?;
+        if self.single {
+            let waited =
+                wait_single_leader(&raft, self.shared.node_id, self.tuning.leader_wait).await;
+            if let Err(e) = waited {
+                let _ = raft.shutdown().await;
+                return Err(e);
+            }
+        }
+        *lock(&self.leader_task) = Some(self.shared.follow_leader(&raft));
+        self.current.send_replace(raft);
+        *lock(&self.down) = None;
+        Ok(true)
+    }
+}
+
+/// How long a restart waits for the stopped core's task to finish.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 
 impl MetadataStore {
     /// Open storage, start Raft; if the storage is fresh and this node is the lowest id among
@@ -101,10 +194,10 @@ impl MetadataStore {
         }
 
         let dir = config.data_dir.join("raft");
-        let log_store = LogStore::open(&dir).map_err(|e| ClusterError::Storage(e.to_string()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| ClusterError::Storage(e.to_string()))?;
+        // Before any Raft write, so even the first vote on a full disk can use it.
+        let reserve = Arc::new(Reserve::open(&dir, tuning.reserve_bytes));
         let publisher = Arc::new(Publisher::new());
-        let sm = StateMachineStore::open(&dir, publisher.clone())
-            .map_err(|e| ClusterError::Storage(e.to_string()))?;
         let image_rx = publisher.subscribe();
 
         let raft_config = Config {
@@ -124,36 +217,40 @@ impl MetadataStore {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,
         };
-        let raft = RaftInstance::new(
+        let shared = Shared {
             node_id,
-            Arc::new(raft_config),
-            NetworkFactory,
-            log_store,
-            sm,
-        )
-        .await
-        .map_err(|e| ClusterError::Raft(e.to_string()))?;
-
+            dir,
+            raft_config: Arc::new(raft_config),
+            publisher,
+            reserve,
+        };
+        let raft = shared.open().await?;
+        let leader_task = shared.follow_leader(&raft);
+        let (current, current_rx) = watch::channel(raft);
         let mut tasks = Vec::new();
         if let Some(listener) = listener {
-            tasks.push(tokio::spawn(serve_raft(listener, raft.clone())));
+            tasks.push(tokio::spawn(serve_raft(listener, current_rx)));
         }
 
         let store = MetadataStore {
             inner: Arc::new(Inner {
-                node_id,
-                raft: raft.clone(),
+                shared,
+                single,
+                tuning,
                 image_rx,
-                tasks: Mutex::new(Vec::new()),
+                current,
+                leader_task: Mutex::new(Some(leader_task)),
+                tasks: Mutex::new(tasks),
+                down: Mutex::new(None),
+                restarting: tokio::sync::Mutex::new(()),
                 shut_down: AtomicBool::new(false),
             }),
         };
         // From here on, failures must stop Raft again.
-        match store
-            .init_and_wait(&config, single, &tuning, publisher, tasks)
-            .await
-        {
+        match store.init_and_wait(&config).await {
             Ok(()) => {
+                let supervisor = tokio::spawn(supervise(Arc::downgrade(&store.inner)));
+                lock(&store.inner.tasks).push(supervisor);
                 tracing::info!(node_id, elapsed = ?started.elapsed(), "metadata store started");
                 Ok(store)
             }
@@ -164,34 +261,12 @@ impl MetadataStore {
         }
     }
 
-    async fn init_and_wait(
-        &self,
-        config: &ClusterConfig,
-        single: bool,
-        tuning: &RaftTuning,
-        publisher: Arc<Publisher>,
-        mut tasks: Vec<JoinHandle<()>>,
-    ) -> Result<(), ClusterError> {
-        let raft = &self.inner.raft;
-        let node_id = self.inner.node_id;
+    async fn init_and_wait(&self, config: &ClusterConfig) -> Result<(), ClusterError> {
+        let raft = self.inner.current();
+        let node_id = self.inner.shared.node_id;
+        let single = self.inner.single;
 
-        // Keep the published image's controller_id in step with Raft leadership.
-        let mut metrics = raft.metrics();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let leader = metrics.borrow_and_update().current_leader;
-                publisher.set_controller(broker_id(leader));
-                if metrics.changed().await.is_err() {
-                    break;
-                }
-            }
-        }));
-        *self.lock_tasks() = tasks;
-
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let initialized = raft.is_initialized().await.map_err(|f| fatal_error(&f))?;
         if !initialized {
             let members: BTreeMap<NodeId, Node> = if single {
                 let addr = config.raft_addr.map(|a| a.to_string()).unwrap_or_default();
@@ -209,28 +284,16 @@ impl MetadataStore {
                 tracing::info!(node_id, voters = ?members.keys().collect::<Vec<_>>(), "initializing metadata raft group");
                 match raft.initialize(members).await {
                     Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                    Err(RaftError::Fatal(f)) => return Err(fatal_error(&f)),
                     Err(e) => return Err(ClusterError::Raft(e.to_string())),
                 }
             }
         }
 
         if single {
-            raft.wait(Some(tuning.leader_wait))
-                .metrics(
-                    |m| {
-                        m.current_leader == Some(node_id)
-                            && m.last_applied.map(|l| l.index) >= m.last_log_index
-                    },
-                    "single node becomes leader and applies its log",
-                )
-                .await
-                .map_err(|e| ClusterError::Timeout(e.to_string()))?;
+            wait_single_leader(&raft, node_id, self.inner.tuning.leader_wait).await?;
         }
         Ok(())
-    }
-
-    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
-        self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Latest applied image.
@@ -242,40 +305,68 @@ impl MetadataStore {
         self.inner.image_rx.clone()
     }
 
-    /// Propose `cmd` through Raft and wait until it is applied; returns the apply result.
+    /// Propose `cmd` through Raft and wait (at most `RaftTuning::write_timeout`) until it is
+    /// applied; returns the apply result. While the Raft core is stopped (a storage failure,
+    /// until the supervisor restarts it) this answers `StorageUnavailable` at once.
     pub async fn write(&self, cmd: MetadataCommand) -> Result<CommandResult, ClusterError> {
-        match self.inner.raft.client_write(cmd).await {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+        let raft = self.inner.current();
+        if let Some(fatal) = stopped(&raft) {
+            return Err(self.inner.unavailable(fatal));
+        }
+        let timeout = self.inner.tuning.write_timeout;
+        match tokio::time::timeout(timeout, raft.client_write(cmd)).await {
+            Err(_) => Err(ClusterError::Timeout(format!(
+                "metadata write not applied within {timeout:?}"
+            ))),
+            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Err(ClusterError::NotLeader {
                     leader: f.leader_id,
                 })
             }
-            Err(e) => Err(ClusterError::Raft(e.to_string())),
+            Ok(Err(RaftError::Fatal(f))) => Err(self.inner.unavailable(fatal_error(&f))),
+            Ok(Err(e)) => Err(ClusterError::Raft(e.to_string())),
         }
     }
 
     pub fn node_id(&self) -> u64 {
-        self.inner.node_id
+        self.inner.shared.node_id
     }
 
     /// The current Raft leader as last seen by this node (for forwarding).
     pub fn current_leader(&self) -> Option<u64> {
-        self.inner.raft.metrics().borrow().current_leader
+        self.inner.current().metrics().borrow().current_leader
     }
 
-    /// Stop Raft and the RPC listener. Idempotent.
+    /// Stop Raft, the RPC listener and the supervisor. Idempotent.
     pub async fn shutdown(&self) -> Result<(), ClusterError> {
         if self.inner.shut_down.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        for t in self.lock_tasks().drain(..) {
+        // A restart under way finishes first; none starts after this.
+        let _serial = self.inner.restarting.lock().await;
+        for t in lock(&self.inner.tasks).drain(..) {
+            t.abort();
+        }
+        if let Some(t) = lock(&self.inner.leader_task).take() {
             t.abort();
         }
         self.inner
-            .raft
+            .current()
             .shutdown()
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))
+    }
+
+    /// Test-only fault hook: the next `n` metadata storage writes fail with ENOSPC.
+    #[cfg(test)]
+    pub(crate) fn fail_next_storage_writes(&self, n: u32) {
+        self.inner.shared.reserve.fail_next_writes(n);
+    }
+
+    /// Whether the reserve ballast is in place.
+    #[cfg(test)]
+    pub(crate) fn reserve_held(&self) -> bool {
+        self.inner.shared.reserve.is_held()
     }
 }

@@ -1,5 +1,6 @@
 //! Tests of the `MetadataStore` facade: single node, restart (log replay and snapshot), torn log
-//! tail recovery, and a three-node in-process cluster over TCP.
+//! tail recovery, and a three-node in-process cluster over TCP; storage failures in
+//! `tests/storage_failures.rs`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,6 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
+
+mod storage_failures;
 
 fn config(dir: &Path) -> ClusterConfig {
     ClusterConfig {

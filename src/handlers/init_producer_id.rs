@@ -48,7 +48,8 @@ pub async fn handle(ctx: RequestContext, req: InitProducerIdRequest) -> HandlerR
                 }
                 Err(e) => {
                     // Kafka's producer id manager answers COORDINATOR_LOAD_IN_PROGRESS (retriable) while it
-                    // has no block of ids to hand out.
+                    // has no block of ids to hand out, as here when the metadata storage is unavailable
+                    // (the response has no message field: the log line says why).
                     warn!(error = %e, "cannot allocate a producer id");
                     Ok(Some(failed(ResponseError::CoordinatorLoadInProgress)))
                 }
