@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{commit, topic_id, BrokerProcess, Client};
+use common::{commit, fetch_offset, topic_id, BrokerProcess, Client};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -19,7 +19,7 @@ use kafka_protocol::messages::offset_delete_request::{
     OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
 };
 use kafka_protocol::messages::offset_fetch_request::{
-    OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    OffsetFetchRequestGroup, OffsetFetchRequestTopics,
 };
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
@@ -205,59 +205,6 @@ fn heartbeat(
     match c.request(ApiKey::Heartbeat, v, req) {
         Some(ResponseKind::Heartbeat(r)) => r.error_code,
         other => panic!("Heartbeat v{v}: {other:?}"),
-    }
-}
-
-/// (offset, metadata, error) of one partition.
-fn fetch_offset(
-    c: &mut Client,
-    v: i16,
-    group: &str,
-    topic: &str,
-    partition: i32,
-) -> (i64, String, i16) {
-    let req = if v >= 8 {
-        let id = if v >= 10 {
-            topic_id(c, topic)
-        } else {
-            Uuid::nil()
-        };
-        OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
-            .with_group_id(GroupId(s(group)))
-            .with_member_epoch(-1)
-            .with_topics(Some(vec![OffsetFetchRequestTopics::default()
-                .with_name(TopicName(s(topic)))
-                .with_topic_id(id)
-                .with_partition_indexes(vec![partition])]))])
-    } else {
-        OffsetFetchRequest::default()
-            .with_group_id(GroupId(s(group)))
-            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
-                .with_name(TopicName(s(topic)))
-                .with_partition_indexes(vec![partition])]))
-    }
-    .with_require_stable(v >= 7);
-    match c.request(ApiKey::OffsetFetch, v, req) {
-        Some(ResponseKind::OffsetFetch(r)) if v >= 8 => {
-            let g = &r.groups[0];
-            let p = &g.topics[0].partitions[0];
-            let meta = p
-                .metadata
-                .as_ref()
-                .map(|m| m.to_string())
-                .unwrap_or_default();
-            (p.committed_offset, meta, g.error_code.max(p.error_code))
-        }
-        Some(ResponseKind::OffsetFetch(r)) => {
-            let p = &r.topics[0].partitions[0];
-            let meta = p
-                .metadata
-                .as_ref()
-                .map(|m| m.to_string())
-                .unwrap_or_default();
-            (p.committed_offset, meta, r.error_code.max(p.error_code))
-        }
-        other => panic!("OffsetFetch v{v}: {other:?}"),
     }
 }
 

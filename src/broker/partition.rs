@@ -1,10 +1,12 @@
 //! One partition replica hosted here: its log behind a lock, and a watch of its high watermark
 //! that long-polling fetches wait on.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use bytes::BytesMut;
 use tokio::sync::watch;
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::log::{
@@ -18,6 +20,8 @@ pub struct Partition {
     pub leader_epoch: i32,
     log: Mutex<PartitionLog>,
     high_watermark: watch::Sender<i64>,
+    /// The last append failed for want of storage: logged once, then again when appends resume.
+    storage_failing: AtomicBool,
 }
 
 impl Partition {
@@ -36,6 +40,7 @@ impl Partition {
             leader_epoch,
             log: Mutex::new(log),
             high_watermark: watch::Sender::new(hw),
+            storage_failing: AtomicBool::new(false),
         }
     }
 
@@ -54,13 +59,34 @@ impl Partition {
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         let mut log = self.lock();
-        let info = if log.config().flush == FlushPolicy::Always {
-            tokio::task::block_in_place(|| log.append(records, headers, self.leader_epoch, now_ms))?
+        let result = if log.config().flush == FlushPolicy::Always {
+            tokio::task::block_in_place(|| log.append(records, headers, self.leader_epoch, now_ms))
         } else {
-            log.append(records, headers, self.leader_epoch, now_ms)?
+            log.append(records, headers, self.leader_epoch, now_ms)
         };
+        self.note_storage(&result);
+        let info = result?;
         self.high_watermark.send_replace(log.log_end_offset());
         Ok(info)
+    }
+
+    /// One log line when appends start failing for storage reasons (a full disk: every retry of every
+    /// producer would fail the same way) and one when they succeed again.
+    fn note_storage(&self, result: &Result<AppendInfo, LogError>) {
+        match result {
+            Err(e @ (LogError::Io(_) | LogError::Corrupt(_))) => {
+                if !self.storage_failing.swap(true, Ordering::Relaxed) {
+                    warn!(topic = %self.topic, partition = self.index, error = %e,
+                        "appends failing (KAFKA_STORAGE_ERROR until they succeed again)");
+                }
+            }
+            Ok(_) => {
+                if self.storage_failing.swap(false, Ordering::Relaxed) {
+                    info!(topic = %self.topic, partition = self.index, "appends succeed again");
+                }
+            }
+            Err(_) => {}
+        }
     }
 
     pub fn read(

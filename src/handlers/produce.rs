@@ -136,7 +136,10 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
                     )
                 }
                 Err(e) => {
-                    warn!(topic = %partition.topic, partition = data.index, error = %e, "append failed");
+                    // Storage failures are logged by the partition, once per burst.
+                    if !matches!(e, LogError::Io(_) | LogError::Corrupt(_)) {
+                        warn!(topic = %partition.topic, partition = data.index, error = %e, "append failed");
+                    }
                     let code = match &e {
                         LogError::Batch(b) => batch_error_code(b),
                         LogError::Producer(p) => producer_error_code(p),

@@ -462,6 +462,59 @@ pub fn commit(
     }
 }
 
+/// (offset, metadata, error) of one partition.
+pub fn fetch_offset(
+    c: &mut Client,
+    v: i16,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> (i64, String, i16) {
+    let req = if v >= 8 {
+        let id = if v >= 10 {
+            topic_id(c, topic)
+        } else {
+            uuid::Uuid::nil()
+        };
+        kafka_protocol::messages::OffsetFetchRequest::default().with_groups(vec![kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(kafka_protocol::messages::GroupId(StrBytes::from_string(group.into())))
+            .with_member_epoch(-1)
+            .with_topics(Some(vec![kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopics::default()
+                .with_name(name(topic))
+                .with_topic_id(id)
+                .with_partition_indexes(vec![partition])]))])
+    } else {
+        kafka_protocol::messages::OffsetFetchRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId(StrBytes::from_string(group.into())))
+            .with_topics(Some(vec![kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(name(topic))
+                .with_partition_indexes(vec![partition])]))
+    }
+    .with_require_stable(v >= 7);
+    match c.request(ApiKey::OffsetFetch, v, req) {
+        Some(ResponseKind::OffsetFetch(r)) if v >= 8 => {
+            let g = &r.groups[0];
+            let p = &g.topics[0].partitions[0];
+            let meta = p
+                .metadata
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            (p.committed_offset, meta, g.error_code.max(p.error_code))
+        }
+        Some(ResponseKind::OffsetFetch(r)) => {
+            let p = &r.topics[0].partitions[0];
+            let meta = p
+                .metadata
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            (p.committed_offset, meta, r.error_code.max(p.error_code))
+        }
+        other => panic!("OffsetFetch v{v}: {other:?}"),
+    }
+}
+
 /// How many segment files (`.log`) a partition directory holds.
 pub fn segment_files(partition_dir: &Path) -> usize {
     std::fs::read_dir(partition_dir)
