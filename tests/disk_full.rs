@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::{commit, create_topic, fetch_offset, name, read_all, BrokerProcess, Client, Tmpfs};
+use common::{
+    commit, create_topic, fetch_offset, init_producer_id, name, read_all, BrokerProcess, Client,
+    Tmpfs,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ResponseKind};
 
@@ -98,7 +101,10 @@ fn a_full_disk_refuses_produce_keeps_every_acknowledged_record_and_recovers_with
     assert_eq!(fetch_offset(&mut c, 8, "g", "full", 0).0, committed);
     // Refused again and again: the partition is not wedged into another state, and the broker lives.
     for i in 0..5 {
-        assert_eq!(produce(&mut c, "full", &value(90_000 + i)).0, KAFKA_STORAGE_ERROR);
+        assert_eq!(
+            produce(&mut c, "full", &value(90_000 + i)).0,
+            KAFKA_STORAGE_ERROR
+        );
     }
     assert!(broker.exited().is_none(), "the broker died on a full disk");
     // Fetches of what is there keep working, and show exactly the acknowledged records, gap-free.
@@ -172,12 +178,23 @@ fn below_the_free_space_floor_produce_is_refused_while_offsets_and_metadata_stil
         free >= floor - (64 << 10),
         "refused at the floor, not at a full disk: {free} bytes free"
     );
-    // What the floor keeps free is there for the broker's own writes.
+    // Something else eats into what the floor keeps free: that is there for the broker's own writes,
+    // offsets and metadata, which go on. A new topic is refused, saying why.
+    fs.fill_leaving(floor / 2);
+    assert_eq!(produce(&mut c, "floored", "late").0, KAFKA_STORAGE_ERROR);
     assert_eq!(commit(&mut c, 8, ("g", -1, ""), ("floored", 0), 5, ""), 0);
-    assert_eq!(
-        create_topic(&mut c, 7, "meta", 1, &[]).topics[0].error_code,
-        0
+    let refused = create_topic(&mut c, 7, "more", 1, &[]);
+    assert_eq!(refused.topics[0].error_code, KAFKA_STORAGE_ERROR);
+    let message = refused.topics[0]
+        .error_message
+        .as_ref()
+        .map(|m| m.to_string());
+    assert!(
+        message.as_ref().is_some_and(|m| m.contains("floor")),
+        "{message:?}"
     );
+    let pid = init_producer_id(&mut c);
+    assert_eq!((pid.error_code, pid.producer_id.0 >= 0), (0, true));
     assert_eq!(read_all(&mut c, "floored"), acked);
 
     fs.free();

@@ -13,11 +13,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{BrokerProcess, Client, Tmpfs};
-use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, InitProducerIdRequest, InitProducerIdResponse, ProducerId,
-    ResponseKind,
-};
+use common::{init_producer_id, BrokerProcess, Client, Tmpfs};
+use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 const MIB: u64 = 1024 * 1024;
@@ -39,19 +36,6 @@ fn create(c: &mut Client, topic: &str) -> (i16, String, Duration) {
         .map(|m| m.to_string())
         .unwrap_or_default();
     (result.error_code, message, t.elapsed())
-}
-
-/// An idempotent producer's InitProducerId (v4, no transactional id).
-fn init_producer_id(c: &mut Client) -> InitProducerIdResponse {
-    let req = InitProducerIdRequest::default()
-        .with_transactional_id(None)
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    match c.request(ApiKey::InitProducerId, 4, req) {
-        Some(ResponseKind::InitProducerId(r)) => r,
-        other => panic!("InitProducerId: {other:?}"),
-    }
 }
 
 /// Fills the disk until CreateTopics fails, which it must do in time and with

@@ -64,14 +64,16 @@ impl DiskSpace {
             return Ok(());
         }
         let stale = now_ms.saturating_sub(self.checked_at_ms.load(Ordering::Relaxed)) >= RECHECK_MS;
-        if stale || self.below.load(Ordering::Relaxed) {
+        let mut free = self.free.load(Ordering::Relaxed);
+        // A refusal is always judged on a fresh reading, so space that came back counts at once.
+        if stale || free.saturating_sub(bytes) < self.floor {
             self.checked_at_ms.store(now_ms, Ordering::Relaxed);
             // statvfs failing is no reason to refuse: the append itself reports a real problem.
-            let free = volume::space(&self.dir).map_or(u64::MAX, |(_, usable)| usable);
+            free = volume::space(&self.dir).map_or(u64::MAX, |(_, usable)| usable);
             self.free.store(free, Ordering::Relaxed);
         }
-        let free = self.free.load(Ordering::Relaxed);
-        let below = free.saturating_sub(bytes) < self.floor;
+        // The log follows the directory's state; a single refusal may also come from its own size.
+        let below = free < self.floor;
         if self.below.swap(below, Ordering::Relaxed) != below {
             if below {
                 warn!(dir = %self.dir.display(), free_bytes = free, floor_bytes = self.floor,
@@ -81,7 +83,7 @@ impl DiskSpace {
                     "data directory above its free-space floor again: accepting produce");
             }
         }
-        if below {
+        if free.saturating_sub(bytes) < self.floor {
             return Err(BelowFloor {
                 dir: self.dir.display().to_string(),
                 free,

@@ -33,6 +33,8 @@ pub enum TopicError {
     UnknownTopic,
     #[error("metadata write failed: {0}")]
     Cluster(#[from] ClusterError),
+    #[error("cannot host new partitions: {0}")]
+    Storage(#[from] super::disk::BelowFloor),
 }
 
 impl TopicError {
@@ -62,6 +64,7 @@ impl TopicError {
                 ResponseError::KafkaStorageError.code()
             }
             TopicError::Cluster(_) => ResponseError::RequestTimedOut.code(),
+            TopicError::Storage(_) => ResponseError::KafkaStorageError.code(),
         }
     }
 }
@@ -191,8 +194,17 @@ impl Broker {
     }
 
     /// Commits a planned topic through Raft and brings its local partitions online before returning.
+    /// A topic with partitions here is refused while the data directory is below its free-space floor
+    /// (internal topics are not: the floor keeps room for them).
     pub async fn create_topic(&self, topic: TopicInfo) -> Result<TopicInfo, TopicError> {
         let name = topic.name.clone();
+        let hosted_here = topic
+            .partitions
+            .iter()
+            .any(|p| p.replicas.contains(&self.node_id));
+        if hosted_here && !topic.internal {
+            self.disk.admit(0, crate::handlers::now_ms())?;
+        }
         let result = self
             .metadata
             .write(MetadataCommand::CreateTopic(topic))

@@ -515,6 +515,19 @@ pub fn fetch_offset(
     }
 }
 
+/// An idempotent producer's InitProducerId (v4, no transactional id).
+pub fn init_producer_id(c: &mut Client) -> kafka_protocol::messages::InitProducerIdResponse {
+    let req = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+        .with_producer_epoch(-1);
+    match c.request(ApiKey::InitProducerId, 4, req) {
+        Some(ResponseKind::InitProducerId(r)) => r,
+        other => panic!("InitProducerId: {other:?}"),
+    }
+}
+
 /// How many segment files (`.log`) a partition directory holds.
 pub fn segment_files(partition_dir: &Path) -> usize {
     std::fs::read_dir(partition_dir)
