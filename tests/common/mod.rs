@@ -40,7 +40,41 @@ impl BrokerProcess {
 
     /// Starts the broker in `cwd` with exactly `args`.
     pub fn start_in(cwd: &Path, args: &[&str]) -> BrokerProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vltava"))
+        Self::spawn(cwd, args, None)
+    }
+
+    /// Like `start`, with the broker's open-file limit (`ulimit -n`, soft and hard) set to `nofile`.
+    pub fn start_with_nofile(data_dir: &Path, extra: &[&str], nofile: u64) -> BrokerProcess {
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn(Path::new("."), &args, Some(nofile))
+    }
+
+    fn spawn(cwd: &Path, args: &[&str], nofile: Option<u64>) -> BrokerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vltava"));
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: n as libc::rlim_t,
+                rlim_max: n as libc::rlim_t,
+            };
+            // SAFETY: setrlimit is async-signal-safe; it runs in the forked child before exec.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command
             .current_dir(cwd)
             .args(args)
             .env("RUST_LOG", "info,openraft=warn")
@@ -95,6 +129,42 @@ impl BrokerProcess {
                 Err(_) => return false,
             }
         }
+    }
+
+    /// The output lines up to and including the first (not seen by an earlier wait) containing every
+    /// one of `parts`; `None` after `timeout`.
+    pub fn lines_until(&self, parts: &[&str], timeout: Duration) -> Option<Vec<String>> {
+        let until = std::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            let done = parts.iter().all(|p| line.contains(p));
+            seen.push(line);
+            if done {
+                return Some(seen);
+            }
+        }
+    }
+
+    /// Counts the output lines containing every one of `parts` that arrive within `window` (it always
+    /// waits the whole window: for checking that something is *not* logged repeatedly).
+    pub fn count_lines_for(&self, parts: &[&str], window: Duration) -> usize {
+        let until = std::time::Instant::now() + window;
+        let mut n = 0;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if parts.iter().all(|p| line.contains(p)) => n += 1,
+                Ok(_) => {}
+                Err(_) => return n,
+            }
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn kill(&mut self) {
@@ -382,7 +452,11 @@ impl Tmpfs {
         let path = std::ffi::CString::new(self.path().to_str().expect("utf-8 path")).unwrap();
         // SAFETY: a valid C string and a zeroed statvfs for the call to fill.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        assert_eq!(unsafe { libc::statvfs(path.as_ptr(), &mut st) }, 0, "statvfs");
+        assert_eq!(
+            unsafe { libc::statvfs(path.as_ptr(), &mut st) },
+            0,
+            "statvfs"
+        );
         st.f_bavail as u64 * st.f_frsize as u64
     }
 
