@@ -6,6 +6,8 @@
 #                suites (rdkafka, confluent-kafka-python, kafka-python, kcat, kafkajs)
 #   make lint    rustfmt --check + clippy -D warnings (whole workspace)
 #   make bench   release broker + benchmark driver, then run it (BENCH_ARGS=--quick for a short run)
+#   make bench-partitions  release broker hosting 1k, 10k, 20k partitions under ulimit -n 20000:
+#                descriptors, maps, RSS, produce/fetch to every partition, SIGTERM time (BENCH_ARGS=--quick)
 #   make fuzz    bounded fuzz run of every hostile-input target (FUZZ_SECONDS each, ~2.5 min in all)
 #
 # `make -k test` runs every suite even when an earlier one fails (CI does this).
@@ -21,12 +23,12 @@ RELEASE_BIN := $(ROOT)/target/release/vltava
 BENCH_ARGS  ?=
 
 .PHONY: all build build-release deps test test-broker test-rdkafka test-python test-js \
-        lint fmt bench fuzz clean help
+        lint fmt bench bench-partitions fuzz clean help
 
 all: build
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,14p' Makefile
 
 build:
 	$(CARGO) build -p vltava
@@ -66,6 +68,10 @@ fmt:
 bench: build-release
 	$(CARGO) build --release -p vltava-compat --bin vltava-bench
 	VLTAVA_BIN=$(RELEASE_BIN) $(ROOT)/target/release/vltava-bench $(BENCH_ARGS)
+
+bench-partitions: build-release
+	$(CARGO) build --release -p vltava-compat --bin vltava-partitions-bench
+	VLTAVA_BIN=$(RELEASE_BIN) $(ROOT)/target/release/vltava-partitions-bench $(BENCH_ARGS)
 
 # The fuzz driver is plain stable Rust (examples/fuzz.rs). If it cannot be built, the regression
 # corpus is still replayed, and the message says so. A crash leaves its input in target/fuzz/<target>/crash.

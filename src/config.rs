@@ -30,7 +30,8 @@ pub struct Config {
     pub default_replication_factor: i16,
     /// `socket.request.max.bytes`: frames above this close the connection before anything is allocated.
     pub socket_request_max_bytes: u32,
-    /// `max.connections`
+    /// `max.connections`: open connections; further clients wait in the accept backlog. Kafka's
+    /// default, unlimited (2147483647).
     pub max_connections: usize,
     /// Hostile-input limits (`connections.max.idle.ms`, `max.connections.per.ip`, …).
     pub limits: Limits,
@@ -103,7 +104,7 @@ impl Default for Config {
             num_partitions: 1,
             default_replication_factor: 1,
             socket_request_max_bytes: 100 * 1024 * 1024,
-            max_connections: 10_000,
+            max_connections: i32::MAX as usize,
             limits: Limits::default(),
             retention_check_interval_ms: 300_000,
             log_cleaner_backoff_ms: 15_000,
@@ -273,6 +274,7 @@ mod tests {
         let d = Config::default();
         assert_eq!(cfg.listen, d.listen);
         assert_eq!(cfg.num_partitions, d.num_partitions);
+        assert_eq!(cfg.max_connections, d.max_connections);
         assert_eq!(cfg.log.flush, d.log.flush);
         assert_eq!(cfg.log.retention_ms, d.log.retention_ms);
         assert_eq!(cfg.log_cleaner_backoff_ms, d.log_cleaner_backoff_ms);

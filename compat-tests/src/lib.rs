@@ -63,6 +63,8 @@ pub struct BrokerOptions {
     pub ready_timeout: Duration,
     /// `RUST_LOG` for the broker.
     pub rust_log: String,
+    /// The broker's open-file limit (`ulimit -n`, soft and hard), if not inherited.
+    pub nofile: Option<u64>,
 }
 
 impl Default for BrokerOptions {
@@ -73,6 +75,7 @@ impl Default for BrokerOptions {
             extra_args: Vec::new(),
             ready_timeout: DEFAULT_READY_TIMEOUT,
             rust_log: std::env::var("VLTAVA_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            nofile: None,
         }
     }
 }
@@ -270,6 +273,23 @@ impl Broker {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if let Some(n) = self.opts.nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: n as libc::rlim_t,
+                rlim_max: n as libc::rlim_t,
+            };
+            // SAFETY: setrlimit is async-signal-safe; it runs in the forked child before exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let cmdline = format!("{cmd:?}");
         let started = Instant::now();
         let mut child = cmd

@@ -1,5 +1,6 @@
 //! The Kafka protocol server: accept loop, connection limit, graceful shutdown.
 
+mod accept;
 mod connection;
 pub mod dispatch;
 pub mod frame;
@@ -22,7 +23,8 @@ pub use shutdown::Shutdown;
 /// Accepts connections until `shutdown` completes, then waits for every connection to finish its
 /// in-flight request. One task per connection; at most `max_connections` at once (further clients
 /// wait in the kernel's accept backlog, as with Kafka's `max.connections`), and at most
-/// `max_connections_per_ip` from one address (see `limits`).
+/// `max_connections_per_ip` from one address (see `limits`). A failing `accept` (out of
+/// descriptors) is retried with back-off (see `accept`).
 /// Fails only when the listener's SASL or TLS setup, checked at start-up, cannot be built now.
 pub async fn run(
     listener: TcpListener,
@@ -31,7 +33,8 @@ pub async fn run(
 ) -> Result<(), String> {
     let (notify_shutdown, _) = broadcast::channel::<()>(1);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
-    let limit = Arc::new(Semaphore::new(broker.config.max_connections));
+    let mut slots = accept::Slots::new(broker.config.max_connections);
+    let mut backoff = accept::Backoff::default();
     let per_ip = limits::PerIp::default();
     let queued = broker.config.limits.queued_max_request_bytes;
     let request_pool = Arc::new(Semaphore::new(queued as usize));
@@ -52,17 +55,16 @@ pub async fn run(
 
     let accept = async {
         loop {
-            let permit = match limit.clone().acquire_owned().await {
-                Ok(p) => p,
-                Err(_) => return,
+            let Some(permit) = slots.acquire().await else {
+                return;
             };
-            let (stream, peer) = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    // Usually EMFILE: back off briefly instead of spinning.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
+            let (stream, peer) = loop {
+                match slots.accept(&listener).await {
+                    Ok(accepted) => {
+                        backoff.succeeded();
+                        break accepted;
+                    }
+                    Err(e) => backoff.failed(&e).await,
                 }
             };
             // `max.connections.per.ip`: Kafka closes the new connection at once.

@@ -130,6 +130,42 @@ impl BrokerProcess {
         }
     }
 
+    /// The output lines up to and including the first (not seen by an earlier wait) containing every
+    /// one of `parts`; `None` after `timeout`.
+    pub fn lines_until(&self, parts: &[&str], timeout: Duration) -> Option<Vec<String>> {
+        let until = std::time::Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            let done = parts.iter().all(|p| line.contains(p));
+            seen.push(line);
+            if done {
+                return Some(seen);
+            }
+        }
+    }
+
+    /// Counts the output lines containing every one of `parts` that arrive within `window` (it always
+    /// waits the whole window: for checking that something is *not* logged repeatedly).
+    pub fn count_lines_for(&self, parts: &[&str], window: Duration) -> usize {
+        let until = std::time::Instant::now() + window;
+        let mut n = 0;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if parts.iter().all(|p| line.contains(p)) => n += 1,
+                Ok(_) => {}
+                Err(_) => return n,
+            }
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -148,11 +184,6 @@ impl BrokerProcess {
         std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .expect("/proc/<pid>/fd")
             .count()
-    }
-
-    /// How the process ended, if it has (`None` while it runs).
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.try_wait().expect("wait for vltava")
     }
 }
 
