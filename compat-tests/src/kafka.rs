@@ -419,6 +419,27 @@ impl rdkafka::producer::ProducerContext for ChannelContext {
     }
 }
 
+/// Queues record `i` (its opaque) with `payload` for partition `partition` of `topic`; panics on any
+/// local failure, a full queue included (the tests size `queue.buffering.max.messages` to never fill).
+pub fn send_numbered(
+    producer: &ChannelProducer,
+    topic: &str,
+    partition: i32,
+    i: usize,
+    payload: &str,
+) {
+    let rec = rdkafka::producer::BaseRecord::<'_, (), str, usize>::with_opaque_to(topic, i)
+        .partition(partition)
+        .payload(payload);
+    match producer.send(rec) {
+        Ok(()) => {}
+        Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+            panic!("local queue full: raise queue.buffering.max.messages")
+        }
+        Err((e, _)) => panic!("produce #{i} failed locally: {e}"),
+    }
+}
+
 /// A producer whose delivery reports arrive on a channel.
 pub type ChannelProducer = rdkafka::producer::ThreadedProducer<ChannelContext>;
 

@@ -65,6 +65,8 @@ pub struct BrokerOptions {
     pub rust_log: String,
     /// The broker's open-file limit (`ulimit -n`, soft and hard), if not inherited.
     pub nofile: Option<u64>,
+    /// Where the broker keeps its data (e.g. a small tmpfs); a fresh temporary directory if `None`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for BrokerOptions {
@@ -76,6 +78,7 @@ impl Default for BrokerOptions {
             ready_timeout: DEFAULT_READY_TIMEOUT,
             rust_log: std::env::var("VLTAVA_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
             nofile: None,
+            data_dir: None,
         }
     }
 }
@@ -136,7 +139,10 @@ impl Broker {
         let tmp = tempfile::Builder::new()
             .prefix("vltava-compat-")
             .tempdir()?;
-        let data_dir = tmp.path().join("data");
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| tmp.path().join("data"));
         let mut b = Broker {
             opts,
             child: None,

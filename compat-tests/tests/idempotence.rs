@@ -6,8 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::producer::Producer;
 use rdkafka::Offset;
 use vltava_compat::kafka;
 use vltava_compat::{unique_topic, Broker};
@@ -38,16 +37,7 @@ fn idempotent_producer_across_kill9_with_requests_in_flight() {
     let values: Vec<String> = (0..n).map(value).collect();
     let mut reports = Vec::with_capacity(n);
     for (i, v) in values.iter().enumerate() {
-        let rec = BaseRecord::<'_, (), str, usize>::with_opaque_to(&topic, i)
-            .partition(i as i32 % PARTITIONS)
-            .payload(v.as_str());
-        match producer.send(rec) {
-            Ok(()) => {}
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                panic!("local queue full: raise queue.buffering.max.messages")
-            }
-            Err((e, _)) => panic!("produce #{i} failed locally: {e}"),
-        }
+        kafka::send_numbered(&producer, &topic, i as i32 % PARTITIONS, i, v);
         if i == n / 2 {
             // Once a quarter is acknowledged the producer is busy with the rest: SIGKILL with requests in
             // flight, then start again on the same data directory.

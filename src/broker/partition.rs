@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::log::{
-    AppendInfo, BatchHeader, CleanStats, FetchSlice, FlushPolicy, LogError, PartitionLog,
+    AppendInfo, BatchHeader, CleanStats, FetchSlice, FileSync, FlushPolicy, LogError, PartitionLog,
 };
 
 pub struct Partition {
@@ -165,10 +165,21 @@ impl Partition {
     /// Closes the log cleanly (indexes trimmed, producer snapshot and clean-shutdown marker written),
     /// so the next start skips the full recovery scan.
     pub fn close(self) -> Result<(), LogError> {
-        self.log
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .close()
+        self.into_log().close()
+    }
+
+    /// The first step of closing many logs at once (see [`PartitionLog::close_files`]).
+    pub fn close_files(&self, sync: FileSync) -> Result<(), LogError> {
+        self.lock().close_files(sync)
+    }
+
+    /// The last step of closing (see [`PartitionLog::mark_clean`]).
+    pub fn mark_clean(self, sync: FileSync) -> Result<(), LogError> {
+        self.into_log().mark_clean(sync)
+    }
+
+    fn into_log(self) -> PartitionLog {
+        self.log.into_inner().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn with_log<T>(&self, f: impl FnOnce(&mut PartitionLog) -> T) -> T {

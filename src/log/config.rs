@@ -42,7 +42,7 @@ pub enum TimestampType {
 }
 
 /// Per-partition log settings, defaults as in Kafka.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogConfig {
     /// segment.bytes
     pub segment_bytes: u64,

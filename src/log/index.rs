@@ -13,6 +13,8 @@ use std::path::Path;
 
 use memmap2::{Mmap, MmapOptions};
 
+use super::recovery::FileSync;
+
 pub(crate) const OFFSET_ENTRY: usize = 8;
 pub(crate) const TIME_ENTRY: usize = 12;
 
@@ -206,9 +208,10 @@ pub(crate) fn read_entries(path: &Path, entry_size: usize) -> io::Result<Option<
     }
 }
 
-/// Writes `bytes` as the index file at `path`: to a temporary file first, fsynced, then renamed over
-/// it, so the old file (possibly still mapped) is never changed in place. On error nothing is left.
-pub(crate) fn persist(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` as the index file at `path`: to a temporary file first (fsynced unless `sync` says
+/// later), then renamed over it, so the old file (possibly still mapped) is never changed in place. On
+/// error nothing is left.
+pub(crate) fn persist(path: &Path, bytes: &[u8], sync: FileSync) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = Path::new(&tmp);
@@ -219,7 +222,9 @@ pub(crate) fn persist(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .truncate(true)
             .open(tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if sync == FileSync::Each {
+            f.sync_all()?;
+        }
         fs::rename(tmp, path)
     };
     write().inspect_err(|_| {

@@ -36,3 +36,4 @@ pub use records::{
     check_keys, decompress_bounded, for_each_record, record_metas, records_section, RecordMeta,
     RecordView,
 };
+pub use recovery::{sync_filesystem, FileSync};

@@ -9,6 +9,7 @@ use super::config::{FlushPolicy, LogConfig, TimestampType};
 use super::error::{BatchError, LogError};
 use super::producer_state::{AppendCheck, ProducerStateManager};
 use super::records::{record_metas, RecordMeta};
+use super::recovery::FileSync;
 use super::segment::Segment;
 
 /// How far a stored batch may be decompressed when a single record must be found in it
@@ -364,18 +365,40 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Flush, trim the active segment's indexes and mark the shutdown clean (so `open` can skip the CRC scan).
+    /// Flush, write the active segment's indexes and mark the shutdown clean (so `open` can skip the
+    /// CRC scan).
     pub fn close(mut self) -> Result<(), LogError> {
+        self.close_files(FileSync::Each)?;
+        self.mark_clean(FileSync::Each)
+    }
+
+    /// Closing but for the clean-shutdown marker: the active segment sealed (its indexes written) and
+    /// the producer state snapshotted. With `FileSync::Later` nothing is fsynced; the caller syncs the
+    /// filesystem before [`PartitionLog::mark_clean`], so the marker never reaches the disk before what
+    /// it vouches for.
+    pub fn close_files(&mut self, sync: FileSync) -> Result<(), LogError> {
         if self.clean_marker {
             return Ok(());
         }
-        self.flush()?;
-        self.active()?.seal()?;
+        if sync == FileSync::Each {
+            self.flush()?;
+        }
+        self.active()?.seal_with(sync)?;
         let end = self.log_end_offset();
-        self.producers.write_snapshot(&self.dir, end)?;
+        self.producers.write_snapshot_with(&self.dir, end, sync)?;
+        Ok(())
+    }
+
+    /// Writes the clean-shutdown marker after [`PartitionLog::close_files`].
+    pub fn mark_clean(self, sync: FileSync) -> Result<(), LogError> {
+        if self.clean_marker {
+            return Ok(());
+        }
         let marker = std::fs::File::create(self.dir.join(super::recovery::CLEAN_SHUTDOWN_FILE))?;
-        marker.sync_all()?;
-        super::recovery::sync_dir(&self.dir)?;
+        if sync == FileSync::Each {
+            marker.sync_all()?;
+            super::recovery::sync_dir(&self.dir)?;
+        }
         Ok(())
     }
 }

@@ -335,13 +335,28 @@ impl ProducerStateManager {
 
     /// Writes `<offset>.snapshot` (the state of every batch below `offset`) atomically: tmp, fsync, rename.
     pub fn write_snapshot(&self, dir: &Path, offset: i64) -> io::Result<()> {
+        self.write_snapshot_with(dir, offset, super::recovery::FileSync::Each)
+    }
+
+    /// [`ProducerStateManager::write_snapshot`], fsyncing nothing with `FileSync::Later`.
+    pub fn write_snapshot_with(
+        &self,
+        dir: &Path,
+        offset: i64,
+        sync: super::recovery::FileSync,
+    ) -> io::Result<()> {
         let path = snapshot_path(dir, offset);
         let tmp = path.with_extension("snapshot.tmp");
         let mut f = fs::File::create(&tmp)?;
         f.write_all(&self.encode())?;
-        f.sync_all()?;
+        if sync == super::recovery::FileSync::Each {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, &path)?;
-        super::recovery::sync_dir(dir)
+        if sync == super::recovery::FileSync::Each {
+            super::recovery::sync_dir(dir)?;
+        }
+        Ok(())
     }
 
     /// Reads a snapshot file; `Ok(None)` if it is damaged (logged), so the caller falls back to an older one.

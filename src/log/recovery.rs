@@ -21,6 +21,29 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// When the files a step writes reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileSync {
+    /// Each file (and its directory entry) is fsynced before the step returns.
+    Each,
+    /// Nothing is fsynced: the caller syncs the whole filesystem ([`sync_filesystem`]) before
+    /// anything that depends on these files being durable.
+    Later,
+}
+
+/// Flushes every dirty file of the filesystem holding `dir` to disk (`syncfs`): one call instead of
+/// an fsync per file, when many logs close at once.
+pub fn sync_filesystem(dir: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let d = fs::File::open(dir)?;
+    // SAFETY: syncfs on a descriptor this function owns; it reads no memory of ours.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

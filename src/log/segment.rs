@@ -19,6 +19,7 @@ use super::index::{
     map_sealed, persist, read_entries, IndexBuf, OffsetEntries, TimeEntries, OFFSET_ENTRY,
     TIME_ENTRY,
 };
+use super::recovery::FileSync;
 
 /// Header scans read this much at a time, so walking an index interval costs one or two syscalls.
 const SCAN_CHUNK: usize = 16 * 1024;
@@ -596,6 +597,11 @@ impl Segment {
     /// it without a scan), fsync the log and write both index files. On error (a full disk) the segment
     /// stays writable, its indexes in memory. Sealing a sealed segment does nothing.
     pub(crate) fn seal(&mut self) -> io::Result<()> {
+        self.seal_with(FileSync::Each)
+    }
+
+    /// [`Segment::seal`], fsyncing nothing with `FileSync::Later`.
+    pub(crate) fn seal_with(&mut self, sync: FileSync) -> io::Result<()> {
         let (max_ts, max_rel) = (
             self.max_timestamp,
             u32::try_from(self.offset_of_max_timestamp - self.base_offset),
@@ -606,15 +612,19 @@ impl Segment {
         if let (true, Ok(rel)) = (max_ts >= 0, max_rel) {
             times.push_time(max_ts, rel, true);
         }
-        self.files()?.log.sync_all()?;
+        if sync == FileSync::Each {
+            self.files()?.log.sync_all()?;
+        }
         if let Indexes::Building { offsets, times } = &self.indexes {
             persist(
                 &segment_path(&self.dir, self.base_offset, "index"),
                 offsets.bytes(),
+                sync,
             )?;
             persist(
                 &segment_path(&self.dir, self.base_offset, "timeindex"),
                 times.bytes(),
+                sync,
             )?;
         }
         self.indexes = Indexes::Sealed;

@@ -28,6 +28,11 @@ pub struct BrokerProcess {
 impl BrokerProcess {
     /// Starts the broker on `data_dir` and returns once it logs that it accepts connections.
     pub fn start(data_dir: &Path, extra: &[&str]) -> BrokerProcess {
+        Self::spawn(Path::new("."), &Self::args(data_dir, extra), None)
+    }
+
+    /// A free port on 127.0.0.1, `data_dir`, then `extra`.
+    fn args<'a>(data_dir: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "--listen",
             "127.0.0.1:0",
@@ -35,7 +40,7 @@ impl BrokerProcess {
             data_dir.to_str().expect("utf-8 path"),
         ];
         args.extend_from_slice(extra);
-        Self::start_in(Path::new("."), &args)
+        args
     }
 
     /// Starts the broker in `cwd` with exactly `args`.
@@ -45,14 +50,7 @@ impl BrokerProcess {
 
     /// [`BrokerProcess::start`] with at most `nofile` open descriptors (`ulimit -n`).
     pub fn start_with_nofile(data_dir: &Path, extra: &[&str], nofile: u64) -> BrokerProcess {
-        let mut args = vec![
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data_dir.to_str().expect("utf-8 path"),
-        ];
-        args.extend_from_slice(extra);
-        Self::spawn(Path::new("."), &args, Some(nofile))
+        Self::spawn(Path::new("."), &Self::args(data_dir, extra), Some(nofile))
     }
 
     fn spawn(cwd: &Path, args: &[&str], nofile: Option<u64>) -> BrokerProcess {
