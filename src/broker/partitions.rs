@@ -36,6 +36,8 @@ pub struct PartitionManager {
     defaults: LogConfig,
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
     offline: Mutex<HashMap<Key, OpenFailure>>,
+    /// Topics as the last reconcile saw them (and acted on).
+    seen: Mutex<BTreeMap<String, TopicInfo>>,
     reconcile_lock: Mutex<()>,
 }
 
@@ -47,6 +49,7 @@ impl PartitionManager {
             defaults,
             partitions: RwLock::new(HashMap::new()),
             offline: Mutex::new(HashMap::new()),
+            seen: Mutex::new(BTreeMap::new()),
             reconcile_lock: Mutex::new(()),
         }
     }
@@ -94,26 +97,28 @@ impl PartitionManager {
             .reconcile_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let current: Vec<(Key, Uuid)> = {
-            let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
-            map.iter().map(|(k, p)| (k.clone(), p.topic_id)).collect()
-        };
-        for ((topic, index), id) in current {
-            let keep = image
-                .topics
-                .get(&topic)
-                .is_some_and(|t| t.id == id && (index as usize) < t.partitions.len());
-            if !keep {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        // Partitions of topics that are gone, re-created under the same name, or shrunk.
+        for (name, old) in seen.iter() {
+            let now = image.topics.get(name).filter(|t| t.id == old.id);
+            let count = now.map_or(0, |t| t.partitions.len());
+            for p in old
+                .partitions
+                .iter()
+                .filter(|p| p.partition as usize >= count)
+            {
+                let key = (name.clone(), p.partition);
                 let removed = {
                     let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
-                    map.remove(&(topic.clone(), index))
+                    map.remove(&key)
                 };
                 if removed.is_some() {
-                    self.delete_dir(&topic, index);
+                    self.delete_dir(name, p.partition);
                 }
-                self.lock_offline().remove(&(topic.clone(), index));
+                self.lock_offline().remove(&key);
             }
         }
+        seen.retain(|name, old| image.topics.get(name).is_some_and(|t| t.id == old.id));
         self.lock_offline().retain(|(topic, index), _| {
             image.topics.get(topic).is_some_and(|t| {
                 t.partitions
@@ -124,6 +129,13 @@ impl PartitionManager {
         let mut failures: BTreeMap<String, (usize, String)> = BTreeMap::new();
         let now = Instant::now();
         for topic in image.topics.values() {
+            // A topic as it was last time has nothing to do, unless one of its partitions is offline:
+            // this keeps a metadata change O(topics), not O(partitions).
+            let offline_here = || self.lock_offline().keys().any(|(t, _)| *t == topic.name);
+            if seen.get(&topic.name) == Some(topic) && !offline_here() {
+                continue;
+            }
+            seen.insert(topic.name.clone(), topic.clone());
             // Hosted logs follow the topic's configs as they change (AlterConfigs).
             let config = self.topic_log_config(topic);
             for p in &topic.partitions {
