@@ -120,7 +120,7 @@ fn an_idempotent_stream_into_a_filling_disk_delivers_every_record_once_when_spac
         .set("acks", "all")
         .set("linger.ms", "2")
         .set("batch.num.messages", "50")
-        .set("message.timeout.ms", &TIMEOUT.as_millis().to_string())
+        .set("message.timeout.ms", TIMEOUT.as_millis().to_string())
         .set("retry.backoff.ms", "50");
     let (producer, deliveries) = kafka::channel_producer(&cfg).unwrap();
     let send = |i: usize| kafka::send_numbered(&producer, &topic, 0, i, &value(i));
