@@ -64,9 +64,9 @@ impl GroupError {
             GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
             GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
             GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
-            // Kafka maps a failed append to the offsets log to NOT_COORDINATOR-class errors; the client
-            // retries against the coordinator it rediscovers.
-            GroupError::Storage(_) => ResponseError::CoordinatorNotAvailable,
+            // Kafka answers an offsets-log append that failed for storage (KAFKA_STORAGE_ERROR, a
+            // full disk) with NOT_COORDINATOR: the client rediscovers the coordinator and retries.
+            GroupError::Storage(_) => ResponseError::NotCoordinator,
             // Kafka's storeOffsets: MESSAGE_TOO_LARGE becomes INVALID_COMMIT_OFFSET_SIZE.
             GroupError::RecordTooLarge { .. } => ResponseError::InvalidCommitOffsetSize,
             GroupError::UnknownServerError => ResponseError::UnknownServerError,

@@ -106,12 +106,16 @@ pub fn append(
         .enumerate()
         .map(|(i, (key, value))| plain_record(i as i64, now_ms, Some(key.encode()), value))
         .collect();
-    let buf = encode_batch(&records, Compression::None)
-        .map_err(|e| GroupError::Storage(e.to_string()))?;
+    // Our own encoder's batch failing to encode or validate is a bug, not a storage condition.
+    let unexpected = |e: &dyn std::fmt::Display| {
+        warn!(group, error = %e, "cannot build a __consumer_offsets batch");
+        GroupError::UnknownServerError
+    };
+    let buf = encode_batch(&records, Compression::None).map_err(|e| unexpected(&e))?;
     let max = partition.with_log(|l| l.config().max_message_bytes);
     let headers = validate_batches(&buf, max).map_err(|e| match e {
         BatchError::TooLarge { size, max } => GroupError::RecordTooLarge { size, max },
-        e => GroupError::Storage(e.to_string()),
+        e => unexpected(&e),
     })?;
     partition
         .append(buf, &headers, now_ms)
