@@ -10,14 +10,7 @@ use common::{BrokerProcess, Client};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestKind};
 
 fn start(config: &str) -> (tempfile::TempDir, BrokerProcess) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("limits.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let broker = BrokerProcess::start(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-    );
-    (dir, broker)
+    common::start_with_config(config)
 }
 
 /// Sends an ApiVersions request without waiting for its response.

@@ -16,10 +16,9 @@ const NOT_COORDINATOR: i16 = 16;
 
 /// Starts the broker on `fs` keeping `floor` bytes free (`[log] min_free_bytes`; 0: none, so the
 /// filesystem itself fills up). The config file lives outside the tmpfs.
-fn start(fs: &Tmpfs, floor: u64, config_dir: &tempfile::TempDir) -> BrokerProcess {
-    let config = config_dir.path().join("vltava.toml");
-    std::fs::write(&config, format!("[log]\nmin_free_bytes = {floor}\n")).unwrap();
-    BrokerProcess::start(fs.path(), &["--config", config.to_str().unwrap()])
+fn start(fs: &Tmpfs, floor: u64) -> (tempfile::TempDir, BrokerProcess) {
+    let (dir, config) = common::config_file(&format!("[log]\nmin_free_bytes = {floor}\n"));
+    (dir, BrokerProcess::start(fs.path(), &["--config", &config]))
 }
 
 /// Produces one record (acks=all) to partition 0: (error code, base offset).
@@ -73,8 +72,8 @@ fn produce_until_refused(c: &mut Client, topic: &str, from: usize) -> Vec<(i64, 
 
 #[test]
 fn a_full_disk_refuses_produce_keeps_every_acknowledged_record_and_recovers_without_restart() {
-    let (fs, config) = (Tmpfs::mount(32 << 20), tempfile::tempdir().unwrap());
-    let mut broker = start(&fs, 0, &config);
+    let fs = Tmpfs::mount(32 << 20);
+    let (_config, mut broker) = start(&fs, 0);
     let mut c = broker.connect();
     let created = create_topic(&mut c, 7, "full", 1, &[]);
     assert_eq!(created.topics[0].error_code, 0);
@@ -120,7 +119,7 @@ fn a_full_disk_refuses_produce_keeps_every_acknowledged_record_and_recovers_with
 
     // And all of it survives kill -9.
     broker.kill();
-    let broker = start(&fs, 0, &config);
+    let (_config, broker) = start(&fs, 0);
     let mut c = broker.connect();
     assert_eq!(read_all(&mut c, "full"), acked);
     assert_eq!(fetch_offset(&mut c, 8, "g", "full", 0).0, 20_000);
@@ -128,8 +127,8 @@ fn a_full_disk_refuses_produce_keeps_every_acknowledged_record_and_recovers_with
 
 #[test]
 fn a_broker_restarted_on_a_full_disk_serves_what_it_has() {
-    let (fs, config) = (Tmpfs::mount(16 << 20), tempfile::tempdir().unwrap());
-    let mut broker = start(&fs, 0, &config);
+    let fs = Tmpfs::mount(16 << 20);
+    let (_config, mut broker) = start(&fs, 0);
     let mut c = broker.connect();
     assert_eq!(
         create_topic(&mut c, 7, "kept", 1, &[]).topics[0].error_code,
@@ -141,7 +140,7 @@ fn a_broker_restarted_on_a_full_disk_serves_what_it_has() {
 
     // kill -9 on a full disk, then start again on it: recovery must not need space it does not have.
     // (What the metadata's reserve gave back on the way may take a few more records.)
-    let mut broker = start(&fs, 0, &config);
+    let (_config, mut broker) = start(&fs, 0);
     let mut c = broker.connect();
     assert_eq!(read_all(&mut c, "kept"), acked);
     acked.extend(produce_until_refused(&mut c, "kept", 20));
@@ -154,9 +153,9 @@ fn a_broker_restarted_on_a_full_disk_serves_what_it_has() {
 
 #[test]
 fn below_the_free_space_floor_produce_is_refused_while_offsets_and_metadata_still_fit() {
-    let (fs, config) = (Tmpfs::mount(32 << 20), tempfile::tempdir().unwrap());
+    let fs = Tmpfs::mount(32 << 20);
     let floor = 8 << 20;
-    let broker = start(&fs, floor, &config);
+    let (_config, broker) = start(&fs, floor);
     let mut c = broker.connect();
     assert_eq!(
         create_topic(&mut c, 7, "floored", 1, &[]).topics[0].error_code,

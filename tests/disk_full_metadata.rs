@@ -67,8 +67,8 @@ fn find_coordinator(c: &mut Client) -> i16 {
 #[test]
 fn metadata_writes_fail_cleanly_when_the_disk_is_full_and_work_again_when_space_returns() {
     let fs = Tmpfs::mount(16 * MIB);
-    let (data, config) = (fs.path().join("data"), no_floor_config());
-    let broker = BrokerProcess::start(&data, &["--config", &config_arg(&config)]);
+    let (data, (_dir, config)) = (fs.path().join("data"), no_floor_config());
+    let broker = BrokerProcess::start(&data, &["--config", &config]);
     let mut c = broker.connect();
     let (code, message, _) = create(&mut c, "before");
     assert_eq!(code, 0, "{message}");
@@ -105,30 +105,14 @@ enum Launch {
 
 /// Starts `vltava` on `data_dir` and waits (30 s at most) until it accepts connections or exits.
 /// A config without the free-space floor, which would refuse CreateTopics before the metadata
-/// storage is full: these tests are about the metadata storage itself.
-fn no_floor_config() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("vltava.toml"),
-        "[log]\nmin_free_bytes = 0\n",
-    )
-    .unwrap();
-    dir
+/// storage is full: these tests are about the metadata storage itself. (The directory, the path.)
+fn no_floor_config() -> (tempfile::TempDir, String) {
+    common::config_file("[log]\nmin_free_bytes = 0\n")
 }
 
-fn config_arg(dir: &tempfile::TempDir) -> String {
-    dir.path().join("vltava.toml").display().to_string()
-}
-
-fn launch(data_dir: &Path, config: &tempfile::TempDir) -> Launch {
+fn launch(data_dir: &Path, config: &str) -> Launch {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vltava"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            &config_arg(config),
-            "--data-dir",
-        ])
+        .args(["--listen", "127.0.0.1:0", "--config", config, "--data-dir"])
         .arg(data_dir)
         .env("RUST_LOG", "info,openraft=warn")
         .stdout(Stdio::piped())
@@ -176,8 +160,8 @@ fn launch(data_dir: &Path, config: &tempfile::TempDir) -> Launch {
 #[test]
 fn a_broker_restarted_on_a_full_disk_starts_or_exits_cleanly() {
     let fs = Tmpfs::mount(16 * MIB);
-    let (data, config) = (fs.path().join("data"), no_floor_config());
-    let mut broker = BrokerProcess::start(&data, &["--config", &config_arg(&config)]);
+    let (data, (_dir, config)) = (fs.path().join("data"), no_floor_config());
+    let mut broker = BrokerProcess::start(&data, &["--config", &config]);
     let mut c = broker.connect();
     let (code, message, _) = create(&mut c, "before");
     assert_eq!(code, 0, "{message}");

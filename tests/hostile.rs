@@ -10,14 +10,7 @@ use std::time::{Duration, Instant};
 use common::{create_topic, BrokerProcess};
 
 fn start(config: &str) -> (tempfile::TempDir, BrokerProcess) {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("limits.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let broker = BrokerProcess::start(
-        &dir.path().join("data"),
-        &["--config", cfg.to_str().unwrap()],
-    );
-    (dir, broker)
+    common::start_with_config(config)
 }
 
 fn rss_kib(pid: u32) -> u64 {

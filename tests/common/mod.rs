@@ -568,6 +568,22 @@ pub fn segment_files(partition_dir: &Path) -> usize {
         .count()
 }
 
+/// `toml` as a config file in a fresh temporary directory: (the directory, the file's path).
+pub fn config_file(toml: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vltava.toml");
+    std::fs::write(&path, toml).unwrap();
+    let path = path.to_str().expect("utf-8 path").to_string();
+    (dir, path)
+}
+
+/// A broker started with `toml` as its config file and its data beside it (kept with the directory).
+pub fn start_with_config(toml: &str) -> (tempfile::TempDir, BrokerProcess) {
+    let (dir, path) = config_file(toml);
+    let broker = BrokerProcess::start(&dir.path().join("data"), &["--config", &path]);
+    (dir, broker)
+}
+
 /// A small tmpfs mounted for one test (the tests run as root, as CI does), so a full disk is real:
 /// `fill_leaving` takes all but a few bytes of it, `free` gives them back. Unmounted on drop.
 pub struct Tmpfs {
