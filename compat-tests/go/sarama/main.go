@@ -1,6 +1,6 @@
-// sarama-compat drives Sarama (Debian's golang-github-shopify-sarama-dev, 1.22.1) against a broker:
+// sarama-compat drives Sarama (github.com/IBM/sarama, the version in ../go.mod) against a broker:
 // admin, idempotent producer, partition consumer, consumer group with a rebalance, and a restart of the
-// group that resumes exactly at its committed offsets. Run by compat-tests/python/test_sarama.py.
+// group that resumes exactly at its committed offsets. Run by compat-tests/python/test_go.py.
 //
 // Usage: sarama-compat <bootstrap> <topic> <group>. Exits 1 with the reason on the first failure.
 package main
@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Shopify/sarama"
+	"github.com/IBM/sarama"
 )
 
 const (
@@ -30,7 +30,7 @@ func fail(format string, args ...interface{}) {
 func config() *sarama.Config {
 	cfg := sarama.NewConfig()
 	cfg.ClientID = "sarama-compat"
-	cfg.Version = sarama.V2_2_0_0 // the newest protocol versions this Sarama knows
+	cfg.Version = sarama.V4_0_0_0 // Kafka 4's protocol versions (the broker serves Kafka 4's ranges)
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Producer.Idempotent = true
@@ -39,9 +39,6 @@ func config() *sarama.Config {
 	cfg.Producer.Partitioner = sarama.NewHashPartitioner
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Offsets.CommitInterval = 100 * time.Millisecond
-	// Kafka 4 removed OffsetCommit v0-v1 (KIP-896), and so does this broker. Sarama 1.22 commits with
-	// v1 unless a retention is set, then with v2: against Kafka 4 it needs this setting too.
-	cfg.Consumer.Offsets.Retention = 24 * time.Hour
 	cfg.Consumer.Group.Heartbeat.Interval = 300 * time.Millisecond
 	cfg.Consumer.Group.Session.Timeout = 6 * time.Second
 	cfg.Consumer.Return.Errors = true
