@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suites need that cargo does not: kcat, Go with Sarama, and C build tools
-# (apt), the Python clients (pip) and kafkajs (npm). Idempotent: a machine that has them skips each step.
+# Installs what the test suites need that cargo does not: kcat and C build tools (apt), the Python
+# clients (pip), kafkajs (npm) and the Go clients' modules (Sarama, franz-go: `go mod download`).
+# Idempotent: a machine that has them skips each step.
 # `make test` runs it first; it needs root (or sudo) only when an apt package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,9 +23,9 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # zstd-sys; no SSL/SASL features are enabled, but librdkafka 2.12's rdkafka_conf.c includes
 # <curl/curl.h> even with WITH_CURL=0, so a machine without the curl headers cannot build it).
 # openssl: the CLI makes the TLS tests' certificates (compat-tests/tls/make-certs.sh).
-# golang-go + golang-github-shopify-sarama-dev: the Sarama client (Go) and its dependencies as
-# Debian packages it, built in GOPATH mode (no Go module proxy is needed).
-APT_PKGS=(kcat openssl cmake build-essential pkg-config zlib1g-dev libcurl4-openssl-dev golang-go golang-github-shopify-sarama-dev)
+# Go itself is not installed from apt: Debian 12's golang-go (1.19) cannot build the Go module
+# (compat-tests/go/go.mod), and CI machines have a current Go (see the Go step below).
+APT_PKGS=(kcat openssl cmake build-essential pkg-config zlib1g-dev libcurl4-openssl-dev)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -49,7 +50,25 @@ else
   (cd compat-tests/js && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# --- Go clients ----------------------------------------------------------------
+# The first Go 1.21+ ($GO, PATH, /usr/local/go) downloads the modules go.sum pins through the Go
+# module proxy (and the toolchain go.mod asks for, if it is older: GOTOOLCHAIN=auto). Without one
+# the Go tests fail and say why; the other suites still run.
+GO_BIN=""
+for g in "${GO:-}" "$(command -v go || true)" /usr/local/go/bin/go; do
+  if [ -n "$g" ] && [ -x "$g" ] && "$g" env GOVERSION 2>/dev/null | grep -qE '^go(1\.(2[1-9]|[3-9][0-9])|[2-9])'; then
+    GO_BIN=$g
+    break
+  fi
+done
+if [ -n "$GO_BIN" ]; then
+  step "go mod download (compat-tests/go, $("$GO_BIN" env GOVERSION))"
+  (cd compat-tests/go && "$GO_BIN" mod download)
+else
+  step "Go: no Go 1.21 or newer found; the Go client tests (python/test_go.py) will fail"
+fi
+
 # --- Toolchain report ----------------------------------------------------------
 step "versions"
-cargo --version; python3 --version; node --version; go version; kcat -V 2>&1 | sed -n '4p' || true
+cargo --version; python3 --version; node --version; ${GO_BIN:-go} version || true; kcat -V 2>&1 | sed -n '4p' || true
 
