@@ -111,10 +111,19 @@ func describeGroup(ctx context.Context, adm *kadm.Client, group, state string, m
 		fail("describe group %s: %s, protocol %q/%q, %d members; want %s, %q, %d", group, d.State,
 			d.ProtocolType, d.Protocol, len(d.Members), state, want, members)
 	}
+	// The members' assignments, as the leader sent them in SyncGroup, share the partitions out.
+	var assigned []int32
 	for _, m := range d.Members {
-		if _, ok := m.Assigned.AsConsumer(); !ok {
+		a, ok := m.Assigned.AsConsumer()
+		if !ok {
 			fail("describe group %s: member %s has no consumer assignment", group, m.MemberID)
 		}
+		for _, t := range a.Topics {
+			assigned = append(assigned, t.Partitions...)
+		}
+	}
+	if members > 0 && !slices.Equal(slices.Sorted(slices.Values(assigned)), []int32{0, 1, 2, 3}) {
+		fail("describe group %s: members are assigned %v, want each partition once", group, assigned)
 	}
 	fmt.Printf("group %s: %s with %d members\n", group, state, members)
 }
