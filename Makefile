@@ -50,7 +50,7 @@ test-broker: build
 test-rdkafka: deps build
 	VLTAVA_BIN=$(DEBUG_BIN) $(CARGO) test -p vltava-compat
 
-# confluent-kafka-python, kafka-python and kcat (pytest).
+# confluent-kafka-python, kafka-python, kcat, and the Go clients Sarama and franz-go (pytest).
 test-python: deps build
 	cd compat-tests/python && VLTAVA_BIN=$(DEBUG_BIN) $(PYTHON) -m pytest
 
