@@ -30,6 +30,12 @@ func checkAdmin(bootstrap, prefix string) {
 	if r := created[configured]; r.NumPartitions != 3 || r.ReplicationFactor != 1 || r.ID == (kadm.TopicID{}) {
 		fail("created %s: %d partitions, replication %d, id %v", configured, r.NumPartitions, r.ReplicationFactor, r.ID)
 	}
+	// CreateTopics v5+ answers with the topic's configs, as DescribeConfigs would.
+	for name, want := range map[string]string{"retention.ms": retention, "cleanup.policy": policy} {
+		if c := created[configured].Configs[name]; c.MaybeValue() != want {
+			fail("created %s: %s=%s in the response, want %s", configured, name, c.MaybeValue(), want)
+		}
+	}
 	if _, err := adm.CreateTopic(ctx, -1, -1, nil, plain); err != nil {
 		fail("create %s with the broker's defaults: %v", plain, err)
 	}
@@ -66,6 +72,18 @@ func checkAdmin(bootstrap, prefix string) {
 		e, _ := ends.Lookup(configured, part)
 		if s.Offset != 0 || e.Offset != perPartition[part] {
 			fail("partition %d: offsets %d..%d, want 0..%d", part, s.Offset, e.Offset, perPartition[part])
+		}
+	}
+
+	// By time: the first record at or after millisecond 0 is each partition's first, at offset 0.
+	after, err := adm.ListOffsetsAfterMilli(ctx, 0, configured)
+	if err != nil || after.Error() != nil {
+		fail("list offsets after 0: %v %v", err, after.Error())
+	}
+	for part := range int32(3) {
+		a, _ := after.Lookup(configured, part)
+		if perPartition[part] > 0 && a.Offset != 0 {
+			fail("partition %d: first offset at or after time 0 is %d, want 0", part, a.Offset)
 		}
 	}
 
