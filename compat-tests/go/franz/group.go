@@ -17,7 +17,8 @@ func checkGroup(bootstrap, topic, group string) int {
 	admCl := newClient(bootstrap)
 	defer admCl.Close()
 	adm := kadm.NewClient(admCl)
-	ctx, cancel := bounded()
+	// Admin calls share one deadline that outlasts the waits between them (each bounded by timeout).
+	ctx, cancel := context.WithTimeout(context.Background(), 8*timeout)
 	defer cancel()
 	if _, err := adm.CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
 		fail("create %s: %v", topic, err)
