@@ -87,6 +87,11 @@ public final class Broker implements AutoCloseable {
         return dataDir;
     }
 
+    /** How many times the process was started (1, then one more per {@link #restart()}). */
+    public int generation() {
+        return generation;
+    }
+
     /** SIGKILL, then start again on the same data directory and port. */
     public void restart() {
         killHard();

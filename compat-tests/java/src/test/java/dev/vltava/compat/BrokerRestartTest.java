@@ -45,7 +45,10 @@ class BrokerRestartTest {
             assertEquals("before-9", first.get(9).value());
             c.commitSync();
 
+            String before = broker.bootstrap();
             broker.restart();
+            assertEquals(2, broker.generation(), "a second process");
+            assertEquals(before, broker.bootstrap(), "on the same port");
 
             for (int i = 0; i < 10; i++) {
                 p.send(new ProducerRecord<>(topic, 0, "k", "after-" + i)).get();
