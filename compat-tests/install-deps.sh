@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suites need that cargo does not: kcat, Go with Sarama, and C build tools
-# (apt), the Python clients (pip) and kafkajs (npm). Idempotent: a machine that has them skips each step.
+# Installs what the test suites need that cargo does not: kcat, Go with Sarama, C build tools and,
+# when `java` or `mvn` is missing, a JDK and Maven (apt), the Python clients (pip), kafkajs (npm),
+# and the Java suite's Maven dependencies (kafka-clients, JUnit). Idempotent: a machine that has them skips each step.
 # `make test` runs it first; it needs root (or sudo) only when an apt package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,10 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # golang-go + golang-github-shopify-sarama-dev: the Sarama client (Go) and its dependencies as
 # Debian packages it, built in GOPATH mode (no Go module proxy is needed).
 APT_PKGS=(kcat openssl cmake build-essential pkg-config zlib1g-dev libcurl4-openssl-dev golang-go golang-github-shopify-sarama-dev)
+# openjdk-17-jdk-headless + maven: the Java client suite (compat-tests/java), only when the machine
+# has no java or mvn of its own (a JDK installed some other way is used as it is).
+if ! command -v java >/dev/null 2>&1; then APT_PKGS+=(openjdk-17-jdk-headless); fi
+if ! command -v mvn >/dev/null 2>&1; then APT_PKGS+=(maven); fi
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -49,7 +54,14 @@ else
   (cd compat-tests/js && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# --- Java client -----------------------------------------------------------------
+# Resolves the plugins and dependencies into the local Maven repository (~/.m2), so the tests run
+# offline afterwards; quick when they are there already.
+step "mvn dependency:go-offline (compat-tests/java)"
+(cd compat-tests/java && mvn -B -q --no-transfer-progress -Dstyle.color=never dependency:go-offline)
+
 # --- Toolchain report ----------------------------------------------------------
 step "versions"
 cargo --version; python3 --version; node --version; go version; kcat -V 2>&1 | sed -n '4p' || true
+java -version 2>&1 | sed -n 1p; mvn -v -Dstyle.color=never 2>&1 | sed -n 1p
 
