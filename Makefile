@@ -3,7 +3,7 @@
 #   make build   broker (debug)
 #   make test    installs client deps (compat-tests/install-deps.sh), broker unit/integration
 #                tests, then the real-client compatibility
-#                suites (rdkafka, confluent-kafka-python, kafka-python, kcat, kafkajs)
+#                suites (rdkafka, confluent-kafka-python, kafka-python, kcat, kafkajs, the Java client)
 #   make lint    rustfmt --check + clippy -D warnings (whole workspace)
 #   make bench   release broker + benchmark driver, then run it (BENCH_ARGS=--quick for a short run)
 #   make bench-partitions  release broker hosting 1k, 10k, 20k partitions under ulimit -n 20000:
@@ -16,13 +16,14 @@ CARGO  ?= cargo
 PYTHON ?= python3
 NPM    ?= npm
 NODE   ?= node
+MVN    ?= mvn
 
 ROOT        := $(CURDIR)
 DEBUG_BIN   := $(ROOT)/target/debug/vltava
 RELEASE_BIN := $(ROOT)/target/release/vltava
 BENCH_ARGS  ?=
 
-.PHONY: all build build-release deps test test-broker test-rdkafka test-python test-js \
+.PHONY: all build build-release deps test test-broker test-rdkafka test-python test-js test-java \
         lint fmt bench bench-partitions fuzz clean help
 
 all: build
@@ -36,7 +37,7 @@ build:
 build-release:
 	$(CARGO) build --release -p vltava
 
-test: deps build test-broker test-rdkafka test-python test-js
+test: deps build test-broker test-rdkafka test-python test-js test-java
 
 # kcat and C build tools (apt), Python clients (pip), kafkajs (npm); skips what is installed.
 deps:
@@ -57,6 +58,10 @@ test-python: deps build
 # kafkajs via node's built-in test runner.
 test-js: deps build
 	cd compat-tests/js && VLTAVA_BIN=$(DEBUG_BIN) $(NPM) test
+
+# The Apache Kafka Java client (kafka-clients 4.4.0) via Maven Surefire (JUnit 5).
+test-java: deps build
+	cd compat-tests/java && VLTAVA_BIN=$(DEBUG_BIN) $(MVN) -B --no-transfer-progress -Dstyle.color=never test
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the test suites need that cargo does not: kcat and C build tools (apt), the Python
-# clients (pip), kafkajs (npm) and the Go clients' modules (Sarama, franz-go: `go mod download`).
-# Idempotent: a machine that has them skips each step.
+# Installs what the test suites need that cargo does not: kcat and C build tools (apt), a JDK and
+# Maven (apt) when `java` or `mvn` is missing, the Python clients (pip), kafkajs (npm), the Go
+# clients' modules (Sarama, franz-go: `go mod download`) and the Java suite's Maven dependencies
+# (kafka-clients, JUnit). Idempotent: a machine that has them skips each step.
 # `make test` runs it first; it needs root (or sudo) only when an apt package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,10 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # Go itself is not installed from apt: Debian 12's golang-go (1.19) cannot build the Go module
 # (compat-tests/go/go.mod), and CI machines have a current Go (see the Go step below).
 APT_PKGS=(kcat openssl cmake build-essential pkg-config zlib1g-dev libcurl4-openssl-dev)
+# openjdk-17-jdk-headless + maven: the Java client suite (compat-tests/java), only when the machine
+# has no java or mvn of its own (a JDK installed some other way is used as it is).
+if ! command -v java >/dev/null 2>&1; then APT_PKGS+=(openjdk-17-jdk-headless); fi
+if ! command -v mvn >/dev/null 2>&1; then APT_PKGS+=(maven); fi
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -68,7 +73,14 @@ else
   step "Go: no Go 1.21 or newer found; the Go client tests (python/test_go.py) will fail"
 fi
 
+# --- Java client -----------------------------------------------------------------
+# Resolves the plugins and dependencies into the local Maven repository (~/.m2), so the tests run
+# offline afterwards; quick when they are there already.
+step "mvn dependency:go-offline (compat-tests/java)"
+(cd compat-tests/java && mvn -B -q --no-transfer-progress -Dstyle.color=never dependency:go-offline)
+
 # --- Toolchain report ----------------------------------------------------------
 step "versions"
 cargo --version; python3 --version; node --version; ${GO_BIN:-go} version || true; kcat -V 2>&1 | sed -n '4p' || true
+java -version 2>&1 | sed -n 1p; mvn -v -Dstyle.color=never 2>&1 | sed -n 1p
 

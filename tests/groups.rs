@@ -310,6 +310,10 @@ fn every_group_api_version_answers() {
         assert_eq!(d.protocol_data.as_str(), "range");
         assert_eq!(&d.members[0].member_assignment[..], b"assigned");
         assert_eq!(d.members[0].member_id.as_str(), id);
+        // Asked for from v3: every operation a group supports (READ, DELETE, DESCRIBE,
+        // DESCRIBE_CONFIGS, ALTER_CONFIGS), as Kafka reports them without an authorizer.
+        let ops = if dv >= 3 { 0b1101_0100_1000 } else { i32::MIN };
+        assert_eq!(d.authorized_operations, ops, "DescribeGroups v{dv}");
         let lv = (*leave_versions.end()).min(v);
         assert_eq!(leave(&mut c, lv, &group, &id, None), 0, "LeaveGroup v{lv}");
         assert_eq!(describe(&mut c, dv, &group).group_state.as_str(), "Empty");

@@ -1,17 +1,20 @@
 //! DescribeGroups (key 15): state, protocol and members of each group; unknown groups are Dead
-//! (v6: with GROUP_ID_NOT_FOUND, as Kafka 3.8+ answers).
+//! (v6: with GROUP_ID_NOT_FOUND, as Kafka 3.8+ answers). Authorized operations (v3+, when asked
+//! for) are every operation a group supports, as Kafka reports them without an authorizer.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::metadata::GROUP_OPERATIONS;
 use super::{HandlerResult, RequestContext};
 
 pub const VERSIONS: (i16, i16) = (0, 6);
 
 pub async fn handle(ctx: RequestContext, req: DescribeGroupsRequest) -> HandlerResult {
     let v = ctx.api_version;
+    let with_operations = v >= 3 && req.include_authorized_operations;
     let groups = req
         .groups
         .into_iter()
@@ -48,6 +51,10 @@ pub async fn handle(ctx: RequestContext, req: DescribeGroupsRequest) -> HandlerR
                         "Group {} not found.",
                         id.0
                     ))));
+            } else if with_operations {
+                // Kafka fills them in for the groups it describes without an error; the others
+                // keep the "not requested" sentinel (i32::MIN, the field's default).
+                group = group.with_authorized_operations(GROUP_OPERATIONS);
             }
             group
         })

@@ -21,6 +21,8 @@ const TOPIC_OPERATIONS: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
 pub(super) const CLUSTER_OPERATIONS: i32 =
     (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+/// A group's: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (Kafka's `AclEntry.supportedOperations`).
+pub(super) const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
 /// Kafka's sentinel for "authorized operations not requested".
 pub(super) const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 
