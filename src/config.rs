@@ -10,6 +10,10 @@ pub use crate::server::limits::Limits;
 pub use crate::server::sasl::SaslSettings;
 pub use crate::server::tls::TlsSettings;
 
+/// Kafka's code default for `group.initial.rebalance.delay.ms`, which its shipped
+/// `config/server.properties` overrides with 0 (and so does vltava's default).
+pub const KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS: u64 = 3000;
+
 /// Everything the broker reads at start-up. Field comments name the Kafka setting each mirrors.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -40,7 +44,9 @@ pub struct Config {
     /// `log.cleaner.backoff.ms`: how often compacted logs are checked for a cleaning pass.
     pub log_cleaner_backoff_ms: u64,
     /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group waits for
-    /// more members (extended by this much per new member, up to the rebalance timeout).
+    /// more members (extended by this much per new member, up to the rebalance timeout). 0 by
+    /// default, as Kafka's shipped `config/server.properties` sets it (its code default is
+    /// [`KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS`]).
     pub group_initial_rebalance_delay_ms: u64,
     /// `group.min.session.timeout.ms`
     pub group_min_session_timeout_ms: i32,
@@ -108,7 +114,7 @@ impl Default for Config {
             limits: Limits::default(),
             retention_check_interval_ms: 300_000,
             log_cleaner_backoff_ms: 15_000,
-            group_initial_rebalance_delay_ms: 3000,
+            group_initial_rebalance_delay_ms: 0,
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: i32::MAX,

@@ -143,6 +143,9 @@ fn describe_configs_reports_topic_overrides_defaults_and_broker_settings() {
         );
         let (value, source, _, _) = config(b, "log.retention.ms");
         assert_eq!((value.as_str(), source), ("604800000", SOURCE_DEFAULT));
+        // 0 unless configured, as Kafka's shipped server.properties sets it over its code default.
+        let (value, source, _, _) = config(b, "group.initial.rebalance.delay.ms");
+        assert_eq!((value.as_str(), source), ("0", SOURCE_STATIC_BROKER));
         let (value, _, _, _) = config(b, "advertised.listeners");
         assert_eq!(value, format!("PLAINTEXT://{}", broker.addr));
         assert_eq!((results[5].error_code, results[5].configs.len()), (0, 0));

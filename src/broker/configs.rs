@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::topic_config::{defaults, topic_configs};
 use crate::cluster::TopicInfo;
-use crate::config::Config;
+use crate::config::{Config, KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS};
 use crate::log::LogConfig;
 
 /// Kafka's `ConfigSource`.
@@ -219,9 +219,15 @@ fn broker_settings(c: &Config, advertised: &str) -> BTreeMap<String, (String, i8
 
 /// The broker's settings: set in its config file or flags (a value other than Kafka's default, or
 /// an explicit advertised address), else Kafka's default. None can be changed while it runs.
+/// `group.initial.rebalance.delay.ms` defaults to 0 as Kafka's shipped `server.properties` sets
+/// it, so it is reported as Kafka reports that file's value: static, over the code default.
 pub fn describe_broker(config: &Config, advertised: &str) -> Vec<ConfigEntry> {
     let ours = broker_settings(config, advertised);
-    let stock = broker_settings(&Config::default(), advertised);
+    let kafka_defaults = Config {
+        group_initial_rebalance_delay_ms: KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS,
+        ..Config::default()
+    };
+    let stock = broker_settings(&kafka_defaults, advertised);
     ours.into_iter()
         .map(|(name, (value, config_type))| {
             let default = stock.get(&name).map(|(v, _)| v.clone());
@@ -325,6 +331,11 @@ mod tests {
         assert_eq!(
             (r.value.as_str(), r.source),
             ("604800000", ConfigSource::DefaultConfig)
+        );
+        let g = entry(&entries, "group.initial.rebalance.delay.ms");
+        assert_eq!(
+            (g.value.as_str(), g.source, g.synonyms[1].value.as_str()),
+            ("0", ConfigSource::StaticBrokerConfig, "3000")
         );
         assert!(entries.iter().all(|e| e.read_only));
         let a = entry(&entries, "advertised.listeners");
