@@ -16,11 +16,15 @@ use crate::cluster::TopicInfo;
 
 pub const VERSIONS: (i16, i16) = (0, 13);
 
-/// Kafka's "all operations allowed" bitfields (AclOperation codes), for authorized-operations fields.
-const TOPIC_OPERATIONS: i32 =
+/// What Kafka answers in authorized-operations fields without an authorizer: every operation the
+/// resource type supports (`AclEntry.supportedOperations`), as bits of their AclOperation codes.
+/// A topic's: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+pub(super) const TOPIC_OPERATIONS: i32 =
     (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// The cluster's: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
+/// IDEMPOTENT_WRITE (not WRITE, which applies to topics and transactional ids).
 pub(super) const CLUSTER_OPERATIONS: i32 =
-    (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 /// A group's: READ, DELETE, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (Kafka's `AclEntry.supportedOperations`).
 pub(super) const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8) | (1 << 10) | (1 << 11);
 /// Kafka's sentinel for "authorized operations not requested".
@@ -65,7 +69,13 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
                     None => match image.topic_by_id(&wanted.topic_id) {
                         Some(t) => topic_entry(broker, t, topic_ops),
                         None => {
-                            error_entry(None, wanted.topic_id, ResponseError::UnknownTopicId.code())
+                            // Kafka leaves unknown topic ids out of authorized operations.
+                            error_entry(
+                                None,
+                                wanted.topic_id,
+                                ResponseError::UnknownTopicId.code(),
+                                OPERATIONS_NOT_REQUESTED,
+                            )
                         }
                     },
                     Some(name) => match image.topics.get(&name) {
@@ -79,7 +89,7 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
                                     // Kafka answers a topic it could not create yet as unavailable: retriable.
                                     _ => ResponseError::LeaderNotAvailable.code(),
                                 };
-                                error_entry(Some(name), Uuid::nil(), code)
+                                error_entry(Some(name), Uuid::nil(), code, topic_ops)
                             }
                         },
                         None => {
@@ -89,7 +99,7 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
                             } else {
                                 ResponseError::UnknownTopicOrPartition.code()
                             };
-                            error_entry(Some(name), Uuid::nil(), code)
+                            error_entry(Some(name), Uuid::nil(), code, topic_ops)
                         }
                     },
                 };
@@ -166,10 +176,12 @@ fn topic_entry(
         .with_topic_authorized_operations(topic_ops)
 }
 
-fn error_entry(name: Option<String>, id: Uuid, code: i16) -> MetadataResponseTopic {
+/// A topic Metadata could not describe. Named ones carry the topic's authorized operations as
+/// Kafka's do (it fills them in for every topic of `getTopicMetadata`, errors included).
+fn error_entry(name: Option<String>, id: Uuid, code: i16, topic_ops: i32) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_error_code(code)
         .with_name(name.map(|n| TopicName(StrBytes::from_string(n))))
         .with_topic_id(id)
-        .with_topic_authorized_operations(OPERATIONS_NOT_REQUESTED)
+        .with_topic_authorized_operations(topic_ops)
 }
