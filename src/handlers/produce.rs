@@ -4,14 +4,17 @@
 
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, warn};
 
 use super::{now_ms, HandlerResult, RequestContext};
 use crate::log::{
-    check_keys, validate_batches, BatchError, BatchHeader, LogError, ProducerError, TimestampType,
+    keyless_records, validate_batches, BatchError, BatchHeader, LogError, ProducerError,
+    TimestampType,
 };
 
 /// Kafka's RecordBatch.NO_TIMESTAMP: the record has no timestamp, and none is checked.
@@ -98,13 +101,22 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
                 .and_then(|h| timestamp_violation(&h, window, now_ms()).map_or(Ok(h), Err))
                 .and_then(|h| {
                     // As Kafka's LogValidator: only compacted topics look inside the batch.
-                    if compacted {
-                        check_keys(&records, MAX_DECOMPRESSED_BATCH_BYTES)?;
-                    }
-                    Ok(h)
+                    let keyless = if compacted {
+                        keyless_records(&records, MAX_DECOMPRESSED_BATCH_BYTES)?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok((h, keyless))
                 });
             let headers = match checked {
-                Ok(h) => h,
+                Ok((_, keyless)) if !keyless.is_empty() => {
+                    warn!(peer = %ctx.peer, topic = %partition.topic, partition = data.index,
+                        records = keyless.len(), "rejected produce: records without a key on a compacted topic");
+                    let refused = keyless_refusal(response, &keyless, &partition.topic, data.index);
+                    partitions.push(refused.with_log_start_offset(partition.log_start_offset()));
+                    continue;
+                }
+                Ok((h, _)) => h,
                 Err(e) => {
                     warn!(peer = %ctx.peer, topic = %partition.topic, partition = data.index, error = %e,
                         "rejected produce");
@@ -180,6 +192,39 @@ fn failed(
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
+}
+
+/// A batch refused because records at `keyless` (indices within the batch) have no key, answered as
+/// Kafka's `LogValidator` does (KIP-467): INVALID_RECORD, each record in `record_errors` (v8+), and
+/// the first three of them in the error message.
+fn keyless_refusal(
+    response: PartitionProduceResponse,
+    keyless: &[i32],
+    topic: &str,
+    partition: i32,
+) -> PartitionProduceResponse {
+    let message = format!(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+    );
+    let shown: Vec<String> = keyless
+        .iter()
+        .take(3)
+        .map(|i| format!("RecordError(batchIndex={i}, message='{message}')"))
+        .collect();
+    let summary = format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        keyless.len(),
+        shown.join(", ")
+    );
+    let errors = keyless
+        .iter()
+        .map(|&i| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(i)
+                .with_batch_index_error_message(Some(StrBytes::from_string(message.clone())))
+        })
+        .collect();
+    failed(response, ResponseError::InvalidRecord, Some(summary)).with_record_errors(errors)
 }
 
 /// Kafka's codes for refused idempotent batches. A stale epoch is INVALID_PRODUCER_EPOCH for every Produce

@@ -33,7 +33,7 @@ pub use producer_state::{
     MAX_CACHED_BATCHES,
 };
 pub use records::{
-    check_keys, decompress_bounded, for_each_record, record_metas, records_section, RecordMeta,
-    RecordView,
+    decompress_bounded, for_each_record, keyless_records, record_metas, records_section,
+    RecordMeta, RecordView,
 };
 pub use recovery::{sync_filesystem, FileSync};

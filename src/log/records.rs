@@ -218,10 +218,12 @@ pub fn for_each_record<'a>(
     Ok(())
 }
 
-/// Kafka's rule for compacted topics: every record of the batches in `records` (validated, concatenated)
-/// has a key. Decompresses each batch up to `limit` bytes.
-pub fn check_keys(records: &[u8], limit: usize) -> Result<(), BatchError> {
+/// Kafka's rule for compacted topics: every record has a key. Returns the index, within its batch,
+/// of each record of the batches in `records` (validated, concatenated) that has none, as Kafka's
+/// `LogValidator` reports them (KIP-467 `batchIndex`). Decompresses each batch up to `limit` bytes.
+pub fn keyless_records(records: &[u8], limit: usize) -> Result<Vec<i32>, BatchError> {
     let mut pos = 0usize;
+    let mut keyless = Vec::new();
     while pos < records.len() {
         let header = BatchHeader::parse(&records[pos..])?;
         let end = pos + header.total_size();
@@ -229,16 +231,16 @@ pub fn check_keys(records: &[u8], limit: usize) -> Result<(), BatchError> {
             .get(pos..end)
             .ok_or_else(|| BatchError::Corrupt("batch shorter than its length".into()))?;
         let (header, payload) = records_section(batch, limit)?;
-        let mut keyless = false;
-        for_each_record(&header, &payload, |r| keyless |= r.key.is_none())?;
-        if keyless {
-            return Err(BatchError::InvalidRecord(
-                "Compacted topic cannot accept message without key".into(),
-            ));
-        }
+        let mut index = 0i32;
+        for_each_record(&header, &payload, |r| {
+            if r.key.is_none() {
+                keyless.push(index);
+            }
+            index = index.saturating_add(1);
+        })?;
         pos = end;
     }
-    Ok(())
+    Ok(keyless)
 }
 
 /// The offset and timestamp of every record in one v2 batch (`batch` holds exactly that batch),
