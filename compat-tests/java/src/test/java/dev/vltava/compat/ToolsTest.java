@@ -13,13 +13,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -142,6 +149,50 @@ class ToolsTest {
                 deleted.toString());
         Tools.Result after = tool(CONSUMER_GROUPS, "--list").ok();
         assertFalse(after.lines().contains(group), after.toString());
+    }
+
+
+    @Test
+    void consumerGroupsWithAnActiveMember() {
+        String topic = Clients.unique("tools-active");
+        String group = Clients.unique("tools-active-group");
+        tool(TOPICS, "--create", "--topic", topic, "--partitions", "2").ok();
+        try (KafkaConsumer<String, String> c = Clients.consumer(broker, group,
+                Map.of(ConsumerConfig.CLIENT_ID_CONFIG, "tools-member"))) {
+            c.subscribe(List.of(topic));
+            Clients.waitUntil("two partitions assigned", () -> {
+                c.poll(Duration.ofMillis(100));
+                return c.assignment().size() == 2;
+            });
+            c.commitSync(Map.of(new TopicPartition(topic, 0), new OffsetAndMetadata(0),
+                    new TopicPartition(topic, 1), new OffsetAndMetadata(0)));
+            String member = c.groupMetadata().memberId();
+
+            // Each partition's row names the member that owns it, its host and client id.
+            List<List<String>> rows = groupRows(group);
+            assertEquals(2, rows.size(), rows.toString());
+            for (List<String> row : rows) {
+                assertEquals(List.of(group, topic, "0", "0", "0", member, "/127.0.0.1", "tools-member"),
+                        List.of(row.get(0), row.get(1), row.get(3), row.get(4), row.get(5), row.get(6), row.get(7),
+                                row.get(8)), rows.toString());
+            }
+
+            Tools.Result state = tool(CONSUMER_GROUPS, "--describe", "--group", group, "--state").ok();
+            assertTrue(state.lines().stream().anyMatch(l -> l.matches(
+                    group + "\\s+" + Pattern.quote(bs) + "\\s+\\(1\\)\\s+range\\s+Stable\\s+1")), state.toString());
+            Tools.Result members = tool(CONSUMER_GROUPS, "--describe", "--group", group, "--members").ok();
+            assertTrue(members.lines().stream().anyMatch(l -> l.matches(
+                    group + "\\s+" + Pattern.quote(member) + "\\s+/127.0.0.1\\s+tools-member\\s+2")),
+                    members.toString());
+
+            // Kafka refuses to delete a group with members or to reset its offsets while it is active.
+            Tools.Result delete = tool(CONSUMER_GROUPS, "--delete", "--group", group);
+            assertTrue(delete.stdout().contains("GroupNotEmptyException: The group is not empty."), delete.toString());
+            Tools.Result reset = tool(CONSUMER_GROUPS, "--group", group, "--reset-offsets", "--to-latest",
+                    "--topic", topic, "--execute");
+            assertTrue(reset.stdout().contains("Assignments can only be reset if the group '" + group
+                    + "' is inactive, but the current state is Stable."), reset.toString());
+        }
     }
 
     /** kafka-configs' "  name=value sensitive=..." lines, as name=value. */
