@@ -59,7 +59,7 @@ test-python: deps build
 test-js: deps build
 	cd compat-tests/js && VLTAVA_BIN=$(DEBUG_BIN) $(NPM) test
 
-# The Apache Kafka Java client (kafka-clients 4.4.0) via Maven Surefire (JUnit 5).
+# The Apache Kafka Java client (kafka-clients 4.4.0) and Kafka Streams 4.4.0 via Maven Surefire (JUnit 5).
 # Also Kafka's command-line tools (kafka-tools 4.4.0) and the client over SASL and TLS.
 test-java: deps build
 	cd compat-tests/java && VLTAVA_BIN=$(DEBUG_BIN) $(MVN) -B --no-transfer-progress -Dstyle.color=never test
