@@ -8,6 +8,9 @@
 #   make bench   release broker + benchmark driver, then run it (BENCH_ARGS=--quick for a short run)
 #   make bench-partitions  release broker hosting 1k, 10k, 20k partitions under ulimit -n 20000:
 #                descriptors, maps, RSS, produce/fetch to every partition, SIGTERM time (BENCH_ARGS=--quick)
+#   make bench-kafka  Apache Kafka 4.x (Maven jars, bench/kafka) and the release broker side by side,
+#                3 alternating rounds: vltava-bench, Kafka's Producer/ConsumerPerformance, start-up, RSS, CPU
+#                (~5 min; BENCH_ARGS e.g. --rounds 5 --small 1000000; not in CI)
 #   make fuzz    bounded fuzz run of every hostile-input target (FUZZ_SECONDS each, ~2.5 min in all)
 #
 # `make -k test` runs every suite even when an earlier one fails (CI does this).
@@ -24,12 +27,12 @@ RELEASE_BIN := $(ROOT)/target/release/vltava
 BENCH_ARGS  ?=
 
 .PHONY: all build build-release deps test test-broker test-rdkafka test-python test-js test-java \
-        lint fmt bench bench-partitions fuzz clean help
+        lint fmt bench bench-partitions bench-kafka fuzz clean help
 
 all: build
 
 help:
-	@sed -n '1,14p' Makefile
+	@sed -n '1,17p' Makefile
 
 build:
 	$(CARGO) build -p vltava
@@ -78,6 +81,14 @@ bench: build-release
 bench-partitions: build-release
 	$(CARGO) build --release -p vltava-compat --bin vltava-partitions-bench
 	VLTAVA_BIN=$(RELEASE_BIN) $(ROOT)/target/release/vltava-partitions-bench $(BENCH_ARGS)
+
+# Kafka's jars come from Maven Central (bench/kafka/pom.xml); the classpath file lists them.
+bench-kafka: build-release
+	$(CARGO) build --release -p vltava-compat --bin vltava-bench --bin vltava-vs-kafka
+	cd bench/kafka && $(MVN) -B --no-transfer-progress -q -Dstyle.color=never \
+	  dependency:build-classpath -Dmdep.outputFile=target/classpath.txt
+	VLTAVA_BIN=$(RELEASE_BIN) $(ROOT)/target/release/vltava-vs-kafka \
+	  --classpath-file $(ROOT)/bench/kafka/target/classpath.txt $(BENCH_ARGS)
 
 # The fuzz driver is plain stable Rust (examples/fuzz.rs). If it cannot be built, the regression
 # corpus is still replayed, and the message says so. A crash leaves its input in target/fuzz/<target>/crash.
