@@ -10,7 +10,7 @@
 #                descriptors, maps, RSS, produce/fetch to every partition, SIGTERM time (BENCH_ARGS=--quick)
 #   make bench-kafka  Apache Kafka 4.x (Maven jars, bench/kafka) and the release broker side by side,
 #                3 alternating rounds: vltava-bench, Kafka's Producer/ConsumerPerformance, start-up, RSS, CPU
-#                (~5 min; BENCH_ARGS e.g. --rounds 5 --small 1000000; not in CI)
+#                (~3 min; BENCH_ARGS e.g. --rounds 5 --small 2000000; not in CI)
 #   make fuzz    bounded fuzz run of every hostile-input target (FUZZ_SECONDS each, ~2.5 min in all)
 #
 # `make -k test` runs every suite even when an earlier one fails (CI does this).

@@ -23,8 +23,8 @@
 //!   --bin PATH            vltava binary (default $VLTAVA_BIN or target/release/vltava)
 //!   --bench-bin PATH      vltava-bench binary (default target/release/vltava-bench)
 //!   --bench-arg ARG       argument for vltava-bench (repeatable; default `--quick`)
-//!   --small N             100 B records for ProducerPerformance (default 500000)
-//!   --large N             1 KiB records for ProducerPerformance (default 100000)
+//!   --small N             100 B records for ProducerPerformance (default 1000000)
+//!   --large N             1 KiB records for ProducerPerformance (default 200000)
 //!   --timeout SECS        limit for each subprocess (default 300)
 //!   --keep-logs           keep the brokers' directories (logs, data) and print where they are
 
@@ -83,8 +83,8 @@ fn parse_args() -> anyhow::Result<Args> {
             .unwrap_or_else(|| root.join("target/release/vltava")),
         bench_bin: root.join("target/release/vltava-bench"),
         bench_args: Vec::new(),
-        small: 500_000,
-        large: 100_000,
+        small: 1_000_000,
+        large: 200_000,
         timeout: Duration::from_secs(300),
         keep_logs: false,
     };
@@ -585,6 +585,11 @@ fn run_one(args: &Args, cp: &str, kind: Kind, round: usize) -> anyhow::Result<Sa
     s.put(
         "RSS after start-up (MiB)",
         idle.rss_kib as f64 / 1024.0,
+        Better::Lower,
+    );
+    s.put(
+        "broker CPU during start-up (s)",
+        idle.cpu_secs,
         Better::Lower,
     );
 
