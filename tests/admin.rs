@@ -1,5 +1,6 @@
 //! Admin APIs over the wire against the real binary: DescribeConfigs for topics and the broker,
-//! DeleteRecords, CreatePartitions, IncrementalAlterConfigs and AlterConfigs.
+//! DeleteRecords, CreatePartitions, IncrementalAlterConfigs and AlterConfigs (of topics and of the
+//! dynamic broker configs).
 
 mod common;
 
@@ -12,6 +13,8 @@ use kafka_protocol::protocol::StrBytes;
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 const TYPE_LONG: i8 = 5;
@@ -470,6 +473,19 @@ fn incremental_alter(
     resources: &[(i8, &str, Ops)],
     validate_only: bool,
 ) -> Vec<i16> {
+    incremental_alter_answers(c, v, resources, validate_only)
+        .into_iter()
+        .map(|(code, _)| code)
+        .collect()
+}
+
+/// As `incremental_alter`, with each resource's error message.
+fn incremental_alter_answers(
+    c: &mut Client,
+    v: i16,
+    resources: &[(i8, &str, Ops)],
+    validate_only: bool,
+) -> Vec<(i16, Option<String>)> {
     use kafka_protocol::messages::incremental_alter_configs_request::{
         AlterConfigsResource, AlterableConfig,
     };
@@ -496,9 +512,16 @@ fn incremental_alter(
                 .collect(),
         );
     match c.request(ApiKey::IncrementalAlterConfigs, v, req) {
-        Some(ResponseKind::IncrementalAlterConfigs(r)) => {
-            r.responses.iter().map(|r| r.error_code).collect()
-        }
+        Some(ResponseKind::IncrementalAlterConfigs(r)) => r
+            .responses
+            .iter()
+            .map(|r| {
+                (
+                    r.error_code,
+                    r.error_message.as_ref().map(|m| m.to_string()),
+                )
+            })
+            .collect(),
         other => panic!("IncrementalAlterConfigs v{v}: {other:?}"),
     }
 }
@@ -885,4 +908,184 @@ fn create_time_outside_the_topic_timestamp_window_is_refused_as_kip_937_says() {
     assert_eq!(produce_at(&mut c, "appended", now + 48 * hour).0, 0);
     // Refused batches are not written: only the two accepted ones (4 records) are in the log.
     assert_eq!(fetch_partition(&mut c, "defaults", 0).high_watermark, 4);
+}
+
+/// (value, source) of each synonym of one config of the broker resource `name`.
+fn broker_synonyms(c: &mut Client, name: &str, key: &str) -> Vec<(String, i8)> {
+    let r = describe(c, 4, &[(BROKER, name, Some(&[key]))], true);
+    assert_eq!(r[0].error_code, 0, "{:?}", r[0].error_message);
+    r[0].configs
+        .iter()
+        .find(|e| e.name.as_str() == key)
+        .map(|e| {
+            e.synonyms
+                .iter()
+                .map(|s| {
+                    let v = s.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                    (v, s.source)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn dynamic_broker_configs_set_topic_defaults_cluster_wide_and_per_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = BrokerProcess::start(&data, &[]);
+    let mut c = broker.connect();
+    assert_eq!(
+        create_topic(&mut c, 7, "inherits", 1, &[]).topics[0].error_code,
+        0
+    );
+    let own = create_topic(&mut c, 7, "own", 1, &[("retention.ms", "5000")]);
+    assert_eq!(own.topics[0].error_code, 0);
+    let week = "604800000".to_string();
+
+    // validate_only changes nothing.
+    let hour: Ops = &[("log.retention.ms", SET, Some("3600000"))];
+    assert_eq!(
+        incremental_alter(&mut c, 1, &[(BROKER, "", hour)], true),
+        [0]
+    );
+    assert_eq!(
+        broker_synonyms(&mut c, "1", "log.retention.ms"),
+        [(week.clone(), SOURCE_DEFAULT)]
+    );
+
+    // The cluster-wide default.
+    assert_eq!(
+        incremental_alter(&mut c, 1, &[(BROKER, "", hour)], false),
+        [0]
+    );
+    let r = describe(
+        &mut c,
+        4,
+        &[(BROKER, "1", Some(&["log.retention.ms"]))],
+        false,
+    );
+    assert_eq!(
+        config(&r[0], "log.retention.ms"),
+        (
+            "3600000".into(),
+            SOURCE_DYNAMIC_DEFAULT_BROKER,
+            false,
+            TYPE_LONG
+        )
+    );
+    assert_eq!(
+        broker_synonyms(&mut c, "", "log.retention.ms"),
+        [
+            ("3600000".to_string(), SOURCE_DYNAMIC_DEFAULT_BROKER),
+            (week.clone(), SOURCE_DEFAULT)
+        ]
+    );
+    let r = describe(&mut c, 4, &[(BROKER, "", None)], false);
+    assert_eq!(r[0].configs.len(), 1, "only the values set cluster-wide");
+    assert_eq!(
+        topic_value(&mut c, "inherits", "retention.ms"),
+        ("3600000".into(), SOURCE_DYNAMIC_DEFAULT_BROKER)
+    );
+    assert_eq!(
+        topic_value(&mut c, "own", "retention.ms"),
+        ("5000".into(), SOURCE_TOPIC)
+    );
+
+    // This broker's own value wins over the cluster's; Kafka's synonym order.
+    let two: Ops = &[("log.retention.ms", SET, Some("7200000"))];
+    assert_eq!(
+        incremental_alter(&mut c, 1, &[(BROKER, "1", two)], false),
+        [0]
+    );
+    assert_eq!(
+        broker_synonyms(&mut c, "1", "log.retention.ms"),
+        [
+            ("7200000".to_string(), SOURCE_DYNAMIC_BROKER),
+            ("3600000".to_string(), SOURCE_DYNAMIC_DEFAULT_BROKER),
+            (week.clone(), SOURCE_DEFAULT)
+        ]
+    );
+    assert_eq!(
+        topic_value(&mut c, "inherits", "retention.ms"),
+        ("7200000".into(), SOURCE_DYNAMIC_BROKER)
+    );
+
+    // Hosted logs take a new default at once: a smaller message.max.bytes refuses a bigger batch.
+    let big = "x".repeat(2000);
+    assert_eq!(produce_to(&mut c, "inherits", 0, &big), 0);
+    let small: Ops = &[("message.max.bytes", SET, Some("1000"))];
+    assert_eq!(
+        incremental_alter(&mut c, 1, &[(BROKER, "", small)], false),
+        [0]
+    );
+    assert_eq!(produce_to(&mut c, "inherits", 0, &big), MESSAGE_TOO_LARGE);
+
+    // Read-only settings, bad values and other brokers are refused.
+    let fixed: Ops = &[
+        ("node.id", SET, Some("5")),
+        ("log.retention.ms", SET, Some("1")),
+        ("num.partitions", SET, Some("3")),
+    ];
+    let bad: Ops = &[("log.retention.ms", SET, Some("soon"))];
+    let answers = incremental_alter_answers(
+        &mut c,
+        1,
+        &[(BROKER, "", fixed), (BROKER, "1", bad), (BROKER, "7", hour)],
+        false,
+    );
+    assert_eq!(
+        answers[0],
+        (
+            INVALID_REQUEST,
+            Some("Cannot update these configs dynamically: Set(node.id, num.partitions)".into())
+        )
+    );
+    assert_eq!(
+        answers.iter().map(|a| a.0).collect::<Vec<_>>(),
+        [INVALID_REQUEST, INVALID_CONFIG, INVALID_REQUEST]
+    );
+
+    // They survive a restart (the Raft log, then its snapshot).
+    broker.kill();
+    let broker = BrokerProcess::start(&data, &[]);
+    let mut c = broker.connect();
+    assert_eq!(
+        topic_value(&mut c, "inherits", "retention.ms"),
+        ("7200000".into(), SOURCE_DYNAMIC_BROKER),
+        "dynamic configs survive SIGKILL"
+    );
+    assert_eq!(
+        broker_synonyms(&mut c, "", "log.retention.ms")[0],
+        ("3600000".to_string(), SOURCE_DYNAMIC_DEFAULT_BROKER)
+    );
+    assert_eq!(produce_to(&mut c, "inherits", 0, &big), MESSAGE_TOO_LARGE);
+
+    // DELETE removes them, and the static defaults are back.
+    let del_retention: Ops = &[("log.retention.ms", DELETE, None)];
+    let del_both: Ops = &[
+        ("log.retention.ms", DELETE, None),
+        ("message.max.bytes", DELETE, None),
+    ];
+    assert_eq!(
+        incremental_alter(
+            &mut c,
+            1,
+            &[(BROKER, "1", del_retention), (BROKER, "", del_both)],
+            false
+        ),
+        [0, 0]
+    );
+    assert_eq!(
+        broker_synonyms(&mut c, "1", "log.retention.ms"),
+        [(week.clone(), SOURCE_DEFAULT)]
+    );
+    assert_eq!(
+        topic_value(&mut c, "inherits", "retention.ms"),
+        (week, SOURCE_DEFAULT)
+    );
+    assert!(describe(&mut c, 4, &[(BROKER, "", None)], false)[0]
+        .configs
+        .is_empty());
+    assert_eq!(produce_to(&mut c, "inherits", 0, &big), 0);
 }

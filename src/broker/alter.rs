@@ -1,9 +1,11 @@
 //! Changes to existing topics: more partitions (CreatePartitions) and new config overrides
-//! (AlterConfigs, IncrementalAlterConfigs). Each is validated here, then written through Raft; the
-//! hosted logs follow when the partition manager reconciles with the new image.
+//! (AlterConfigs, IncrementalAlterConfigs); and to the dynamic broker configs (the same two APIs
+//! on the BROKER resource). Each is validated here, then written through Raft; the hosted logs
+//! follow when the partition manager reconciles with the new image.
 
 use std::collections::BTreeMap;
 
+use super::dynamic::{is_dynamic, not_dynamic_message, topic_name, DynamicConfigs};
 use super::topics::TopicError;
 use super::{topic_config, Broker};
 use crate::cluster::{CommandResult, MetadataCommand, PartitionInfo, TopicInfo};
@@ -167,7 +169,7 @@ impl Broker {
                 "Error due to duplicate config keys: {dup}"
             )));
         }
-        let defaults = topic_config::defaults(self.partitions.defaults());
+        let defaults = topic_config::defaults(&self.partitions.defaults());
         let mut configs = topic.configs.clone();
         for (key, op, value) in ops {
             let known = topic_config::topic_configs().find(|c| c.name == key.as_str());
@@ -276,6 +278,161 @@ impl Broker {
         }
         self.partitions.reconcile(&self.metadata.image());
         Ok(())
+    }
+}
+
+impl Broker {
+    /// The stored name of a BROKER resource: "" (the cluster-wide defaults) or this broker's id.
+    fn broker_resource(&self, name: &str) -> Result<String, TopicError> {
+        if name.is_empty() {
+            return Ok(String::new());
+        }
+        match name.parse::<i32>() {
+            Ok(id) if id == self.node_id => Ok(id.to_string()),
+            _ => Err(TopicError::InvalidRequest(format!(
+                "Unexpected broker id, expected {} or empty string, but received {name}",
+                self.node_id
+            ))),
+        }
+    }
+
+    /// The dynamic configs broker resource `name` would have after `ops` (IncrementalAlterConfigs),
+    /// validated. Nothing is written.
+    pub fn plan_incremental_broker_configs(
+        &self,
+        name: &str,
+        ops: &[(String, ConfigOp, Option<String>)],
+    ) -> Result<BTreeMap<String, String>, TopicError> {
+        let resource = self.broker_resource(name)?;
+        let mut seen = std::collections::HashSet::new();
+        if let Some((dup, _, _)) = ops.iter().find(|(k, _, _)| !seen.insert(k.as_str())) {
+            return Err(TopicError::InvalidRequest(format!(
+                "Error due to duplicate config keys: {dup}"
+            )));
+        }
+        refuse_static(ops.iter().map(|(k, _, _)| k.as_str()))?;
+        let in_force = topic_config::defaults(&self.partitions.defaults());
+        let mut configs = self
+            .metadata
+            .image()
+            .broker_configs
+            .get(&resource)
+            .cloned()
+            .unwrap_or_default();
+        for (key, op, value) in ops {
+            let value = || {
+                value.clone().ok_or_else(|| {
+                    TopicError::InvalidRequest(format!("Null value not supported for : {key}"))
+                })
+            };
+            match op {
+                ConfigOp::Set => {
+                    configs.insert(key.clone(), value()?);
+                }
+                ConfigOp::Delete => {
+                    configs.remove(key);
+                }
+                ConfigOp::Append | ConfigOp::Subtract => {
+                    if key != "log.cleanup.policy" {
+                        let verb = if *op == ConfigOp::Append {
+                            "append"
+                        } else {
+                            "subtract"
+                        };
+                        return Err(TopicError::InvalidConfig(format!(
+                            "Config value {verb} is not allowed for config key: {key}"
+                        )));
+                    }
+                    let current = configs
+                        .get(key)
+                        .cloned()
+                        .or_else(|| topic_name(key).and_then(|t| in_force.get(t).cloned()))
+                        .unwrap_or_default();
+                    let mut items = split_list(&current);
+                    for item in split_list(&value()?) {
+                        if *op == ConfigOp::Append {
+                            if !items.contains(&item) {
+                                items.push(item);
+                            }
+                        } else {
+                            items.retain(|i| *i != item);
+                        }
+                    }
+                    configs.insert(key.clone(), items.join(","));
+                }
+            }
+        }
+        self.check_broker_configs(&resource, configs)
+    }
+
+    /// The dynamic configs broker resource `name` would have with AlterConfigs' whole new set.
+    pub fn plan_replaced_broker_configs(
+        &self,
+        name: &str,
+        entries: &[(String, Option<String>)],
+    ) -> Result<BTreeMap<String, String>, TopicError> {
+        let resource = self.broker_resource(name)?;
+        refuse_static(entries.iter().map(|(k, _)| k.as_str()))?;
+        let mut configs = BTreeMap::new();
+        for (key, value) in entries {
+            let value = value.clone().ok_or_else(|| {
+                TopicError::InvalidRequest(format!("Null value not supported for : {key}"))
+            })?;
+            configs.insert(key.clone(), value);
+        }
+        self.check_broker_configs(&resource, configs)
+    }
+
+    /// Every value must be one Kafka accepts for the topic config it is the default of, and with
+    /// the other dynamic values they must make usable log defaults.
+    fn check_broker_configs(
+        &self,
+        resource: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, TopicError> {
+        for (k, v) in &configs {
+            let topic = topic_name(k)
+                .ok_or_else(|| TopicError::InvalidRequest(not_dynamic_message(&[k.as_str()])))?;
+            topic_config::validate(topic, v).map_err(|_| {
+                TopicError::InvalidConfig(format!("Invalid value {v} for configuration {k}"))
+            })?;
+        }
+        let mut candidate = self.metadata.image().broker_configs.clone();
+        candidate.insert(resource.to_string(), configs.clone());
+        let image = crate::cluster::MetadataImage {
+            broker_configs: candidate,
+            ..crate::cluster::MetadataImage::empty()
+        };
+        DynamicConfigs::from_image(&image, self.node_id)
+            .effective(self.partitions.static_defaults())
+            .map_err(|e| TopicError::InvalidConfig(e.to_string()))?;
+        Ok(configs)
+    }
+
+    /// Writes a broker resource's new dynamic configs through Raft; the hosted logs of topics that
+    /// do not override them use them before this returns.
+    pub async fn set_broker_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        let resource = self.broker_resource(name)?;
+        self.metadata
+            .write(MetadataCommand::SetBrokerConfigs { resource, configs })
+            .await?;
+        self.partitions.reconcile(&self.metadata.image());
+        Ok(())
+    }
+}
+
+/// Broker settings other than the dynamic ones are refused, all named at once as Kafka does.
+fn refuse_static<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), TopicError> {
+    let mut fixed: Vec<&str> = names.filter(|k| !is_dynamic(k)).collect();
+    fixed.dedup();
+    if fixed.is_empty() {
+        Ok(())
+    } else {
+        Err(TopicError::InvalidRequest(not_dynamic_message(&fixed)))
     }
 }
 

@@ -1,8 +1,11 @@
 //! What DescribeConfigs reports: a topic's configs (its own overrides, else the broker's defaults)
-//! and this broker's settings under Kafka's names, each with where its value comes from.
+//! and this broker's settings under Kafka's names, each with where its value comes from: a topic
+//! override, a dynamic broker config (this broker's, then the cluster-wide default), the static
+//! config file, or Kafka's default.
 
 use std::collections::BTreeMap;
 
+use super::dynamic::{is_dynamic, DynamicConfigs};
 use super::topic_config::{defaults, topic_configs};
 use crate::cluster::TopicInfo;
 use crate::config::{Config, KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS};
@@ -12,6 +15,8 @@ use crate::log::LogConfig;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConfigSource {
     TopicConfig = 1,
+    DynamicBrokerConfig = 2,
+    DynamicDefaultBrokerConfig = 3,
     StaticBrokerConfig = 4,
     DefaultConfig = 5,
 }
@@ -53,9 +58,34 @@ impl ConfigEntry {
     }
 }
 
-/// Every topic config of `topic`: its override, else the broker's setting (when the broker's config
-/// file changed it from Kafka's default), else Kafka's default.
-pub fn describe_topic(topic: &TopicInfo, broker_log: &LogConfig) -> Vec<ConfigEntry> {
+/// The dynamic synonyms of broker setting `name`, in Kafka's order: this broker's, the cluster's.
+fn dynamic_synonyms(name: &str, dynamic: &DynamicConfigs) -> Vec<Synonym> {
+    let mut out = Vec::new();
+    if let Some(v) = dynamic.broker.get(name) {
+        out.push(Synonym {
+            name: name.to_string(),
+            value: v.clone(),
+            source: ConfigSource::DynamicBrokerConfig,
+        });
+    }
+    if let Some(v) = dynamic.cluster.get(name) {
+        out.push(Synonym {
+            name: name.to_string(),
+            value: v.clone(),
+            source: ConfigSource::DynamicDefaultBrokerConfig,
+        });
+    }
+    out
+}
+
+/// Every topic config of `topic`: its override, else the broker's dynamic setting (its own, then
+/// the cluster-wide default), else its static setting (when the broker's config file changed it
+/// from Kafka's default), else Kafka's default. `broker_log` is the static config's log defaults.
+pub fn describe_topic(
+    topic: &TopicInfo,
+    broker_log: &LogConfig,
+    dynamic: &DynamicConfigs,
+) -> Vec<ConfigEntry> {
     let broker = defaults(broker_log);
     let kafka = defaults(&LogConfig::default());
     topic_configs()
@@ -69,6 +99,9 @@ pub fn describe_topic(topic: &TopicInfo, broker_log: &LogConfig) -> Vec<ConfigEn
                 });
             }
             let default_name = c.broker_synonym.unwrap_or(c.name);
+            if let Some(name) = c.broker_synonym {
+                synonyms.extend(dynamic_synonyms(name, dynamic));
+            }
             let kafka_value = kafka.get(c.name).cloned().unwrap_or_default();
             if let (Some(name), Some(v)) = (c.broker_synonym, broker.get(c.name)) {
                 if *v != kafka_value {
@@ -217,11 +250,16 @@ fn broker_settings(c: &Config, advertised: &str) -> BTreeMap<String, (String, i8
     out
 }
 
-/// The broker's settings: set in its config file or flags (a value other than Kafka's default, or
-/// an explicit advertised address), else Kafka's default. None can be changed while it runs.
+/// The broker's settings: set dynamically (for this broker, then cluster-wide), else in its config
+/// file or flags (a value other than Kafka's default, or an explicit advertised address), else
+/// Kafka's default. Only the dynamic ones (`dynamic::DYNAMIC_CONFIGS`) are not read-only.
 /// `group.initial.rebalance.delay.ms` defaults to 0 as Kafka's shipped `server.properties` sets
 /// it, so it is reported as Kafka reports that file's value: static, over the code default.
-pub fn describe_broker(config: &Config, advertised: &str) -> Vec<ConfigEntry> {
+pub fn describe_broker(
+    config: &Config,
+    advertised: &str,
+    dynamic: &DynamicConfigs,
+) -> Vec<ConfigEntry> {
     let ours = broker_settings(config, advertised);
     let kafka_defaults = Config {
         group_initial_rebalance_delay_ms: KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS,
@@ -236,7 +274,7 @@ pub fn describe_broker(config: &Config, advertised: &str) -> Vec<ConfigEntry> {
             } else {
                 default.as_ref() != Some(&value)
             };
-            let mut synonyms = Vec::new();
+            let mut synonyms = dynamic_synonyms(&name, dynamic);
             if set {
                 synonyms.push(Synonym {
                     name: name.clone(),
@@ -251,8 +289,25 @@ pub fn describe_broker(config: &Config, advertised: &str) -> Vec<ConfigEntry> {
                     source: ConfigSource::DefaultConfig,
                 });
             }
-            ConfigEntry::from_synonyms(&name, config_type, true, synonyms)
+            ConfigEntry::from_synonyms(&name, config_type, !is_dynamic(&name), synonyms)
         })
+        .collect()
+}
+
+/// The cluster-wide dynamic defaults (the BROKER resource ""): only the settings that have one,
+/// with their synonyms other than a single broker's value.
+pub fn describe_cluster_default(
+    config: &Config,
+    advertised: &str,
+    dynamic: &DynamicConfigs,
+) -> Vec<ConfigEntry> {
+    let cluster_only = DynamicConfigs {
+        cluster: dynamic.cluster.clone(),
+        broker: BTreeMap::new(),
+    };
+    describe_broker(config, advertised, &cluster_only)
+        .into_iter()
+        .filter(|e| dynamic.cluster.contains_key(&e.name))
         .collect()
 }
 
@@ -283,7 +338,11 @@ mod tests {
             segment_bytes: 1 << 20,
             ..LogConfig::default()
         };
-        let entries = describe_topic(&topic(&[("retention.ms", "1000")]), &broker);
+        let entries = describe_topic(
+            &topic(&[("retention.ms", "1000")]),
+            &broker,
+            &DynamicConfigs::default(),
+        );
         let r = entry(&entries, "retention.ms");
         assert_eq!(
             (r.value.as_str(), r.source),
@@ -321,7 +380,7 @@ mod tests {
             num_partitions: 3,
             ..Config::default()
         };
-        let entries = describe_broker(&config, "127.0.0.1:9092");
+        let entries = describe_broker(&config, "127.0.0.1:9092", &DynamicConfigs::default());
         let n = entry(&entries, "num.partitions");
         assert_eq!(
             (n.value.as_str(), n.source),
@@ -337,8 +396,49 @@ mod tests {
             (g.value.as_str(), g.source, g.synonyms[1].value.as_str()),
             ("0", ConfigSource::StaticBrokerConfig, "3000")
         );
-        assert!(entries.iter().all(|e| e.read_only));
+        assert!(entries.iter().all(|e| e.read_only != is_dynamic(&e.name)));
         let a = entry(&entries, "advertised.listeners");
         assert_eq!(a.value, "PLAINTEXT://127.0.0.1:9092");
+    }
+
+    #[test]
+    fn dynamic_values_come_before_the_file_in_kafkas_order() {
+        let dynamic = DynamicConfigs {
+            cluster: [("log.retention.ms".to_string(), "1000".to_string())].into(),
+            broker: [("log.retention.ms".to_string(), "2000".to_string())].into(),
+        };
+        let config = Config::default();
+        let entries = describe_broker(&config, "127.0.0.1:9092", &dynamic);
+        let r = entry(&entries, "log.retention.ms");
+        let sources: Vec<_> = r
+            .synonyms
+            .iter()
+            .map(|s| (s.value.as_str(), s.source))
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                ("2000", ConfigSource::DynamicBrokerConfig),
+                ("1000", ConfigSource::DynamicDefaultBrokerConfig),
+                ("604800000", ConfigSource::DefaultConfig)
+            ]
+        );
+        assert!(!r.read_only);
+        let defaults = describe_cluster_default(&config, "127.0.0.1:9092", &dynamic);
+        assert_eq!(defaults.len(), 1);
+        assert_eq!(
+            (defaults[0].value.as_str(), defaults[0].source),
+            ("1000", ConfigSource::DynamicDefaultBrokerConfig)
+        );
+        let t = describe_topic(&topic(&[]), &LogConfig::default(), &dynamic);
+        let r = entry(&t, "retention.ms");
+        assert_eq!(
+            (r.value.as_str(), r.source, r.synonyms[0].name.as_str()),
+            (
+                "2000",
+                ConfigSource::DynamicBrokerConfig,
+                "log.retention.ms"
+            )
+        );
     }
 }

@@ -3,6 +3,7 @@
 pub mod alter;
 pub mod configs;
 pub mod disk;
+pub mod dynamic;
 mod partition;
 mod partitions;
 pub mod producer_ids;

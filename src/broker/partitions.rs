@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use super::dynamic::DynamicConfigs;
 use super::partition::Partition;
 use crate::cluster::{MetadataImage, TopicInfo};
 use crate::log::{sync_filesystem, FileSync, LogConfig, LogError, PartitionLog};
@@ -33,7 +34,12 @@ struct OpenFailure {
 pub struct PartitionManager {
     data_dir: PathBuf,
     node_id: i32,
-    defaults: LogConfig,
+    /// The log defaults of the static config file.
+    static_defaults: LogConfig,
+    /// The log defaults in force: the static ones with the dynamic broker configs applied.
+    defaults: RwLock<LogConfig>,
+    /// The dynamic broker configs as the last reconcile saw them (and applied).
+    dynamic: Mutex<DynamicConfigs>,
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
     offline: Mutex<HashMap<Key, OpenFailure>>,
     /// Topics as the last reconcile saw them (and acted on).
@@ -46,7 +52,9 @@ impl PartitionManager {
         PartitionManager {
             data_dir,
             node_id,
-            defaults,
+            static_defaults: defaults.clone(),
+            defaults: RwLock::new(defaults),
+            dynamic: Mutex::new(DynamicConfigs::default()),
             partitions: RwLock::new(HashMap::new()),
             offline: Mutex::new(HashMap::new()),
             seen: Mutex::new(BTreeMap::new()),
@@ -54,8 +62,17 @@ impl PartitionManager {
         }
     }
 
-    pub fn defaults(&self) -> &LogConfig {
-        &self.defaults
+    /// The log defaults in force (static config, then the dynamic broker configs).
+    pub fn defaults(&self) -> LogConfig {
+        self.defaults
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The log defaults of the static config file alone.
+    pub fn static_defaults(&self) -> &LogConfig {
+        &self.static_defaults
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
@@ -85,7 +102,7 @@ impl PartitionManager {
 
     /// The log config of a topic: broker defaults with the topic's overrides.
     pub fn topic_log_config(&self, topic: &TopicInfo) -> Result<LogConfig, LogError> {
-        self.defaults
+        self.defaults()
             .with_overrides(topic.configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
     }
 
@@ -98,6 +115,8 @@ impl PartitionManager {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        // New dynamic broker configs change the defaults of every topic: re-apply them all.
+        let all_topics = self.apply_dynamic(image);
         // Partitions of topics that are gone, re-created under the same name, or shrunk.
         for (name, old) in seen.iter() {
             let now = image.topics.get(name).filter(|t| t.id == old.id);
@@ -132,7 +151,7 @@ impl PartitionManager {
             // A topic as it was last time has nothing to do, unless one of its partitions is offline:
             // this keeps a metadata change O(topics), not O(partitions).
             let offline_here = || self.lock_offline().keys().any(|(t, _)| *t == topic.name);
-            if seen.get(&topic.name) == Some(topic) && !offline_here() {
+            if !all_topics && seen.get(&topic.name) == Some(topic) && !offline_here() {
                 continue;
             }
             seen.insert(topic.name.clone(), topic.clone());
@@ -201,6 +220,25 @@ impl PartitionManager {
             warn!(partitions = count, example = %example, error = %cause,
                 "cannot open partition logs; they stay offline and are retried with back-off");
         }
+    }
+
+    /// Takes up the dynamic broker configs of `image`; whether they changed since the last call.
+    fn apply_dynamic(&self, image: &MetadataImage) -> bool {
+        let now = DynamicConfigs::from_image(image, self.node_id);
+        let mut last = self.dynamic.lock().unwrap_or_else(|p| p.into_inner());
+        if *last == now {
+            return false;
+        }
+        match now.effective(&self.static_defaults) {
+            Ok(config) => {
+                info!(cluster = ?now.cluster, broker = ?now.broker, "dynamic broker configs applied");
+                *self.defaults.write().unwrap_or_else(|p| p.into_inner()) = config;
+            }
+            // Validated before they were written; keep the defaults in force if they still fail.
+            Err(e) => warn!(error = %e, "cannot apply the dynamic broker configs"),
+        }
+        *last = now;
+        true
     }
 
     /// Removes partition directories no topic in `image` owns (a delete interrupted by a crash).

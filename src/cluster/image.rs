@@ -44,6 +44,10 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerInfo>,
     pub topics: BTreeMap<String, TopicInfo>,
     pub next_producer_id: i64,
+    /// Dynamic broker configs under Kafka's broker names, by resource: "" the cluster-wide
+    /// defaults, else a broker id. Absent from images written before they existed.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -71,6 +75,12 @@ pub enum MetadataCommand {
     /// Replaces a topic's config overrides.
     SetTopicConfigs {
         name: String,
+        configs: BTreeMap<String, String>,
+    },
+    /// Replaces the dynamic configs of a broker resource ("" the cluster default, else a broker
+    /// id); an empty set removes the resource.
+    SetBrokerConfigs {
+        resource: String,
         configs: BTreeMap<String, String>,
     },
 }
@@ -156,6 +166,14 @@ impl MetadataImage {
                     }
                     None => CommandResult::UnknownTopic,
                 }
+            }
+            MetadataCommand::SetBrokerConfigs { resource, configs } => {
+                if configs.is_empty() {
+                    self.broker_configs.remove(&resource);
+                } else {
+                    self.broker_configs.insert(resource, configs);
+                }
+                CommandResult::Ok
             }
         }
     }
@@ -243,6 +261,28 @@ mod tests {
             configs: BTreeMap::new(),
         };
         assert_eq!(image.apply(missing), CommandResult::UnknownTopic);
+    }
+
+    #[test]
+    fn broker_configs_are_replaced_and_older_images_still_load() {
+        let mut image = MetadataImage::empty();
+        let set = |configs: &[(&str, &str)]| MetadataCommand::SetBrokerConfigs {
+            resource: String::new(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        assert_eq!(
+            image.apply(set(&[("log.retention.ms", "1000")])),
+            CommandResult::Ok
+        );
+        assert_eq!(image.broker_configs[""]["log.retention.ms"], "1000");
+        image.apply(set(&[]));
+        assert!(image.broker_configs.is_empty());
+        let old = r#"{"cluster_id":"c","controller_id":-1,"brokers":{},"topics":{},"next_producer_id":0}"#;
+        let loaded: MetadataImage = serde_json::from_str(old).unwrap();
+        assert!(loaded.broker_configs.is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! AlterConfigs (key 33): replaces a topic's whole set of config overrides. Also the resource
-//! handling it shares with IncrementalAlterConfigs: duplicates, resource types, `validate_only`.
+//! AlterConfigs (key 33): replaces a topic's whole set of config overrides, or a broker
+//! resource's whole set of dynamic configs. Also the resource handling it shares with
+//! IncrementalAlterConfigs: duplicates, resource types, `validate_only`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -22,8 +23,13 @@ pub async fn handle(ctx: RequestContext, req: AlterConfigsRequest) -> HandlerRes
             .iter()
             .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
             .collect();
-        let plan: Plan =
-            Box::new(move |b: &Broker, name: &str| b.plan_replaced_configs(name, &entries));
+        let plan: Plan = Box::new(move |b: &Broker, ty: i8, name: &str| {
+            if ty == BROKER {
+                b.plan_replaced_broker_configs(name, &entries)
+            } else {
+                b.plan_replaced_configs(name, &entries)
+            }
+        });
         ((r.resource_type, r.resource_name.clone()), plan)
     });
     let responses = alter_resources(&ctx, resources.collect(), req.validate_only)
@@ -44,9 +50,10 @@ pub async fn handle(ctx: RequestContext, req: AlterConfigsRequest) -> HandlerRes
     ))
 }
 
-/// How a resource's new topic overrides are computed from the broker's current state.
+/// How a resource's new configs (a topic's overrides, a broker resource's dynamic configs) are
+/// computed from the broker's current state, given the resource's type and name.
 pub(super) type Plan =
-    Box<dyn FnOnce(&Broker, &str) -> Result<BTreeMap<String, String>, TopicError> + Send>;
+    Box<dyn FnOnce(&Broker, i8, &str) -> Result<BTreeMap<String, String>, TopicError> + Send>;
 
 /// Alters each (resource type, name) with its plan, in request order; a resource named twice is
 /// refused both times, as Kafka does. Returns each resource with its error code and message.
@@ -69,14 +76,14 @@ pub(super) async fn alter_resources(
     out
 }
 
-/// Alters one resource with the overrides `plan` computes for a topic; returns the resource's
-/// error code and message. Only topics can be altered: the broker's settings are static.
+/// Alters one resource with the configs `plan` computes for it; returns the resource's error code
+/// and message. Topics and the BROKER resources ("" and this broker's id) can be altered.
 async fn alter_resource(
     ctx: &RequestContext,
     (resource_type, name): (i8, &str),
     duplicate: bool,
     validate_only: bool,
-    plan: impl FnOnce(&Broker, &str) -> Result<BTreeMap<String, String>, TopicError>,
+    plan: impl FnOnce(&Broker, i8, &str) -> Result<BTreeMap<String, String>, TopicError>,
 ) -> (i16, Option<String>) {
     let refused = |e: TopicError| (e.code(), Some(e.to_string()));
     if duplicate {
@@ -86,7 +93,7 @@ async fn alter_resource(
     }
     match resource_type {
         TOPIC => {
-            let configs = match plan(&ctx.broker, name) {
+            let configs = match plan(&ctx.broker, TOPIC, name) {
                 Ok(c) => c,
                 Err(e) => return refused(e),
             };
@@ -101,10 +108,22 @@ async fn alter_resource(
                 Err(e) => refused(e),
             }
         }
-        BROKER => refused(TopicError::InvalidRequest(
-            "Broker configs cannot be changed while vltava runs: set them in its config file"
-                .into(),
-        )),
+        BROKER => {
+            let configs = match plan(&ctx.broker, BROKER, name) {
+                Ok(c) => c,
+                Err(e) => return refused(e),
+            };
+            if validate_only {
+                return (0, None);
+            }
+            match ctx.broker.set_broker_configs(name, configs.clone()).await {
+                Ok(()) => {
+                    info!(broker = %name, ?configs, "dynamic broker configs changed");
+                    (0, None)
+                }
+                Err(e) => refused(e),
+            }
+        }
         other => refused(TopicError::InvalidRequest(format!(
             "Unsupported resource type {other}"
         ))),

@@ -10,7 +10,6 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{HandlerResult, RequestContext};
-use crate::broker::configs::describe_topic;
 use crate::broker::topics::{TopicError, TopicRequest};
 use crate::cluster::TopicInfo;
 
@@ -106,7 +105,9 @@ fn created(
     result: CreatableTopicResult,
     topic: &TopicInfo,
 ) -> CreatableTopicResult {
-    let configs = describe_topic(topic, ctx.broker.partitions.defaults())
+    let configs = ctx
+        .broker
+        .describe_topic_configs(topic)
         .into_iter()
         .map(|e| {
             CreatableTopicConfigs::default()

@@ -1,5 +1,6 @@
 //! DescribeConfigs (key 32): a topic's configs and this broker's settings, with their sources and,
-//! when asked, their synonyms. Broker settings cannot be changed at run time, so they are read-only.
+//! when asked, their synonyms. Broker settings are read-only but for the dynamic ones
+//! (`broker::dynamic`); the BROKER resource "" holds the cluster-wide dynamic defaults.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -10,7 +11,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{HandlerResult, RequestContext};
-use crate::broker::configs::{describe_broker, describe_topic, ConfigEntry};
+use crate::broker::configs::{describe_broker, describe_cluster_default, ConfigEntry};
 use crate::broker::topics::validate_topic_name;
 
 /// Kafka 4 removed v0 (KIP-896).
@@ -66,13 +67,24 @@ fn entries(
                     format!("The topic '{name}' does not exist."),
                 )
             })?;
-            Ok(describe_topic(topic, broker.partitions.defaults()))
+            Ok(broker.describe_topic_configs(topic))
         }
-        // The empty name stands for the cluster-wide dynamic defaults, of which there are none.
-        BROKER if name.is_empty() => Ok(Vec::new()),
+        // The empty name stands for the cluster-wide dynamic defaults.
+        BROKER if name.is_empty() => {
+            let advertised = format!("{}:{}", broker.advertised_host, broker.advertised_port);
+            Ok(describe_cluster_default(
+                &broker.config,
+                &advertised,
+                &broker.dynamic_configs(),
+            ))
+        }
         BROKER if name.parse::<i32>() == Ok(broker.node_id) => {
             let advertised = format!("{}:{}", broker.advertised_host, broker.advertised_port);
-            Ok(describe_broker(&broker.config, &advertised))
+            Ok(describe_broker(
+                &broker.config,
+                &advertised,
+                &broker.dynamic_configs(),
+            ))
         }
         BROKER => Err((
             ResponseError::InvalidRequest,

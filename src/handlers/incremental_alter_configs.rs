@@ -1,11 +1,13 @@
 //! IncrementalAlterConfigs (key 44): sets, deletes, appends to and subtracts from a topic's config
-//! overrides (what `kafka-configs --alter` and the admin clients' `incrementalAlterConfigs` send).
+//! overrides or a broker resource's dynamic configs (what `kafka-configs --alter` and the admin
+//! clients' `incrementalAlterConfigs` send).
 
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::alter_configs::{alter_resources, Plan};
+use super::describe_configs::BROKER;
 use super::{HandlerResult, RequestContext};
 use crate::broker::alter::ConfigOp;
 use crate::broker::topics::TopicError;
@@ -33,8 +35,13 @@ pub async fn handle(ctx: RequestContext, req: IncrementalAlterConfigsRequest) ->
                 ))
             })
             .collect();
-        let plan: Plan =
-            Box::new(move |b: &Broker, name: &str| b.plan_incremental_configs(name, &ops?));
+        let plan: Plan = Box::new(move |b: &Broker, ty: i8, name: &str| {
+            if ty == BROKER {
+                b.plan_incremental_broker_configs(name, &ops?)
+            } else {
+                b.plan_incremental_configs(name, &ops?)
+            }
+        });
         ((r.resource_type, r.resource_name.clone()), plan)
     });
     let responses = alter_resources(&ctx, resources.collect(), req.validate_only)
