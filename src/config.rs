@@ -95,7 +95,7 @@ pub struct LogSettings {
     pub flush: String,
     /// Free bytes the data directory keeps: below them client produce gets KAFKA_STORAGE_ERROR, so
     /// metadata and committed offsets still have room (no Kafka equivalent; Kafka takes a full log
-    /// directory offline). -1: 1% of the volume, at most 1 GiB; 0: no floor.
+    /// directory offline). -1: 1% of the volume, at most 64 MiB; 0: no floor.
     pub min_free_bytes: i64,
 }
 

@@ -13,8 +13,9 @@ use crate::log::volume;
 const RECHECK_MS: i64 = 100;
 /// The default floor: this share of the volume…
 const DEFAULT_FLOOR_PERCENT: u64 = 1;
-/// …but never more than this.
-const DEFAULT_FLOOR_MAX: u64 = 1 << 30;
+/// …but never more than this: enough for the metadata log and committed offsets, small enough not to
+/// refuse produce on a nearly full development disk that Kafka would still write to.
+const DEFAULT_FLOOR_MAX: u64 = 64 << 20;
 
 /// Why a produce is refused.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +36,7 @@ pub struct DiskSpace {
 }
 
 impl DiskSpace {
-    /// `floor`: bytes to keep free; negative for the default (1% of the volume, at most 1 GiB).
+    /// `floor`: bytes to keep free; negative for the default (1% of the volume, at most 64 MiB).
     pub fn new(dir: PathBuf, floor: i64) -> DiskSpace {
         let floor = u64::try_from(floor).unwrap_or_else(|_| {
             volume::space(&dir).map_or(0, |(total, _)| {
