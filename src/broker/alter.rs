@@ -192,32 +192,15 @@ impl Broker {
                 }
                 ConfigOp::Append | ConfigOp::Subtract => {
                     if !info.is_list {
-                        let verb = if *op == ConfigOp::Append {
-                            "append"
-                        } else {
-                            "subtract"
-                        };
-                        return Err(TopicError::InvalidConfig(format!(
-                            "Config value {verb} is not allowed for config key: {key}"
-                        )));
+                        return Err(list_op_refused(*op, key));
                     }
                     let current = configs
                         .get(key)
                         .or_else(|| defaults.get(key.as_str()))
                         .cloned()
                         .unwrap_or_default();
-                    let mut items: Vec<String> = split_list(&current);
-                    let change = value()?;
-                    for item in split_list(&change) {
-                        if *op == ConfigOp::Append {
-                            if !items.contains(&item) {
-                                items.push(item);
-                            }
-                        } else {
-                            items.retain(|i| *i != item);
-                        }
-                    }
-                    configs.insert(key.clone(), items.join(","));
+                    let merged = merge_list(&current, &value()?, *op == ConfigOp::Append);
+                    configs.insert(key.clone(), merged);
                 }
             }
         }
@@ -334,31 +317,15 @@ impl Broker {
                 }
                 ConfigOp::Append | ConfigOp::Subtract => {
                     if key != "log.cleanup.policy" {
-                        let verb = if *op == ConfigOp::Append {
-                            "append"
-                        } else {
-                            "subtract"
-                        };
-                        return Err(TopicError::InvalidConfig(format!(
-                            "Config value {verb} is not allowed for config key: {key}"
-                        )));
+                        return Err(list_op_refused(*op, key));
                     }
                     let current = configs
                         .get(key)
                         .cloned()
                         .or_else(|| topic_name(key).and_then(|t| in_force.get(t).cloned()))
                         .unwrap_or_default();
-                    let mut items = split_list(&current);
-                    for item in split_list(&value()?) {
-                        if *op == ConfigOp::Append {
-                            if !items.contains(&item) {
-                                items.push(item);
-                            }
-                        } else {
-                            items.retain(|i| *i != item);
-                        }
-                    }
-                    configs.insert(key.clone(), items.join(","));
+                    let merged = merge_list(&current, &value()?, *op == ConfigOp::Append);
+                    configs.insert(key.clone(), merged);
                 }
             }
         }
@@ -442,4 +409,31 @@ fn split_list(v: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// APPEND or SUBTRACT on a config that is not a list: Kafka's INVALID_CONFIG.
+fn list_op_refused(op: ConfigOp, key: &str) -> TopicError {
+    let verb = if op == ConfigOp::Append {
+        "append"
+    } else {
+        "subtract"
+    };
+    TopicError::InvalidConfig(format!(
+        "Config value {verb} is not allowed for config key: {key}"
+    ))
+}
+
+/// A list config after APPEND (items not yet there, in order) or SUBTRACT of `change`'s items.
+fn merge_list(current: &str, change: &str, append: bool) -> String {
+    let mut items = split_list(current);
+    for item in split_list(change) {
+        if append {
+            if !items.contains(&item) {
+                items.push(item);
+            }
+        } else {
+            items.retain(|i| *i != item);
+        }
+    }
+    items.join(",")
 }
