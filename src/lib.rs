@@ -1,6 +1,7 @@
 //! Vltava: a Kafka wire-protocol-compatible broker.
 
 pub mod broker;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod group;

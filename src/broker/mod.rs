@@ -140,13 +140,11 @@ impl Broker {
         });
         let every = Duration::from_millis(self.config.retention_check_interval_ms);
         self.spawn_periodic(every, |broker| {
-            broker
-                .partitions
-                .enforce_retention(crate::handlers::now_ms())
+            broker.partitions.enforce_retention(crate::clock::now_ms())
         });
         let every = Duration::from_millis(self.config.log_cleaner_backoff_ms);
         self.spawn_periodic(every, |broker| {
-            broker.partitions.clean_all(crate::handlers::now_ms())
+            broker.partitions.clean_all(crate::clock::now_ms())
         });
         if let FlushPolicy::Interval(every) = flush {
             self.spawn_periodic(every, |broker| broker.partitions.flush_all());

@@ -203,7 +203,7 @@ impl Broker {
             .iter()
             .any(|p| p.replicas.contains(&self.node_id));
         if hosted_here && !topic.internal {
-            self.disk.admit(0, crate::handlers::now_ms())?;
+            self.disk.admit(0, crate::clock::now_ms())?;
         }
         let result = self
             .metadata

@@ -8,7 +8,7 @@ use super::error::GroupError;
 use super::group::GroupState;
 use super::offsets;
 use super::records::RecordKey;
-use crate::handlers::now_ms;
+use crate::clock::now_ms;
 
 /// One member as DescribeGroups shows it.
 pub struct MemberDescription {

@@ -18,8 +18,8 @@ use super::group::{Group, GroupState, InitialDelay, JoinOutcome, SyncOutcome};
 use super::offsets;
 use super::records::RecordKey;
 use crate::broker::Broker;
+use crate::clock::now_ms;
 use crate::config::Config;
-use crate::handlers::now_ms;
 
 /// Settings the coordinator reads from the broker configuration.
 #[derive(Clone, Debug)]

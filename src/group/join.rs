@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::coordinator::{Answer, GroupCoordinator};
 use super::error::GroupError;
 use super::group::{Group, GroupState, JoinOutcome, Member, SyncOutcome};
-use crate::handlers::now_ms;
+use crate::clock::now_ms;
 
 /// A JoinGroup request, version-independent.
 pub struct JoinRequest {

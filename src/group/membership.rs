@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use super::coordinator::{Answer, GroupCoordinator};
 use super::error::GroupError;
 use super::group::{Group, GroupState, SyncOutcome};
-use crate::handlers::now_ms;
+use crate::clock::now_ms;
 
 /// A SyncGroup request, version-independent.
 pub struct SyncRequest {

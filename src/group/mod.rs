@@ -45,7 +45,7 @@ impl GroupCoordinator {
         self.load(replayed);
         let every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms);
         broker.spawn_periodic(every, |broker| {
-            broker.group.expire_offsets(crate::handlers::now_ms())
+            broker.group.expire_offsets(crate::clock::now_ms())
         });
         Ok(())
     }
@@ -75,7 +75,7 @@ impl GroupCoordinator {
     /// generation and assignments; its members must heartbeat within their session timeout or they
     /// expire and the group rebalances, as after a Kafka coordinator failover.
     fn load(&self, replayed: HashMap<String, offsets::Replayed>) {
-        let now = crate::handlers::now_ms();
+        let now = crate::clock::now_ms();
         let mut groups = self.lock();
         let mut expiries = Vec::new();
         for (id, r) in replayed {

@@ -14,7 +14,7 @@ use super::error::GroupError;
 use super::group::{Committed, Group, GroupState};
 use super::offsets;
 use super::records::{OffsetValue, RecordKey};
-use crate::handlers::now_ms;
+use crate::clock::now_ms;
 
 /// One partition of an OffsetCommit.
 pub struct CommitPartition {

@@ -91,11 +91,11 @@ async fn offsets_of_empty_groups_expire_and_stay_expired_after_restart() {
     let retention = b.group.config.offsets_retention_ms;
 
     // Nothing is due yet.
-    b.group.expire_offsets(crate::handlers::now_ms());
+    b.group.expire_offsets(crate::clock::now_ms());
     assert_eq!(committed(&b, "old", 0), Some(5));
 
     // Simple-commit groups expire per offset, from its commit time: make "fresh" newer.
-    let later = crate::handlers::now_ms() + retention + 1;
+    let later = crate::clock::now_ms() + retention + 1;
     {
         let mut groups = b.group.lock();
         let fresh = groups.get_mut("fresh").unwrap();
@@ -147,7 +147,7 @@ async fn an_explicit_retention_expires_its_offset_at_that_time_even_after_restar
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path()).await;
     create_topic(&b, "t").await;
-    let start = crate::handlers::now_ms();
+    let start = crate::clock::now_ms();
     commit_to(&b, "g", ("t", 0), 5, Some(60_000));
     commit_to(&b, "g", ("t", 1), 6, None);
     b.shutdown().await;
@@ -209,7 +209,7 @@ async fn a_stable_consumer_group_keeps_offsets_of_subscribed_topics_only() {
             },
         );
     }
-    let later = crate::handlers::now_ms() + b.group.config.offsets_retention_ms + 1;
+    let later = crate::clock::now_ms() + b.group.config.offsets_retention_ms + 1;
     b.group.expire_offsets(later);
     let fetched = b.group.fetch_offsets("g", None).unwrap();
     let topics: Vec<&str> = fetched.iter().map(|(t, _)| t.as_str()).collect();

@@ -153,11 +153,3 @@ pub static APIS: &[Api] = &[
 pub fn lookup(api_key: i16) -> Option<&'static Api> {
     APIS.iter().find(|a| a.key as i16 == api_key)
 }
-
-/// Current time in milliseconds since the epoch, as Kafka timestamps are.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}

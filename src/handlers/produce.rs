@@ -11,7 +11,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, warn};
 
-use super::{now_ms, HandlerResult, RequestContext};
+use super::{HandlerResult, RequestContext};
+use crate::clock::now_ms;
 use crate::log::{
     keyless_records, validate_batches, BatchError, BatchHeader, LogError, ProducerError,
     TimestampType,

@@ -179,7 +179,7 @@ fn tombstones_stay_for_delete_retention_ms_and_keyless_records_go() {
         keyed(&[(s("k3"), s("a"))], 3_000, Compression::None, None),
     );
 
-    let now = crate::handlers::now_ms();
+    let now = crate::clock::now_ms();
     clean(&mut log, now).unwrap();
     assert_eq!(
         contents(&log),
@@ -218,7 +218,7 @@ fn a_producers_last_batch_stays_empty_and_keeps_its_sequence() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), config()).unwrap();
     // Recent timestamps: rebuilding producer state drops producers idle for producer.id.expiration.ms.
-    let now = crate::handlers::now_ms();
+    let now = crate::clock::now_ms();
     let idempotent = |seq, key| {
         keyed(
             &[(s(key), s("p"))],
