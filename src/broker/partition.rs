@@ -70,6 +70,25 @@ impl Partition {
         Ok(info)
     }
 
+    /// KIP-320: a request's `current_leader_epoch` (-1: not given) against ours: older is
+    /// FENCED_LEADER_EPOCH, newer (metadata we have not seen yet) UNKNOWN_LEADER_EPOCH.
+    pub fn check_leader_epoch(
+        &self,
+        current: i32,
+    ) -> Result<(), kafka_protocol::error::ResponseError> {
+        use kafka_protocol::error::ResponseError;
+        match current {
+            c if c < 0 || c == self.leader_epoch => Ok(()),
+            c if c < self.leader_epoch => Err(ResponseError::FencedLeaderEpoch),
+            _ => Err(ResponseError::UnknownLeaderEpoch),
+        }
+    }
+
+    /// OffsetForLeaderEpoch from the log's leader-epoch cache.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.lock().end_offset_for_epoch(epoch)
+    }
+
     /// One log line when appends start failing for storage reasons (a full disk: every retry of every
     /// producer would fail the same way) and one when they succeed again.
     fn note_storage(&self, result: &Result<AppendInfo, LogError>) {

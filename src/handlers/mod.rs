@@ -27,6 +27,7 @@ pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
+pub mod offset_for_leader_epoch;
 pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
@@ -138,6 +139,7 @@ pub static APIS: &[Api] = &[
     api!(InitProducerId, init_producer_id, init_producer_id::decode),
     api!(DescribeConfigs, describe_configs),
     api!(DeleteRecords, delete_records),
+    api!(OffsetForLeaderEpoch, offset_for_leader_epoch),
     api!(AlterConfigs, alter_configs),
     api!(IncrementalAlterConfigs, incremental_alter_configs),
     api!(CreatePartitions, create_partitions),

@@ -3,10 +3,12 @@
 mod batch;
 mod compaction;
 mod config;
+mod divergence;
 mod encode;
 mod error;
 pub mod handles;
 mod index;
+mod leader_epoch;
 mod partition;
 mod producer_state;
 mod records;
@@ -27,6 +29,7 @@ pub use compaction::{compact_batch, CleanPlan, CleanStats, Cleaned};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use encode::{encode_batch, plain_record};
 pub use error::{BatchError, LogError};
+pub use leader_epoch::{EpochEntry, LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 pub use partition::{AppendInfo, FetchSlice, PartitionLog};
 pub use producer_state::{
     last_sequence, AppendCheck, BatchMetadata, ProducerEntry, ProducerError, ProducerStateManager,

@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 use super::batch::{framed_size, stamp, BatchHeader};
 use super::config::{FlushPolicy, LogConfig, TimestampType};
 use super::error::{BatchError, LogError};
+use super::leader_epoch::LeaderEpochCache;
 use super::producer_state::{AppendCheck, ProducerStateManager};
 use super::records::{record_metas, RecordMeta};
 use super::recovery::FileSync;
@@ -51,6 +52,8 @@ pub struct PartitionLog {
     /// The clean-shutdown marker is still on disk: nothing has changed the last segment since the
     /// clean close that wrote it, so closing again has nothing to do.
     pub(super) clean_marker: bool,
+    /// First offset of every leader epoch in the log (`leader-epoch-checkpoint`).
+    pub(super) epochs: LeaderEpochCache,
 }
 
 impl PartitionLog {
@@ -171,6 +174,7 @@ impl PartitionLog {
             stamped.push(s);
         }
         self.active()?.append(&records, &stamped, now_ms)?;
+        self.note_epochs(&stamped);
         if check == AppendCheck::Append {
             for h in &stamped {
                 self.producers.record_header(h);
@@ -221,7 +225,7 @@ impl PartitionLog {
     }
 
     /// Removes the clean-shutdown marker (durably) before the first change to the last segment.
-    fn leave_clean_state(&mut self) -> Result<(), LogError> {
+    pub(super) fn leave_clean_state(&mut self) -> Result<(), LogError> {
         if self.clean_marker {
             std::fs::remove_file(self.dir.join(super::recovery::CLEAN_SHUTDOWN_FILE))?;
             super::recovery::sync_dir(&self.dir)?;

@@ -55,7 +55,7 @@ pub struct ProducerEntry {
 }
 
 impl ProducerEntry {
-    fn last_seq(&self) -> i32 {
+    pub fn last_seq(&self) -> i32 {
         self.batches.back().map_or(-1, |b| b.last_seq)
     }
 

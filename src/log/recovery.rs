@@ -165,6 +165,7 @@ impl PartitionLog {
             last_flush_ms: 0,
             producers: ProducerStateManager::new(),
             clean_marker: false,
+            epochs: Default::default(),
         };
         let end = log.log_end_offset();
         if log.log_start_offset > end {
@@ -182,6 +183,7 @@ impl PartitionLog {
             log.write_checkpoint()?;
         }
         log.load_producer_state(wall_clock_ms())?;
+        log.load_leader_epochs(clean)?;
         log.clean_marker = clean;
         if !clean {
             sync_dir(dir)?;

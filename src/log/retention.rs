@@ -27,13 +27,14 @@ pub(crate) fn read_checkpoint(dir: &Path) -> Option<i64> {
 
 impl PartitionLog {
     /// Atomically (tmp + fsync + rename + dir fsync) persist the log start offset.
-    pub(super) fn write_checkpoint(&self) -> Result<(), LogError> {
+    pub(super) fn write_checkpoint(&mut self) -> Result<(), LogError> {
         let tmp = self.dir.join(format!("{CHECKPOINT_FILE}.tmp"));
         let mut f = fs::File::create(&tmp)?;
         f.write_all(format!("{}\n", self.log_start_offset).as_bytes())?;
         f.sync_all()?;
         fs::rename(&tmp, self.dir.join(CHECKPOINT_FILE))?;
         sync_dir(&self.dir)?;
+        self.epochs_follow_log_start();
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! batch builders and configs here, the tests by theme in the submodules.
 
 mod append_read;
+mod epochs;
 mod recovery;
 mod retention;
 mod validation;
