@@ -540,6 +540,31 @@ mod tests {
         );
         assert_eq!(cfg.offsets_retention_minutes, d.offsets_retention_minutes);
         assert_eq!(cfg.group_max_size, d.group_max_size);
+        assert_eq!(cfg.process_roles, d.process_roles);
+        assert_eq!(cfg.broker_session_timeout_ms, d.broker_session_timeout_ms);
+        assert_eq!(
+            cfg.broker_heartbeat_interval_ms,
+            d.broker_heartbeat_interval_ms
+        );
+        assert_eq!(
+            cfg.offsets_topic_replication_factor,
+            d.offsets_topic_replication_factor
+        );
+        assert_eq!(
+            cfg.transaction_state_log_replication_factor,
+            d.transaction_state_log_replication_factor
+        );
+        assert_eq!(
+            cfg.transaction_state_log_min_isr,
+            d.transaction_state_log_min_isr
+        );
+        assert_eq!(cfg.min_insync_replicas, d.min_insync_replicas);
+        assert_eq!(cfg.replica_lag_time_max_ms, d.replica_lag_time_max_ms);
+        assert_eq!(
+            cfg.unclean_leader_election_enable,
+            d.unclean_leader_election_enable
+        );
+        assert!(cfg.listeners.is_empty() && cfg.controller_quorum_voters.is_empty());
     }
 
     #[test]
