@@ -165,7 +165,12 @@ fn bad_settings_stop_the_node_naming_the_key() {
     );
     refused(p, "listeners=PLAINTEXT://:70000\n", &[], "listeners");
     refused(p, "log.dirs=/a,/b\n", &[], "log.dirs");
-    refused(p, "process.roles=controller\n", &[], "process.roles");
+    refused(
+        p,
+        "process.roles=controller\nnode.id=1\n",
+        &[],
+        "process.roles",
+    );
     refused(
         p,
         &COMBINED.replace("node.id=1", "node.id=4"),

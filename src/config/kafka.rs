@@ -227,6 +227,14 @@ fn apply_identity(v: &Values, c: &mut Config) -> Result<(), ConfigError> {
             ))
         }
         (Some(id), _) | (None, Some(id)) => c.node_id = id,
+        // As Kafka: a KRaft file must say which node it is; a default would let two nodes of one
+        // cluster start with the same id.
+        (None, None) if v.str("process.roles").is_some() => {
+            return Err(bad(
+                "node.id",
+                "missing; it is required when process.roles is set (KRaft)",
+            ))
+        }
         (None, None) => {}
     }
     if let Some(roles) = v.str("process.roles") {
@@ -270,7 +278,10 @@ fn apply_identity(v: &Values, c: &mut Config) -> Result<(), ConfigError> {
         }
     }
     c.cluster_id = v.str("cluster.id").map(str::to_string);
-    c.broker_rack = v.str("broker.rack").map(str::to_string);
+    c.broker_rack = v
+        .str("broker.rack")
+        .filter(|r| !r.is_empty())
+        .map(str::to_string);
     Ok(())
 }
 

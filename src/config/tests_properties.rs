@@ -233,8 +233,9 @@ fn bad_values_name_their_key() {
     refused("listeners=PLAINTEXT://:1,PLAINTEXT://:2", "listeners");
     refused("log.dirs=/a,/b", "log.dirs");
     refused("metadata.log.dir=/elsewhere", "metadata.log.dir");
-    refused("process.roles=controller", "process.roles");
-    refused("process.roles=broker,zookeeper", "process.roles");
+    refused("process.roles=controller\nnode.id=1", "process.roles");
+    refused("process.roles=broker,controller", "node.id");
+    refused("process.roles=broker,zookeeper\nnode.id=1", "process.roles");
     refused("cluster.id=not-a-uuid", "cluster.id");
     refused(
         "log.message.timestamp.type=Now",
