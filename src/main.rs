@@ -12,19 +12,22 @@ use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 use vltava::broker::Broker;
-use vltava::config::Config;
+use vltava::config::{BoundListener, Config, Endpoint, HostPort};
 
 /// A Kafka-compatible broker. With no arguments: a single node on 127.0.0.1:9092, data in ./vltava-data.
 #[derive(Parser, Debug)]
 #[command(name = "vltava", version, about)]
 struct Args {
-    /// TOML configuration file (see config/vltava.toml); flags override it.
+    /// Configuration file: vltava's TOML (see config/vltava.toml) or Kafka's server.properties
+    /// (by extension, else by content); flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Address to serve the Kafka protocol on (port 0 picks a free port).
+    /// Address to serve the Kafka protocol on (port 0 picks a free port); with `listeners`, the
+    /// first client listener's.
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// host:port advertised to clients (default: the bound address).
+    /// host:port advertised to clients (default: the bound address); with `listeners`, the first
+    /// client listener's.
     #[arg(long)]
     advertise: Option<String>,
     /// Directory for partition logs and the Raft metadata log.
@@ -50,13 +53,36 @@ fn main() -> anyhow::Result<()> {
         .init();
 
     let mut config = match &args.config {
-        Some(path) => Config::from_file(path)?,
+        Some(path) => {
+            let loaded = Config::load_file(path)?;
+            if !loaded.ignored_kafka_keys.is_empty() {
+                info!(
+                    keys = %loaded.ignored_kafka_keys.join(","),
+                    "Kafka settings accepted but not used by vltava"
+                );
+            }
+            loaded.config
+        }
         None => Config::default(),
     };
     if let Some(v) = args.listen {
         config.listen = v;
+        if let Some(first) = first_client_listener(&mut config) {
+            first.addr = HostPort {
+                host: v.ip().to_string(),
+                port: v.port(),
+            };
+        }
     }
     if let Some(v) = args.advertise {
+        if config.has_named_listeners() {
+            let addr: HostPort = v.parse().map_err(|e| anyhow::anyhow!("--advertise: {e}"))?;
+            let name = first_client_listener(&mut config).map(|l| l.name.clone());
+            if let Some(name) = name {
+                config.advertised_listeners.retain(|a| a.name != name);
+                config.advertised_listeners.push(Endpoint { name, addr });
+            }
+        }
         config.advertise = Some(v);
     }
     if let Some(v) = args.data_dir {
@@ -68,6 +94,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(v) = args.flush {
         config.log.flush = v;
     }
+    config.apply_cluster_id_env(std::env::var("CLUSTER_ID").ok())?;
     config.validate()?;
 
     tokio::runtime::Builder::new_multi_thread()
@@ -77,41 +104,71 @@ fn main() -> anyhow::Result<()> {
         .block_on(run(config, started))
 }
 
-async fn run(config: Config, started: Instant) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let bound = listener.local_addr()?;
-    let (host, port) = advertised(&config, bound)?;
-    let broker = Broker::start(config, host, port).await?;
+async fn run(mut config: Config, started: Instant) -> anyhow::Result<()> {
+    let mut listeners = Vec::new();
+    for l in config.client_listeners() {
+        let socket = TcpListener::bind((l.bind.bind_host(), l.bind.port))
+            .await
+            .with_context(|| format!("cannot listen on {}://{}", l.name, l.bind))?;
+        let bound = BoundListener::new(&l, socket.local_addr()?);
+        info!(
+            listener = %bound.name,
+            protocol = %bound.protocol,
+            bound = %bound.addr,
+            advertised = %format!("{}:{}", bound.advertised_host, bound.advertised_port),
+            "listening"
+        );
+        config.bound_listeners.push(bound);
+        listeners.push(vltava::server::Listener {
+            socket,
+            name: l.name,
+            protocol: l.protocol,
+        });
+    }
+    let Some(first) = config.bound_listeners.first().cloned() else {
+        anyhow::bail!("no client listener to serve on");
+    };
+    if config.has_named_listeners() {
+        config.listen = first.addr;
+    }
+    if let Some(c) = config.controller_listener() {
+        info!(
+            listener = %c.name,
+            addr = %c.addr,
+            "controller listener configured (the metadata quorum does not bind it yet)"
+        );
+    }
+    let broker = Broker::start(
+        config,
+        first.advertised_host.clone(),
+        i32::from(first.advertised_port),
+    )
+    .await?;
     info!(
         addr = %format!("{}:{}", broker.advertised_host, broker.advertised_port),
         node_id = broker.node_id,
+        listeners = %broker
+            .config
+            .bound_listeners
+            .iter()
+            .map(|b| format!("{}://{}:{}", b.name, b.advertised_host, b.advertised_port))
+            .collect::<Vec<_>>()
+            .join(","),
         startup_ms = started.elapsed().as_millis() as u64,
         "accepting connections"
     );
-    let served = vltava::server::run(listener, broker.clone(), shutdown_signal()).await;
+    let served = vltava::server::run(listeners, broker.clone(), shutdown_signal()).await;
     broker.shutdown().await;
     served.map_err(|e| anyhow::anyhow!("listener: {e}"))
 }
 
-/// The advertised host and port: `--advertise`, else the bound address with 0.0.0.0 shown as 127.0.0.1.
-fn advertised(config: &Config, bound: SocketAddr) -> anyhow::Result<(String, i32)> {
-    if let Some(adv) = &config.advertise {
-        let (host, port) = adv
-            .rsplit_once(':')
-            .with_context(|| format!("--advertise {adv:?} is not host:port"))?;
-        let port: u16 = port
-            .parse()
-            .with_context(|| format!("bad port in --advertise {adv:?}"))?;
-        return Ok((host.trim_matches(['[', ']']).to_string(), port as i32));
-    }
-    let host = if bound.ip().is_unspecified() {
-        "127.0.0.1".to_string()
-    } else {
-        bound.ip().to_string()
-    };
-    Ok((host, bound.port() as i32))
+/// The first listener in `listeners` that serves clients, for `--listen` and `--advertise`.
+fn first_client_listener(config: &mut Config) -> Option<&mut Endpoint> {
+    let controllers = config.controller_listener_names.clone();
+    config
+        .listeners
+        .iter_mut()
+        .find(|l| !controllers.contains(&l.name))
 }
 
 async fn shutdown_signal() {

@@ -1,4 +1,5 @@
-//! The accept side of the listener: `max.connections` slots, and accept errors backed off.
+//! The accept side of the listeners: `max.connections` slots (shared by every listener), and accept
+//! errors backed off.
 //!
 //! Both conditions leave clients waiting in the kernel's accept backlog, where nothing on the client
 //! side says why, so each is logged once when it starts and once when it ends (with how long it
@@ -14,8 +15,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tracing::{debug, info, warn};
 
-/// One slot per open connection, `max.connections` in all. A slot is taken before `accept`, so
-/// clients beyond the limit wait in the accept backlog (as with Kafka) and hold no descriptor.
+/// One slot per open connection, `max.connections` in all across the listeners (each listener has
+/// its own `Slots` over the one semaphore). A slot is taken before `accept`, so clients beyond the
+/// limit wait in the accept backlog (as with Kafka) and hold no descriptor.
 pub(super) struct Slots {
     free: Arc<Semaphore>,
     max: usize,
@@ -30,9 +32,10 @@ struct Full {
 }
 
 impl Slots {
-    pub(super) fn new(max: usize) -> Slots {
+    /// Slots taken from `free`, which holds `max` permits and is shared with the other listeners.
+    pub(super) fn shared(free: Arc<Semaphore>, max: usize) -> Slots {
         Slots {
-            free: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
+            free,
             max,
             full: None,
         }

@@ -1,9 +1,24 @@
-//! Broker configuration: an embedded default, an optional TOML file, then command-line overrides.
+//! Broker configuration: an embedded default, an optional file (vltava's TOML or Kafka's
+//! `server.properties`), then command-line overrides.
 
+mod endpoints;
+mod file;
+mod kafka;
+mod kafka_security;
+pub mod listeners;
+pub mod properties;
+#[cfg(test)]
+mod tests_properties;
+
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
+
+pub use endpoints::{BoundListener, ClientListener};
+pub use file::{FileFormat, LoadedFile};
+pub use listeners::{Endpoint, HostPort, ProcessRoles, SecurityProtocol, Voter};
 
 use crate::log::{FlushPolicy, LogConfig, TimestampType};
 pub use crate::server::limits::Limits;
@@ -18,14 +33,60 @@ pub const KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS: u64 = 3000;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// `node.id`
+    /// `node.id` (or `broker.id`)
     pub node_id: i32,
-    /// `listeners`: where the Kafka protocol is served. Port 0 picks a free port.
+    /// `process.roles`: `["broker", "controller"]` (default: a Raft voter) or `["broker"]` (a learner).
+    pub process_roles: ProcessRoles,
+    /// `controller.quorum.voters`: `["1@host:port", ...]`, each voter's controller listener. Empty
+    /// (and no bootstrap servers): a single node that is its own quorum, as always.
+    pub controller_quorum_voters: Vec<Voter>,
+    /// `controller.quorum.bootstrap.servers`: `["host:port", ...]` (KIP-853 dynamic quorum).
+    pub controller_quorum_bootstrap_servers: Vec<HostPort>,
+    /// The one client listener when `listeners` is empty (Kafka's `listeners` before named
+    /// listeners). Port 0 picks a free port. With `listeners`, the first client listener once bound.
     pub listen: SocketAddr,
-    /// `advertised.listeners` as host:port; defaults to the bound address (0.0.0.0 becomes 127.0.0.1).
+    /// `advertised.listeners` of the `listen` listener, as host:port; defaults to the bound address
+    /// (0.0.0.0 becomes 127.0.0.1).
     pub advertise: Option<String>,
-    /// `log.dirs` (one directory): partition logs and the Raft metadata log.
+    /// `listeners`: `["NAME://host:port", ...]`. Every listener not in `controller_listener_names`
+    /// serves the Kafka protocol; an empty host binds every interface. Empty: one listener at `listen`.
+    pub listeners: Vec<Endpoint>,
+    /// `advertised.listeners`: `["NAME://host:port", ...]`, per listener; a listener not listed
+    /// advertises its bound address.
+    pub advertised_listeners: Vec<Endpoint>,
+    /// `listener.security.protocol.map`: listener name to PLAINTEXT, SSL, SASL_PLAINTEXT or
+    /// SASL_SSL. A listener named after a protocol needs no entry.
+    pub listener_security_protocol_map: BTreeMap<String, SecurityProtocol>,
+    /// `controller.listener.names`: the listeners the Raft quorum speaks on (never served to clients).
+    pub controller_listener_names: Vec<String>,
+    /// `inter.broker.listener.name` (or `security.inter.broker.protocol`); PLAINTEXT by default.
+    pub inter_broker_listener_name: Option<String>,
+    /// `log.dirs` / `log.dir` (one directory): partition logs and the Raft metadata log.
     pub data_dir: PathBuf,
+    /// `cluster.id` (or the `CLUSTER_ID` environment variable): the id to format a new cluster with.
+    pub cluster_id: Option<String>,
+    /// `broker.rack`
+    pub broker_rack: Option<String>,
+    /// `broker.session.timeout.ms`: a broker without heartbeats for this long is fenced.
+    pub broker_session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`
+    pub broker_heartbeat_interval_ms: u64,
+    /// `offsets.topic.replication.factor` (1, as Kafka's shipped `server.properties`; code default 3)
+    pub offsets_topic_replication_factor: i16,
+    /// `transaction.state.log.replication.factor` (1, as the shipped file; code default 3)
+    pub transaction_state_log_replication_factor: i16,
+    /// `transaction.state.log.min.isr` (1, as the shipped file; code default 2)
+    pub transaction_state_log_min_isr: i32,
+    /// `min.insync.replicas`: the broker-wide default of the topic config.
+    pub min_insync_replicas: i32,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// `unclean.leader.election.enable`: the broker-wide default of the topic config.
+    pub unclean_leader_election_enable: bool,
+    /// The client listeners as bound (filled in at start-up, not configured): each one's bound
+    /// address and the host/port Metadata answers with to clients connected through it.
+    #[serde(skip)]
+    pub bound_listeners: Vec<BoundListener>,
     /// `auto.create.topics.enable`
     pub auto_create_topics: bool,
     /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
@@ -103,9 +164,28 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             node_id: 1,
+            process_roles: ProcessRoles::default(),
+            controller_quorum_voters: Vec::new(),
+            controller_quorum_bootstrap_servers: Vec::new(),
             listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             advertise: None,
+            listeners: Vec::new(),
+            advertised_listeners: Vec::new(),
+            listener_security_protocol_map: BTreeMap::new(),
+            controller_listener_names: Vec::new(),
+            inter_broker_listener_name: None,
             data_dir: PathBuf::from("./vltava-data"),
+            cluster_id: None,
+            broker_rack: None,
+            broker_session_timeout_ms: 9000,
+            broker_heartbeat_interval_ms: 2000,
+            offsets_topic_replication_factor: 1,
+            transaction_state_log_replication_factor: 1,
+            transaction_state_log_min_isr: 1,
+            min_insync_replicas: 1,
+            replica_lag_time_max_ms: 30_000,
+            unclean_leader_election_enable: false,
+            bound_listeners: Vec::new(),
             auto_create_topics: true,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -160,23 +240,15 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
+    #[error("bad config file {path}: {reason}")]
+    Syntax { path: PathBuf, reason: String },
     #[error("invalid setting {0}")]
     Invalid(String),
+    #[error("unknown setting(s) {}: not Kafka broker configs vltava knows", .0.join(", "))]
+    Unknown(Vec<String>),
 }
 
 impl Config {
-    /// Reads a TOML file; absent keys keep their defaults.
-    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-
     /// The broker-wide defaults every partition log starts from.
     pub fn log_config(&self) -> Result<LogConfig, ConfigError> {
         let flush: FlushPolicy = self
@@ -206,13 +278,22 @@ impl Config {
         })
     }
 
-    /// Kafka's name for what the listener speaks: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    /// Kafka's name for what the default (first) client listener speaks: PLAINTEXT, SSL,
+    /// SASL_PLAINTEXT or SASL_SSL.
     pub fn security_protocol(&self) -> &'static str {
+        self.client_listeners()
+            .first()
+            .map_or(self.derived_protocol(), |l| l.protocol)
+            .name()
+    }
+
+    /// What the single `listen` listener speaks: whatever `[tls]` and `[sasl]` turn on.
+    fn derived_protocol(&self) -> SecurityProtocol {
         match (self.sasl.mechanisms.is_empty(), self.tls.enabled()) {
-            (true, false) => "PLAINTEXT",
-            (true, true) => "SSL",
-            (false, false) => "SASL_PLAINTEXT",
-            (false, true) => "SASL_SSL",
+            (true, false) => SecurityProtocol::Plaintext,
+            (true, true) => SecurityProtocol::Ssl,
+            (false, false) => SecurityProtocol::SaslPlaintext,
+            (false, true) => SecurityProtocol::SaslSsl,
         }
     }
 
@@ -264,7 +345,47 @@ impl Config {
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid("max_connections must be >= 1".into()));
         }
+        self.validate_replication()?;
+        self.validate_cluster()?;
         self.log_config().map(|_| ())
+    }
+}
+
+impl Config {
+    fn validate_replication(&self) -> Result<(), ConfigError> {
+        let positive = [
+            (
+                "broker.session.timeout.ms",
+                self.broker_session_timeout_ms as i64,
+            ),
+            (
+                "broker.heartbeat.interval.ms",
+                self.broker_heartbeat_interval_ms as i64,
+            ),
+            (
+                "offsets.topic.replication.factor",
+                self.offsets_topic_replication_factor.into(),
+            ),
+            (
+                "transaction.state.log.replication.factor",
+                self.transaction_state_log_replication_factor.into(),
+            ),
+            (
+                "transaction.state.log.min.isr",
+                self.transaction_state_log_min_isr.into(),
+            ),
+            ("min.insync.replicas", self.min_insync_replicas.into()),
+            (
+                "replica.lag.time.max.ms",
+                self.replica_lag_time_max_ms as i64,
+            ),
+        ];
+        for (key, value) in positive {
+            if value < 1 {
+                return Err(ConfigError::Invalid(format!("{key}: must be >= 1")));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -274,7 +395,7 @@ mod tests {
 
     #[test]
     fn example_config_file_parses_and_matches_defaults() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/vltava.toml");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/vltava.toml");
         let cfg = Config::from_file(&path).unwrap();
         cfg.validate().unwrap();
         let d = Config::default();
@@ -311,6 +432,31 @@ mod tests {
         );
         assert_eq!(cfg.offsets_retention_minutes, d.offsets_retention_minutes);
         assert_eq!(cfg.group_max_size, d.group_max_size);
+        assert_eq!(cfg.process_roles, d.process_roles);
+        assert_eq!(cfg.broker_session_timeout_ms, d.broker_session_timeout_ms);
+        assert_eq!(
+            cfg.broker_heartbeat_interval_ms,
+            d.broker_heartbeat_interval_ms
+        );
+        assert_eq!(
+            cfg.offsets_topic_replication_factor,
+            d.offsets_topic_replication_factor
+        );
+        assert_eq!(
+            cfg.transaction_state_log_replication_factor,
+            d.transaction_state_log_replication_factor
+        );
+        assert_eq!(
+            cfg.transaction_state_log_min_isr,
+            d.transaction_state_log_min_isr
+        );
+        assert_eq!(cfg.min_insync_replicas, d.min_insync_replicas);
+        assert_eq!(cfg.replica_lag_time_max_ms, d.replica_lag_time_max_ms);
+        assert_eq!(
+            cfg.unclean_leader_election_enable,
+            d.unclean_leader_election_enable
+        );
+        assert!(cfg.listeners.is_empty() && cfg.controller_quorum_voters.is_empty());
     }
 
     #[test]
