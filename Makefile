@@ -11,6 +11,7 @@
 #   make bench-kafka  Apache Kafka 4.x (Maven jars, bench/kafka) and the release broker side by side,
 #                3 alternating rounds: vltava-bench, Kafka's Producer/ConsumerPerformance, start-up, RSS, CPU
 #                (~3 min; BENCH_ARGS e.g. --rounds 5 --small 2000000; not in CI)
+#   make cluster local 3-node cluster on 127.0.0.1-3 (NODES=5 for five), data in ./vltava-cluster
 #   make fuzz    bounded fuzz run of every hostile-input target (FUZZ_SECONDS each, ~2.5 min in all)
 #
 # `make -k test` runs every suite even when an earlier one fails (CI does this).
@@ -27,12 +28,15 @@ RELEASE_BIN := $(ROOT)/target/release/vltava
 BENCH_ARGS  ?=
 
 .PHONY: all build build-release deps test test-broker test-rdkafka test-python test-js test-java \
-        lint fmt bench bench-partitions bench-kafka fuzz clean help
+        lint fmt bench bench-partitions bench-kafka fuzz cluster clean help
 
 all: build
 
+cluster: build-release
+	NODES=$(or $(NODES),3) bash tools/cluster.sh
+
 help:
-	@sed -n '1,17p' Makefile
+	@sed -n '1,18p' Makefile
 
 build:
 	$(CARGO) build -p vltava

@@ -18,6 +18,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
+pub mod cluster;
+
 pub struct BrokerProcess {
     child: Child,
     pub addr: String,
