@@ -87,6 +87,7 @@ pub async fn run(
             request_pool: (request_pool.clone(), queued),
             auth,
             tls,
+            listener_name: Arc::from(listener.name.as_str()),
             notify_shutdown: notify_shutdown.clone(),
             done: done_tx.clone(),
         };
@@ -124,6 +125,7 @@ struct AcceptContext {
     request_pool: (Arc<Semaphore>, u32),
     auth: Option<Arc<sasl::Authenticator>>,
     tls: Option<TlsAcceptor>,
+    listener_name: Arc<str>,
     notify_shutdown: broadcast::Sender<()>,
     done: mpsc::Sender<()>,
 }
@@ -156,7 +158,10 @@ async fn accept_loop(listener: TcpListener, mut ctx: AcceptContext) {
         let shutdown = Shutdown::new(ctx.notify_shutdown.subscribe());
         let done = ctx.done.clone();
         let pool = ctx.request_pool.clone();
-        let session = Arc::new(sasl::Session::new(ctx.auth.clone()));
+        let session = Arc::new(sasl::Session::on_listener(
+            ctx.auth.clone(),
+            ctx.listener_name.clone(),
+        ));
         let tls = ctx.tls.clone();
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {

@@ -141,10 +141,19 @@ pub struct Session {
     /// SaslHandshake v0 was used: the tokens come as bare size-prefixed frames, not as
     /// SaslAuthenticate requests (the flow before KIP-152, which librdkafka still negotiates).
     raw_tokens: std::sync::atomic::AtomicBool,
+    /// The name of the listener the connection came in on: Metadata and FindCoordinator answer with
+    /// the brokers' endpoints of that listener, as Kafka does.
+    listener: Arc<str>,
 }
 
 impl Session {
+    /// A session on the default listener (or the only one).
     pub fn new(auth: Option<Arc<Authenticator>>) -> Session {
+        Session::on_listener(auth, Arc::from(""))
+    }
+
+    /// A session on the listener named `listener` ("" when listeners are not named).
+    pub fn on_listener(auth: Option<Arc<Authenticator>>, listener: Arc<str>) -> Session {
         let state = if auth.is_some() {
             State::AwaitingHandshake
         } else {
@@ -154,7 +163,12 @@ impl Session {
             auth,
             state: Mutex::new(state),
             raw_tokens: std::sync::atomic::AtomicBool::new(false),
+            listener,
         }
+    }
+
+    pub fn listener(&self) -> &str {
+        &self.listener
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
