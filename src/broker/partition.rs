@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use super::replica::ReplicaError;
 use crate::log::{
     AppendInfo, BatchHeader, CleanStats, FetchSlice, FileSync, FlushPolicy, LogError, PartitionLog,
 };
@@ -122,6 +123,17 @@ impl Partition {
         }
         log.advance_log_start_offset(target)?;
         Ok(log.log_start_offset())
+    }
+
+    /// KIP-320: a client's `current_leader_epoch` must be ours; -1 means it does not know one.
+    /// Older is FENCED_LEADER_EPOCH (its metadata is stale), newer UNKNOWN_LEADER_EPOCH (ours is).
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), ReplicaError> {
+        let current = self.leader_epoch;
+        match requested {
+            r if r < 0 || r == current => Ok(()),
+            r if r < current => Err(ReplicaError::FencedLeaderEpoch { requested, current }),
+            _ => Err(ReplicaError::UnknownLeaderEpoch { requested, current }),
+        }
     }
 
     pub fn high_watermark(&self) -> i64 {
