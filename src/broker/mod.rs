@@ -6,6 +6,8 @@ pub mod disk;
 pub mod dynamic;
 mod partition;
 mod partitions;
+#[cfg(test)]
+mod partitions_tests;
 pub mod producer_ids;
 pub mod replica;
 pub mod topic_config;
@@ -16,7 +18,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-pub use partition::Partition;
+pub use partition::{LeadershipChange, Partition, ReplicaState, Role};
 pub use partitions::PartitionManager;
 
 use crate::cluster::{

@@ -217,7 +217,7 @@ fn read_partition(
     min_one: bool,
     isolation: Isolation,
 ) -> FetchedPartition {
-    if let Err(e) = p.check_leader_epoch(req.current_leader_epoch) {
+    if let Err(e) = p.check_leader_epoch(req.current_leader_epoch, false) {
         return FetchedPartition::failed(req.index, e);
     }
     let hw = p.high_watermark();

@@ -36,8 +36,7 @@ impl ReplicaManager {
             .partitions
             .get(topic, index)
             .ok_or(ReplicaError::UnknownTopicOrPartition)?;
-        p.check_leader_epoch(current_leader_epoch)?;
-        let epoch = p.leader_epoch;
+        let epoch = p.check_leader_epoch(current_leader_epoch, false)?;
         let found = |offset: i64, timestamp: i64| {
             Some(OffsetFound {
                 offset,
