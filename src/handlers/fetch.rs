@@ -1,18 +1,21 @@
 //! Fetch (key 1): the wire side of `ReplicaManager::fetch_messages`, which serves whole record
 //! batches straight from segment bytes and long-polls. Fetch sessions (KIP-227) are declined by
-//! answering session id 0, as Kafka does when its session cache is full.
+//! answering session id 0, as Kafka does when its session cache is full. A partition led elsewhere
+//! (or asked at an older epoch) carries the leader from v12 and its endpoint from v16 (KIP-951).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
+use kafka_protocol::protocol::StrBytes;
 
 use super::{HandlerResult, RequestContext};
 use crate::broker::replica::{
-    FetchParams, FetchPartition, FetchTopic, FetchedPartition, Isolation, TopicRef,
+    CurrentLeader, FetchParams, FetchPartition, FetchTopic, FetchedPartition, Isolation, TopicRef,
 };
 
 pub const VERSIONS: (i16, i16) = (4, 18);
@@ -57,7 +60,7 @@ pub async fn handle(ctx: RequestContext, req: FetchRequest) -> HandlerResult {
             } else {
                 TopicRef::Name(t.topic.0.to_string())
             };
-            names.push((t.topic, t.topic_id));
+            names.push((t.topic, t.topic_id, topic.clone()));
             FetchTopic {
                 topic,
                 partitions: t
@@ -74,12 +77,28 @@ pub async fn handle(ctx: RequestContext, req: FetchRequest) -> HandlerResult {
         })
         .collect();
     let results = ctx.broker.replicas.fetch_messages(&params, topics).await;
+    let mut endpoints = BTreeMap::new();
     let responses = names
         .into_iter()
         .zip(results)
-        .map(|((name, id), partitions)| {
-            let response = FetchableTopicResponse::default()
-                .with_partitions(partitions.into_iter().map(partition_data).collect());
+        .map(|((name, id, topic), partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|p| {
+                    let index = p.index;
+                    let data = partition_data(p);
+                    let moved = [
+                        ResponseError::NotLeaderOrFollower,
+                        ResponseError::FencedLeaderEpoch,
+                    ];
+                    if !moved.iter().any(|e| e.code() == data.error_code) {
+                        return data;
+                    }
+                    let leader = ctx.broker.replicas.current_leader(&topic, index);
+                    data.with_current_leader(hint(leader, &mut endpoints))
+                })
+                .collect();
+            let response = FetchableTopicResponse::default().with_partitions(partitions);
             if v >= 13 {
                 response.with_topic_id(id)
             } else {
@@ -89,8 +108,25 @@ pub async fn handle(ctx: RequestContext, req: FetchRequest) -> HandlerResult {
         .collect();
     let response = FetchResponse::default()
         .with_session_id(0)
-        .with_responses(responses);
+        .with_responses(responses)
+        .with_node_endpoints(endpoints.into_values().collect());
     Ok(Some(response.into()))
+}
+
+/// KIP-951: where a refused client should go, collecting the leader's endpoint once per broker.
+fn hint(leader: CurrentLeader, endpoints: &mut BTreeMap<i32, NodeEndpoint>) -> LeaderIdAndEpoch {
+    if let Some(b) = leader.endpoint {
+        endpoints.entry(b.id).or_insert_with(|| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(StrBytes::from_string))
+        });
+    }
+    LeaderIdAndEpoch::default()
+        .with_leader_id(BrokerId(leader.leader_id))
+        .with_leader_epoch(leader.leader_epoch)
 }
 
 fn partition_data(p: FetchedPartition) -> PartitionData {

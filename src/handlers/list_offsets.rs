@@ -26,6 +26,7 @@ pub async fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> HandlerResu
                         .with_timestamp(-1)
                         .with_offset(-1);
                     match replicas.fetch_offset_for_timestamp(
+                        req.replica_id.0,
                         &t.name.0,
                         p.partition_index,
                         p.timestamp,

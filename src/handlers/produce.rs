@@ -1,17 +1,22 @@
 //! Produce (key 0): the wire side of `ReplicaManager::append_records`, which validates each
 //! partition's record batches and appends the client's bytes as they are (only the base offset and
-//! leader epoch are written into them).
+//! leader epoch are written into them). A partition led elsewhere is refused with
+//! NOT_LEADER_OR_FOLLOWER and, from v10, the leader and its endpoint (KIP-951).
 
+use std::collections::BTreeMap;
+
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{HandlerResult, RequestContext};
 use crate::broker::replica::{
-    AppendOrigin, AppendParams, ProducePartition, ProduceTopic, ProducedPartition, ReplicaError,
-    TopicRef,
+    AppendOrigin, AppendParams, CurrentLeader, ProducePartition, ProduceTopic, ProducedPartition,
+    ReplicaError, TopicRef,
 };
 
 pub const VERSIONS: (i16, i16) = (3, 13);
@@ -34,7 +39,7 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
             } else {
                 TopicRef::Name(t.name.0.to_string())
             };
-            names.push((t.name, t.topic_id));
+            names.push((t.name, t.topic_id, topic.clone()));
             ProduceTopic {
                 topic,
                 partitions: t
@@ -52,19 +57,51 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
     if req.acks == 0 {
         return Ok(None);
     }
+    let mut endpoints = BTreeMap::new();
     let responses = names
         .into_iter()
         .zip(results)
-        .map(|((name, id), partitions)| {
+        .map(|((name, id, topic), partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|p| {
+                    let index = p.index;
+                    let response = partition_response(p);
+                    if response.error_code != ResponseError::NotLeaderOrFollower.code() {
+                        return response;
+                    }
+                    let leader = ctx.broker.replicas.current_leader(&topic, index);
+                    response.with_current_leader(hint(leader, &mut endpoints))
+                })
+                .collect();
             TopicProduceResponse::default()
                 .with_name(if v >= 13 { TopicName::default() } else { name })
                 .with_topic_id(id)
-                .with_partition_responses(partitions.into_iter().map(partition_response).collect())
+                .with_partition_responses(partitions)
         })
         .collect();
     Ok(Some(
-        ProduceResponse::default().with_responses(responses).into(),
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_node_endpoints(endpoints.into_values().collect())
+            .into(),
     ))
+}
+
+/// KIP-951: where a refused client should go, collecting the leader's endpoint once per broker.
+fn hint(leader: CurrentLeader, endpoints: &mut BTreeMap<i32, NodeEndpoint>) -> LeaderIdAndEpoch {
+    if let Some(b) = leader.endpoint {
+        endpoints.entry(b.id).or_insert_with(|| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(StrBytes::from_string(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(StrBytes::from_string))
+        });
+    }
+    LeaderIdAndEpoch::default()
+        .with_leader_id(BrokerId(leader.leader_id))
+        .with_leader_epoch(leader.leader_epoch)
 }
 
 fn partition_response(produced: ProducedPartition) -> PartitionProduceResponse {

@@ -109,6 +109,8 @@ impl ReplicaManager {
     ) -> Result<AppendInfo, ReplicaError> {
         let (topic, index) = (&partition.topic, partition.index);
         let peer = params.origin;
+        // Leadership first, as Kafka's `appendRecordsToLeader`: a follower refuses before validating.
+        partition.check_leader_epoch(-1, true)?;
         if internal && matches!(peer, AppendOrigin::Client { .. }) {
             warn!(peer = %peer, topic = %topic, "rejected produce to an internal topic");
             return Err(ReplicaError::InternalTopic(topic.clone()));
@@ -128,7 +130,7 @@ impl ReplicaManager {
         self.disk.admit(records.len() as u64, now_ms())?;
         // One copy of the client's bytes into a buffer the log may patch (offsets, epoch).
         let owned = BytesMut::from(&records[..]);
-        match partition.append(owned, &headers, now_ms()) {
+        match partition.append_as_leader(owned, &headers, now_ms()) {
             Ok(info) => {
                 if info.duplicate {
                     debug!(peer = %peer, topic = %topic, partition = index,
@@ -137,7 +139,6 @@ impl ReplicaManager {
                 Ok(info)
             }
             Err(e) => {
-                let e = ReplicaError::from(e);
                 // Storage failures are logged by the partition, once per burst.
                 if !e.is_storage() {
                     warn!(topic = %topic, partition = index, error = %e, "append failed");

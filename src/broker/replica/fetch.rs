@@ -115,8 +115,7 @@ impl ReplicaManager {
                                 Err(ReplicaError::UnknownTopicId)
                             }
                         };
-                        let found =
-                            name.and_then(|n| self.hosted_for_fetch(&image, n, request.index));
+                        let found = name.and_then(|n| self.hosted(&image, n, request.index));
                         match found {
                             Ok(p) => Slot {
                                 request,
@@ -157,18 +156,6 @@ impl ReplicaManager {
                 _ = any_changed(&mut watches) => {}
                 _ = tokio::time::sleep_until(deadline) => {}
             }
-        }
-    }
-
-    fn hosted_for_fetch(
-        &self,
-        image: &crate::cluster::MetadataImage,
-        topic: &str,
-        index: i32,
-    ) -> Result<Arc<Partition>, ReplicaError> {
-        match self.hosted(image, topic, index) {
-            Err(ReplicaError::NotLeaderOrFollower) => Err(ReplicaError::UnknownTopicOrPartition),
-            other => other,
         }
     }
 }
@@ -217,7 +204,8 @@ fn read_partition(
     min_one: bool,
     isolation: Isolation,
 ) -> FetchedPartition {
-    if let Err(e) = p.check_leader_epoch(req.current_leader_epoch, false) {
+    // Consumers and followers alike read from the leader only (no KIP-392 replica selector).
+    if let Err(e) = p.check_leader_epoch(req.current_leader_epoch, true) {
         return FetchedPartition::failed(req.index, e);
     }
     let hw = p.high_watermark();

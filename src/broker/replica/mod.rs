@@ -6,6 +6,8 @@ mod append;
 mod error;
 mod fetch;
 mod offsets;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -13,6 +13,9 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 const EARLIEST_PENDING_UPLOAD: i64 = -6;
 
+/// Kafka's `ListOffsetsRequest.DEBUGGING_REPLICA_ID`: may ask a follower.
+const DEBUGGING_REPLICA_ID: i32 = -2;
+
 /// An offset ListOffsets found: its record's timestamp (-1 for the earliest and latest queries)
 /// and the partition's current leader epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,18 +28,18 @@ pub struct OffsetFound {
 impl ReplicaManager {
     /// Kafka's `fetchOffsetForTimestamp`: earliest (-2), latest (-1, the high watermark), max
     /// timestamp (-3), or the first offset at or after `timestamp`. `Ok(None)`: no such offset.
+    /// Only the leader answers, except to `replica_id` -2 (debugging tools).
     pub fn fetch_offset_for_timestamp(
         &self,
+        replica_id: i32,
         topic: &str,
         index: i32,
         timestamp: i64,
         current_leader_epoch: i32,
     ) -> Result<Option<OffsetFound>, ReplicaError> {
-        let p = self
-            .partitions
-            .get(topic, index)
-            .ok_or(ReplicaError::UnknownTopicOrPartition)?;
-        let epoch = p.check_leader_epoch(current_leader_epoch, false)?;
+        let p = self.hosted(&self.metadata.image(), topic, index)?;
+        let epoch =
+            p.check_leader_epoch(current_leader_epoch, replica_id != DEBUGGING_REPLICA_ID)?;
         let found = |offset: i64, timestamp: i64| {
             Some(OffsetFound {
                 offset,
@@ -83,10 +86,8 @@ impl ReplicaManager {
         if image.topics.get(topic).is_some_and(|t| t.internal) {
             return Err(ReplicaError::InternalTopic(topic.to_string()));
         }
-        let p = self
-            .partitions
-            .get(topic, index)
-            .ok_or(ReplicaError::UnknownTopicOrPartition)?;
+        let p = self.hosted(&image, topic, index)?;
+        p.check_leader_epoch(-1, true)?;
         if !p.with_log(|l| l.config().cleanup_delete) {
             return Err(ReplicaError::PolicyViolation);
         }
