@@ -134,6 +134,8 @@ impl Partition {
         if changed {
             info!(topic = %self.topic, partition = self.index, role = ?new.role,
                 leader_epoch = new.leader_epoch, "partition role applied");
+            // Wake long-polling fetches so they re-check leadership now, not at their deadline.
+            self.high_watermark.send_modify(|_| ());
         }
         *state = new;
         changed.then(|| self.leadership(&state))
@@ -286,6 +288,11 @@ impl Partition {
 
     pub fn log_start_offset(&self) -> i64 {
         self.lock().log_start_offset()
+    }
+
+    /// How many long-polling fetches (and other watchers) wait on the high watermark.
+    pub fn watchers(&self) -> usize {
+        self.high_watermark.receiver_count()
     }
 
     pub fn subscribe(&self) -> watch::Receiver<i64> {

@@ -20,7 +20,9 @@ const NO_TIMESTAMP: i64 = -1;
 /// How far a batch for a compacted topic may be decompressed to check its keys.
 const MAX_DECOMPRESSED_BATCH_BYTES: usize = 64 << 20;
 
-/// Who is appending: clients may not write internal topics; coordinators may.
+/// Who is appending. Clients may not write internal topics, must send exactly one batch and no
+/// control batches, and are held to the free-space floor; coordinators write internal topics and
+/// are not (the floor keeps room for them).
 #[derive(Clone, Copy, Debug)]
 pub enum AppendOrigin {
     Client { peer: SocketAddr },
@@ -109,13 +111,14 @@ impl ReplicaManager {
     ) -> Result<AppendInfo, ReplicaError> {
         let (topic, index) = (&partition.topic, partition.index);
         let peer = params.origin;
+        let client = matches!(peer, AppendOrigin::Client { .. });
         // Leadership first, as Kafka's `appendRecordsToLeader`: a follower refuses before validating.
         partition.check_leader_epoch(-1, true)?;
-        if internal && matches!(peer, AppendOrigin::Client { .. }) {
+        if internal && client {
             warn!(peer = %peer, topic = %topic, "rejected produce to an internal topic");
             return Err(ReplicaError::InternalTopic(topic.clone()));
         }
-        let headers = match check_batches(partition, &records) {
+        let headers = match check_batches(partition, &records, client) {
             Ok(h) => h,
             Err(e) => {
                 if let ReplicaError::KeylessRecords { indices, .. } = &e {
@@ -127,7 +130,10 @@ impl ReplicaManager {
                 return Err(e);
             }
         };
-        self.disk.admit(records.len() as u64, now_ms())?;
+        // The free-space floor keeps room for the broker's own writes (committed offsets).
+        if client {
+            self.disk.admit(records.len() as u64, now_ms())?;
+        }
         // One copy of the client's bytes into a buffer the log may patch (offsets, epoch).
         let owned = BytesMut::from(&records[..]);
         match partition.append_as_leader(owned, &headers, now_ms()) {
@@ -150,7 +156,12 @@ impl ReplicaManager {
 }
 
 /// The batch checks of Kafka's `ProduceRequest.validateRecords` and `LogValidator`, in its order.
-fn check_batches(partition: &Partition, records: &Bytes) -> Result<Vec<BatchHeader>, ReplicaError> {
+/// `client`: the request-level rules of Kafka's `ProduceRequest` apply too.
+fn check_batches(
+    partition: &Partition,
+    records: &Bytes,
+    client: bool,
+) -> Result<Vec<BatchHeader>, ReplicaError> {
     let (max_message_bytes, compacted, window) = partition.with_log(|l| {
         let c = l.config();
         let window = (c.timestamp_type == TimestampType::CreateTime)
@@ -158,7 +169,7 @@ fn check_batches(partition: &Partition, records: &Bytes) -> Result<Vec<BatchHead
         (c.max_message_bytes, c.cleanup_compact, window)
     });
     let headers = validate_batches(records, max_message_bytes)?;
-    if let Some(e) = client_batch_violation(&headers) {
+    if let Some(e) = client.then(|| client_batch_violation(&headers)).flatten() {
         return Err(e.into());
     }
     if let Some(e) = timestamp_violation(&headers, window, now_ms()) {

@@ -53,6 +53,17 @@ async fn broker(dir: &Path) -> Arc<Broker> {
 /// Writes a one-partition topic straight into the image, as the controller would place it, and
 /// applies it here at once (the background reconcile would too, later).
 async fn place(b: &Broker, name: &str, leader: i32, leader_epoch: i32, replicas: &[i32]) {
+    place_topic(b, name, leader, leader_epoch, replicas, false).await
+}
+
+async fn place_topic(
+    b: &Broker,
+    name: &str,
+    leader: i32,
+    leader_epoch: i32,
+    replicas: &[i32],
+    internal: bool,
+) {
     let topic = TopicInfo {
         name: name.into(),
         id: uuid::Uuid::new_v4(),
@@ -64,7 +75,7 @@ async fn place(b: &Broker, name: &str, leader: i32, leader_epoch: i32, replicas:
             replicas: replicas.to_vec(),
             isr: replicas.to_vec(),
         }],
-        internal: false,
+        internal,
     };
     b.metadata
         .write(MetadataCommand::CreateTopic(topic))
@@ -110,6 +121,17 @@ async fn produce(b: &Arc<Broker>, version: i16, topic: &str) -> ProduceResponse 
 
 /// Fetch v13+ names topics by id (nil for one the image does not know).
 async fn fetch(b: &Arc<Broker>, version: i16, topic: &str, epoch: i32) -> FetchResponse {
+    fetch_waiting(b, version, topic, epoch, 0).await
+}
+
+/// A fetch of at least one byte from offset 0 that waits up to `max_wait_ms`.
+async fn fetch_waiting(
+    b: &Arc<Broker>,
+    version: i16,
+    topic: &str,
+    epoch: i32,
+    max_wait_ms: i32,
+) -> FetchResponse {
     let id = b
         .metadata
         .image()
@@ -118,7 +140,8 @@ async fn fetch(b: &Arc<Broker>, version: i16, topic: &str, epoch: i32) -> FetchR
         .map_or(uuid::Uuid::nil(), |t| t.id);
     let req = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(1)
         .with_max_bytes(1 << 20)
         .with_topics(vec![FetchTopic::default()
             .with_topic(name(topic))
@@ -348,5 +371,75 @@ async fn the_leader_hints_survive_the_wire() {
     drop(stream);
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_fetch_answers_as_soon_as_leadership_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path()).await;
+    place(&b, "mine", ME, 0, &[ME, OTHER]).await;
+    let p = b.partitions.get("mine", 0).unwrap();
+    let waiting = {
+        let b = b.clone();
+        tokio::spawn(async move { fetch_waiting(&b, 12, "mine", -1, 60_000).await })
+    };
+    // The fetch found nothing to read and waits on the high watermark.
+    while p.watchers() == 0 {
+        tokio::task::yield_now().await;
+    }
+    let mut moved = (*b.metadata.image()).clone();
+    let info = &mut moved.topics.get_mut("mine").unwrap().partitions[0];
+    (info.leader, info.leader_epoch) = (OTHER, 1);
+    b.partitions.reconcile(&moved);
+    let r = tokio::time::timeout(std::time::Duration::from_secs(20), waiting)
+        .await
+        .expect("the fetch waited for its deadline")
+        .unwrap();
+    assert_eq!(
+        r.responses[0].partitions[0].error_code,
+        ResponseError::NotLeaderOrFollower.code()
+    );
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinators_may_append_to_internal_topics_and_clients_may_not() {
+    use crate::broker::replica::{
+        AppendOrigin, AppendParams, ProducePartition, ProduceTopic, TopicRef,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path()).await;
+    place_topic(&b, "__internal", ME, 0, &[ME], true).await;
+    let append = |origin| {
+        let b = b.clone();
+        async move {
+            let params = AppendParams {
+                acks: -1,
+                timeout_ms: 1000,
+                origin,
+            };
+            let topics = vec![ProduceTopic {
+                topic: TopicRef::Name("__internal".into()),
+                partitions: vec![ProducePartition {
+                    index: 0,
+                    records: batch(),
+                }],
+            }];
+            let mut answers = b.replicas.append_records(&params, topics).await;
+            answers.remove(0).remove(0).result.map_err(|e| e.code())
+        }
+    };
+    let client = AppendOrigin::Client {
+        peer: "127.0.0.1:40000".parse().unwrap(),
+    };
+    assert_eq!(
+        append(client).await.unwrap_err(),
+        ResponseError::InvalidTopicException
+    );
+    assert_eq!(
+        append(AppendOrigin::Coordinator).await.unwrap().base_offset,
+        0
+    );
     b.shutdown().await;
 }
