@@ -6,7 +6,10 @@ pub mod disk;
 pub mod dynamic;
 mod partition;
 mod partitions;
+#[cfg(test)]
+mod partitions_tests;
 pub mod producer_ids;
+pub mod replica;
 pub mod topic_config;
 pub mod topics;
 
@@ -15,7 +18,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-pub use partition::Partition;
+pub use partition::{LeadershipChange, Partition, ReplicaState, Role};
 pub use partitions::PartitionManager;
 
 use crate::cluster::{
@@ -44,12 +47,14 @@ pub struct Broker {
     pub advertised_host: String,
     pub advertised_port: i32,
     pub metadata: MetadataStore,
-    pub partitions: PartitionManager,
+    pub partitions: Arc<PartitionManager>,
+    /// The partition layer the produce, fetch and offset handlers go through.
+    pub replicas: replica::ReplicaManager,
     /// The consumer group coordinator (every group, on a single node).
     pub group: GroupCoordinator,
     pub producer_ids: producer_ids::ProducerIdAllocator,
     /// The data directory's free-space floor for client produce.
-    pub disk: disk::DiskSpace,
+    pub disk: Arc<disk::DiskSpace>,
 }
 
 impl Broker {
@@ -93,16 +98,25 @@ impl Broker {
         if metadata.image().brokers.get(&config.node_id) != Some(&me) {
             metadata.write(MetadataCommand::RegisterBroker(me)).await?;
         }
-        let partitions = PartitionManager::new(
+        let partitions = Arc::new(PartitionManager::new(
             config.data_dir.clone(),
             config.node_id,
             log_defaults.clone(),
-        );
+        ));
         let image = metadata.image();
         partitions.remove_orphans(&image);
         partitions.reconcile(&image);
         let group_config = GroupConfig::from_config(&config);
-        let disk = disk::DiskSpace::new(config.data_dir.clone(), config.log.min_free_bytes);
+        let disk = Arc::new(disk::DiskSpace::new(
+            config.data_dir.clone(),
+            config.log.min_free_bytes,
+        ));
+        let replicas = replica::ReplicaManager::new(
+            config.node_id,
+            partitions.clone(),
+            disk.clone(),
+            metadata.clone(),
+        );
         let broker = Arc::new_cyclic(|weak| Broker {
             node_id: config.node_id,
             config,
@@ -110,6 +124,7 @@ impl Broker {
             advertised_port,
             metadata,
             partitions,
+            replicas,
             group: GroupCoordinator::new(weak.clone(), group_config),
             producer_ids: producer_ids::ProducerIdAllocator::new(),
             disk,

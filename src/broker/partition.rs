@@ -1,23 +1,78 @@
-//! One partition replica hosted here: its log behind a lock, and a watch of its high watermark
-//! that long-polling fetches wait on.
+//! One partition replica hosted here: its log behind a lock, its role and leader epoch as the
+//! metadata image last assigned them, and a watch of its high watermark that long-polling fetches
+//! wait on.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use bytes::BytesMut;
 use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use super::replica::ReplicaError;
+use crate::cluster::PartitionInfo;
 use crate::log::{
     AppendInfo, BatchHeader, CleanStats, FetchSlice, FileSync, FlushPolicy, LogError, PartitionLog,
 };
+
+/// What this broker is for a partition (Kafka's `Partition.isLeader` / `leaderReplicaIdOpt`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    /// `leader` is -1 while the partition has none.
+    Follower {
+        leader: i32,
+    },
+    /// The log is still here but the image no longer assigns the partition to this broker.
+    NotReplica,
+}
+
+/// The partition's assignment as the image has it, seen from this broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaState {
+    pub role: Role,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+}
+
+impl ReplicaState {
+    pub fn from_image(info: &PartitionInfo, node_id: i32) -> Self {
+        let role = if !info.replicas.contains(&node_id) {
+            Role::NotReplica
+        } else if info.leader == node_id {
+            Role::Leader
+        } else {
+            Role::Follower {
+                leader: info.leader,
+            }
+        };
+        ReplicaState {
+            role,
+            leader_epoch: info.leader_epoch,
+            replicas: info.replicas.clone(),
+            isr: info.isr.clone(),
+        }
+    }
+}
+
+/// A leadership this broker gained or lost, or whose epoch moved, as a reconcile applied it:
+/// what coordinators (groups, later transactions) load or unload on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeadershipChange {
+    pub topic: String,
+    pub partition: i32,
+    pub is_leader: bool,
+    pub leader_epoch: i32,
+}
 
 pub struct Partition {
     pub topic: String,
     pub topic_id: Uuid,
     pub index: i32,
-    pub leader_epoch: i32,
+    /// Written by reconcile; appends hold it for reading, so an epoch change waits for them.
+    state: RwLock<ReplicaState>,
     log: Mutex<PartitionLog>,
     high_watermark: watch::Sender<i64>,
     /// The last append failed for want of storage: logged once, then again when appends resume.
@@ -29,7 +84,7 @@ impl Partition {
         topic: String,
         topic_id: Uuid,
         index: i32,
-        leader_epoch: i32,
+        state: ReplicaState,
         log: PartitionLog,
     ) -> Self {
         let hw = log.log_end_offset();
@@ -37,10 +92,62 @@ impl Partition {
             topic,
             topic_id,
             index,
-            leader_epoch,
+            state: RwLock::new(state),
             log: Mutex::new(log),
             high_watermark: watch::Sender::new(hw),
             storage_failing: AtomicBool::new(false),
+        }
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, ReplicaState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The role, epoch, replicas and ISR in force.
+    pub fn state(&self) -> ReplicaState {
+        self.read_state().clone()
+    }
+
+    pub fn role(&self) -> Role {
+        self.read_state().role
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.role() == Role::Leader
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.read_state().leader_epoch
+    }
+
+    /// Takes up the image's assignment (Kafka's `makeLeader`/`makeFollower`). Returns the change
+    /// to report when leadership was gained or lost or the epoch moved.
+    pub fn apply(&self, info: &PartitionInfo, node_id: i32) -> Option<LeadershipChange> {
+        let new = ReplicaState::from_image(info, node_id);
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if *state == new {
+            return None;
+        }
+        let was_leader = state.role == Role::Leader;
+        let changed =
+            was_leader != (new.role == Role::Leader) || state.leader_epoch != new.leader_epoch;
+        if changed {
+            info!(topic = %self.topic, partition = self.index, role = ?new.role,
+                leader_epoch = new.leader_epoch, "partition role applied");
+            // Wake long-polling fetches so they re-check leadership now, not at their deadline.
+            self.high_watermark.send_modify(|_| ());
+        }
+        *state = new;
+        changed.then(|| self.leadership(&state))
+    }
+
+    /// The leadership as it stands, in the form reconcile reports changes.
+    pub fn leadership(&self, state: &ReplicaState) -> LeadershipChange {
+        LeadershipChange {
+            topic: self.topic.clone(),
+            partition: self.index,
+            is_leader: state.role == Role::Leader,
+            leader_epoch: state.leader_epoch,
         }
     }
 
@@ -50,19 +157,47 @@ impl Partition {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends validated batches and publishes the new high watermark. On a single node the high
-    /// watermark is the log end offset once the append (and its fsync, if the policy asks) is done.
+    /// Appends validated batches if this broker leads the partition (Kafka's
+    /// `appendRecordsToLeader`); the role cannot change until the append is done.
+    pub fn append_as_leader(
+        &self,
+        records: BytesMut,
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<AppendInfo, ReplicaError> {
+        let state = self.read_state();
+        if state.role != Role::Leader {
+            return Err(ReplicaError::NotLeaderOrFollower);
+        }
+        Ok(self.append_at(records, headers, state.leader_epoch, now_ms)?)
+    }
+
+    /// Appends validated batches at the current leader epoch, whatever the role (the broker's own
+    /// writes, which check leadership themselves).
     pub fn append(
         &self,
         records: BytesMut,
         headers: &[BatchHeader],
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        let state = self.read_state();
+        self.append_at(records, headers, state.leader_epoch, now_ms)
+    }
+
+    /// Appends and publishes the new high watermark. While the leader is the only replica the high
+    /// watermark is the log end offset once the append (and its fsync, if the policy asks) is done.
+    fn append_at(
+        &self,
+        records: BytesMut,
+        headers: &[BatchHeader],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
         let mut log = self.lock();
         let result = if log.config().flush == FlushPolicy::Always {
-            tokio::task::block_in_place(|| log.append(records, headers, self.leader_epoch, now_ms))
+            tokio::task::block_in_place(|| log.append(records, headers, leader_epoch, now_ms))
         } else {
-            log.append(records, headers, self.leader_epoch, now_ms)
+            log.append(records, headers, leader_epoch, now_ms)
         };
         self.note_storage(&result);
         let info = result?;
@@ -143,12 +278,40 @@ impl Partition {
         Ok(log.log_start_offset())
     }
 
+    /// Kafka's `localLogWithEpochOrThrow`, the one check before serving a client: its
+    /// `current_leader_epoch` (KIP-320; -1 when it knows none) must be ours: older is
+    /// FENCED_LEADER_EPOCH (its metadata is stale), newer UNKNOWN_LEADER_EPOCH (ours is). Then, if
+    /// `require_leader`, this broker must lead the partition. Returns the epoch in force.
+    pub fn check_leader_epoch(
+        &self,
+        requested: i32,
+        require_leader: bool,
+    ) -> Result<i32, ReplicaError> {
+        let state = self.read_state();
+        let current = state.leader_epoch;
+        if requested >= 0 && requested < current {
+            return Err(ReplicaError::FencedLeaderEpoch { requested, current });
+        }
+        if requested > current {
+            return Err(ReplicaError::UnknownLeaderEpoch { requested, current });
+        }
+        if require_leader && state.role != Role::Leader {
+            return Err(ReplicaError::NotLeaderOrFollower);
+        }
+        Ok(current)
+    }
+
     pub fn high_watermark(&self) -> i64 {
         *self.high_watermark.borrow()
     }
 
     pub fn log_start_offset(&self) -> i64 {
         self.lock().log_start_offset()
+    }
+
+    /// How many long-polling fetches (and other watchers) wait on the high watermark.
+    pub fn watchers(&self) -> usize {
+        self.high_watermark.receiver_count()
     }
 
     pub fn subscribe(&self) -> watch::Receiver<i64> {

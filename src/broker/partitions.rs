@@ -1,15 +1,17 @@
-//! The partitions this broker hosts: opened, recovered and removed to match the metadata image.
+//! The partitions this broker hosts: opened, recovered and removed to match the metadata image,
+//! with the role and leader epoch the image gives them; leadership changes are broadcast.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use tokio::sync::broadcast;
 use tracing::{info, warn};
 use uuid::Uuid;
 
 use super::dynamic::DynamicConfigs;
-use super::partition::Partition;
+use super::partition::{LeadershipChange, Partition, ReplicaState};
 use crate::cluster::{MetadataImage, TopicInfo};
 use crate::log::{sync_filesystem, FileSync, LogConfig, LogError, PartitionLog};
 
@@ -21,6 +23,9 @@ type Key = (String, i32);
 /// First wait before opening a partition that failed to open is tried again; doubles per failure.
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Reconciles whose leadership changes a slow subscriber may fall behind by before it must resync
+/// from [`PartitionManager::leaderships`].
+const LEADERSHIP_BACKLOG: usize = 64;
 /// Threads closing logs at shutdown (the work is mostly small file writes).
 const CLOSE_THREADS: usize = 16;
 
@@ -42,6 +47,8 @@ pub struct PartitionManager {
     dynamic: Mutex<DynamicConfigs>,
     partitions: RwLock<HashMap<Key, Arc<Partition>>>,
     offline: Mutex<HashMap<Key, OpenFailure>>,
+    /// The leadership changes of each reconcile that made some, as one message.
+    leadership: broadcast::Sender<Arc<Vec<LeadershipChange>>>,
     /// Topics as the last reconcile saw them (and acted on).
     seen: Mutex<BTreeMap<String, TopicInfo>>,
     reconcile_lock: Mutex<()>,
@@ -57,6 +64,7 @@ impl PartitionManager {
             dynamic: Mutex::new(DynamicConfigs::default()),
             partitions: RwLock::new(HashMap::new()),
             offline: Mutex::new(HashMap::new()),
+            leadership: broadcast::Sender::new(LEADERSHIP_BACKLOG),
             seen: Mutex::new(BTreeMap::new()),
             reconcile_lock: Mutex::new(()),
         }
@@ -78,6 +86,20 @@ impl PartitionManager {
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
         let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
         map.get(&(topic.to_string(), partition)).cloned()
+    }
+
+    /// The leadership changes every later reconcile applies, one message per reconcile. A
+    /// subscriber that lags (`RecvError::Lagged`) resyncs from [`Self::leaderships`].
+    pub fn subscribe_leadership(&self) -> broadcast::Receiver<Arc<Vec<LeadershipChange>>> {
+        self.leadership.subscribe()
+    }
+
+    /// Every hosted partition's leadership as it stands.
+    pub fn leaderships(&self) -> Vec<LeadershipChange> {
+        self.all()
+            .iter()
+            .map(|p| p.leadership(&p.state()))
+            .collect()
     }
 
     /// Whether a partition assigned here is offline: its log could not be opened.
@@ -107,9 +129,11 @@ impl PartitionManager {
     }
 
     /// Makes the hosted partitions match `image`: opens (and recovers) the logs of partitions
-    /// assigned here, closes and deletes those of topics that are gone or were re-created.
-    /// Idempotent; called after every metadata change.
-    pub fn reconcile(&self, image: &MetadataImage) {
+    /// assigned here, closes and deletes those of topics that are gone or were re-created, and
+    /// applies each partition's role, leader epoch, replicas and ISR. Idempotent; called after
+    /// every metadata change. Returns (and broadcasts) the leadership changes it applied.
+    pub fn reconcile(&self, image: &MetadataImage) -> Vec<LeadershipChange> {
+        let mut changes = Vec::new();
         let _serial = self
             .reconcile_lock
             .lock()
@@ -131,7 +155,14 @@ impl PartitionManager {
                     let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
                     map.remove(&key)
                 };
-                if removed.is_some() {
+                if let Some(removed) = removed {
+                    let state = removed.state();
+                    if removed.is_leader() {
+                        changes.push(LeadershipChange {
+                            is_leader: false,
+                            ..removed.leadership(&state)
+                        });
+                    }
                     self.delete_dir(name, p.partition);
                 }
                 self.lock_offline().remove(&key);
@@ -158,15 +189,20 @@ impl PartitionManager {
             // Hosted logs follow the topic's configs as they change (AlterConfigs).
             let config = self.topic_log_config(topic);
             for p in &topic.partitions {
-                if !p.replicas.contains(&self.node_id) {
-                    continue;
-                }
                 let key = (topic.name.clone(), p.partition);
                 let present = {
                     let map = self.partitions.read().unwrap_or_else(|p| p.into_inner());
                     map.get(&key).cloned()
                 };
+                if !p.replicas.contains(&self.node_id) {
+                    // A log kept here after the partition moved away serves nothing.
+                    if let Some(partition) = present {
+                        changes.extend(partition.apply(p, self.node_id));
+                    }
+                    continue;
+                }
                 if let Some(partition) = present {
+                    changes.extend(partition.apply(p, self.node_id));
                     if let Ok(config) = &config {
                         partition.with_log(|l| {
                             if l.config() != config {
@@ -183,11 +219,13 @@ impl PartitionManager {
                 {
                     continue;
                 }
-                match self.open(topic, p.partition, p.leader_epoch) {
+                let state = ReplicaState::from_image(p, self.node_id);
+                match self.open(topic, p.partition, state) {
                     Ok(partition) => {
                         if self.lock_offline().remove(&key).is_some() {
                             info!(topic = %topic.name, partition = p.partition, "partition back online");
                         }
+                        changes.push(partition.leadership(&partition.state()));
                         let mut map = self.partitions.write().unwrap_or_else(|p| p.into_inner());
                         map.insert(key, Arc::new(partition));
                     }
@@ -220,6 +258,11 @@ impl PartitionManager {
             warn!(partitions = count, example = %example, error = %cause,
                 "cannot open partition logs; they stay offline and are retried with back-off");
         }
+        if !changes.is_empty() {
+            // No subscriber yet (start-up) is not an error: they read `leaderships` first.
+            let _ = self.leadership.send(Arc::new(changes.clone()));
+        }
+        changes
     }
 
     /// Takes up the dynamic broker configs of `image`; whether they changed since the last call.
@@ -280,7 +323,7 @@ impl PartitionManager {
         &self,
         topic: &TopicInfo,
         index: i32,
-        leader_epoch: i32,
+        state: ReplicaState,
     ) -> Result<Partition, LogError> {
         let dir = self.dir(&topic.name, index);
         if let Some(existing) = read_topic_id(&dir) {
@@ -297,7 +340,7 @@ impl PartitionManager {
             topic.name.clone(),
             topic.id,
             index,
-            leader_epoch,
+            state,
             log,
         ))
     }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{HandlerResult, RequestContext};
 use crate::broker::topics::TopicError;
-use crate::cluster::TopicInfo;
+use crate::cluster::{MetadataImage, TopicInfo};
 
 pub const VERSIONS: (i16, i16) = (0, 13);
 
@@ -58,7 +58,7 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
                     .topics
                     .values()
                     .filter(|t| !t.internal)
-                    .map(|t| topic_entry(broker, t, topic_ops)),
+                    .map(|t| topic_entry(broker, &image, t, topic_ops)),
             );
         }
         Some(list) => {
@@ -67,7 +67,7 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
                 let name = wanted.name.as_ref().map(|n| n.0.to_string());
                 let entry = match name {
                     None => match image.topic_by_id(&wanted.topic_id) {
-                        Some(t) => topic_entry(broker, t, topic_ops),
+                        Some(t) => topic_entry(broker, &image, t, topic_ops),
                         None => {
                             // Kafka leaves unknown topic ids out of authorized operations.
                             error_entry(
@@ -79,9 +79,9 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
                         }
                     },
                     Some(name) => match image.topics.get(&name) {
-                        Some(t) => topic_entry(broker, t, topic_ops),
+                        Some(t) => topic_entry(broker, &image, t, topic_ops),
                         None if allow_auto_create => match broker.auto_create_topic(&name).await {
-                            Ok(t) => topic_entry(broker, &t, topic_ops),
+                            Ok(t) => topic_entry(broker, &broker.metadata.image(), &t, topic_ops),
                             Err(e) => {
                                 debug!(topic = %name, error = %e, "auto-creation failed");
                                 let code = match e {
@@ -135,11 +135,14 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
     Ok(Some(response.into()))
 }
 
-/// A topic's partitions as the image has them, except those whose log this broker could not open:
-/// its replica is offline, and a partition it leads has no leader (LEADER_NOT_AVAILABLE), as Kafka
+/// A topic's partitions as the image has them: leader, leader epoch, replicas and ISR. A replica
+/// is offline when its broker is not registered, or (here) when its log could not be opened. A
+/// partition whose leader is unregistered has no leader (LEADER_NOT_AVAILABLE), as Kafka's
+/// metadata cache answers; one this broker leads but could not open has no ISR either, as Kafka
 /// reports an offline partition.
 fn topic_entry(
     broker: &crate::broker::Broker,
+    image: &MetadataImage,
     t: &TopicInfo,
     topic_ops: i32,
 ) -> MetadataResponseTopic {
@@ -147,25 +150,36 @@ fn topic_entry(
         .partitions
         .iter()
         .map(|p| {
-            let offline = p.replicas.contains(&broker.node_id)
+            let offline_here = p.replicas.contains(&broker.node_id)
                 && broker.partitions.is_offline(&t.name, p.partition);
+            let offline: Vec<BrokerId> = p
+                .replicas
+                .iter()
+                .filter(|r| {
+                    !image.brokers.contains_key(r) || (**r == broker.node_id && offline_here)
+                })
+                .map(|r| BrokerId(*r))
+                .collect();
             let entry = MetadataResponsePartition::default()
                 .with_partition_index(p.partition)
                 .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(p.replicas.iter().map(|r| BrokerId(*r)).collect())
-                .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect());
-            if !offline {
-                return entry;
+                .with_isr_nodes(p.isr.iter().map(|r| BrokerId(*r)).collect())
+                .with_offline_replicas(offline);
+            let no_leader = ResponseError::LeaderNotAvailable.code();
+            if p.leader == broker.node_id && offline_here {
+                entry
+                    .with_error_code(no_leader)
+                    .with_leader_id(BrokerId(-1))
+                    .with_isr_nodes(Vec::new())
+            } else if !image.brokers.contains_key(&p.leader) {
+                entry
+                    .with_error_code(no_leader)
+                    .with_leader_id(BrokerId(-1))
+            } else {
+                entry
             }
-            let entry = entry.with_offline_replicas(vec![BrokerId(broker.node_id)]);
-            if p.leader != broker.node_id {
-                return entry;
-            }
-            entry
-                .with_error_code(ResponseError::LeaderNotAvailable.code())
-                .with_leader_id(BrokerId(-1))
-                .with_isr_nodes(Vec::new())
         })
         .collect();
     MetadataResponseTopic::default()

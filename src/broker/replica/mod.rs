@@ -1,0 +1,122 @@
+//! The partition layer between the handlers and the logs (Kafka's ReplicaManager): resolves
+//! topic-partitions, enforces who may read and write them, appends produced records, serves and
+//! long-polls fetches, and answers offset lookups. Handlers only translate wire types to and from it.
+
+mod append;
+mod error;
+mod fetch;
+mod offsets;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub use append::{AppendOrigin, AppendParams, ProducePartition, ProduceTopic, ProducedPartition};
+pub use error::{CurrentLeader, ReplicaError};
+pub use fetch::{FetchParams, FetchPartition, FetchTopic, FetchedPartition, Isolation};
+pub use offsets::OffsetFound;
+
+use super::disk::DiskSpace;
+use super::partition::Partition;
+use super::partitions::PartitionManager;
+use crate::cluster::{MetadataImage, MetadataStore, PartitionInfo, TopicInfo};
+
+/// How a request names a topic: by name, or (Produce v13+, Fetch v13+) by id.
+#[derive(Clone, Debug)]
+pub enum TopicRef {
+    Name(String),
+    Id(Uuid),
+}
+
+pub struct ReplicaManager {
+    node_id: i32,
+    partitions: Arc<PartitionManager>,
+    disk: Arc<DiskSpace>,
+    metadata: MetadataStore,
+}
+
+impl ReplicaManager {
+    pub fn new(
+        node_id: i32,
+        partitions: Arc<PartitionManager>,
+        disk: Arc<DiskSpace>,
+        metadata: MetadataStore,
+    ) -> Self {
+        ReplicaManager {
+            node_id,
+            partitions,
+            disk,
+            metadata,
+        }
+    }
+
+    /// The topic `topic` names in `image`, or why the request's partitions of it fail.
+    fn resolve<'a>(
+        image: &'a MetadataImage,
+        topic: &TopicRef,
+    ) -> Result<Option<&'a TopicInfo>, ReplicaError> {
+        match topic {
+            TopicRef::Name(name) => Ok(image.topics.get(name)),
+            TopicRef::Id(id) => image
+                .topic_by_id(id)
+                .map(Some)
+                .ok_or(ReplicaError::UnknownTopicId),
+        }
+    }
+
+    /// The hosted partition, or Kafka's answer for one that is not (`getPartitionOrError`): an
+    /// offline log is a storage error, a partition of a known topic that this broker does not host
+    /// is NOT_LEADER_OR_FOLLOWER (with the leader to go to), anything else is unknown.
+    fn hosted(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+        index: i32,
+    ) -> Result<Arc<Partition>, ReplicaError> {
+        if let Some(p) = self.partitions.get(topic, index) {
+            return Ok(p);
+        }
+        if self.partitions.is_offline(topic, index) {
+            return Err(ReplicaError::Offline);
+        }
+        match partition_info(image, topic, index) {
+            Some(info) if info.leader != self.node_id => Err(ReplicaError::NotLeaderOrFollower),
+            _ => Err(ReplicaError::UnknownTopicOrPartition),
+        }
+    }
+
+    /// The leader of a partition as the image has it, for the KIP-951 hints that go with
+    /// NOT_LEADER_OR_FOLLOWER (and, in Fetch, FENCED_LEADER_EPOCH).
+    pub fn current_leader(&self, topic: &TopicRef, index: i32) -> CurrentLeader {
+        let image = self.metadata.image();
+        let name = match topic {
+            TopicRef::Name(n) => Some(n.as_str()),
+            TopicRef::Id(id) => image.topic_by_id(id).map(|t| t.name.as_str()),
+        };
+        name.and_then(|n| partition_info(&image, n, index))
+            .map_or_else(CurrentLeader::unknown, |info| current_leader(&image, info))
+    }
+}
+
+fn partition_info<'a>(
+    image: &'a MetadataImage,
+    topic: &str,
+    index: i32,
+) -> Option<&'a PartitionInfo> {
+    image
+        .topics
+        .get(topic)?
+        .partitions
+        .iter()
+        .find(|p| p.partition == index)
+}
+
+fn current_leader(image: &MetadataImage, info: &PartitionInfo) -> CurrentLeader {
+    CurrentLeader {
+        leader_id: info.leader,
+        leader_epoch: info.leader_epoch,
+        endpoint: image.brokers.get(&info.leader).cloned(),
+    }
+}
