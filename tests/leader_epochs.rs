@@ -88,9 +88,9 @@ fn offset_for_leader_epoch_answers_from_the_epoch_cache() {
     let api = vltava::handlers::lookup(ApiKey::OffsetForLeaderEpoch as i16).unwrap();
     assert_eq!((api.min_version, api.max_version), (2, 4));
 
-    // Nothing written yet: the epoch has no start, so nothing is known of it.
+    // Nothing written yet: the leader's epoch starts where the log ends (Kafka's makeLeader).
     let r = end_offset(&mut c, 4, "epochs", 0, epoch, epoch);
-    assert_eq!((r.error_code, r.leader_epoch, r.end_offset), (0, -1, -1));
+    assert_eq!((r.error_code, r.leader_epoch, r.end_offset), (0, epoch, 0));
 
     produce(&mut c, "epochs", &["a", "b", "c"]);
     produce(&mut c, "epochs", &["d"]);

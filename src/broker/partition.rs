@@ -85,8 +85,11 @@ impl Partition {
         topic_id: Uuid,
         index: i32,
         state: ReplicaState,
-        log: PartitionLog,
+        mut log: PartitionLog,
     ) -> Self {
+        if state.role == Role::Leader {
+            log.assign_epoch_start(state.leader_epoch);
+        }
         let hw = log.log_end_offset();
         Partition {
             topic,
@@ -136,6 +139,9 @@ impl Partition {
                 leader_epoch = new.leader_epoch, "partition role applied");
             // Wake long-polling fetches so they re-check leadership now, not at their deadline.
             self.high_watermark.send_modify(|_| ());
+            if new.role == Role::Leader {
+                self.lock().assign_epoch_start(new.leader_epoch);
+            }
         }
         *state = new;
         changed.then(|| self.leadership(&state))
@@ -203,20 +209,6 @@ impl Partition {
         let info = result?;
         self.high_watermark.send_replace(log.log_end_offset());
         Ok(info)
-    }
-
-    /// KIP-320: a request's `current_leader_epoch` (-1: not given) against ours: older is
-    /// FENCED_LEADER_EPOCH, newer (metadata we have not seen yet) UNKNOWN_LEADER_EPOCH.
-    pub fn check_leader_epoch(
-        &self,
-        current: i32,
-    ) -> Result<(), kafka_protocol::error::ResponseError> {
-        use kafka_protocol::error::ResponseError;
-        match current {
-            c if c < 0 || c == self.leader_epoch => Ok(()),
-            c if c < self.leader_epoch => Err(ResponseError::FencedLeaderEpoch),
-            _ => Err(ResponseError::UnknownLeaderEpoch),
-        }
     }
 
     /// OffsetForLeaderEpoch from the log's leader-epoch cache.

@@ -3,7 +3,6 @@
 //! Consumers use it to check after a leader change that their position was not truncated away; followers to
 //! find where their log diverges. Versions 0-1 are gone from Kafka 4 (KIP-896).
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -28,15 +27,15 @@ pub async fn handle(ctx: RequestContext, req: OffsetForLeaderEpochRequest) -> Ha
                         .with_partition(p.partition)
                         .with_leader_epoch(UNDEFINED_EPOCH)
                         .with_end_offset(UNDEFINED_EPOCH_OFFSET);
-                    let Some(partition) = broker.partitions.get(&t.topic.0, p.partition) else {
-                        return answer
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
-                    };
-                    if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
-                        return answer.with_error_code(code.code());
+                    match broker.replicas.last_offset_for_leader_epoch(
+                        &t.topic.0,
+                        p.partition,
+                        p.current_leader_epoch,
+                        p.leader_epoch,
+                    ) {
+                        Ok((epoch, end)) => answer.with_leader_epoch(epoch).with_end_offset(end),
+                        Err(e) => answer.with_error_code(e.code().code()),
                     }
-                    let (epoch, end) = partition.end_offset_for_epoch(p.leader_epoch);
-                    answer.with_leader_epoch(epoch).with_end_offset(end)
                 })
                 .collect();
             OffsetForLeaderTopicResult::default()

@@ -25,10 +25,12 @@ impl PartitionLog {
     }
 
     /// This replica became leader at `epoch`: the epoch starts at the current log end offset even before its
-    /// first append (Kafka's `maybeAssignEpochStartOffset` in `makeLeader`).
+    /// first append (Kafka's `maybeAssignEpochStartOffset` in `makeLeader`). For an empty log the entry is
+    /// kept in memory only (the first append writes the same one): creating thousands of partitions then
+    /// costs no checkpoint writes.
     pub fn assign_epoch_start(&mut self, epoch: i32) {
         let end = self.log_end_offset();
-        if self.epochs.assign(epoch, end) {
+        if self.epochs.assign(epoch, end) && end > self.log_start_offset {
             self.epochs.persist(&self.dir);
         }
     }

@@ -1,4 +1,5 @@
-//! Offset lookups (ListOffsets) and log-start moves (DeleteRecords) on the partitions led here.
+//! Offset lookups (ListOffsets, OffsetForLeaderEpoch) and log-start moves (DeleteRecords) on the partitions
+//! led here.
 
 use tracing::{info, warn};
 
@@ -71,6 +72,21 @@ impl ReplicaManager {
                 "unknown special timestamp {ts}"
             ))),
         }
+    }
+
+    /// Kafka's `lastOffsetForLeaderEpoch`: the largest epoch at or below `leader_epoch` and where it
+    /// ends, from the leader's epoch cache ((-1, -1) when unknown). Leaders only, for consumers and
+    /// followers alike, after the KIP-320 check of `current_leader_epoch`.
+    pub fn last_offset_for_leader_epoch(
+        &self,
+        topic: &str,
+        index: i32,
+        current_leader_epoch: i32,
+        leader_epoch: i32,
+    ) -> Result<(i32, i64), ReplicaError> {
+        let p = self.hosted(&self.metadata.image(), topic, index)?;
+        p.check_leader_epoch(current_leader_epoch, true)?;
+        Ok(p.end_offset_for_epoch(leader_epoch))
     }
 
     /// DeleteRecords: records below `offset` (-1: the high watermark) become unreadable. Returns

@@ -344,7 +344,12 @@ async fn the_leader_hints_survive_the_wire() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::server::run(listener, b.clone(), stopped));
+    let listeners = vec![crate::server::Listener {
+        socket: listener,
+        name: "PLAINTEXT".into(),
+        protocol: crate::config::SecurityProtocol::Plaintext,
+    }];
+    let server = tokio::spawn(crate::server::run(listeners, b.clone(), stopped));
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
 
     let req = ProduceRequest::default()
