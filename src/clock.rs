@@ -14,8 +14,9 @@ pub fn now_ms() -> i64 {
 /// Where a component reads the time from. The broker uses `System`; tests can use `Tokio`, which starts at the
 /// wall clock and then advances only as tokio's clock does, so `tokio::time::pause`/`advance` drive it together
 /// with the coordinator's sleeps.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub enum Clock {
+    #[default]
     System,
     Tokio {
         start_ms: i64,
@@ -37,11 +38,5 @@ impl Clock {
             Clock::System => now_ms(),
             Clock::Tokio { start_ms, start } => start_ms + start.elapsed().as_millis() as i64,
         }
-    }
-}
-
-impl Default for Clock {
-    fn default() -> Clock {
-        Clock::System
     }
 }

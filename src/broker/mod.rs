@@ -4,6 +4,7 @@ pub mod alter;
 pub mod configs;
 pub mod disk;
 pub mod dynamic;
+pub mod internal_topic;
 mod partition;
 mod partitions;
 pub mod producer_ids;
@@ -22,7 +23,7 @@ use crate::cluster::{
     new_cluster_id, BrokerInfo, ClusterConfig, ClusterError, MetadataCommand, MetadataStore,
 };
 use crate::config::{Config, ConfigError};
-use crate::group::{GroupConfig, GroupCoordinator};
+use crate::group::{offsets, CoordinatorHandles, GroupConfig, GroupCoordinator};
 use crate::log::FlushPolicy;
 
 /// Why the broker could not start.
@@ -46,7 +47,7 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub partitions: PartitionManager,
     /// The consumer group coordinator (every group, on a single node).
-    pub group: GroupCoordinator,
+    pub group: Arc<GroupCoordinator>,
     pub producer_ids: producer_ids::ProducerIdAllocator,
     /// The data directory's free-space floor for client produce.
     pub disk: disk::DiskSpace,
@@ -102,6 +103,8 @@ impl Broker {
         partitions.remove_orphans(&image);
         partitions.reconcile(&image);
         let group_config = GroupConfig::from_config(&config);
+        let offsets_spec = offsets::topic_spec(&config);
+        let images = metadata.subscribe();
         let disk = disk::DiskSpace::new(config.data_dir.clone(), config.log.min_free_bytes);
         let broker = Arc::new_cyclic(|weak| Broker {
             node_id: config.node_id,
@@ -110,12 +113,20 @@ impl Broker {
             advertised_port,
             metadata,
             partitions,
-            group: GroupCoordinator::new(weak.clone(), group_config),
+            group: GroupCoordinator::new(
+                group_config,
+                CoordinatorHandles {
+                    offsets: internal_topic::InternalTopic::new(weak.clone(), offsets_spec),
+                    metadata: images,
+                    clock: crate::clock::Clock::System,
+                    spawner: tokio::runtime::Handle::current(),
+                },
+            ),
             producer_ids: producer_ids::ProducerIdAllocator::new(),
             disk,
         });
         broker.spawn_background_tasks(log_defaults.flush);
-        broker.group.start(&broker).await?;
+        broker.group.start().await?;
         Ok(broker)
     }
 

@@ -6,9 +6,7 @@ use tracing::info;
 use super::coordinator::GroupCoordinator;
 use super::error::GroupError;
 use super::group::GroupState;
-use super::offsets;
 use super::records::RecordKey;
-use crate::clock::now_ms;
 
 /// One member as DescribeGroups shows it.
 pub struct MemberDescription {
@@ -101,10 +99,6 @@ impl GroupCoordinator {
     /// DeleteGroups for one group: only an empty group can go; its offsets and metadata get tombstones.
     pub fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
         // Kafka accepts the empty group id here (so that its state can be deleted).
-        let broker = self
-            .broker
-            .upgrade()
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
         let mut groups = self.lock();
         let g = groups
             .get_mut(group_id)
@@ -133,8 +127,8 @@ impl GroupCoordinator {
             },
             None,
         ));
-        offsets::append(&broker, group_id, records, now_ms())?;
-        g.transition(GroupState::Dead, now_ms());
+        self.append(group_id, records, self.now_ms())?;
+        g.transition(GroupState::Dead, self.now_ms());
         groups.remove(group_id);
         info!(group = group_id, "group deleted");
         Ok(())

@@ -6,19 +6,20 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::error::GroupError;
 use super::group::{Group, GroupState, InitialDelay, JoinOutcome, SyncOutcome};
-use super::offsets;
-use super::records::RecordKey;
-use crate::broker::Broker;
-use crate::clock::now_ms;
+use super::records::{partition_for, RecordKey};
+use crate::broker::internal_topic::{InternalTopic, InternalTopicError};
+use crate::clock::Clock;
+use crate::cluster::MetadataImage;
 use crate::config::Config;
 
 /// Settings the coordinator reads from the broker configuration.
@@ -30,6 +31,7 @@ pub struct GroupConfig {
     pub max_size: usize,
     pub offset_metadata_max_bytes: usize,
     pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: u64,
 }
 
 impl GroupConfig {
@@ -41,13 +43,29 @@ impl GroupConfig {
             max_size: c.group_max_size.max(1) as usize,
             offset_metadata_max_bytes: c.offset_metadata_max_bytes,
             offsets_retention_ms: c.offsets_retention_minutes.saturating_mul(60_000),
+            offsets_retention_check_interval_ms: c.offsets_retention_check_interval_ms,
         }
     }
 }
 
+/// The handles the coordinator works through instead of the broker: its internal topic, the
+/// metadata image as it changes, the clock it stamps records and states with, and where it spawns
+/// its timers.
+pub struct CoordinatorHandles {
+    pub offsets: InternalTopic,
+    pub metadata: watch::Receiver<Arc<MetadataImage>>,
+    pub clock: Clock,
+    pub spawner: tokio::runtime::Handle,
+}
+
 pub struct GroupCoordinator {
-    pub(super) broker: Weak<Broker>,
+    /// Timer tasks hold this, never the coordinator itself, so they never keep it alive.
+    pub(super) me: Weak<GroupCoordinator>,
     pub(super) config: GroupConfig,
+    pub(super) offsets: InternalTopic,
+    pub(super) metadata: watch::Receiver<Arc<MetadataImage>>,
+    pub(super) clock: Clock,
+    pub(super) spawner: tokio::runtime::Handle,
     pub(super) groups: Mutex<HashMap<String, Group>>,
     next_uid: AtomicU64,
 }
@@ -59,13 +77,67 @@ pub(super) enum Answer<T> {
 }
 
 impl GroupCoordinator {
-    pub fn new(broker: Weak<Broker>, config: GroupConfig) -> GroupCoordinator {
-        GroupCoordinator {
-            broker,
+    pub fn new(config: GroupConfig, handles: CoordinatorHandles) -> Arc<GroupCoordinator> {
+        Arc::new_cyclic(|me| GroupCoordinator {
+            me: me.clone(),
             config,
+            offsets: handles.offsets,
+            metadata: handles.metadata,
+            clock: handles.clock,
+            spawner: handles.spawner,
             groups: Mutex::new(HashMap::new()),
             next_uid: AtomicU64::new(1),
-        }
+        })
+    }
+
+    pub(super) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The latest metadata image.
+    pub(super) fn image(&self) -> Arc<MetadataImage> {
+        self.metadata.borrow().clone()
+    }
+
+    /// Runs `work` every `every` on the blocking pool (it does file I/O) while the coordinator lives.
+    pub(super) fn spawn_periodic(
+        &self,
+        every: Duration,
+        work: impl Fn(&GroupCoordinator) + Send + Sync + 'static,
+    ) {
+        let weak = self.me.clone();
+        let work = Arc::new(work);
+        self.spawner.spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(coordinator) = weak.upgrade() else {
+                    break;
+                };
+                let work = work.clone();
+                let _ = tokio::task::spawn_blocking(move || work(&coordinator)).await;
+            }
+        });
+    }
+
+    /// Appends `records` of `group` to its offsets partition.
+    pub(super) fn append(
+        &self,
+        group: &str,
+        records: Vec<(RecordKey, Option<Bytes>)>,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        let partition = partition_for(group, self.offsets.partition_count());
+        let records = records.into_iter().map(|(k, v)| (k.encode(), v)).collect();
+        self.offsets
+            .append(partition, records, now_ms)
+            .map_err(|e| {
+                if let InternalTopicError::Encode(_) = &e {
+                    warn!(group, error = %e, "cannot build a __consumer_offsets batch");
+                }
+                GroupError::from(e)
+            })
     }
 
     pub(super) fn next_member_uid(&self) -> u64 {
@@ -79,18 +151,13 @@ impl GroupCoordinator {
 
     /// Writes the group's metadata record (Kafka's `storeGroup`).
     pub(super) fn persist_group(&self, g: &Group) -> Result<(), GroupError> {
-        let broker = self
-            .broker
-            .upgrade()
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
         let key = RecordKey::Group {
             group: g.id.clone(),
         };
-        offsets::append(
-            &broker,
+        self.append(
             &g.id,
             vec![(key, Some(g.to_value().encode()))],
-            now_ms(),
+            self.now_ms(),
         )
         .map_err(|e| match e {
             // Kafka's storeGroup answers a group record too large to store with UNKNOWN_SERVER_ERROR.
@@ -116,7 +183,7 @@ impl GroupCoordinator {
             }
         }
         let was_empty = g.state == GroupState::Empty;
-        g.transition(GroupState::PreparingRebalance, now_ms());
+        g.transition(GroupState::PreparingRebalance, self.now_ms());
         g.join_epoch += 1;
         let rebalance_timeout = g.max_rebalance_timeout_ms();
         let delay = self.config.initial_rebalance_delay_ms;
@@ -174,7 +241,7 @@ impl GroupCoordinator {
             self.remove_member(g, &id);
         }
         g.generation += 1;
-        let now = now_ms();
+        let now = self.now_ms();
         if g.members.is_empty() {
             g.protocol = None;
             g.leader = None;

@@ -75,6 +75,18 @@ impl GroupError {
     }
 }
 
+impl From<crate::broker::internal_topic::InternalTopicError> for GroupError {
+    fn from(e: crate::broker::internal_topic::InternalTopicError) -> GroupError {
+        use crate::broker::internal_topic::InternalTopicError as E;
+        match e {
+            E::ShuttingDown | E::NotHosted(_) => GroupError::CoordinatorNotAvailable,
+            E::TooLarge { size, max } => GroupError::RecordTooLarge { size, max },
+            E::Encode(_) => GroupError::UnknownServerError,
+            E::Storage(s) => GroupError::Storage(s),
+        }
+    }
+}
+
 /// The code of a result: 0 on success.
 pub fn code_of<T>(r: &Result<T, GroupError>) -> i16 {
     match r {

@@ -13,7 +13,6 @@ use tracing::{info, warn};
 use super::coordinator::{Answer, GroupCoordinator};
 use super::error::GroupError;
 use super::group::{Group, GroupState, JoinOutcome, Member, SyncOutcome};
-use crate::clock::now_ms;
 
 /// A JoinGroup request, version-independent.
 pub struct JoinRequest {
@@ -63,7 +62,10 @@ impl GroupCoordinator {
             if !req.member_id.is_empty() {
                 return Err(GroupError::UnknownMemberId);
             }
-            groups.insert(req.group_id.clone(), Group::new(&req.group_id, now_ms()));
+            groups.insert(
+                req.group_id.clone(),
+                Group::new(&req.group_id, self.now_ms()),
+            );
         }
         let g = groups
             .get_mut(&req.group_id)

@@ -11,7 +11,6 @@ use tracing::{info, warn};
 use super::coordinator::{Answer, GroupCoordinator};
 use super::error::GroupError;
 use super::group::{Group, GroupState, SyncOutcome};
-use crate::clock::now_ms;
 
 /// A SyncGroup request, version-independent.
 pub struct SyncRequest {
@@ -113,7 +112,7 @@ impl GroupCoordinator {
             self.prepare_rebalance(g, "assignment could not be stored");
             return;
         }
-        g.transition(GroupState::Stable, now_ms());
+        g.transition(GroupState::Stable, self.now_ms());
         info!(group = %g.id, generation = g.generation, members = g.members.len(), "group is stable");
         let (pt, pn) = (g.protocol_type.clone(), g.protocol.clone());
         for m in g.members.values_mut() {

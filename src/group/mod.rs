@@ -19,14 +19,13 @@ mod timers;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::info;
 
 pub use admin::{GroupDescription, GroupListing, MemberDescription};
-pub use coordinator::{GroupConfig, GroupCoordinator};
+pub use coordinator::{CoordinatorHandles, GroupConfig, GroupCoordinator};
 pub use error::{code_of, GroupError};
 pub use group::{Committed, GroupState, JoinOutcome, SyncOutcome};
 pub use join::JoinRequest;
@@ -34,18 +33,17 @@ pub use membership::SyncRequest;
 pub use offset_ops::{CommitPartition, FetchedOffsets, PartitionResults};
 
 use crate::broker::topics::TopicError;
-use crate::broker::Broker;
 use group::{Group, Member};
 
 impl GroupCoordinator {
     /// Loads every group from `__consumer_offsets` (if it exists yet) and starts offset expiry.
     /// Like Kafka, the topic itself is created by the first group request, not at start-up.
-    pub async fn start(&self, broker: &Arc<Broker>) -> Result<(), TopicError> {
-        let replayed = offsets::replay(broker);
+    pub async fn start(&self) -> Result<(), TopicError> {
+        let replayed = offsets::replay(&self.offsets, 0..self.offsets.partition_count());
         self.load(replayed);
-        let every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms);
-        broker.spawn_periodic(every, |broker| {
-            broker.group.expire_offsets(crate::clock::now_ms())
+        let every = Duration::from_millis(self.config.offsets_retention_check_interval_ms);
+        self.spawn_periodic(every, |coordinator| {
+            coordinator.expire_offsets(coordinator.now_ms())
         });
         Ok(())
     }
@@ -53,16 +51,11 @@ impl GroupCoordinator {
     /// Creates `__consumer_offsets` on first use (Kafka does it on the first FindCoordinator).
     /// Returns false, after logging why, when it cannot be created; group writes then answer
     /// COORDINATOR_NOT_AVAILABLE and clients retry.
-    pub async fn ensure_offsets_topic(&self, broker: &Broker) -> bool {
-        if broker
-            .metadata
-            .image()
-            .topics
-            .contains_key(offsets::OFFSETS_TOPIC)
-        {
+    pub async fn ensure_offsets_topic(&self) -> bool {
+        if self.offsets.exists() {
             return true;
         }
-        match offsets::ensure_topic(broker).await {
+        match self.offsets.ensure_exists().await {
             Ok(()) => true,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create the offsets topic");
@@ -75,7 +68,7 @@ impl GroupCoordinator {
     /// generation and assignments; its members must heartbeat within their session timeout or they
     /// expire and the group rebalances, as after a Kafka coordinator failover.
     fn load(&self, replayed: HashMap<String, offsets::Replayed>) {
-        let now = crate::clock::now_ms();
+        let now = self.now_ms();
         let mut groups = self.lock();
         let mut expiries = Vec::new();
         for (id, r) in replayed {

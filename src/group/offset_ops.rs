@@ -12,9 +12,7 @@ use tracing::{info, warn};
 use super::coordinator::GroupCoordinator;
 use super::error::GroupError;
 use super::group::{Committed, Group, GroupState};
-use super::offsets;
 use super::records::{OffsetValue, RecordKey};
-use crate::clock::now_ms;
 
 /// One partition of an OffsetCommit.
 pub struct CommitPartition {
@@ -34,13 +32,10 @@ pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
 
 impl GroupCoordinator {
     fn topic_has_partition(&self, topic: &str, partition: i32) -> bool {
-        self.broker.upgrade().is_some_and(|b| {
-            b.metadata
-                .image()
-                .topics
-                .get(topic)
-                .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
-        })
+        self.image()
+            .topics
+            .get(topic)
+            .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
     }
 
     /// OffsetCommit. An `Err` applies to every partition of the request.
@@ -59,7 +54,7 @@ impl GroupCoordinator {
             if generation >= 0 {
                 return Err(GroupError::IllegalGeneration);
             }
-            groups.insert(group_id.to_string(), Group::new(group_id, now_ms()));
+            groups.insert(group_id.to_string(), Group::new(group_id, self.now_ms()));
         }
         let g = groups
             .get_mut(group_id)
@@ -86,7 +81,7 @@ impl GroupCoordinator {
         } else if g.state != GroupState::Empty {
             return Err(GroupError::UnknownMemberId);
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let mut results: PartitionResults = Vec::with_capacity(topics.len());
         let mut records = Vec::new();
         let mut accepted = Vec::new();
@@ -121,11 +116,7 @@ impl GroupCoordinator {
             }
             results.push((topic, out));
         }
-        if let Some(broker) = self.broker.upgrade() {
-            offsets::append(&broker, group_id, records, now)?;
-        } else {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
+        self.append(group_id, records, now)?;
         g.offsets.extend(accepted);
         Ok(results)
     }
@@ -219,10 +210,6 @@ impl GroupCoordinator {
             }
             results.push((topic, out));
         }
-        let broker = self
-            .broker
-            .upgrade()
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
         let keys: Vec<(String, i32)> = tombstones
             .iter()
             .filter_map(|(k, _)| match k {
@@ -232,7 +219,7 @@ impl GroupCoordinator {
                 RecordKey::Group { .. } => None,
             })
             .collect();
-        offsets::append(&broker, group_id, tombstones, now_ms())?;
+        self.append(group_id, tombstones, self.now_ms())?;
         for k in keys {
             g.offsets.remove(&k);
         }
@@ -275,7 +262,7 @@ impl GroupCoordinator {
     /// `onPartitionsDeleted`).
     pub fn on_topic_deleted(&self, topic: &str) {
         self.remove_offsets(
-            now_ms(),
+            self.now_ms(),
             "removed offsets of a deleted topic",
             |_, (t, _), _| t == topic,
         );
@@ -289,9 +276,6 @@ impl GroupCoordinator {
         what: &str,
         doomed: impl Fn(&Group, &(String, i32), &Committed) -> bool,
     ) {
-        let Some(broker) = self.broker.upgrade() else {
-            return;
-        };
         let mut groups = self.lock();
         let mut dead = Vec::new();
         for g in groups.values_mut() {
@@ -326,7 +310,7 @@ impl GroupCoordinator {
                     None,
                 ));
             }
-            match offsets::append(&broker, &g.id, records, now) {
+            match self.append(&g.id, records, now) {
                 Ok(()) => {
                     for k in &gone {
                         g.offsets.remove(k);

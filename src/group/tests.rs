@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::broker::topics::TopicRequest;
+use crate::broker::Broker;
 use crate::config::Config;
 
 async fn broker(dir: &Path) -> Arc<Broker> {
@@ -21,7 +22,7 @@ async fn broker(dir: &Path) -> Arc<Broker> {
         .await
         .unwrap();
     // These tests call the coordinator directly, not through the handlers that create the topic.
-    assert!(b.group.ensure_offsets_topic(&b).await);
+    assert!(b.group.ensure_offsets_topic().await);
     b
 }
 

@@ -10,7 +10,7 @@ pub const VERSIONS: (i16, i16) = (0, 2);
 
 pub async fn handle(ctx: RequestContext, req: DeleteGroupsRequest) -> HandlerResult {
     // Writes go to __consumer_offsets, created on first use.
-    ctx.broker.group.ensure_offsets_topic(&ctx.broker).await;
+    ctx.broker.group.ensure_offsets_topic().await;
     let results = req
         .groups_names
         .into_iter()

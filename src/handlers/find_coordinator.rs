@@ -15,7 +15,7 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> HandlerResult {
     let broker = &ctx.broker;
-    let ready = req.key_type != KEY_TYPE_GROUP || broker.group.ensure_offsets_topic(broker).await;
+    let ready = req.key_type != KEY_TYPE_GROUP || broker.group.ensure_offsets_topic().await;
     let answer = |key: &StrBytes| -> Coordinator {
         let c = Coordinator::default().with_key(key.clone());
         let fail = |e: ResponseError| {

@@ -28,7 +28,7 @@ const CODEC_MAX_VERSION: i16 = 9;
 
 pub async fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> HandlerResult {
     // Writes go to __consumer_offsets, created on first use.
-    ctx.broker.group.ensure_offsets_topic(&ctx.broker).await;
+    ctx.broker.group.ensure_offsets_topic().await;
     let v = ctx.api_version;
     let image = ctx.broker.metadata.image();
     // v10: the name of each topic id. As KafkaApis does, an id we do not know is answered
