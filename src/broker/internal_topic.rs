@@ -2,16 +2,23 @@
 //! created on first use with the coordinator's configs, appended to as plain key/value record batches,
 //! and replayed partition by partition from log start to high watermark. The coordinator sees only this
 //! handle, not the broker: keys and values are opaque bytes here, their formats are the coordinator's.
+//!
+//! Appends are asynchronous so that a coordinator never holds its own lock across disk I/O: `append`
+//! only encodes the batch and queues it on the partition's appender task (one per partition, so batches
+//! land in the order they were queued: queue under your lock and per-key order is the lock's order);
+//! the returned [`PendingAppend`] resolves once the partition's high watermark passes the batch. On a
+//! single node that is as soon as the log has it; with replication it becomes "committed by the ISR".
 
-use std::collections::BTreeMap;
-use std::sync::Weak;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
+use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
 use super::topics::{TopicError, TopicRequest};
-use super::Broker;
+use super::{Broker, Partition};
 use crate::log::{encode_batch, plain_record, validate_batches, BatchError};
 
 /// What an internal topic is: its name, partition count and topic configs at creation.
@@ -40,6 +47,26 @@ pub enum InternalTopicError {
     Storage(String),
 }
 
+/// Validates `batch` against the partition's `max.message.bytes` and appends it.
+fn append_now(
+    p: Arc<Partition>,
+    batch: BytesMut,
+    now_ms: i64,
+) -> Result<Appended, InternalTopicError> {
+    let max = p.with_log(|l| l.config().max_message_bytes);
+    let headers = validate_batches(&batch, max).map_err(|e| match e {
+        BatchError::TooLarge { size, max } => InternalTopicError::TooLarge { size, max },
+        e => InternalTopicError::Encode(e.to_string()),
+    })?;
+    let info = p
+        .append(batch, &headers, now_ms)
+        .map_err(|e| InternalTopicError::Storage(e.to_string()))?;
+    Ok(Appended {
+        partition: p,
+        next_offset: info.last_offset + 1,
+    })
+}
+
 /// One record read back by [`InternalTopic::replay`].
 pub struct ReplayedRecord {
     pub offset: i64,
@@ -47,14 +74,64 @@ pub struct ReplayedRecord {
     pub value: Option<Bytes>,
 }
 
+/// A batch waiting for its partition's appender.
+struct Job {
+    batch: BytesMut,
+    now_ms: i64,
+    done: oneshot::Sender<Result<Appended, InternalTopicError>>,
+}
+
+/// Where a batch landed: the partition replica and the offset after its last record.
+struct Appended {
+    partition: Arc<Partition>,
+    next_offset: i64,
+}
+
+/// An append queued by [`InternalTopic::append`]; `wait` resolves once it is committed.
+pub struct PendingAppend {
+    done: Option<oneshot::Receiver<Result<Appended, InternalTopicError>>>,
+}
+
+impl PendingAppend {
+    /// Nothing to append: already done.
+    pub fn done() -> PendingAppend {
+        PendingAppend { done: None }
+    }
+
+    /// Waits until the batch is in the log and the partition's high watermark has passed it.
+    pub async fn wait(self) -> Result<(), InternalTopicError> {
+        let Some(done) = self.done else {
+            return Ok(());
+        };
+        let appended = done.await.map_err(|_| InternalTopicError::ShuttingDown)??;
+        let mut hw = appended.partition.subscribe();
+        hw.wait_for(|hw| *hw >= appended.next_offset)
+            .await
+            .map(|_| ())
+            .map_err(|_| InternalTopicError::ShuttingDown)
+    }
+}
+
 pub struct InternalTopic {
     broker: Weak<Broker>,
     spec: InternalTopicSpec,
+    spawner: tokio::runtime::Handle,
+    /// One appender task per partition, started on its first append.
+    appenders: Mutex<HashMap<i32, mpsc::UnboundedSender<Job>>>,
 }
 
 impl InternalTopic {
-    pub fn new(broker: Weak<Broker>, spec: InternalTopicSpec) -> InternalTopic {
-        InternalTopic { broker, spec }
+    pub fn new(
+        broker: Weak<Broker>,
+        spec: InternalTopicSpec,
+        spawner: tokio::runtime::Handle,
+    ) -> InternalTopic {
+        InternalTopic {
+            broker,
+            spec,
+            spawner,
+            appenders: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -112,40 +189,65 @@ impl InternalTopic {
         }
     }
 
-    /// Appends `records` (key, value or tombstone) to `partition` as one uncompressed batch and
-    /// returns once the log has them (and, under `flush = always`, once they are fsynced).
+    /// Queues `records` (key, value or tombstone) for `partition` as one uncompressed batch. Batches
+    /// queued for one partition are appended in queue order; the result resolves once this one is
+    /// committed (see [`PendingAppend::wait`]), or with why it was not.
     pub fn append(
         &self,
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
         now_ms: i64,
-    ) -> Result<(), InternalTopicError> {
+    ) -> Result<PendingAppend, InternalTopicError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(PendingAppend::done());
         }
-        let broker = self
-            .broker
-            .upgrade()
-            .ok_or(InternalTopicError::ShuttingDown)?;
-        let p = broker
-            .partitions
-            .get(self.spec.name, partition)
-            .ok_or(InternalTopicError::NotHosted(partition))?;
         let records: Vec<Record> = records
             .into_iter()
             .enumerate()
             .map(|(i, (key, value))| plain_record(i as i64, now_ms, Some(key), value))
             .collect();
-        let buf = encode_batch(&records, Compression::None)
+        let batch = encode_batch(&records, Compression::None)
             .map_err(|e| InternalTopicError::Encode(e.to_string()))?;
-        let max = p.with_log(|l| l.config().max_message_bytes);
-        let headers = validate_batches(&buf, max).map_err(|e| match e {
-            BatchError::TooLarge { size, max } => InternalTopicError::TooLarge { size, max },
-            e => InternalTopicError::Encode(e.to_string()),
-        })?;
-        p.append(buf, &headers, now_ms)
-            .map_err(|e| InternalTopicError::Storage(e.to_string()))?;
-        Ok(())
+        let (done, rx) = oneshot::channel();
+        let job = Job {
+            batch,
+            now_ms,
+            done,
+        };
+        let mut appenders = self.appenders.lock().unwrap_or_else(|p| p.into_inner());
+        let queue = appenders
+            .entry(partition)
+            .or_insert_with(|| self.start_appender(partition));
+        if let Err(mpsc::error::SendError(job)) = queue.send(job) {
+            // The appender ended (the broker is going away); a new one would find no broker either.
+            let _ = job.done.send(Err(InternalTopicError::ShuttingDown));
+        }
+        Ok(PendingAppend { done: Some(rx) })
+    }
+
+    fn start_appender(&self, partition: i32) -> mpsc::UnboundedSender<Job> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let broker = self.broker.clone();
+        let topic = self.spec.name;
+        self.spawner.spawn(async move {
+            while let Some(job) = rx.recv().await {
+                let Some(p) = broker.upgrade().map(|b| b.partitions.get(topic, partition)) else {
+                    let _ = job.done.send(Err(InternalTopicError::ShuttingDown));
+                    continue;
+                };
+                let result = match p {
+                    None => Err(InternalTopicError::NotHosted(partition)),
+                    // The log's write (and fsync, under flush = always) happens off the async workers.
+                    Some(p) => {
+                        tokio::task::spawn_blocking(move || append_now(p, job.batch, job.now_ms))
+                            .await
+                            .unwrap_or_else(|e| Err(InternalTopicError::Storage(e.to_string())))
+                    }
+                };
+                let _ = job.done.send(result);
+            }
+        });
+        tx
     }
 
     /// Reads `partition` from its log start to its high watermark, handing every data record to

@@ -116,7 +116,11 @@ impl Broker {
             group: GroupCoordinator::new(
                 group_config,
                 CoordinatorHandles {
-                    offsets: internal_topic::InternalTopic::new(weak.clone(), offsets_spec),
+                    offsets: internal_topic::InternalTopic::new(
+                        weak.clone(),
+                        offsets_spec,
+                        tokio::runtime::Handle::current(),
+                    ),
                     metadata: images,
                     clock: crate::clock::Clock::System,
                     spawner: tokio::runtime::Handle::current(),

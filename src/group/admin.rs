@@ -1,6 +1,7 @@
 //! Group administration: DescribeGroups, ListGroups and DeleteGroups.
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
 use tracing::info;
 
 use super::coordinator::GroupCoordinator;
@@ -97,7 +98,19 @@ impl GroupCoordinator {
     }
 
     /// DeleteGroups for one group: only an empty group can go; its offsets and metadata get tombstones.
-    pub fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
+    /// The group is gone from memory at once; should the tombstones fail, it comes back (as Empty) and
+    /// the error is answered.
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
+        let stored = self.delete_group_locked(group_id)?;
+        stored
+            .await
+            .unwrap_or(Err(GroupError::CoordinatorNotAvailable))
+    }
+
+    fn delete_group_locked(
+        &self,
+        group_id: &str,
+    ) -> Result<oneshot::Receiver<Result<(), GroupError>>, GroupError> {
         // Kafka accepts the empty group id here (so that its state can be deleted).
         let mut groups = self.lock();
         let g = groups
@@ -127,10 +140,20 @@ impl GroupCoordinator {
             },
             None,
         ));
-        self.append(group_id, records, self.now_ms())?;
+        let pending = self.append(group_id, records, self.now_ms())?;
+        let Some(mut g) = groups.remove(group_id) else {
+            return Err(GroupError::GroupIdNotFound);
+        };
         g.transition(GroupState::Dead, self.now_ms());
-        groups.remove(group_id);
         info!(group = group_id, "group deleted");
-        Ok(())
+        let (tx, rx) = oneshot::channel();
+        self.on_stored(pending, move |coordinator, groups, result| {
+            if result.is_err() && !groups.contains_key(&g.id) {
+                g.transition(GroupState::Empty, coordinator.now_ms());
+                groups.insert(g.id.clone(), g);
+            }
+            let _ = tx.send(result);
+        });
+        Ok(rx)
     }
 }

@@ -12,12 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::error::GroupError;
 use super::group::{Group, GroupState, InitialDelay, JoinOutcome, SyncOutcome};
-use super::records::{partition_for, RecordKey};
-use crate::broker::internal_topic::{InternalTopic, InternalTopicError};
+use crate::broker::internal_topic::InternalTopic;
 use crate::clock::Clock;
 use crate::cluster::MetadataImage;
 use crate::config::Config;
@@ -99,45 +98,21 @@ impl GroupCoordinator {
         self.metadata.borrow().clone()
     }
 
-    /// Runs `work` every `every` on the blocking pool (it does file I/O) while the coordinator lives.
-    pub(super) fn spawn_periodic(
-        &self,
-        every: Duration,
-        work: impl Fn(&GroupCoordinator) + Send + Sync + 'static,
-    ) {
+    /// Expires committed offsets every `offsets.retention.check.interval.ms` while the coordinator lives.
+    pub(super) fn spawn_offset_expiry(&self) {
         let weak = self.me.clone();
-        let work = Arc::new(work);
+        let every = Duration::from_millis(self.config.offsets_retention_check_interval_ms.max(1));
         self.spawner.spawn(async move {
-            let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+            let mut tick = tokio::time::interval(every);
             tick.tick().await;
             loop {
                 tick.tick().await;
                 let Some(coordinator) = weak.upgrade() else {
                     break;
                 };
-                let work = work.clone();
-                let _ = tokio::task::spawn_blocking(move || work(&coordinator)).await;
+                coordinator.expire_offsets(coordinator.now_ms()).await;
             }
         });
-    }
-
-    /// Appends `records` of `group` to its offsets partition.
-    pub(super) fn append(
-        &self,
-        group: &str,
-        records: Vec<(RecordKey, Option<Bytes>)>,
-        now_ms: i64,
-    ) -> Result<(), GroupError> {
-        let partition = partition_for(group, self.offsets.partition_count());
-        let records = records.into_iter().map(|(k, v)| (k.encode(), v)).collect();
-        self.offsets
-            .append(partition, records, now_ms)
-            .map_err(|e| {
-                if let InternalTopicError::Encode(_) = &e {
-                    warn!(group, error = %e, "cannot build a __consumer_offsets batch");
-                }
-                GroupError::from(e)
-            })
     }
 
     pub(super) fn next_member_uid(&self) -> u64 {
@@ -147,23 +122,6 @@ impl GroupCoordinator {
     pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
         // Every transition completes before the lock is released, so a poisoned map is consistent.
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Writes the group's metadata record (Kafka's `storeGroup`).
-    pub(super) fn persist_group(&self, g: &Group) -> Result<(), GroupError> {
-        let key = RecordKey::Group {
-            group: g.id.clone(),
-        };
-        self.append(
-            &g.id,
-            vec![(key, Some(g.to_value().encode()))],
-            self.now_ms(),
-        )
-        .map_err(|e| match e {
-            // Kafka's storeGroup answers a group record too large to store with UNKNOWN_SERVER_ERROR.
-            GroupError::RecordTooLarge { .. } => GroupError::UnknownServerError,
-            e => e,
-        })
     }
 
     pub(super) fn maybe_prepare_rebalance(&self, g: &mut Group, reason: &str) {
@@ -247,9 +205,7 @@ impl GroupCoordinator {
             g.leader = None;
             g.transition(GroupState::Empty, now);
             info!(group = %g.id, generation = g.generation, "group is empty");
-            if let Err(e) = self.persist_group(g) {
-                warn!(group = %g.id, error = %e, "cannot store empty group");
-            }
+            self.store_group_logged(g, "cannot store empty group");
             return;
         }
         g.protocol = g.select_protocol();

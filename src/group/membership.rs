@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use super::coordinator::{Answer, GroupCoordinator};
 use super::error::GroupError;
 use super::group::{Group, GroupState, SyncOutcome};
+use super::store::group_store_error;
 
 /// A SyncGroup request, version-independent.
 pub struct SyncRequest {
@@ -97,21 +98,32 @@ impl GroupCoordinator {
         }
     }
 
-    /// The leader's SyncGroup: store the assignment, then move to Stable and answer every waiting member.
+    /// The leader's SyncGroup: store the assignment; once it is committed the group is Stable and
+    /// every waiting member gets its assignment (Kafka's storeGroup callback). Until then the group
+    /// stays CompletingRebalance; if it moved on meanwhile (a rebalance), the stored record is moot.
     fn apply_leader_assignment(&self, g: &mut Group, assignments: Vec<(String, Bytes)>) {
         let mut by_member: HashMap<String, Bytes> = assignments.into_iter().collect();
         for m in g.members.values_mut() {
             m.assignment = by_member.remove(&m.id).unwrap_or_default();
         }
-        if let Err(e) = self.persist_group(g) {
-            warn!(group = %g.id, error = %e, "cannot store group assignment; rebalancing again");
-            for m in g.members.values_mut() {
-                m.assignment = Bytes::new();
-                m.answer_sync(SyncOutcome::failed(e.clone()));
+        let pending = match self.store_group(g) {
+            Ok(pending) => pending,
+            Err(e) => return self.assignment_not_stored(g, e),
+        };
+        let (id, generation) = (g.id.clone(), g.generation);
+        self.on_stored(pending, move |coordinator, groups, result| {
+            let Some(g) = groups.get_mut(&id) else { return };
+            if g.generation != generation || g.state != GroupState::CompletingRebalance {
+                return;
             }
-            self.prepare_rebalance(g, "assignment could not be stored");
-            return;
-        }
+            match result {
+                Ok(()) => coordinator.assignment_stored(g),
+                Err(e) => coordinator.assignment_not_stored(g, group_store_error(e)),
+            }
+        });
+    }
+
+    fn assignment_stored(&self, g: &mut Group) {
         g.transition(GroupState::Stable, self.now_ms());
         info!(group = %g.id, generation = g.generation, members = g.members.len(), "group is stable");
         let (pt, pn) = (g.protocol_type.clone(), g.protocol.clone());
@@ -124,6 +136,15 @@ impl GroupCoordinator {
             };
             m.answer_sync(outcome);
         }
+    }
+
+    fn assignment_not_stored(&self, g: &mut Group, e: GroupError) {
+        warn!(group = %g.id, error = %e, "cannot store group assignment; rebalancing again");
+        for m in g.members.values_mut() {
+            m.assignment = Bytes::new();
+            m.answer_sync(SyncOutcome::failed(e.clone()));
+        }
+        self.prepare_rebalance(g, "assignment could not be stored");
     }
 
     pub fn heartbeat(

@@ -13,13 +13,13 @@ mod membership;
 mod offset_ops;
 pub mod offsets;
 pub mod records;
+mod store;
 mod timers;
 
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::info;
@@ -41,10 +41,7 @@ impl GroupCoordinator {
     pub async fn start(&self) -> Result<(), TopicError> {
         let replayed = offsets::replay(&self.offsets, 0..self.offsets.partition_count());
         self.load(replayed);
-        let every = Duration::from_millis(self.config.offsets_retention_check_interval_ms);
-        self.spawn_periodic(every, |coordinator| {
-            coordinator.expire_offsets(coordinator.now_ms())
-        });
+        self.spawn_offset_expiry();
         Ok(())
     }
 

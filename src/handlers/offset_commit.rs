@@ -72,13 +72,17 @@ pub async fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> HandlerRes
         requested.push((name.clone(), indexes));
         topics.push((name, partitions));
     }
-    let result = ctx.broker.group.commit(
-        &req.group_id.0,
-        req.generation_id_or_member_epoch,
-        &req.member_id,
-        req.group_instance_id.as_deref(),
-        topics,
-    );
+    let result = ctx
+        .broker
+        .group
+        .commit(
+            &req.group_id.0,
+            req.generation_id_or_member_epoch,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            topics,
+        )
+        .await;
     let answered: Vec<(String, Vec<(i32, i16)>)> = match result {
         Ok(per_topic) => per_topic
             .into_iter()

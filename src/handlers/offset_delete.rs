@@ -23,7 +23,12 @@ pub async fn handle(ctx: RequestContext, req: OffsetDeleteRequest) -> HandlerRes
             )
         })
         .collect();
-    let response = match ctx.broker.group.delete_offsets(&req.group_id.0, requested) {
+    let result = ctx
+        .broker
+        .group
+        .delete_offsets(&req.group_id.0, requested)
+        .await;
+    let response = match result {
         Ok(per_topic) => OffsetDeleteResponse::default().with_topics(
             per_topic
                 .into_iter()
