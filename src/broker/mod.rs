@@ -19,6 +19,7 @@ use tracing::{info, warn};
 pub use partition::Partition;
 pub use partitions::PartitionManager;
 
+use crate::clock::Clock;
 use crate::cluster::{
     new_cluster_id, BrokerInfo, ClusterConfig, ClusterError, MetadataCommand, MetadataStore,
 };
@@ -60,6 +61,17 @@ impl Broker {
         config: Config,
         advertised_host: String,
         advertised_port: i32,
+    ) -> Result<Arc<Broker>, StartError> {
+        Self::start_with_clock(config, advertised_host, advertised_port, Clock::System).await
+    }
+
+    /// [`Broker::start`] with the clock the group coordinator reads (in-process tests on paused time
+    /// pass `Clock::tokio()`).
+    pub async fn start_with_clock(
+        config: Config,
+        advertised_host: String,
+        advertised_port: i32,
+        clock: Clock,
     ) -> Result<Arc<Broker>, StartError> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
@@ -122,7 +134,7 @@ impl Broker {
                         tokio::runtime::Handle::current(),
                     ),
                     metadata: images,
-                    clock: crate::clock::Clock::System,
+                    clock,
                     spawner: tokio::runtime::Handle::current(),
                 },
             ),
