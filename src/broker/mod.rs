@@ -2,6 +2,7 @@
 
 pub mod alter;
 pub mod configs;
+pub mod coordinator_shards;
 pub mod disk;
 pub mod dynamic;
 pub mod internal_topic;
@@ -117,6 +118,7 @@ impl Broker {
         let group_config = GroupConfig::from_config(&config);
         let offsets_spec = offsets::topic_spec(&config);
         let images = metadata.subscribe();
+        let node_id = config.node_id;
         let disk = disk::DiskSpace::new(config.data_dir.clone(), config.log.min_free_bytes);
         let broker = Arc::new_cyclic(|weak| Broker {
             node_id: config.node_id,
@@ -136,6 +138,7 @@ impl Broker {
                     metadata: images,
                     clock,
                     spawner: tokio::runtime::Handle::current(),
+                    node_id,
                 },
             ),
             producer_ids: producer_ids::ProducerIdAllocator::new(),
@@ -155,6 +158,7 @@ impl Broker {
                 let image = images.borrow_and_update().clone();
                 let Some(broker) = weak.upgrade() else { break };
                 broker.partitions.reconcile(&image);
+                broker.group.on_metadata(&image);
             }
         });
 

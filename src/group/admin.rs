@@ -36,21 +36,23 @@ pub struct GroupListing {
 }
 
 impl GroupCoordinator {
-    pub fn describe(&self, group_id: &str) -> GroupDescription {
+    /// DescribeGroups for one group; `Err` when this broker does not serve it now.
+    pub fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
         let groups = self.lock();
+        self.check_coordinator(group_id)?;
         let Some(g) = groups.get(group_id).filter(|g| g.state != GroupState::Dead) else {
-            return GroupDescription {
+            return Ok(GroupDescription {
                 state: GroupState::Dead.name(),
                 protocol_type: String::new(),
                 protocol: String::new(),
                 members: Vec::new(),
                 exists: false,
-            };
+            });
         };
         // As Kafka: member metadata and assignments only once the group is Stable.
         let stable = g.state == GroupState::Stable;
         let protocol = g.protocol.clone().unwrap_or_default();
-        GroupDescription {
+        Ok(GroupDescription {
             state: g.state.name(),
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol: if stable {
@@ -79,7 +81,7 @@ impl GroupCoordinator {
                 })
                 .collect(),
             exists: true,
-        }
+        })
     }
 
     pub fn list(&self) -> Vec<GroupListing> {
@@ -113,6 +115,7 @@ impl GroupCoordinator {
     ) -> Result<oneshot::Receiver<Result<(), GroupError>>, GroupError> {
         // Kafka accepts the empty group id here (so that its state can be deleted).
         let mut groups = self.lock();
+        self.check_coordinator(group_id)?;
         let g = groups
             .get_mut(group_id)
             .filter(|g| g.state != GroupState::Dead)

@@ -16,6 +16,7 @@ use tracing::info;
 
 use super::error::GroupError;
 use super::group::{Group, GroupState, InitialDelay, JoinOutcome, SyncOutcome};
+use crate::broker::coordinator_shards::CoordinatorShards;
 use crate::broker::internal_topic::InternalTopic;
 use crate::clock::Clock;
 use crate::cluster::MetadataImage;
@@ -55,6 +56,8 @@ pub struct CoordinatorHandles {
     pub metadata: watch::Receiver<Arc<MetadataImage>>,
     pub clock: Clock,
     pub spawner: tokio::runtime::Handle,
+    /// This broker: it coordinates the groups of the offsets partitions it leads.
+    pub node_id: i32,
 }
 
 pub struct GroupCoordinator {
@@ -65,6 +68,8 @@ pub struct GroupCoordinator {
     pub(super) metadata: watch::Receiver<Arc<MetadataImage>>,
     pub(super) clock: Clock,
     pub(super) spawner: tokio::runtime::Handle,
+    /// The offsets partitions led here, whose groups are in `groups`.
+    pub(super) shards: CoordinatorShards,
     pub(super) groups: Mutex<HashMap<String, Group>>,
     next_uid: AtomicU64,
 }
@@ -80,6 +85,7 @@ impl GroupCoordinator {
         Arc::new_cyclic(|me| GroupCoordinator {
             me: me.clone(),
             config,
+            shards: CoordinatorShards::new(handles.offsets.name(), handles.node_id),
             offsets: handles.offsets,
             metadata: handles.metadata,
             clock: handles.clock,

@@ -10,6 +10,10 @@ pub enum GroupError {
     InvalidSessionTimeout,
     #[error("The coordinator is not available.")]
     CoordinatorNotAvailable,
+    #[error("This is not the correct coordinator.")]
+    NotCoordinator,
+    #[error("The coordinator is loading and hence can't process requests.")]
+    CoordinatorLoadInProgress,
     #[error(
         "The group member's supported protocols are incompatible with those of existing members."
     )]
@@ -52,6 +56,8 @@ impl GroupError {
             GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
             GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
             GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            GroupError::NotCoordinator => ResponseError::NotCoordinator,
+            GroupError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
             GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
             GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
             GroupError::MemberIdRequired => ResponseError::MemberIdRequired,

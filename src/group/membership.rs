@@ -44,7 +44,7 @@ impl GroupCoordinator {
         groups: &mut HashMap<String, Group>,
         req: SyncRequest,
     ) -> Result<Answer<SyncOutcome>, GroupError> {
-        let g = live_group(groups, &req.group_id)?;
+        let g = live_group(self, groups, &req.group_id)?;
         if g.is_fenced(req.instance_id.as_deref(), &req.member_id) {
             return Err(GroupError::FencedInstanceId);
         }
@@ -155,7 +155,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
     ) -> Result<(), GroupError> {
         let mut groups = self.lock();
-        let g = live_group(&mut groups, group_id)?;
+        let g = live_group(self, &mut groups, group_id)?;
         if g.is_fenced(instance_id, member_id) {
             return Err(GroupError::FencedInstanceId);
         }
@@ -184,7 +184,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
     ) -> Result<(), GroupError> {
         let mut groups = self.lock();
-        let g = live_group(&mut groups, group_id)?;
+        let g = live_group(self, &mut groups, group_id)?;
         let id = match instance_id {
             Some(instance) => match g.static_members.get(instance) {
                 None => return Err(GroupError::UnknownMemberId),
@@ -209,14 +209,16 @@ impl GroupCoordinator {
 }
 
 /// The group a member request (SyncGroup, Heartbeat, LeaveGroup) names, as Kafka checks it: a group
-/// id is required, an unknown group knows no member, and a group being deleted is not coordinated.
+/// id is required, this broker must coordinate it, an unknown group knows no member, and a group being deleted is not coordinated.
 fn live_group<'a>(
+    coordinator: &GroupCoordinator,
     groups: &'a mut HashMap<String, Group>,
     group_id: &str,
 ) -> Result<&'a mut Group, GroupError> {
     if group_id.is_empty() {
         return Err(GroupError::InvalidGroupId);
     }
+    coordinator.check_coordinator(group_id)?;
     let g = groups
         .get_mut(group_id)
         .ok_or(GroupError::UnknownMemberId)?;

@@ -69,6 +69,7 @@ impl GroupCoordinator {
     ) -> Result<(PartitionResults, oneshot::Receiver<Result<(), GroupError>>), GroupError> {
         // Kafka accepts the empty group id for OffsetCommit (backwards compatibility).
         let mut groups = self.lock();
+        self.check_coordinator(group_id)?;
         if !groups.contains_key(group_id) {
             // Kafka accepts commits for an unknown group only from outside group management.
             if generation >= 0 {
@@ -166,6 +167,7 @@ impl GroupCoordinator {
     ) -> Result<FetchedOffsets, GroupError> {
         // Kafka accepts the empty group id for OffsetFetch (backwards compatibility).
         let groups = self.lock();
+        self.check_coordinator(group_id)?;
         let g = groups.get(group_id);
         let lookup = |t: &str, p: i32| g.and_then(|g| g.offsets.get(&(t.to_string(), p)).cloned());
         Ok(match topics {
@@ -223,6 +225,7 @@ impl GroupCoordinator {
             return Err(GroupError::InvalidGroupId);
         }
         let mut groups = self.lock();
+        self.check_coordinator(group_id)?;
         let g = groups
             .get_mut(group_id)
             .ok_or(GroupError::GroupIdNotFound)?;

@@ -47,24 +47,27 @@ pub fn topic_spec(config: &Config) -> InternalTopicSpec {
     }
 }
 
-/// Reads the given offsets partitions (those hosted here) and folds them into per-group state.
-pub fn replay(
+/// Reads one offsets partition and folds it into per-group state; `None` when it is not open here.
+pub fn replay_partition(
     topic: &InternalTopic,
-    partitions: impl IntoIterator<Item = i32>,
-) -> HashMap<String, Replayed> {
+    partition: i32,
+) -> Option<HashMap<String, Replayed>> {
     let mut groups: HashMap<String, Replayed> = HashMap::new();
     let mut records = 0u64;
-    for index in partitions {
-        topic.replay(index, |r| {
-            records += 1;
-            apply(&mut groups, r.key, r.value);
-        });
+    let hosted = topic.replay(partition, |r| {
+        records += 1;
+        apply(&mut groups, r.key, r.value);
+    });
+    if !hosted {
+        return None;
     }
     info!(
+        partition,
         groups = groups.len(),
-        records, "replayed consumer group state from {OFFSETS_TOPIC}"
+        records,
+        "replayed consumer group state from {OFFSETS_TOPIC}"
     );
-    groups
+    Some(groups)
 }
 
 fn apply(groups: &mut HashMap<String, Replayed>, key: Option<Bytes>, value: Option<Bytes>) {

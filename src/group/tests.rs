@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::group::Member;
 use super::*;
 use crate::broker::topics::TopicRequest;
 use crate::broker::Broker;
