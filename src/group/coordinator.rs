@@ -121,6 +121,7 @@ impl GroupCoordinator {
         });
     }
 
+    /// A number never handed out before by this coordinator: member incarnations and join epochs.
     pub(super) fn next_member_uid(&self) -> u64 {
         self.next_uid.fetch_add(1, Ordering::Relaxed)
     }
@@ -148,7 +149,7 @@ impl GroupCoordinator {
         }
         let was_empty = g.state == GroupState::Empty;
         g.transition(GroupState::PreparingRebalance, self.now_ms());
-        g.join_epoch += 1;
+        g.join_epoch = self.next_member_uid();
         let rebalance_timeout = g.max_rebalance_timeout_ms();
         let delay = self.config.initial_rebalance_delay_ms;
         info!(group = %g.id, generation = g.generation, reason, "preparing to rebalance");
@@ -181,7 +182,7 @@ impl GroupCoordinator {
                 let next = self.config.initial_rebalance_delay_ms.min(d.remaining_ms);
                 d.remaining_ms -= next;
                 d.new_member_joined = false;
-                g.join_epoch += 1;
+                g.join_epoch = self.next_member_uid();
                 self.spawn_join_timer(&g.id, g.join_epoch, next);
                 return;
             }
@@ -193,7 +194,7 @@ impl GroupCoordinator {
     /// answer every waiting JoinGroup (the leader gets the members' metadata).
     fn complete_join(&self, g: &mut Group) {
         g.initial_delay = None;
-        g.join_epoch += 1;
+        g.join_epoch = self.next_member_uid();
         let missing: Vec<String> = g
             .members
             .values()

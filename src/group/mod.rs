@@ -36,7 +36,7 @@ impl GroupCoordinator {
     /// not at start-up.
     pub async fn start(&self) -> Result<(), TopicError> {
         self.on_metadata(&self.image());
-        self.shards.wait_loaded().await;
+        self.wait_loaded_a_while().await;
         self.spawn_offset_expiry();
         Ok(())
     }
@@ -53,13 +53,27 @@ impl GroupCoordinator {
                 // Take up its partitions now rather than when the metadata follower gets to it, so
                 // that the request that created it is served.
                 self.on_metadata(&self.image());
-                self.shards.wait_loaded().await;
+                self.wait_loaded_a_while().await;
                 true
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create the offsets topic");
                 false
             }
+        }
+    }
+
+    /// Waits for the loads under way, but not forever: a partition whose log cannot be opened keeps
+    /// loading (its groups answer COORDINATOR_LOAD_IN_PROGRESS) and must not stall start-up.
+    async fn wait_loaded_a_while(&self) {
+        let wait = std::time::Duration::from_secs(10);
+        if tokio::time::timeout(wait, self.shards.wait_loaded())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "offsets partitions still loading; their groups answer COORDINATOR_LOAD_IN_PROGRESS until they are loaded"
+            );
         }
     }
 }
