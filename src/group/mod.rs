@@ -1,7 +1,8 @@
 //! Consumer groups and committed offsets, as Kafka's classic group coordinator does them: the
 //! membership protocol (`coordinator.rs`, `join.rs`, `membership.rs`, `group.rs`, `timers.rs`), offsets (`offset_ops.rs`),
 //! administration (`admin.rs`), and their durable log on `__consumer_offsets` (`offsets.rs`,
-//! `records.rs`). On a single node this broker coordinates every group.
+//! `records.rs`, written as `store.rs` says). This broker coordinates the groups of the offsets
+//! partitions it leads (`loading.rs`): on a single node, every group.
 
 mod admin;
 mod coordinator;

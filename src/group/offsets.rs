@@ -1,8 +1,8 @@
 //! The durable side of the coordinator: the internal `__consumer_offsets` topic on the broker's own
 //! segmented log. Committed offsets and group metadata are appended as ordinary v2 record batches
 //! whose keys and values use Kafka's formats (see `records.rs`); a group lives on partition
-//! `abs(javaHashCode(group)) % offsets_topic_num_partitions`. On start-up every partition is read
-//! from its log start to its end and the last record per key wins (a null value deletes), so what
+//! `abs(javaHashCode(group)) % offsets_topic_num_partitions`. When this broker comes to lead a partition
+//! (at start-up, or later) it is read from its log start to its end and the last record per key wins (a null value deletes), so what
 //! was acknowledged survives a SIGKILL. Appending and reading go through the broker's
 //! [`InternalTopic`] handle, so the log's flush policy applies before a commit is acknowledged.
 //!
