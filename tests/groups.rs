@@ -1,6 +1,7 @@
 //! Consumer groups over the wire against the real binary: every version of every group API, the
-//! KIP-394 handshake, assignments through SyncGroup, Kafka's error codes, session expiry, static
-//! membership (KIP-345), and committed offsets surviving SIGKILL.
+//! KIP-394 handshake, assignments through SyncGroup, Kafka's error codes, static membership
+//! (KIP-345), and committed offsets surviving SIGKILL. The timer-driven cases (session expiry,
+//! rebalance timeout, initial delay) run in-process on paused time in `group_timers.rs`.
 
 mod common;
 
@@ -109,14 +110,6 @@ impl<'a> Join<'a> {
     }
     fn protocols(mut self, p: &'a [&'a str]) -> Self {
         self.protocols = p;
-        self
-    }
-    fn session(mut self, ms: i32) -> Self {
-        self.session_ms = ms;
-        self
-    }
-    fn rebalance(mut self, ms: i32) -> Self {
-        self.rebalance_ms = ms;
         self
     }
     fn send(&self, c: &mut Client, v: i16) -> JoinGroupResponse {
@@ -632,49 +625,6 @@ fn oversized_assignments_and_commits_get_kafkas_errors_and_the_group_recovers() 
 }
 
 #[test]
-fn session_expiry_removes_a_silent_member_and_rebalances() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = start(dir.path());
-    let mut a = broker.connect();
-    let (_, a_id) = Join::new("expiry").session(30_000).handshake(&mut a, 9);
-    sync(&mut a, 5, "expiry", 1, &a_id, &[]);
-
-    let addr = broker.addr.clone();
-    let b = std::thread::spawn(move || {
-        let mut c = Client::connect(&addr);
-        Join::new("expiry").session(500).handshake(&mut c, 9).0
-    });
-    let mut code = 0;
-    while code == 0 {
-        code = heartbeat(&mut a, 4, "expiry", 1, &a_id, None);
-        std::thread::yield_now();
-    }
-    // A rejoins; B joined too, so generation 2 has both.
-    let ra = Join::new("expiry")
-        .member(&a_id)
-        .session(30_000)
-        .send(&mut a, 9);
-    let rb = b.join().unwrap();
-    assert_eq!((ra.generation_id, ra.members.len()), (2, 2));
-    assert_eq!(sync(&mut a, 5, "expiry", 2, &a_id, &[]).error_code, 0);
-    // B never syncs nor heartbeats. A's next rejoin (as leader, it triggers a rebalance) blocks
-    // until B's 500 ms session expires; it then returns with A alone in generation 3.
-    let ra = Join::new("expiry")
-        .member(&a_id)
-        .session(30_000)
-        .send(&mut a, 9);
-    assert_eq!(ra.error_code, 0);
-    assert_eq!(ra.generation_id, 3);
-    let members: Vec<&str> = ra.members.iter().map(|m| m.member_id.as_str()).collect();
-    assert_eq!(
-        members,
-        vec![a_id.as_str()],
-        "B ({}) was expired",
-        rb.member_id.as_str()
-    );
-}
-
-#[test]
 fn static_member_rejoins_without_rebalance_and_old_id_is_fenced() {
     let dir = tempfile::tempdir().unwrap();
     let broker = start(dir.path());
@@ -785,90 +735,6 @@ fn committed_offsets_and_group_metadata_survive_sigkill() {
     );
     assert_eq!(&d.members[0].member_assignment[..], b"asg");
     assert_eq!(heartbeat(&mut c, 4, "durable", 1, &id, Some("i-1")), 0);
-}
-
-#[test]
-fn a_leader_that_never_syncs_is_removed_after_the_rebalance_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = start(dir.path());
-    let addr = broker.addr.clone();
-    let mut a = broker.connect();
-    let (_, a_id) = Join::new("nosync").rebalance(400).handshake(&mut a, 9);
-    assert_eq!(sync(&mut a, 5, "nosync", 1, &a_id, &[]).error_code, 0);
-    // A leads a stable generation 1; B's join forces generation 2, whose sync A never sends.
-    let b = std::thread::spawn(move || {
-        let mut c = Client::connect(&addr);
-        let (r, id) = Join::new("nosync").rebalance(400).handshake(&mut c, 9);
-        (r, id, c)
-    });
-    // A rejoins (it is the leader, so the group rebalances) and is told the new generation.
-    let mut code = 0;
-    while code == 0 {
-        code = heartbeat(&mut a, 4, "nosync", 1, &a_id, None);
-        std::thread::yield_now();
-    }
-    let ra = Join::new("nosync")
-        .member(&a_id)
-        .rebalance(400)
-        .send(&mut a, 9);
-    let (rb, b_id, mut c) = b.join().unwrap();
-    assert_eq!((ra.generation_id, rb.generation_id), (2, 2));
-    // B's SyncGroup waits for the leader's, which never comes: after A's 400 ms rebalance timeout
-    // A is removed and B is told to rejoin; B alone then forms generation 3 and leads it.
-    let s = sync(&mut c, 5, "nosync", 2, &b_id, &[]);
-    assert_eq!(s.error_code, REBALANCE_IN_PROGRESS);
-    let rb = Join::new("nosync")
-        .member(&b_id)
-        .rebalance(400)
-        .send(&mut c, 9);
-    assert_eq!((rb.error_code, rb.generation_id), (0, 3));
-    assert_eq!(rb.leader.as_str(), b_id);
-    assert_eq!(
-        sync(&mut c, 5, "nosync", 3, &b_id, &[(&b_id, "all")]).error_code,
-        0
-    );
-    assert_eq!(describe(&mut c, 5, "nosync").group_state.as_str(), "Stable");
-    assert_eq!(
-        heartbeat(&mut a, 4, "nosync", 2, &a_id, None),
-        UNKNOWN_MEMBER_ID
-    );
-}
-
-#[test]
-fn initial_rebalance_delay_gathers_members_into_the_first_generation() {
-    let dir = tempfile::tempdir().unwrap();
-    // Long enough that B's join surely lands inside it; each new member extends it once more.
-    let broker = start_with_delay(dir.path(), 1500);
-    let addr = broker.addr.clone();
-    let a = std::thread::spawn(move || {
-        let mut c = Client::connect(&addr);
-        Join::new("delayed")
-            .rebalance(20_000)
-            .handshake(&mut c, 9)
-            .0
-    });
-    let mut d = broker.connect();
-    // Wait until A is in the group (the join phase is open) before B joins.
-    while describe(&mut d, 5, "delayed").group_state.as_str() != "PreparingRebalance" {
-        std::thread::yield_now();
-    }
-    let mut b = broker.connect();
-    let rb = Join::new("delayed")
-        .rebalance(20_000)
-        .handshake(&mut b, 9)
-        .0;
-    let ra = a.join().unwrap();
-    assert_eq!((ra.error_code, rb.error_code), (0, 0));
-    assert_eq!(
-        (ra.generation_id, rb.generation_id),
-        (1, 1),
-        "one generation for both"
-    );
-    assert_eq!(
-        ra.members.len() + rb.members.len(),
-        2,
-        "the leader sees both members"
-    );
 }
 
 #[test]

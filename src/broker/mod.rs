@@ -2,8 +2,10 @@
 
 pub mod alter;
 pub mod configs;
+pub mod coordinator_shards;
 pub mod disk;
 pub mod dynamic;
+pub mod internal_topic;
 mod partition;
 mod partitions;
 #[cfg(test)]
@@ -21,11 +23,12 @@ use tracing::{info, warn};
 pub use partition::{LeadershipChange, Partition, ReplicaState, Role};
 pub use partitions::PartitionManager;
 
+use crate::clock::Clock;
 use crate::cluster::{
     new_cluster_id, BrokerInfo, ClusterConfig, ClusterError, MetadataCommand, MetadataStore,
 };
 use crate::config::{Config, ConfigError};
-use crate::group::{GroupConfig, GroupCoordinator};
+use crate::group::{offsets, CoordinatorHandles, GroupConfig, GroupCoordinator};
 use crate::log::FlushPolicy;
 
 /// Why the broker could not start.
@@ -51,7 +54,7 @@ pub struct Broker {
     /// The partition layer the produce, fetch and offset handlers go through.
     pub replicas: replica::ReplicaManager,
     /// The consumer group coordinator (every group, on a single node).
-    pub group: GroupCoordinator,
+    pub group: Arc<GroupCoordinator>,
     pub producer_ids: producer_ids::ProducerIdAllocator,
     /// The data directory's free-space floor for client produce.
     pub disk: Arc<disk::DiskSpace>,
@@ -64,6 +67,17 @@ impl Broker {
         config: Config,
         advertised_host: String,
         advertised_port: i32,
+    ) -> Result<Arc<Broker>, StartError> {
+        Self::start_with_clock(config, advertised_host, advertised_port, Clock::System).await
+    }
+
+    /// [`Broker::start`] with the clock the group coordinator reads (in-process tests on paused time
+    /// pass `Clock::tokio()`).
+    pub async fn start_with_clock(
+        config: Config,
+        advertised_host: String,
+        advertised_port: i32,
+        clock: Clock,
     ) -> Result<Arc<Broker>, StartError> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir)
@@ -117,6 +131,9 @@ impl Broker {
             disk.clone(),
             metadata.clone(),
         );
+        let offsets_spec = offsets::topic_spec(&config);
+        let images = metadata.subscribe();
+        let node_id = config.node_id;
         let broker = Arc::new_cyclic(|weak| Broker {
             node_id: config.node_id,
             config,
@@ -125,12 +142,25 @@ impl Broker {
             metadata,
             partitions,
             replicas,
-            group: GroupCoordinator::new(weak.clone(), group_config),
+            group: GroupCoordinator::new(
+                group_config,
+                CoordinatorHandles {
+                    offsets: internal_topic::InternalTopic::new(
+                        weak.clone(),
+                        offsets_spec,
+                        tokio::runtime::Handle::current(),
+                    ),
+                    metadata: images,
+                    clock,
+                    spawner: tokio::runtime::Handle::current(),
+                    node_id,
+                },
+            ),
             producer_ids: producer_ids::ProducerIdAllocator::new(),
             disk,
         });
         broker.spawn_background_tasks(log_defaults.flush);
-        broker.group.start(&broker).await?;
+        broker.group.start().await?;
         Ok(broker)
     }
 
@@ -143,6 +173,7 @@ impl Broker {
                 let image = images.borrow_and_update().clone();
                 let Some(broker) = weak.upgrade() else { break };
                 broker.partitions.reconcile(&image);
+                broker.group.on_metadata(&image);
             }
         });
 

@@ -233,7 +233,7 @@ impl Broker {
             return Err(TopicError::UnknownTopic);
         }
         self.partitions.reconcile(&self.metadata.image());
-        self.group.on_topic_deleted(name);
+        self.group.on_topic_deleted(name).await;
         Ok(())
     }
 

@@ -1,14 +1,13 @@
 //! Group administration: DescribeGroups, ListGroups and DeleteGroups.
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
 use tracing::info;
 
 use super::coordinator::GroupCoordinator;
 use super::error::GroupError;
 use super::group::GroupState;
-use super::offsets;
 use super::records::RecordKey;
-use crate::clock::now_ms;
 
 /// One member as DescribeGroups shows it.
 pub struct MemberDescription {
@@ -37,21 +36,23 @@ pub struct GroupListing {
 }
 
 impl GroupCoordinator {
-    pub fn describe(&self, group_id: &str) -> GroupDescription {
+    /// DescribeGroups for one group; `Err` when this broker does not serve it now.
+    pub fn describe(&self, group_id: &str) -> Result<GroupDescription, GroupError> {
         let groups = self.lock();
+        self.check_coordinator(group_id)?;
         let Some(g) = groups.get(group_id).filter(|g| g.state != GroupState::Dead) else {
-            return GroupDescription {
+            return Ok(GroupDescription {
                 state: GroupState::Dead.name(),
                 protocol_type: String::new(),
                 protocol: String::new(),
                 members: Vec::new(),
                 exists: false,
-            };
+            });
         };
         // As Kafka: member metadata and assignments only once the group is Stable.
         let stable = g.state == GroupState::Stable;
         let protocol = g.protocol.clone().unwrap_or_default();
-        GroupDescription {
+        Ok(GroupDescription {
             state: g.state.name(),
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol: if stable {
@@ -80,7 +81,7 @@ impl GroupCoordinator {
                 })
                 .collect(),
             exists: true,
-        }
+        })
     }
 
     pub fn list(&self) -> Vec<GroupListing> {
@@ -99,13 +100,22 @@ impl GroupCoordinator {
     }
 
     /// DeleteGroups for one group: only an empty group can go; its offsets and metadata get tombstones.
-    pub fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
+    /// The group is gone from memory at once; should the tombstones fail, it comes back (as Empty) and
+    /// the error is answered.
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), GroupError> {
+        let stored = self.delete_group_locked(group_id)?;
+        stored
+            .await
+            .unwrap_or(Err(GroupError::CoordinatorNotAvailable))
+    }
+
+    fn delete_group_locked(
+        &self,
+        group_id: &str,
+    ) -> Result<oneshot::Receiver<Result<(), GroupError>>, GroupError> {
         // Kafka accepts the empty group id here (so that its state can be deleted).
-        let broker = self
-            .broker
-            .upgrade()
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
         let mut groups = self.lock();
+        self.check_coordinator(group_id)?;
         let g = groups
             .get_mut(group_id)
             .filter(|g| g.state != GroupState::Dead)
@@ -133,10 +143,20 @@ impl GroupCoordinator {
             },
             None,
         ));
-        offsets::append(&broker, group_id, records, now_ms())?;
-        g.transition(GroupState::Dead, now_ms());
-        groups.remove(group_id);
+        let pending = self.append(group_id, records, self.now_ms())?;
+        let Some(mut g) = groups.remove(group_id) else {
+            return Err(GroupError::GroupIdNotFound);
+        };
+        g.transition(GroupState::Dead, self.now_ms());
         info!(group = group_id, "group deleted");
-        Ok(())
+        let (tx, rx) = oneshot::channel();
+        self.on_stored(pending, move |coordinator, groups, result| {
+            if result.is_err() && !groups.contains_key(&g.id) {
+                g.transition(GroupState::Empty, coordinator.now_ms());
+                groups.insert(g.id.clone(), g);
+            }
+            let _ = tx.send(result);
+        });
+        Ok(rx)
     }
 }

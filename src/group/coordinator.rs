@@ -6,19 +6,20 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
-use tracing::{info, warn};
+use tracing::info;
 
 use super::error::GroupError;
 use super::group::{Group, GroupState, InitialDelay, JoinOutcome, SyncOutcome};
-use super::offsets;
-use super::records::RecordKey;
-use crate::broker::Broker;
-use crate::clock::now_ms;
+use crate::broker::coordinator_shards::CoordinatorShards;
+use crate::broker::internal_topic::InternalTopic;
+use crate::clock::Clock;
+use crate::cluster::MetadataImage;
 use crate::config::Config;
 
 /// Settings the coordinator reads from the broker configuration.
@@ -30,6 +31,7 @@ pub struct GroupConfig {
     pub max_size: usize,
     pub offset_metadata_max_bytes: usize,
     pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: u64,
 }
 
 impl GroupConfig {
@@ -41,13 +43,33 @@ impl GroupConfig {
             max_size: c.group_max_size.max(1) as usize,
             offset_metadata_max_bytes: c.offset_metadata_max_bytes,
             offsets_retention_ms: c.offsets_retention_minutes.saturating_mul(60_000),
+            offsets_retention_check_interval_ms: c.offsets_retention_check_interval_ms,
         }
     }
 }
 
+/// The handles the coordinator works through instead of the broker: its internal topic, the
+/// metadata image as it changes, the clock it stamps records and states with, and where it spawns
+/// its timers.
+pub struct CoordinatorHandles {
+    pub offsets: InternalTopic,
+    pub metadata: watch::Receiver<Arc<MetadataImage>>,
+    pub clock: Clock,
+    pub spawner: tokio::runtime::Handle,
+    /// This broker: it coordinates the groups of the offsets partitions it leads.
+    pub node_id: i32,
+}
+
 pub struct GroupCoordinator {
-    pub(super) broker: Weak<Broker>,
+    /// Timer tasks hold this, never the coordinator itself, so they never keep it alive.
+    pub(super) me: Weak<GroupCoordinator>,
     pub(super) config: GroupConfig,
+    pub(super) offsets: InternalTopic,
+    pub(super) metadata: watch::Receiver<Arc<MetadataImage>>,
+    pub(super) clock: Clock,
+    pub(super) spawner: tokio::runtime::Handle,
+    /// The offsets partitions led here, whose groups are in `groups`.
+    pub(super) shards: CoordinatorShards,
     pub(super) groups: Mutex<HashMap<String, Group>>,
     next_uid: AtomicU64,
 }
@@ -59,15 +81,47 @@ pub(super) enum Answer<T> {
 }
 
 impl GroupCoordinator {
-    pub fn new(broker: Weak<Broker>, config: GroupConfig) -> GroupCoordinator {
-        GroupCoordinator {
-            broker,
+    pub fn new(config: GroupConfig, handles: CoordinatorHandles) -> Arc<GroupCoordinator> {
+        Arc::new_cyclic(|me| GroupCoordinator {
+            me: me.clone(),
             config,
+            shards: CoordinatorShards::new(handles.offsets.name(), handles.node_id),
+            offsets: handles.offsets,
+            metadata: handles.metadata,
+            clock: handles.clock,
+            spawner: handles.spawner,
             groups: Mutex::new(HashMap::new()),
             next_uid: AtomicU64::new(1),
-        }
+        })
     }
 
+    pub(super) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The latest metadata image.
+    pub(super) fn image(&self) -> Arc<MetadataImage> {
+        self.metadata.borrow().clone()
+    }
+
+    /// Expires committed offsets every `offsets.retention.check.interval.ms` while the coordinator lives.
+    pub(super) fn spawn_offset_expiry(&self) {
+        let weak = self.me.clone();
+        let every = Duration::from_millis(self.config.offsets_retention_check_interval_ms.max(1));
+        self.spawner.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(coordinator) = weak.upgrade() else {
+                    break;
+                };
+                coordinator.expire_offsets(coordinator.now_ms()).await;
+            }
+        });
+    }
+
+    /// A number never handed out before by this coordinator: member incarnations and join epochs.
     pub(super) fn next_member_uid(&self) -> u64 {
         self.next_uid.fetch_add(1, Ordering::Relaxed)
     }
@@ -75,28 +129,6 @@ impl GroupCoordinator {
     pub(super) fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
         // Every transition completes before the lock is released, so a poisoned map is consistent.
         self.groups.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Writes the group's metadata record (Kafka's `storeGroup`).
-    pub(super) fn persist_group(&self, g: &Group) -> Result<(), GroupError> {
-        let broker = self
-            .broker
-            .upgrade()
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
-        let key = RecordKey::Group {
-            group: g.id.clone(),
-        };
-        offsets::append(
-            &broker,
-            &g.id,
-            vec![(key, Some(g.to_value().encode()))],
-            now_ms(),
-        )
-        .map_err(|e| match e {
-            // Kafka's storeGroup answers a group record too large to store with UNKNOWN_SERVER_ERROR.
-            GroupError::RecordTooLarge { .. } => GroupError::UnknownServerError,
-            e => e,
-        })
     }
 
     pub(super) fn maybe_prepare_rebalance(&self, g: &mut Group, reason: &str) {
@@ -116,8 +148,8 @@ impl GroupCoordinator {
             }
         }
         let was_empty = g.state == GroupState::Empty;
-        g.transition(GroupState::PreparingRebalance, now_ms());
-        g.join_epoch += 1;
+        g.transition(GroupState::PreparingRebalance, self.now_ms());
+        g.join_epoch = self.next_member_uid();
         let rebalance_timeout = g.max_rebalance_timeout_ms();
         let delay = self.config.initial_rebalance_delay_ms;
         info!(group = %g.id, generation = g.generation, reason, "preparing to rebalance");
@@ -150,7 +182,7 @@ impl GroupCoordinator {
                 let next = self.config.initial_rebalance_delay_ms.min(d.remaining_ms);
                 d.remaining_ms -= next;
                 d.new_member_joined = false;
-                g.join_epoch += 1;
+                g.join_epoch = self.next_member_uid();
                 self.spawn_join_timer(&g.id, g.join_epoch, next);
                 return;
             }
@@ -162,7 +194,7 @@ impl GroupCoordinator {
     /// answer every waiting JoinGroup (the leader gets the members' metadata).
     fn complete_join(&self, g: &mut Group) {
         g.initial_delay = None;
-        g.join_epoch += 1;
+        g.join_epoch = self.next_member_uid();
         let missing: Vec<String> = g
             .members
             .values()
@@ -174,15 +206,13 @@ impl GroupCoordinator {
             self.remove_member(g, &id);
         }
         g.generation += 1;
-        let now = now_ms();
+        let now = self.now_ms();
         if g.members.is_empty() {
             g.protocol = None;
             g.leader = None;
             g.transition(GroupState::Empty, now);
             info!(group = %g.id, generation = g.generation, "group is empty");
-            if let Err(e) = self.persist_group(g) {
-                warn!(group = %g.id, error = %e, "cannot store empty group");
-            }
+            self.store_group_logged(g, "cannot store empty group");
             return;
         }
         g.protocol = g.select_protocol();

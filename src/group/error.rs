@@ -10,6 +10,10 @@ pub enum GroupError {
     InvalidSessionTimeout,
     #[error("The coordinator is not available.")]
     CoordinatorNotAvailable,
+    #[error("This is not the correct coordinator.")]
+    NotCoordinator,
+    #[error("The coordinator is loading and hence can't process requests.")]
+    CoordinatorLoadInProgress,
     #[error(
         "The group member's supported protocols are incompatible with those of existing members."
     )]
@@ -52,6 +56,8 @@ impl GroupError {
             GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
             GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
             GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            GroupError::NotCoordinator => ResponseError::NotCoordinator,
+            GroupError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
             GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
             GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
             GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
@@ -72,6 +78,19 @@ impl GroupError {
             GroupError::UnknownServerError => ResponseError::UnknownServerError,
         };
         e.code()
+    }
+}
+
+impl From<crate::broker::internal_topic::InternalTopicError> for GroupError {
+    fn from(e: crate::broker::internal_topic::InternalTopicError) -> GroupError {
+        use crate::broker::internal_topic::InternalTopicError as E;
+        match e {
+            E::ShuttingDown | E::NotHosted(_) => GroupError::CoordinatorNotAvailable,
+            E::TooLarge { size, max } => GroupError::RecordTooLarge { size, max },
+            E::Encode(_) => GroupError::UnknownServerError,
+            E::Storage(s) => GroupError::Storage(s),
+            E::NotLeader(_) => GroupError::NotCoordinator,
+        }
     }
 }
 

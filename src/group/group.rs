@@ -161,7 +161,8 @@ pub struct Group {
     /// group.instance.id → member id (KIP-345).
     pub static_members: HashMap<String, String>,
     pub offsets: HashMap<(String, i32), Committed>,
-    /// Bumped whenever a join timer is (re)scheduled or the join completes; stale timers do nothing.
+    /// Renewed (from the coordinator-wide counter, so never reused, not even by a group unloaded and
+    /// loaded again) whenever a join timer is (re)scheduled or the join completes; stale timers do nothing.
     pub join_epoch: u64,
     pub initial_delay: Option<InitialDelay>,
 }

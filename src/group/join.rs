@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use super::coordinator::{Answer, GroupCoordinator};
 use super::error::GroupError;
 use super::group::{Group, GroupState, JoinOutcome, Member, SyncOutcome};
-use crate::clock::now_ms;
+use super::store::group_store_error;
 
 /// A JoinGroup request, version-independent.
 pub struct JoinRequest {
@@ -54,6 +54,7 @@ impl GroupCoordinator {
         if req.group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
+        self.check_coordinator(&req.group_id)?;
         if req.session_timeout_ms < self.config.min_session_timeout_ms
             || req.session_timeout_ms > self.config.max_session_timeout_ms
         {
@@ -63,7 +64,10 @@ impl GroupCoordinator {
             if !req.member_id.is_empty() {
                 return Err(GroupError::UnknownMemberId);
             }
-            groups.insert(req.group_id.clone(), Group::new(&req.group_id, now_ms()));
+            groups.insert(
+                req.group_id.clone(),
+                Group::new(&req.group_id, self.now_ms()),
+            );
         }
         let g = groups
             .get_mut(&req.group_id)
@@ -251,23 +255,39 @@ impl GroupCoordinator {
                 g.members.insert(new_id.clone(), member);
                 self.spawn_member_expiry(&g.id, &new_id, uid, session);
                 if g.select_protocol() == g.protocol {
-                    if let Err(e) = self.persist_group(g) {
-                        warn!(group = %g.id, error = %e, "cannot store group after static rejoin");
-                        if let Some(mut m) = g.members.shift_remove(&new_id) {
-                            m.id = old_id.to_string();
-                            m.protocols = old_protocols;
-                            g.members.insert(old_id.to_string(), m);
+                    let undo = StaticReplacement {
+                        old_id: old_id.to_string(),
+                        new_id: new_id.clone(),
+                        uid,
+                        old_protocols,
+                        was_leader,
+                        instance: req.instance_id.clone(),
+                    };
+                    let pending = match self.store_group(g) {
+                        Ok(pending) => pending,
+                        Err(e) => {
+                            self.undo_static_replacement(g, undo, &e);
+                            return Err(e);
                         }
-                        if was_leader {
-                            g.leader = Some(old_id.to_string());
-                        }
-                        if let Some(instance) = &req.instance_id {
-                            g.static_members
-                                .insert(instance.clone(), old_id.to_string());
-                        }
-                        return Err(e);
-                    }
-                    return Ok(Answer::Now(g.join_outcome_for(&new_id, was_leader)));
+                    };
+                    // Answered once the group record with the new member id is committed.
+                    let outcome = g.join_outcome_for(&new_id, was_leader);
+                    let (tx, rx) = oneshot::channel();
+                    let (group, member_id) = (g.id.clone(), req.member_id.clone());
+                    self.on_stored(pending, move |coordinator, groups, result| {
+                        let answer = match (result, groups.get_mut(&group)) {
+                            (Ok(()), _) => outcome,
+                            (Err(e), g) => {
+                                let e = group_store_error(e);
+                                if let Some(g) = g {
+                                    coordinator.undo_static_replacement(g, undo, &e);
+                                }
+                                JoinOutcome::failed(e, &member_id)
+                            }
+                        };
+                        let _ = tx.send(answer);
+                    });
+                    return Ok(Answer::Later(rx));
                 }
                 let (tx, rx) = oneshot::channel();
                 if let Some(m) = g.members.get_mut(&new_id) {
@@ -287,6 +307,42 @@ impl GroupCoordinator {
                 Ok(Answer::Later(rx))
             }
             GroupState::Empty | GroupState::Dead => Err(GroupError::UnknownMemberId),
+        }
+    }
+}
+
+/// What a static member's replacement changed, to undo it if the group record cannot be stored.
+struct StaticReplacement {
+    old_id: String,
+    new_id: String,
+    uid: u64,
+    old_protocols: Vec<(String, Bytes)>,
+    was_leader: bool,
+    instance: Option<String>,
+}
+
+impl GroupCoordinator {
+    /// Kafka's storeGroup failure path after a static rejoin: the old member id is current again.
+    fn undo_static_replacement(&self, g: &mut Group, r: StaticReplacement, e: &GroupError) {
+        warn!(group = %g.id, error = %e, "cannot store group after static rejoin");
+        if g.members.get(&r.new_id).is_none_or(|m| m.uid != r.uid) {
+            return;
+        }
+        let Some(mut m) = g.members.shift_remove(&r.new_id) else {
+            return;
+        };
+        m.id = r.old_id.clone();
+        m.protocols = r.old_protocols;
+        // A fresh incarnation, so that exactly one expiry task watches the restored member.
+        m.uid = self.next_member_uid();
+        let (uid, session) = (m.uid, m.session_timeout_ms);
+        g.members.insert(r.old_id.clone(), m);
+        self.spawn_member_expiry(&g.id, &r.old_id, uid, session);
+        if r.was_leader {
+            g.leader = Some(r.old_id.clone());
+        }
+        if let Some(instance) = r.instance {
+            g.static_members.insert(instance, r.old_id);
         }
     }
 }

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use super::coordinator::{Answer, GroupCoordinator};
 use super::error::GroupError;
 use super::group::{Group, GroupState, SyncOutcome};
-use crate::clock::now_ms;
+use super::store::group_store_error;
 
 /// A SyncGroup request, version-independent.
 pub struct SyncRequest {
@@ -44,7 +44,7 @@ impl GroupCoordinator {
         groups: &mut HashMap<String, Group>,
         req: SyncRequest,
     ) -> Result<Answer<SyncOutcome>, GroupError> {
-        let g = live_group(groups, &req.group_id)?;
+        let g = live_group(self, groups, &req.group_id)?;
         if g.is_fenced(req.instance_id.as_deref(), &req.member_id) {
             return Err(GroupError::FencedInstanceId);
         }
@@ -98,22 +98,33 @@ impl GroupCoordinator {
         }
     }
 
-    /// The leader's SyncGroup: store the assignment, then move to Stable and answer every waiting member.
+    /// The leader's SyncGroup: store the assignment; once it is committed the group is Stable and
+    /// every waiting member gets its assignment (Kafka's storeGroup callback). Until then the group
+    /// stays CompletingRebalance; if it moved on meanwhile (a rebalance), the stored record is moot.
     fn apply_leader_assignment(&self, g: &mut Group, assignments: Vec<(String, Bytes)>) {
         let mut by_member: HashMap<String, Bytes> = assignments.into_iter().collect();
         for m in g.members.values_mut() {
             m.assignment = by_member.remove(&m.id).unwrap_or_default();
         }
-        if let Err(e) = self.persist_group(g) {
-            warn!(group = %g.id, error = %e, "cannot store group assignment; rebalancing again");
-            for m in g.members.values_mut() {
-                m.assignment = Bytes::new();
-                m.answer_sync(SyncOutcome::failed(e.clone()));
+        let pending = match self.store_group(g) {
+            Ok(pending) => pending,
+            Err(e) => return self.assignment_not_stored(g, e),
+        };
+        let (id, generation) = (g.id.clone(), g.generation);
+        self.on_stored(pending, move |coordinator, groups, result| {
+            let Some(g) = groups.get_mut(&id) else { return };
+            if g.generation != generation || g.state != GroupState::CompletingRebalance {
+                return;
             }
-            self.prepare_rebalance(g, "assignment could not be stored");
-            return;
-        }
-        g.transition(GroupState::Stable, now_ms());
+            match result {
+                Ok(()) => coordinator.assignment_stored(g),
+                Err(e) => coordinator.assignment_not_stored(g, group_store_error(e)),
+            }
+        });
+    }
+
+    fn assignment_stored(&self, g: &mut Group) {
+        g.transition(GroupState::Stable, self.now_ms());
         info!(group = %g.id, generation = g.generation, members = g.members.len(), "group is stable");
         let (pt, pn) = (g.protocol_type.clone(), g.protocol.clone());
         for m in g.members.values_mut() {
@@ -127,6 +138,15 @@ impl GroupCoordinator {
         }
     }
 
+    fn assignment_not_stored(&self, g: &mut Group, e: GroupError) {
+        warn!(group = %g.id, error = %e, "cannot store group assignment; rebalancing again");
+        for m in g.members.values_mut() {
+            m.assignment = Bytes::new();
+            m.answer_sync(SyncOutcome::failed(e.clone()));
+        }
+        self.prepare_rebalance(g, "assignment could not be stored");
+    }
+
     pub fn heartbeat(
         &self,
         group_id: &str,
@@ -135,7 +155,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
     ) -> Result<(), GroupError> {
         let mut groups = self.lock();
-        let g = live_group(&mut groups, group_id)?;
+        let g = live_group(self, &mut groups, group_id)?;
         if g.is_fenced(instance_id, member_id) {
             return Err(GroupError::FencedInstanceId);
         }
@@ -164,7 +184,7 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
     ) -> Result<(), GroupError> {
         let mut groups = self.lock();
-        let g = live_group(&mut groups, group_id)?;
+        let g = live_group(self, &mut groups, group_id)?;
         let id = match instance_id {
             Some(instance) => match g.static_members.get(instance) {
                 None => return Err(GroupError::UnknownMemberId),
@@ -189,14 +209,16 @@ impl GroupCoordinator {
 }
 
 /// The group a member request (SyncGroup, Heartbeat, LeaveGroup) names, as Kafka checks it: a group
-/// id is required, an unknown group knows no member, and a group being deleted is not coordinated.
+/// id is required, this broker must coordinate it, an unknown group knows no member, and a group being deleted is not coordinated.
 fn live_group<'a>(
+    coordinator: &GroupCoordinator,
     groups: &'a mut HashMap<String, Group>,
     group_id: &str,
 ) -> Result<&'a mut Group, GroupError> {
     if group_id.is_empty() {
         return Err(GroupError::InvalidGroupId);
     }
+    coordinator.check_coordinator(group_id)?;
     let g = groups
         .get_mut(group_id)
         .ok_or(GroupError::UnknownMemberId)?;

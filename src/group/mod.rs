@@ -1,7 +1,8 @@
 //! Consumer groups and committed offsets, as Kafka's classic group coordinator does them: the
 //! membership protocol (`coordinator.rs`, `join.rs`, `membership.rs`, `group.rs`, `timers.rs`), offsets (`offset_ops.rs`),
 //! administration (`admin.rs`), and their durable log on `__consumer_offsets` (`offsets.rs`,
-//! `records.rs`). On a single node this broker coordinates every group.
+//! `records.rs`, written as `store.rs` says). This broker coordinates the groups of the offsets
+//! partitions it leads (`loading.rs`): on a single node, every group.
 
 mod admin;
 mod coordinator;
@@ -9,24 +10,19 @@ mod error;
 #[allow(clippy::module_inception)]
 mod group;
 mod join;
+mod loading;
 mod membership;
 mod offset_ops;
 pub mod offsets;
 pub mod records;
+mod store;
 mod timers;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
-
-use tokio::time::Instant;
-use tracing::info;
-
 pub use admin::{GroupDescription, GroupListing, MemberDescription};
-pub use coordinator::{GroupConfig, GroupCoordinator};
+pub use coordinator::{CoordinatorHandles, GroupConfig, GroupCoordinator};
 pub use error::{code_of, GroupError};
 pub use group::{Committed, GroupState, JoinOutcome, SyncOutcome};
 pub use join::JoinRequest;
@@ -34,36 +30,33 @@ pub use membership::SyncRequest;
 pub use offset_ops::{CommitPartition, FetchedOffsets, PartitionResults};
 
 use crate::broker::topics::TopicError;
-use crate::broker::Broker;
-use group::{Group, Member};
 
 impl GroupCoordinator {
-    /// Loads every group from `__consumer_offsets` (if it exists yet) and starts offset expiry.
-    /// Like Kafka, the topic itself is created by the first group request, not at start-up.
-    pub async fn start(&self, broker: &Arc<Broker>) -> Result<(), TopicError> {
-        let replayed = offsets::replay(broker);
-        self.load(replayed);
-        let every = Duration::from_millis(broker.config.offsets_retention_check_interval_ms);
-        broker.spawn_periodic(every, |broker| {
-            broker.group.expire_offsets(crate::clock::now_ms())
-        });
+    /// Loads the groups of every `__consumer_offsets` partition led here (if the topic exists yet)
+    /// and starts offset expiry. Like Kafka, the topic itself is created by the first group request,
+    /// not at start-up.
+    pub async fn start(&self) -> Result<(), TopicError> {
+        self.on_metadata(&self.image());
+        self.wait_loaded_a_while().await;
+        self.spawn_offset_expiry();
         Ok(())
     }
 
     /// Creates `__consumer_offsets` on first use (Kafka does it on the first FindCoordinator).
     /// Returns false, after logging why, when it cannot be created; group writes then answer
     /// COORDINATOR_NOT_AVAILABLE and clients retry.
-    pub async fn ensure_offsets_topic(&self, broker: &Broker) -> bool {
-        if broker
-            .metadata
-            .image()
-            .topics
-            .contains_key(offsets::OFFSETS_TOPIC)
-        {
+    pub async fn ensure_offsets_topic(&self) -> bool {
+        if self.offsets.exists() {
             return true;
         }
-        match offsets::ensure_topic(broker).await {
-            Ok(()) => true,
+        match self.offsets.ensure_exists().await {
+            Ok(()) => {
+                // Take up its partitions now rather than when the metadata follower gets to it, so
+                // that the request that created it is served.
+                self.on_metadata(&self.image());
+                self.wait_loaded_a_while().await;
+                true
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot create the offsets topic");
                 false
@@ -71,70 +64,17 @@ impl GroupCoordinator {
         }
     }
 
-    /// Rebuilds groups from replayed records. A group stored with members comes back Stable with its
-    /// generation and assignments; its members must heartbeat within their session timeout or they
-    /// expire and the group rebalances, as after a Kafka coordinator failover.
-    fn load(&self, replayed: HashMap<String, offsets::Replayed>) {
-        let now = crate::clock::now_ms();
-        let mut groups = self.lock();
-        let mut expiries = Vec::new();
-        for (id, r) in replayed {
-            if r.group.is_none() && r.offsets.is_empty() {
-                continue;
-            }
-            let mut g = Group::new(&id, now);
-            g.offsets = r
-                .offsets
-                .into_iter()
-                .map(|(k, v)| (k, Committed::from(v)))
-                .collect();
-            if let Some(v) = r.group {
-                g.generation = v.generation;
-                g.protocol_type = Some(v.protocol_type.clone()).filter(|t| !t.is_empty());
-                g.protocol = v.protocol.clone();
-                g.leader = v.leader.clone();
-                if v.current_state_timestamp >= 0 {
-                    g.state_since_ms = v.current_state_timestamp;
-                }
-                let protocol = v.protocol.clone().unwrap_or_default();
-                for m in v.members {
-                    let uid = self.next_member_uid();
-                    if let Some(i) = &m.group_instance_id {
-                        g.static_members.insert(i.clone(), m.member_id.clone());
-                    }
-                    expiries.push((id.clone(), m.member_id.clone(), uid, m.session_timeout_ms));
-                    g.members.insert(
-                        m.member_id.clone(),
-                        Member {
-                            id: m.member_id,
-                            uid,
-                            instance_id: m.group_instance_id,
-                            client_id: m.client_id,
-                            client_host: m.client_host,
-                            session_timeout_ms: m.session_timeout_ms,
-                            rebalance_timeout_ms: m.rebalance_timeout_ms,
-                            protocols: vec![(protocol.clone(), m.subscription)],
-                            assignment: m.assignment,
-                            join_waiter: None,
-                            sync_waiter: None,
-                            last_heartbeat: Instant::now(),
-                        },
-                    );
-                }
-                if !g.members.is_empty() && g.protocol.is_some() {
-                    g.state = GroupState::Stable;
-                } else {
-                    g.members.clear();
-                    g.static_members.clear();
-                    g.leader = None;
-                }
-            }
-            groups.insert(id, g);
-        }
-        info!(groups = groups.len(), "consumer groups loaded");
-        drop(groups);
-        for (g, m, uid, session) in expiries {
-            self.spawn_member_expiry(&g, &m, uid, session);
+    /// Waits for the loads under way, but not forever: a partition whose log cannot be opened keeps
+    /// loading (its groups answer COORDINATOR_LOAD_IN_PROGRESS) and must not stall start-up.
+    async fn wait_loaded_a_while(&self) {
+        let wait = std::time::Duration::from_secs(10);
+        if tokio::time::timeout(wait, self.shards.wait_loaded())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "offsets partitions still loading; their groups answer COORDINATOR_LOAD_IN_PROGRESS until they are loaded"
+            );
         }
     }
 }

@@ -6,15 +6,15 @@
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::coordinator::GroupCoordinator;
 use super::error::GroupError;
 use super::group::{Committed, Group, GroupState};
-use super::offsets;
 use super::records::{OffsetValue, RecordKey};
-use crate::clock::now_ms;
+use crate::broker::internal_topic::PendingAppend;
 
 /// One partition of an OffsetCommit.
 pub struct CommitPartition {
@@ -34,17 +34,16 @@ pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
 
 impl GroupCoordinator {
     fn topic_has_partition(&self, topic: &str, partition: i32) -> bool {
-        self.broker.upgrade().is_some_and(|b| {
-            b.metadata
-                .image()
-                .topics
-                .get(topic)
-                .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
-        })
+        self.image()
+            .topics
+            .get(topic)
+            .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len())
     }
 
-    /// OffsetCommit. An `Err` applies to every partition of the request.
-    pub fn commit(
+    /// OffsetCommit. An `Err` applies to every partition of the request. The offsets are in memory
+    /// as soon as they are queued for the log (so the group's next commit supersedes them in the same
+    /// order as in the log); the answer waits until they are committed, and a failed write is undone.
+    pub async fn commit(
         &self,
         group_id: &str,
         generation: i32,
@@ -52,14 +51,31 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         topics: Vec<(String, Vec<CommitPartition>)>,
     ) -> Result<PartitionResults, GroupError> {
+        let (results, stored) =
+            self.commit_locked(group_id, generation, member_id, instance_id, topics)?;
+        stored
+            .await
+            .unwrap_or(Err(GroupError::CoordinatorNotAvailable))?;
+        Ok(results)
+    }
+
+    fn commit_locked(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        topics: Vec<(String, Vec<CommitPartition>)>,
+    ) -> Result<(PartitionResults, oneshot::Receiver<Result<(), GroupError>>), GroupError> {
         // Kafka accepts the empty group id for OffsetCommit (backwards compatibility).
         let mut groups = self.lock();
+        self.check_coordinator(group_id)?;
         if !groups.contains_key(group_id) {
             // Kafka accepts commits for an unknown group only from outside group management.
             if generation >= 0 {
                 return Err(GroupError::IllegalGeneration);
             }
-            groups.insert(group_id.to_string(), Group::new(group_id, now_ms()));
+            groups.insert(group_id.to_string(), Group::new(group_id, self.now_ms()));
         }
         let g = groups
             .get_mut(group_id)
@@ -86,7 +102,7 @@ impl GroupCoordinator {
         } else if g.state != GroupState::Empty {
             return Err(GroupError::UnknownMemberId);
         }
-        let now = now_ms();
+        let now = self.now_ms();
         let mut results: PartitionResults = Vec::with_capacity(topics.len());
         let mut records = Vec::new();
         let mut accepted = Vec::new();
@@ -121,13 +137,26 @@ impl GroupCoordinator {
             }
             results.push((topic, out));
         }
-        if let Some(broker) = self.broker.upgrade() {
-            offsets::append(&broker, group_id, records, now)?;
-        } else {
-            return Err(GroupError::CoordinatorNotAvailable);
-        }
-        g.offsets.extend(accepted);
-        Ok(results)
+        let pending = self.append(group_id, records, now)?;
+        let applied: Vec<Applied> = accepted
+            .into_iter()
+            .map(|(key, ours)| Applied {
+                before: g.offsets.insert(key.clone(), ours.clone()),
+                key,
+                ours,
+            })
+            .collect();
+        let (tx, rx) = oneshot::channel();
+        let group = group_id.to_string();
+        self.on_stored(pending, move |_, groups, result| {
+            if result.is_err() {
+                if let Some(g) = groups.get_mut(&group) {
+                    undo(g, applied);
+                }
+            }
+            let _ = tx.send(result);
+        });
+        Ok((results, rx))
     }
 
     /// OffsetFetch for one group; `topics: None` asks for every committed offset.
@@ -138,6 +167,7 @@ impl GroupCoordinator {
     ) -> Result<FetchedOffsets, GroupError> {
         // Kafka accepts the empty group id for OffsetFetch (backwards compatibility).
         let groups = self.lock();
+        self.check_coordinator(group_id)?;
         let g = groups.get(group_id);
         let lookup = |t: &str, p: i32| g.and_then(|g| g.offsets.get(&(t.to_string(), p)).cloned());
         Ok(match topics {
@@ -172,16 +202,30 @@ impl GroupCoordinator {
         })
     }
 
-    /// OffsetDelete: removes committed offsets of topics the group is not subscribed to.
-    pub fn delete_offsets(
+    /// OffsetDelete: removes committed offsets of topics the group is not subscribed to (at once in
+    /// memory; answered once the tombstones are committed, and undone if they cannot be).
+    pub async fn delete_offsets(
         &self,
         group_id: &str,
         topics: Vec<(String, Vec<i32>)>,
     ) -> Result<PartitionResults, GroupError> {
+        let (results, stored) = self.delete_offsets_locked(group_id, topics)?;
+        stored
+            .await
+            .unwrap_or(Err(GroupError::CoordinatorNotAvailable))?;
+        Ok(results)
+    }
+
+    fn delete_offsets_locked(
+        &self,
+        group_id: &str,
+        topics: Vec<(String, Vec<i32>)>,
+    ) -> Result<(PartitionResults, oneshot::Receiver<Result<(), GroupError>>), GroupError> {
         if group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
         let mut groups = self.lock();
+        self.check_coordinator(group_id)?;
         let g = groups
             .get_mut(group_id)
             .ok_or(GroupError::GroupIdNotFound)?;
@@ -219,10 +263,6 @@ impl GroupCoordinator {
             }
             results.push((topic, out));
         }
-        let broker = self
-            .broker
-            .upgrade()
-            .ok_or(GroupError::CoordinatorNotAvailable)?;
         let keys: Vec<(String, i32)> = tombstones
             .iter()
             .filter_map(|(k, _)| match k {
@@ -232,11 +272,24 @@ impl GroupCoordinator {
                 RecordKey::Group { .. } => None,
             })
             .collect();
-        offsets::append(&broker, group_id, tombstones, now_ms())?;
-        for k in keys {
-            g.offsets.remove(&k);
-        }
-        Ok(results)
+        let pending = self.append(group_id, tombstones, self.now_ms())?;
+        let removed: Vec<((String, i32), Committed)> = keys
+            .into_iter()
+            .filter_map(|k| g.offsets.remove(&k).map(|c| (k, c)))
+            .collect();
+        let (tx, rx) = oneshot::channel();
+        let group = group_id.to_string();
+        self.on_stored(pending, move |_, groups, result| {
+            if result.is_err() {
+                if let Some(g) = groups.get_mut(&group) {
+                    for (k, c) in removed {
+                        g.offsets.entry(k).or_insert(c);
+                    }
+                }
+            }
+            let _ = tx.send(result);
+        });
+        Ok((results, rx))
     }
 
     /// Expires committed offsets as Kafka's coordinator does (`offsetExpirationCondition`), then drops
@@ -246,7 +299,7 @@ impl GroupCoordinator {
     /// - a group used only for commits (no protocol): each one, after its last commit.
     ///
     /// An offset committed with an explicit retention (OffsetCommit v2-v4) expires at that time instead.
-    pub fn expire_offsets(&self, now: i64) {
+    pub async fn expire_offsets(&self, now: i64) {
         let retention = self.config.offsets_retention_ms;
         let subscribed: HashMap<String, HashSet<String>> = self
             .lock()
@@ -268,31 +321,51 @@ impl GroupCoordinator {
                 Some(at) => now >= at,
                 None => base.saturating_add(retention) <= now,
             }
-        });
+        })
+        .await;
     }
 
     /// A deleted topic takes its committed offsets with it, in every group (Kafka's
     /// `onPartitionsDeleted`).
-    pub fn on_topic_deleted(&self, topic: &str) {
+    pub async fn on_topic_deleted(&self, topic: &str) {
         self.remove_offsets(
-            now_ms(),
+            self.now_ms(),
             "removed offsets of a deleted topic",
             |_, (t, _), _| t == topic,
-        );
+        )
+        .await;
     }
 
     /// Writes tombstones for the committed offsets `doomed` picks and forgets them; an Empty group left
     /// without offsets is retired with a tombstone of its own, as Kafka's `cleanupGroupMetadata` does.
-    fn remove_offsets(
+    /// They are forgotten at once; this returns once the tombstones are committed. Should they not
+    /// make it, the offsets come back at the next load and are removed again.
+    async fn remove_offsets(
         &self,
         now: i64,
         what: &str,
         doomed: impl Fn(&Group, &(String, i32), &Committed) -> bool,
     ) {
-        let Some(broker) = self.broker.upgrade() else {
-            return;
-        };
-        let mut groups = self.lock();
+        let mut stored = Vec::new();
+        {
+            let mut groups = self.lock();
+            self.remove_offsets_locked(&mut groups, now, what, doomed, &mut stored);
+        }
+        for (group, pending) in stored {
+            if let Err(e) = pending.wait().await {
+                warn!(group = %group, error = %e, "cannot remove committed offsets");
+            }
+        }
+    }
+
+    fn remove_offsets_locked(
+        &self,
+        groups: &mut HashMap<String, Group>,
+        now: i64,
+        what: &str,
+        doomed: impl Fn(&Group, &(String, i32), &Committed) -> bool,
+        stored: &mut Vec<(String, PendingAppend)>,
+    ) {
         let mut dead = Vec::new();
         for g in groups.values_mut() {
             let gone: Vec<(String, i32)> = g
@@ -326,8 +399,9 @@ impl GroupCoordinator {
                     None,
                 ));
             }
-            match offsets::append(&broker, &g.id, records, now) {
-                Ok(()) => {
+            match self.append(&g.id, records, now) {
+                Ok(pending) => {
+                    stored.push((g.id.clone(), pending));
                     for k in &gone {
                         g.offsets.remove(k);
                     }
@@ -345,5 +419,25 @@ impl GroupCoordinator {
         for id in dead {
             groups.remove(&id);
         }
+    }
+}
+
+/// One committed offset a commit put in memory, and what it replaced.
+struct Applied {
+    key: (String, i32),
+    before: Option<Committed>,
+    ours: Committed,
+}
+
+/// Takes back a failed commit's offsets, unless a later commit has replaced them since.
+fn undo(g: &mut Group, applied: Vec<Applied>) {
+    for a in applied {
+        if g.offsets.get(&a.key) != Some(&a.ours) {
+            continue;
+        }
+        match a.before {
+            Some(before) => g.offsets.insert(a.key, before),
+            None => g.offsets.remove(&a.key),
+        };
     }
 }

@@ -1,6 +1,6 @@
 //! The coordinator's timers, as tokio tasks: a member's session expiry, the expiry of a member id
 //! handed out with MEMBER_ID_REQUIRED, the join-phase deadline (rebalance timeout or initial
-//! delay) and the sync-phase deadline (rebalance timeout). Each task holds only a weak reference to the broker and re-checks under the lock that
+//! delay) and the sync-phase deadline (rebalance timeout). Each task holds only a weak reference to the coordinator and re-checks under the lock that
 //! what it was scheduled for still holds (member incarnation `uid`, group `join_epoch`).
 
 use std::time::Duration;
@@ -15,15 +15,16 @@ impl GroupCoordinator {
     /// Expires `member` once it has been silent for its session timeout. A member waiting in
     /// JoinGroup or SyncGroup is alive (it is waiting on us).
     pub(super) fn spawn_member_expiry(&self, group: &str, member: &str, uid: u64, session_ms: i32) {
-        let weak = self.broker.clone();
+        let weak = self.me.clone();
         let (group, member) = (group.to_string(), member.to_string());
         let session = Duration::from_millis(session_ms.max(1) as u64);
-        tokio::spawn(async move {
+        self.spawner.spawn(async move {
             let mut deadline = Instant::now() + session;
             loop {
                 sleep_until(deadline).await;
-                let Some(broker) = weak.upgrade() else { return };
-                let coordinator = &broker.group;
+                let Some(coordinator) = weak.upgrade() else {
+                    return;
+                };
                 let mut groups = coordinator.lock();
                 let Some(g) = groups.get_mut(&group) else {
                     return;
@@ -89,7 +90,7 @@ impl GroupCoordinator {
         );
     }
 
-    /// Runs `act` on `group` under the coordinator lock after `delay`, unless the broker or the
+    /// Runs `act` on `group` under the coordinator lock after `delay`, unless the coordinator or the
     /// group is gone by then; `act` re-checks that what it was scheduled for still holds.
     fn after(
         &self,
@@ -97,15 +98,16 @@ impl GroupCoordinator {
         delay: Duration,
         act: impl FnOnce(&GroupCoordinator, &mut Group) + Send + 'static,
     ) {
-        let weak = self.broker.clone();
+        let weak = self.me.clone();
         let group = group.to_string();
-        tokio::spawn(async move {
+        self.spawner.spawn(async move {
             sleep(delay).await;
-            let Some(broker) = weak.upgrade() else { return };
-            let coordinator = &broker.group;
+            let Some(coordinator) = weak.upgrade() else {
+                return;
+            };
             let mut groups = coordinator.lock();
             if let Some(g) = groups.get_mut(&group) {
-                act(coordinator, g);
+                act(&coordinator, g);
             }
         });
     }

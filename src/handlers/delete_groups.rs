@@ -10,17 +10,16 @@ pub const VERSIONS: (i16, i16) = (0, 2);
 
 pub async fn handle(ctx: RequestContext, req: DeleteGroupsRequest) -> HandlerResult {
     // Writes go to __consumer_offsets, created on first use.
-    ctx.broker.group.ensure_offsets_topic(&ctx.broker).await;
-    let results = req
-        .groups_names
-        .into_iter()
-        .map(|g| {
-            let result = ctx.broker.group.delete_group(&g.0);
+    ctx.broker.group.ensure_offsets_topic().await;
+    let mut results = Vec::with_capacity(req.groups_names.len());
+    for g in req.groups_names {
+        let result = ctx.broker.group.delete_group(&g.0).await;
+        results.push(
             DeletableGroupResult::default()
                 .with_group_id(g)
-                .with_error_code(code_of(&result))
-        })
-        .collect();
+                .with_error_code(code_of(&result)),
+        );
+    }
     Ok(Some(
         DeleteGroupsResponse::default().with_results(results).into(),
     ))

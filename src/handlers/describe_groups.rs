@@ -19,7 +19,15 @@ pub async fn handle(ctx: RequestContext, req: DescribeGroupsRequest) -> HandlerR
         .groups
         .into_iter()
         .map(|id| {
-            let d = ctx.broker.group.describe(&id.0);
+            let d = match ctx.broker.group.describe(&id.0) {
+                Ok(d) => d,
+                // Kafka's DescribeGroupsResponse.groupError: the code and nothing else.
+                Err(e) => {
+                    return DescribedGroup::default()
+                        .with_group_id(id)
+                        .with_error_code(e.code())
+                }
+            };
             let mut group = DescribedGroup::default()
                 .with_group_id(id.clone())
                 .with_group_state(StrBytes::from_static_str(d.state))

@@ -1,5 +1,6 @@
-//! FindCoordinator (key 10): this node coordinates every group (it leads every `__consumer_offsets`
-//! partition on a single node); transaction coordinators do not exist yet (COORDINATOR_NOT_AVAILABLE).
+//! FindCoordinator (key 10): a group's coordinator is the leader of its `__consumer_offsets` partition
+//! (COORDINATOR_NOT_AVAILABLE while it has none); v0-v3 ask for one key, v4+ for a batch.
+//! Transaction coordinators do not exist yet (COORDINATOR_NOT_AVAILABLE).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -15,7 +16,7 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> HandlerResult {
     let broker = &ctx.broker;
-    let ready = req.key_type != KEY_TYPE_GROUP || broker.group.ensure_offsets_topic(broker).await;
+    let ready = req.key_type != KEY_TYPE_GROUP || broker.group.ensure_offsets_topic().await;
     let answer = |key: &StrBytes| -> Coordinator {
         let c = Coordinator::default().with_key(key.clone());
         let fail = |e: ResponseError| {
@@ -32,10 +33,13 @@ pub async fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> Handler
         match req.key_type {
             KEY_TYPE_GROUP if key.is_empty() => fail(ResponseError::InvalidRequest),
             KEY_TYPE_GROUP if !ready => fail(ResponseError::CoordinatorNotAvailable),
-            KEY_TYPE_GROUP => c
-                .with_node_id(BrokerId(broker.node_id))
-                .with_host(StrBytes::from_string(broker.advertised_host.clone()))
-                .with_port(broker.advertised_port),
+            KEY_TYPE_GROUP => match broker.group.coordinator_for(key) {
+                Some(b) => c
+                    .with_node_id(BrokerId(b.id))
+                    .with_host(StrBytes::from_string(b.host))
+                    .with_port(b.port),
+                None => fail(ResponseError::CoordinatorNotAvailable),
+            },
             KEY_TYPE_TRANSACTION => fail(ResponseError::CoordinatorNotAvailable),
             _ => fail(ResponseError::InvalidRequest),
         }

@@ -11,7 +11,7 @@ pub const VERSIONS: (i16, i16) = (0, 9);
 
 pub async fn handle(ctx: RequestContext, req: JoinGroupRequest) -> HandlerResult {
     // Writes go to __consumer_offsets, created on first use.
-    ctx.broker.group.ensure_offsets_topic(&ctx.broker).await;
+    ctx.broker.group.ensure_offsets_topic().await;
     let v = ctx.api_version;
     let outcome = ctx
         .broker

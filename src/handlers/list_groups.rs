@@ -48,7 +48,16 @@ pub async fn handle(ctx: RequestContext, req: ListGroupsRequest) -> HandlerResul
             })
             .collect()
     };
+    // As Kafka: the groups loaded so far, and COORDINATOR_LOAD_IN_PROGRESS while some still load.
+    let code = if ctx.broker.group.is_loading() {
+        kafka_protocol::error::ResponseError::CoordinatorLoadInProgress.code()
+    } else {
+        0
+    };
     Ok(Some(
-        ListGroupsResponse::default().with_groups(groups).into(),
+        ListGroupsResponse::default()
+            .with_error_code(code)
+            .with_groups(groups)
+            .into(),
     ))
 }

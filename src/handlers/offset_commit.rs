@@ -28,7 +28,7 @@ const CODEC_MAX_VERSION: i16 = 9;
 
 pub async fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> HandlerResult {
     // Writes go to __consumer_offsets, created on first use.
-    ctx.broker.group.ensure_offsets_topic(&ctx.broker).await;
+    ctx.broker.group.ensure_offsets_topic().await;
     let v = ctx.api_version;
     let image = ctx.broker.metadata.image();
     // v10: the name of each topic id. As KafkaApis does, an id we do not know is answered
@@ -72,13 +72,17 @@ pub async fn handle(ctx: RequestContext, req: OffsetCommitRequest) -> HandlerRes
         requested.push((name.clone(), indexes));
         topics.push((name, partitions));
     }
-    let result = ctx.broker.group.commit(
-        &req.group_id.0,
-        req.generation_id_or_member_epoch,
-        &req.member_id,
-        req.group_instance_id.as_deref(),
-        topics,
-    );
+    let result = ctx
+        .broker
+        .group
+        .commit(
+            &req.group_id.0,
+            req.generation_id_or_member_epoch,
+            &req.member_id,
+            req.group_instance_id.as_deref(),
+            topics,
+        )
+        .await;
     let answered: Vec<(String, Vec<(i32, i16)>)> = match result {
         Ok(per_topic) => per_topic
             .into_iter()

@@ -12,7 +12,7 @@ pub const VERSIONS: (i16, i16) = (0, 0);
 
 pub async fn handle(ctx: RequestContext, req: OffsetDeleteRequest) -> HandlerResult {
     // Writes go to __consumer_offsets, created on first use.
-    ctx.broker.group.ensure_offsets_topic(&ctx.broker).await;
+    ctx.broker.group.ensure_offsets_topic().await;
     let requested: Vec<(String, Vec<i32>)> = req
         .topics
         .iter()
@@ -23,7 +23,12 @@ pub async fn handle(ctx: RequestContext, req: OffsetDeleteRequest) -> HandlerRes
             )
         })
         .collect();
-    let response = match ctx.broker.group.delete_offsets(&req.group_id.0, requested) {
+    let result = ctx
+        .broker
+        .group
+        .delete_offsets(&req.group_id.0, requested)
+        .await;
+    let response = match result {
         Ok(per_topic) => OffsetDeleteResponse::default().with_topics(
             per_topic
                 .into_iter()

@@ -1,0 +1,323 @@
+//! An internal topic as a coordinator uses it (`__consumer_offsets` now, `__transaction_state` later):
+//! created on first use with the coordinator's configs, appended to as plain key/value record batches,
+//! and replayed partition by partition from log start to high watermark. The coordinator sees only this
+//! handle, not the broker: keys and values are opaque bytes here, their formats are the coordinator's.
+//!
+//! Appends are asynchronous so that a coordinator never holds its own lock across disk I/O: `append`
+//! only encodes the batch and queues it on the partition's appender task (one per partition, so batches
+//! land in the order they were queued: queue under your lock and per-key order is the lock's order);
+//! the returned [`PendingAppend`] resolves once the partition's high watermark passes the batch. On a
+//! single node that is as soon as the log has it; with replication it becomes "committed by the ISR".
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use super::replica::ReplicaError;
+use super::topics::{TopicError, TopicRequest};
+use super::{Broker, Partition};
+use crate::log::{encode_batch, plain_record, validate_batches, BatchError};
+
+/// What an internal topic is: its name, partition count and topic configs at creation.
+#[derive(Clone, Debug)]
+pub struct InternalTopicSpec {
+    pub name: &'static str,
+    /// Used until the topic exists; afterwards the topic's actual count is.
+    pub partitions: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// Why an append to an internal topic failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InternalTopicError {
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+    #[error("partition {0} of the internal topic is not hosted here")]
+    NotHosted(i32),
+    /// Larger than the topic's `max.message.bytes`.
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    TooLarge { size: usize, max: u32 },
+    /// Our own encoder produced something the log refuses: a bug, not a storage condition.
+    #[error("cannot build a record batch: {0}")]
+    Encode(String),
+    #[error("storage: {0}")]
+    Storage(String),
+    /// This broker no longer leads the partition (leadership moved before or while writing).
+    #[error("partition {0} of the internal topic is not led here")]
+    NotLeader(i32),
+}
+
+/// Validates `batch` against the partition's `max.message.bytes` and appends it.
+fn append_now(
+    p: Arc<Partition>,
+    batch: BytesMut,
+    now_ms: i64,
+) -> Result<Appended, InternalTopicError> {
+    let max = p.with_log(|l| l.config().max_message_bytes);
+    let headers = validate_batches(&batch, max).map_err(|e| match e {
+        BatchError::TooLarge { size, max } => InternalTopicError::TooLarge { size, max },
+        e => InternalTopicError::Encode(e.to_string()),
+    })?;
+    let info = p
+        .append_as_leader(batch, &headers, now_ms)
+        .map_err(|e| match e {
+            ReplicaError::NotLeaderOrFollower => InternalTopicError::NotLeader(p.index),
+            e => InternalTopicError::Storage(e.to_string()),
+        })?;
+    Ok(Appended {
+        partition: p,
+        next_offset: info.last_offset + 1,
+    })
+}
+
+/// One record read back by [`InternalTopic::replay`].
+pub struct ReplayedRecord {
+    pub offset: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+}
+
+/// A batch waiting for its partition's appender.
+struct Job {
+    batch: BytesMut,
+    now_ms: i64,
+    done: oneshot::Sender<Result<Appended, InternalTopicError>>,
+}
+
+/// Where a batch landed: the partition replica and the offset after its last record.
+struct Appended {
+    partition: Arc<Partition>,
+    next_offset: i64,
+}
+
+/// An append queued by [`InternalTopic::append`]; `wait` resolves once it is committed.
+pub struct PendingAppend {
+    done: Option<oneshot::Receiver<Result<Appended, InternalTopicError>>>,
+}
+
+impl PendingAppend {
+    /// Nothing to append: already done.
+    pub fn done() -> PendingAppend {
+        PendingAppend { done: None }
+    }
+
+    /// Waits until the batch is in the log and the partition's high watermark has passed it.
+    pub async fn wait(self) -> Result<(), InternalTopicError> {
+        let Some(done) = self.done else {
+            return Ok(());
+        };
+        let appended = done.await.map_err(|_| InternalTopicError::ShuttingDown)??;
+        let p = &appended.partition;
+        // The watch also wakes on a role change: a leader that lost the partition stops waiting
+        // for a high watermark it no longer moves.
+        let mut hw = p.subscribe();
+        let reached = hw
+            .wait_for(|hw| *hw >= appended.next_offset || !p.is_leader())
+            .await
+            .map(|hw| *hw >= appended.next_offset)
+            .map_err(|_| InternalTopicError::ShuttingDown)?;
+        if reached {
+            Ok(())
+        } else {
+            Err(InternalTopicError::NotLeader(p.index))
+        }
+    }
+}
+
+pub struct InternalTopic {
+    broker: Weak<Broker>,
+    spec: InternalTopicSpec,
+    spawner: tokio::runtime::Handle,
+    /// One appender task per partition, started on its first append.
+    appenders: Mutex<HashMap<i32, mpsc::UnboundedSender<Job>>>,
+}
+
+impl InternalTopic {
+    pub fn new(
+        broker: Weak<Broker>,
+        spec: InternalTopicSpec,
+        spawner: tokio::runtime::Handle,
+    ) -> InternalTopic {
+        InternalTopic {
+            broker,
+            spec,
+            spawner,
+            appenders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.spec.name
+    }
+
+    /// The topic's partition count: the actual one once it exists, the configured one before.
+    pub fn partition_count(&self) -> i32 {
+        self.broker
+            .upgrade()
+            .and_then(|b| {
+                b.metadata
+                    .image()
+                    .topics
+                    .get(self.spec.name)
+                    .map(|t| t.partitions.len() as i32)
+            })
+            .filter(|n| *n > 0)
+            .unwrap_or(self.spec.partitions)
+    }
+
+    pub fn exists(&self) -> bool {
+        self.broker
+            .upgrade()
+            .is_some_and(|b| b.metadata.image().topics.contains_key(self.spec.name))
+    }
+
+    /// Creates the topic unless it exists (Kafka creates `__consumer_offsets` on first use).
+    pub async fn ensure_exists(&self) -> Result<(), TopicError> {
+        let broker = self
+            .broker
+            .upgrade()
+            .ok_or_else(|| TopicError::InvalidRequest("the broker is shutting down".into()))?;
+        if broker.metadata.image().topics.contains_key(self.spec.name) {
+            return Ok(());
+        }
+        let mut planned = broker.plan_topic(&TopicRequest {
+            name: self.spec.name.to_string(),
+            num_partitions: self.spec.partitions,
+            replication_factor: -1,
+            assignments: Vec::new(),
+            configs: self.spec.configs.clone(),
+        })?;
+        planned.internal = true;
+        match broker.create_topic(planned).await {
+            Ok(_) | Err(TopicError::AlreadyExists(_)) => {
+                info!(
+                    topic = self.spec.name,
+                    partitions = self.spec.partitions,
+                    "internal topic ready"
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Queues `records` (key, value or tombstone) for `partition` as one uncompressed batch. Batches
+    /// queued for one partition are appended in queue order; the result resolves once this one is
+    /// committed (see [`PendingAppend::wait`]), or with why it was not.
+    pub fn append(
+        &self,
+        partition: i32,
+        records: Vec<(Bytes, Option<Bytes>)>,
+        now_ms: i64,
+    ) -> Result<PendingAppend, InternalTopicError> {
+        if records.is_empty() {
+            return Ok(PendingAppend::done());
+        }
+        let records: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value))| plain_record(i as i64, now_ms, Some(key), value))
+            .collect();
+        let batch = encode_batch(&records, Compression::None)
+            .map_err(|e| InternalTopicError::Encode(e.to_string()))?;
+        let (done, rx) = oneshot::channel();
+        let job = Job {
+            batch,
+            now_ms,
+            done,
+        };
+        let mut appenders = self.appenders.lock().unwrap_or_else(|p| p.into_inner());
+        let queue = appenders
+            .entry(partition)
+            .or_insert_with(|| self.start_appender(partition));
+        if let Err(mpsc::error::SendError(job)) = queue.send(job) {
+            // The appender ended (the broker is going away); a new one would find no broker either.
+            let _ = job.done.send(Err(InternalTopicError::ShuttingDown));
+        }
+        Ok(PendingAppend { done: Some(rx) })
+    }
+
+    fn start_appender(&self, partition: i32) -> mpsc::UnboundedSender<Job> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let broker = self.broker.clone();
+        let topic = self.spec.name;
+        self.spawner.spawn(async move {
+            while let Some(job) = rx.recv().await {
+                let Some(p) = broker.upgrade().map(|b| b.partitions.get(topic, partition)) else {
+                    let _ = job.done.send(Err(InternalTopicError::ShuttingDown));
+                    continue;
+                };
+                let result = match p {
+                    None => Err(InternalTopicError::NotHosted(partition)),
+                    // The log's write (and fsync, under flush = always) happens off the async workers.
+                    Some(p) => {
+                        tokio::task::spawn_blocking(move || append_now(p, job.batch, job.now_ms))
+                            .await
+                            .unwrap_or_else(|e| Err(InternalTopicError::Storage(e.to_string())))
+                    }
+                };
+                let _ = job.done.send(result);
+            }
+        });
+        tx
+    }
+
+    /// Reads `partition` from its log start to its high watermark, handing every data record to
+    /// `visit` in offset order. Returns false when the partition is not hosted here. An unreadable
+    /// or undecodable stretch ends the replay of that partition with a warning (what was read stays).
+    pub fn replay(&self, partition: i32, mut visit: impl FnMut(ReplayedRecord)) -> bool {
+        let Some(broker) = self.broker.upgrade() else {
+            return false;
+        };
+        let Some(p) = broker.partitions.get(self.spec.name, partition) else {
+            return false;
+        };
+        let topic = self.spec.name;
+        let end = p.high_watermark();
+        let mut offset = p.log_start_offset();
+        while offset < end {
+            let slice = match p.read(offset, 1 << 20, true) {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(topic, partition, offset, error = %e, "cannot read internal topic; rest of partition skipped");
+                    break;
+                }
+            };
+            let mut bytes = slice.bytes;
+            if bytes.is_empty() {
+                break;
+            }
+            let before = offset;
+            while !bytes.is_empty() {
+                let set = match RecordBatchDecoder::decode(&mut bytes) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(topic, partition, offset, error = %e, "undecodable batch in internal topic; rest of partition skipped");
+                        offset = end;
+                        break;
+                    }
+                };
+                for r in set.records {
+                    offset = offset.max(r.offset + 1);
+                    if r.control || r.offset < before {
+                        continue;
+                    }
+                    visit(ReplayedRecord {
+                        offset: r.offset,
+                        key: r.key,
+                        value: r.value,
+                    });
+                }
+            }
+            if offset == before {
+                // A slice that did not advance (empty batches only): stop rather than loop.
+                break;
+            }
+        }
+        true
+    }
+}
