@@ -26,6 +26,7 @@ pub(super) struct Shared {
     /// Outlives the instances, so the broker's image watch keeps working across restarts.
     pub(super) publisher: Arc<Publisher>,
     pub(super) reserve: Arc<Reserve>,
+    pub(super) network: NetworkFactory,
 }
 
 fn broker_id(node: Option<NodeId>) -> i32 {
@@ -42,7 +43,7 @@ impl Shared {
         RaftInstance::new(
             self.node_id,
             self.raft_config.clone(),
-            NetworkFactory,
+            self.network.clone(),
             log_store,
             sm,
         )

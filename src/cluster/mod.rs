@@ -2,17 +2,21 @@
 //! durable log storage, the metadata state machine, TCP Raft RPC and the `MetadataStore` facade,
 //! which restarts a Raft core stopped by a storage failure (and keeps a space reserve for it).
 
+mod controller;
 mod durable;
 mod error;
+mod forward;
 mod image;
 mod instance;
 mod log_store;
 mod network;
 mod reserve;
+mod server;
 mod state_machine;
 mod store;
 mod supervisor;
 mod types;
+mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -22,6 +26,5 @@ pub use image::{
     new_cluster_id, BrokerInfo, CommandResult, MetadataCommand, MetadataImage, PartitionInfo,
     TopicInfo,
 };
-pub use network::serve_raft;
 pub use store::{ClusterConfig, MetadataStore, RaftTuning};
 pub use types::{NodeId, RaftInstance, TypeConfig};

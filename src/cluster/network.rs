@@ -1,10 +1,9 @@
-//! Raft RPC over plain TCP: length-prefixed (u32 BE) serde_json frames. `NetworkFactory` /
-//! `PeerClient` are the openraft client side; `serve_raft` answers RPCs for a local `Raft`.
-//!
-//! Snapshots use openraft's chunked `install_snapshot` (the default `full_snapshot`), so the
-//! wire protocol is just three request kinds.
+//! The openraft client side of the metadata port: `NetworkFactory` / `PeerClient` send
+//! AppendEntries, Vote and chunked InstallSnapshot (openraft's default `full_snapshot`) to one
+//! peer over a reconnecting TCP stream (frames in `wire.rs`; the server is `server.rs`).
 
 use std::io;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use openraft::error::{
@@ -15,74 +14,21 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
 
 use super::durable::MAX_RECORD_LEN;
-use super::types::{Node, NodeId, RaftInstance, TypeConfig};
-
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-
-#[derive(Serialize, Deserialize)]
-enum RaftRequest {
-    AppendEntries(AppendEntriesRequest<TypeConfig>),
-    Vote(VoteRequest<NodeId>),
-    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
-}
-
-#[derive(Serialize, Deserialize)]
-enum RaftResponse {
-    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
-    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
-    InstallSnapshot(
-        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
-    ),
-}
-
-async fn write_frame<T: Serialize>(stream: &mut TcpStream, msg: &T) -> io::Result<()> {
-    let body = serde_json::to_vec(msg).map_err(io::Error::other)?;
-    if body.len() > MAX_RECORD_LEN {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "raft frame too large",
-        ));
-    }
-    let mut buf = Vec::with_capacity(4 + body.len());
-    buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    buf.extend_from_slice(&body);
-    stream.write_all(&buf).await?;
-    stream.flush().await
-}
-
-/// Read one frame; `Ok(None)` on a clean EOF before the frame starts.
-async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> io::Result<Option<T>> {
-    let mut len = [0u8; 4];
-    match stream.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_RECORD_LEN {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "raft frame too large",
-        ));
-    }
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await?;
-    serde_json::from_slice(&body)
-        .map(Some)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
+use super::types::{Node, NodeId, TypeConfig};
+use super::wire::{
+    dial, read_frame, write_frame, Request as RaftRequest, Response as RaftResponse,
+};
 
 /// Creates one `PeerClient` per target; the address comes from the membership's `BasicNode`,
 /// so adding voters is a membership change, not a code change.
 #[derive(Clone, Default)]
-pub struct NetworkFactory;
+pub struct NetworkFactory {
+    /// This node's own IP, which outgoing connections are bound to.
+    pub(super) bind_ip: Option<IpAddr>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
@@ -91,6 +37,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         PeerClient {
             target,
             addr: node.addr.clone(),
+            bind_ip: self.bind_ip,
             conn: None,
         }
     }
@@ -100,6 +47,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 pub struct PeerClient {
     target: NodeId,
     addr: String,
+    bind_ip: Option<IpAddr>,
     conn: Option<TcpStream>,
 }
 
@@ -115,24 +63,13 @@ impl PeerClient {
     ) -> Result<RaftResponse, RpcErr<E>> {
         let mut stream = match self.conn.take() {
             Some(s) => s,
-            None => {
-                let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
-                    .await
-                    .map_err(|e| {
-                        RPCError::Unreachable(Unreachable::new(&io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            e,
-                        )))
-                    })?
-                    .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-                // Raft RPCs are small and latency-sensitive.
-                let _ = s.set_nodelay(true);
-                s
-            }
+            None => dial(self.bind_ip, &self.addr)
+                .await
+                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?,
         };
         let exchange = async {
             write_frame(&mut stream, &req).await?;
-            read_frame::<RaftResponse>(&mut stream)
+            read_frame::<RaftResponse>(&mut stream, MAX_RECORD_LEN)
                 .await?
                 .ok_or_else(|| {
                     io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection")
@@ -203,52 +140,4 @@ impl RaftNetwork<TypeConfig> for PeerClient {
             _ => Err(self.unexpected()),
         }
     }
-}
-
-/// Answer Raft RPCs arriving on `listener` until the task is dropped/aborted (aborting it also
-/// aborts its per-connection tasks, which live in a `JoinSet`). Each RPC goes to the Raft
-/// instance `raft` holds at the time: the `MetadataStore` replaces it when it restarts Raft.
-pub async fn serve_raft(listener: TcpListener, raft: watch::Receiver<RaftInstance>) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let raft = raft.clone();
-                    conns.spawn(async move {
-                        if let Err(e) = serve_conn(stream, raft).await {
-                            tracing::debug!(%peer, error = %e, "raft connection closed");
-                        }
-                    });
-                }
-                Err(e) => {
-                    // E.g. EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, "raft accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-}
-
-async fn serve_conn(
-    mut stream: TcpStream,
-    current: watch::Receiver<RaftInstance>,
-) -> io::Result<()> {
-    while let Some(req) = read_frame::<RaftRequest>(&mut stream).await? {
-        let raft = current.borrow().clone();
-        let resp = match req {
-            RaftRequest::AppendEntries(r) => {
-                RaftResponse::AppendEntries(raft.append_entries(r).await)
-            }
-            RaftRequest::Vote(r) => RaftResponse::Vote(raft.vote(r).await),
-            RaftRequest::InstallSnapshot(r) => {
-                RaftResponse::InstallSnapshot(raft.install_snapshot(r).await)
-            }
-        };
-        write_frame(&mut stream, &resp).await?;
-    }
-    Ok(())
 }

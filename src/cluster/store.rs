@@ -4,23 +4,26 @@
 //! `ClusterError::StorageUnavailable` at once.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{InitializeError, RaftError};
 use openraft::{Config, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::controller::{Controller, ControllerReply, ControllerRequest};
 use super::error::ClusterError;
+use super::forward::default_bind_ip;
 use super::image::{CommandResult, MetadataCommand, MetadataImage};
-use super::instance::{fatal_error, stopped, wait_single_leader, Shared};
-use super::network::serve_raft;
+use super::instance::{fatal_error, wait_single_leader, Shared};
+use super::network::NetworkFactory;
 use super::reserve::Reserve;
+use super::server::serve;
 use super::state_machine::Publisher;
 use super::supervisor::supervise;
 use super::types::{Node, NodeId, RaftInstance};
@@ -81,6 +84,12 @@ pub(super) struct Inner {
     pub(super) shared: Shared,
     pub(super) single: bool,
     pub(super) tuning: RaftTuning,
+    /// Executes controller requests when this node leads (also for the server).
+    pub(super) controller: Arc<Controller>,
+    /// The configured voters (node id -> Raft address), tried while no leader is known.
+    pub(super) voters: BTreeMap<NodeId, String>,
+    /// This node's own IP, which outgoing connections are bound to.
+    pub(super) bind_ip: Option<IpAddr>,
     image_rx: watch::Receiver<Arc<MetadataImage>>,
     /// The Raft instance in use; the RPC listener follows it too.
     current: watch::Sender<RaftInstance>,
@@ -121,7 +130,7 @@ impl Inner {
     }
 
     /// The error for a write while the current core is stopped with `fatal`.
-    fn unavailable(&self, fatal: ClusterError) -> ClusterError {
+    pub(super) fn unavailable(&self, fatal: ClusterError) -> ClusterError {
         if self.shut_down.load(Ordering::SeqCst) {
             return ClusterError::Raft("the metadata store is shut down".into());
         }
@@ -165,6 +174,27 @@ impl Inner {
         self.current.send_replace(raft);
         *lock(&self.down) = None;
         Ok(true)
+    }
+}
+
+impl Inner {
+    /// Waits (until `deadline`) until the local state machine has applied log `index`.
+    async fn wait_applied(&self, index: u64, deadline: Instant) {
+        let raft = self.current();
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let applied = raft
+            .wait(Some(timeout))
+            .metrics(
+                |m| m.last_applied.map(|l| l.index) >= Some(index),
+                "the local image contains the write",
+            )
+            .await;
+        if applied.is_err() {
+            tracing::warn!(
+                index,
+                "metadata write committed but not yet applied on this node"
+            );
+        }
     }
 }
 
@@ -217,19 +247,22 @@ impl MetadataStore {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,
         };
+        let bind_ip = default_bind_ip(config.raft_addr);
         let shared = Shared {
             node_id,
             dir,
             raft_config: Arc::new(raft_config),
             publisher,
             reserve,
+            network: NetworkFactory { bind_ip },
         };
         let raft = shared.open().await?;
         let leader_task = shared.follow_leader(&raft);
         let (current, current_rx) = watch::channel(raft);
+        let controller = Arc::new(Controller { raft: current_rx });
         let mut tasks = Vec::new();
         if let Some(listener) = listener {
-            tasks.push(tokio::spawn(serve_raft(listener, current_rx)));
+            tasks.push(tokio::spawn(serve(listener, controller.clone())));
         }
 
         let store = MetadataStore {
@@ -237,6 +270,9 @@ impl MetadataStore {
                 shared,
                 single,
                 tuning,
+                controller,
+                voters: config.voters.clone(),
+                bind_ip,
                 image_rx,
                 current,
                 leader_task: Mutex::new(Some(leader_task)),
@@ -305,27 +341,27 @@ impl MetadataStore {
         self.inner.image_rx.clone()
     }
 
-    /// Propose `cmd` through Raft and wait (at most `RaftTuning::write_timeout`) until it is
-    /// applied; returns the apply result. While the Raft core is stopped (a storage failure,
-    /// until the supervisor restarts it) this answers `StorageUnavailable` at once.
+    /// Commits `cmd` through the controller (the Raft leader) and returns its result: run here
+    /// when this node leads, else forwarded to the leader over the Raft port. Waits through an
+    /// election up to `RaftTuning::write_timeout`; without a reachable leader by then it fails
+    /// with `NotLeader { leader: None }` (NOT_CONTROLLER), with a leader that could not commit
+    /// (no majority) with `Timeout` (REQUEST_TIMED_OUT). While this node's Raft core is stopped
+    /// (a storage failure, until the supervisor restarts it) it answers `StorageUnavailable` at
+    /// once. Image reads ([`MetadataStore::image`]) need no majority.
+    ///
+    /// When it returns, this node's image contains the write (read-your-writes on any node),
+    /// unless this node lags so far that it has not applied it by the deadline (logged).
     pub async fn write(&self, cmd: MetadataCommand) -> Result<CommandResult, ClusterError> {
-        let raft = self.inner.current();
-        if let Some(fatal) = stopped(&raft) {
-            return Err(self.inner.unavailable(fatal));
-        }
-        let timeout = self.inner.tuning.write_timeout;
-        match tokio::time::timeout(timeout, raft.client_write(cmd)).await {
-            Err(_) => Err(ClusterError::Timeout(format!(
-                "metadata write not applied within {timeout:?}"
-            ))),
-            Ok(Ok(resp)) => Ok(resp.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(ClusterError::NotLeader {
-                    leader: f.leader_id,
-                })
+        let deadline = Instant::now() + self.inner.tuning.write_timeout;
+        match self
+            .inner
+            .to_controller(ControllerRequest::Write(cmd), deadline)
+            .await?
+        {
+            ControllerReply::Written { result, index } => {
+                self.inner.wait_applied(index, deadline).await;
+                Ok(result)
             }
-            Ok(Err(RaftError::Fatal(f))) => Err(self.inner.unavailable(fatal_error(&f))),
-            Ok(Err(e)) => Err(ClusterError::Raft(e.to_string())),
         }
     }
 
@@ -356,6 +392,12 @@ impl MetadataStore {
             .shutdown()
             .await
             .map_err(|e| ClusterError::Raft(e.to_string()))
+    }
+
+    /// The local Raft's metrics, for tests that await a leadership change.
+    #[cfg(test)]
+    pub(crate) fn raft_metrics(&self) -> watch::Receiver<openraft::RaftMetrics<NodeId, Node>> {
+        self.inner.current().metrics()
     }
 
     /// Test-only fault hook: the next `n` metadata storage writes fail with ENOSPC.

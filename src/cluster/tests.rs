@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+mod quorum;
 mod storage_failures;
 
 fn config(dir: &Path) -> ClusterConfig {
@@ -406,14 +407,19 @@ async fn three_nodes_elect_and_replicate() {
         wait_for(n, |img| img.topics.get("replicated") == Some(&t)).await;
         wait_for(n, |img| img.controller_id == leader as i32).await;
     }
-    match follower
-        .write(MetadataCommand::DeleteTopic {
-            name: "replicated".into(),
-        })
-        .await
-    {
-        Err(ClusterError::NotLeader { leader: l }) => assert_eq!(l, Some(leader)),
-        other => panic!("follower write: {other:?}"),
+    // A follower forwards to the leader and answers once the write is committed.
+    assert_eq!(
+        follower
+            .write(MetadataCommand::DeleteTopic {
+                name: "replicated".into(),
+            })
+            .await
+            .unwrap(),
+        CommandResult::Ok
+    );
+    assert!(!follower.image().topics.contains_key("replicated"));
+    for n in &nodes {
+        wait_for(n, |img| !img.topics.contains_key("replicated")).await;
     }
     let images: Vec<Arc<MetadataImage>> = nodes.iter().map(|n| n.image()).collect();
     assert!(images.windows(2).all(|w| w[0] == w[1]));
