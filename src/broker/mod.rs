@@ -11,6 +11,7 @@ mod partitions;
 #[cfg(test)]
 mod partitions_tests;
 pub mod producer_ids;
+mod quorum;
 pub mod replica;
 pub mod topic_config;
 pub mod topics;
@@ -24,9 +25,7 @@ pub use partition::{LeadershipChange, Partition, ReplicaState, Role};
 pub use partitions::PartitionManager;
 
 use crate::clock::Clock;
-use crate::cluster::{
-    new_cluster_id, BrokerInfo, ClusterConfig, ClusterError, MetadataCommand, MetadataStore,
-};
+use crate::cluster::{BrokerInfo, ClusterError, MetadataStore};
 use crate::config::{Config, ConfigError};
 use crate::group::{offsets, CoordinatorHandles, GroupConfig, GroupCoordinator};
 use crate::log::FlushPolicy;
@@ -40,6 +39,8 @@ pub enum StartError {
     Cluster(#[from] ClusterError),
     #[error("data directory {0}: {1}")]
     DataDir(String, std::io::Error),
+    #[error("this node's configured cluster.id {configured} is not the cluster's {stored}")]
+    ClusterIdMismatch { configured: String, stored: String },
     #[error("cannot create the offsets topic: {0}")]
     OffsetsTopic(#[from] crate::broker::topics::TopicError),
 }
@@ -89,29 +90,14 @@ impl Broker {
             open_segments_max = budget,
             nofile, max_maps, "segment files are opened on demand, at most this many at once"
         );
-        let metadata = MetadataStore::start(ClusterConfig {
-            node_id: config.node_id as u64,
-            data_dir: config.data_dir.clone(),
-            raft_addr: None,
-            voters: Default::default(),
-        })
-        .await?;
-        if metadata.image().cluster_id.is_empty() {
-            metadata
-                .write(MetadataCommand::InitCluster {
-                    cluster_id: new_cluster_id(),
-                })
-                .await?;
-        }
+        let metadata = MetadataStore::start(quorum::cluster_config(&config)?).await?;
         let me = BrokerInfo {
             id: config.node_id,
             host: advertised_host.clone(),
             port: advertised_port,
-            rack: None,
+            rack: config.broker_rack.clone(),
         };
-        if metadata.image().brokers.get(&config.node_id) != Some(&me) {
-            metadata.write(MetadataCommand::RegisterBroker(me)).await?;
-        }
+        quorum::join(&config, &metadata, me).await?;
         let partitions = Arc::new(PartitionManager::new(
             config.data_dir.clone(),
             config.node_id,

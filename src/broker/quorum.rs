@@ -1,0 +1,127 @@
+//! How this broker joins the metadata quorum: the Raft group's shape from the configuration (one voter by
+//! default; `controller.quorum.voters` and the controller listener in a cluster), then the cluster id and
+//! this broker's registration, written through whichever node leads, waiting as long as the quorum is
+//! still forming.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::StartError;
+use crate::cluster::{
+    new_cluster_id, BrokerInfo, ClusterConfig, ClusterError, CommandResult, MetadataCommand,
+    MetadataStore,
+};
+use crate::config::{Config, ConfigError};
+
+/// The Raft group as configured: a single voter unless `controller.quorum.voters` names others.
+pub fn cluster_config(config: &Config) -> Result<ClusterConfig, StartError> {
+    let voters: BTreeMap<u64, String> = config
+        .controller_quorum_voters
+        .iter()
+        .map(|v| (v.id as u64, v.addr.to_string()))
+        .collect();
+    let single = voters.keys().all(|id| *id == config.node_id as u64);
+    let raft_addr = match (single, config.controller_listener()) {
+        (true, _) => None,
+        (false, Some(listener)) => Some(resolve(
+            &format!("{}:{}", listener.addr.bind_host(), listener.addr.port),
+            "listeners (controller listener)",
+        )?),
+        (false, None) => {
+            return Err(ConfigError::Invalid(
+                "controller.listener.names: a node of a multi-voter quorum needs a controller listener in `listeners`"
+                    .into(),
+            )
+            .into())
+        }
+    };
+    Ok(ClusterConfig {
+        node_id: config.node_id as u64,
+        data_dir: config.data_dir.clone(),
+        raft_addr,
+        voters,
+    })
+}
+
+fn resolve(addr: &str, key: &str) -> Result<SocketAddr, StartError> {
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ConfigError::Invalid(format!("{key}: cannot resolve {addr}")).into())
+}
+
+/// Whether a failed metadata write may succeed later without anything changing here: the quorum is
+/// forming or electing, or its storage is recovering.
+fn worth_retrying(e: &ClusterError) -> bool {
+    matches!(
+        e,
+        ClusterError::NotLeader { .. }
+            | ClusterError::Timeout(_)
+            | ClusterError::StorageUnavailable(_)
+    )
+}
+
+/// Writes `cmd`, retrying while the quorum is not (yet) able to commit: a node of a cluster starting up
+/// waits for enough voters to come up, as a Kafka broker waits for its controller. One log line per
+/// minute of waiting.
+async fn write_when_possible(
+    metadata: &MetadataStore,
+    cmd: MetadataCommand,
+    what: &str,
+) -> Result<CommandResult, ClusterError> {
+    let started = std::time::Instant::now();
+    let mut reported = Duration::ZERO;
+    loop {
+        match metadata.write(cmd.clone()).await {
+            Err(e) if worth_retrying(&e) => {
+                let waited = started.elapsed();
+                if waited >= reported {
+                    warn!(error = %e, waited_s = waited.as_secs(), "{what}: waiting for the metadata quorum");
+                    reported = waited + Duration::from_secs(60);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The cluster id (the configured one, else the one already agreed, else a new one written by the first
+/// node to get there) and this broker's registration.
+pub async fn join(
+    config: &Config,
+    metadata: &MetadataStore,
+    me: BrokerInfo,
+) -> Result<(), StartError> {
+    if metadata.image().cluster_id.is_empty() {
+        let cluster_id = config.cluster_id.clone().unwrap_or_else(new_cluster_id);
+        write_when_possible(
+            metadata,
+            MetadataCommand::InitCluster { cluster_id },
+            "cluster id",
+        )
+        .await?;
+    }
+    let agreed = metadata.image().cluster_id.clone();
+    if let Some(configured) = &config.cluster_id {
+        if configured != &agreed {
+            return Err(StartError::ClusterIdMismatch {
+                configured: configured.clone(),
+                stored: agreed,
+            });
+        }
+    }
+    if metadata.image().brokers.get(&config.node_id) != Some(&me) {
+        write_when_possible(
+            metadata,
+            MetadataCommand::RegisterBroker(me),
+            "registration",
+        )
+        .await?;
+    }
+    info!(cluster_id = %agreed, node_id = config.node_id, "joined the cluster");
+    Ok(())
+}
