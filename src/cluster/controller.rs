@@ -11,19 +11,25 @@ use tokio::sync::watch;
 use super::error::ClusterError;
 use super::image::{CommandResult, MetadataCommand};
 use super::instance::{fatal_error, stopped};
-use super::types::{NodeId, RaftInstance};
+use super::types::{Node, NodeId, RaftInstance};
 
 /// A request only the controller (the Raft leader) can answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum ControllerRequest {
     /// Commit a metadata command and answer its result.
     Write(MetadataCommand),
+    /// Add a broker-only node as a non-voting learner at its Raft address.
+    AddLearner { node_id: NodeId, addr: String },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) enum ControllerReply {
     /// The command's result and the Raft log index it was committed at.
-    Written { result: CommandResult, index: u64 },
+    Written {
+        result: CommandResult,
+        index: u64,
+    },
+    LearnerAdded,
 }
 
 /// A `ClusterError` as it crosses the wire (I/O errors travel as text).
@@ -79,6 +85,10 @@ impl Controller {
             ControllerRequest::Write(cmd) => local_write(&raft, cmd, timeout)
                 .await
                 .map(|(result, index)| ControllerReply::Written { result, index }),
+            ControllerRequest::AddLearner { node_id, addr } => {
+                add_learner(&raft, node_id, addr, timeout).await?;
+                Ok(ControllerReply::LearnerAdded)
+            }
         }
     }
 }
@@ -94,6 +104,45 @@ async fn local_write(
             "metadata write not committed within {timeout:?}"
         ))),
         Ok(Ok(resp)) => Ok((resp.data, resp.log_id.index)),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+            Err(ClusterError::NotLeader {
+                leader: f.leader_id,
+            })
+        }
+        Ok(Err(RaftError::Fatal(f))) => Err(fatal_error(&f)),
+        Ok(Err(e)) => Err(ClusterError::Raft(e.to_string())),
+    }
+}
+
+/// Adds `node_id` as a learner; a voter's id is refused (a duplicate node id).
+async fn add_learner(
+    raft: &RaftInstance,
+    node_id: NodeId,
+    addr: String,
+    timeout: Duration,
+) -> Result<(), ClusterError> {
+    let metrics = raft.metrics().borrow().clone();
+    if metrics.current_leader != Some(metrics.id) {
+        return Err(ClusterError::NotLeader {
+            leader: metrics.current_leader,
+        });
+    }
+    let membership = metrics.membership_config.membership();
+    if membership.voter_ids().any(|v| v == node_id) {
+        return Err(ClusterError::InvalidConfig(format!(
+            "node id {node_id} belongs to a voter; a learner needs an id of its own"
+        )));
+    }
+    if membership.get_node(&node_id).map(|n| n.addr.as_str()) == Some(addr.as_str()) {
+        return Ok(());
+    }
+    tracing::info!(node_id, %addr, "adding a broker-only node as a metadata learner");
+    let added = tokio::time::timeout(timeout, raft.add_learner(node_id, Node::new(addr), false));
+    match added.await {
+        Err(_) => Err(ClusterError::Timeout(format!(
+            "adding learner {node_id} not committed within {timeout:?}"
+        ))),
+        Ok(Ok(_)) => Ok(()),
         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
             Err(ClusterError::NotLeader {
                 leader: f.leader_id,

@@ -17,6 +17,12 @@ pub enum ClusterError {
     /// Raft itself failed (fatal error, shut down, invalid config, ...).
     #[error("raft error: {0}")]
     Raft(String),
+    /// The data directory belongs to another cluster than the configured `cluster.id`.
+    #[error("the metadata in this data directory belongs to cluster {stored:?}, but cluster.id is {configured:?}; refusing to start")]
+    ClusterIdMismatch { configured: String, stored: String },
+    /// The cluster settings are unusable (the message names the setting).
+    #[error("invalid cluster configuration: {0}")]
+    InvalidConfig(String),
     #[error("io error: {0}")]
     Io(#[from] std::io::Error),
     #[error("timed out: {0}")]

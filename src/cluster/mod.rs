@@ -2,6 +2,7 @@
 //! durable log storage, the metadata state machine, TCP Raft RPC and the `MetadataStore` facade,
 //! which restarts a Raft core stopped by a storage failure (and keeps a space reserve for it).
 
+mod bootstrap;
 mod controller;
 mod durable;
 mod error;
@@ -21,6 +22,7 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use bootstrap::ClusterOptions;
 pub use error::ClusterError;
 pub use image::{
     new_cluster_id, BrokerInfo, CommandResult, MetadataCommand, MetadataImage, PartitionInfo,
