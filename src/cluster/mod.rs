@@ -7,6 +7,7 @@ mod controller;
 mod durable;
 mod error;
 mod forward;
+mod identity;
 mod image;
 mod instance;
 mod log_store;

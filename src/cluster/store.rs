@@ -4,7 +4,7 @@
 //! `ClusterError::StorageUnavailable` at once.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,6 +21,7 @@ use super::bootstrap::{
 use super::controller::{Controller, ControllerReply, ControllerRequest};
 use super::error::ClusterError;
 use super::forward::default_bind_ip;
+use super::identity::Identity;
 use super::image::{CommandResult, MetadataCommand, MetadataImage};
 use super::instance::{wait_single_leader, Shared};
 use super::network::NetworkFactory;
@@ -90,8 +91,8 @@ pub(super) struct Inner {
     pub(super) controller: Arc<Controller>,
     /// The configured voters (node id -> Raft address), tried while no leader is known.
     pub(super) voters: BTreeMap<NodeId, String>,
-    /// This node's own IP, which outgoing connections are bound to.
-    pub(super) bind_ip: Option<IpAddr>,
+    /// How this node introduces itself on the metadata port, and its own IP.
+    pub(super) identity: Arc<Identity>,
     image_rx: watch::Receiver<Arc<MetadataImage>>,
     /// The Raft instance in use; the RPC listener follows it too.
     current: watch::Sender<RaftInstance>,
@@ -248,7 +249,7 @@ impl MetadataStore {
 
         let dir = config.data_dir.join("raft");
         std::fs::create_dir_all(&dir).map_err(|e| ClusterError::Storage(e.to_string()))?;
-        stored_cluster_id(&dir, options.cluster_id.as_deref())?;
+        let stored_id = stored_cluster_id(&dir, options.cluster_id.as_deref())?;
         // Before any Raft write, so even the first vote on a full disk can use it.
         let reserve = Arc::new(Reserve::open(&dir, tuning.reserve_bytes));
         let publisher = Arc::new(Publisher::new());
@@ -271,14 +272,24 @@ impl MetadataStore {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,
         };
-        let bind_ip = options.local_ip.or(default_bind_ip(config.raft_addr));
+        let identity = Arc::new(Identity::new(
+            node_id,
+            options.learner,
+            options.cluster_id.clone(),
+            stored_id,
+            image_rx.clone(),
+            config.voters.clone(),
+            options.local_ip.or(default_bind_ip(config.raft_addr)),
+        ));
         let shared = Shared {
             node_id,
             dir,
             raft_config: Arc::new(raft_config),
             publisher,
             reserve,
-            network: NetworkFactory { bind_ip },
+            network: NetworkFactory {
+                identity: identity.clone(),
+            },
         };
         let raft = shared.open().await?;
         let leader_task = shared.follow_leader(&raft);
@@ -286,7 +297,11 @@ impl MetadataStore {
         let controller = Arc::new(Controller { raft: current_rx });
         let mut tasks = Vec::new();
         if let Some(listener) = listener {
-            tasks.push(tokio::spawn(serve(listener, controller.clone())));
+            tasks.push(tokio::spawn(serve(
+                listener,
+                controller.clone(),
+                identity.clone(),
+            )));
         }
 
         let store = MetadataStore {
@@ -296,7 +311,7 @@ impl MetadataStore {
                 tuning,
                 controller,
                 voters: config.voters.clone(),
-                bind_ip,
+                identity,
                 image_rx,
                 current,
                 leader_task: Mutex::new(Some(leader_task)),

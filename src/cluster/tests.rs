@@ -13,6 +13,7 @@ use super::*;
 mod bootstrap;
 mod quorum;
 mod storage_failures;
+mod strangers;
 
 fn config(dir: &Path) -> ClusterConfig {
     ClusterConfig {
