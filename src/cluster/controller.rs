@@ -2,6 +2,7 @@
 //! write forwarded as KIP-590's envelope does), the answers, the error form they travel in, and
 //! how the leader executes them locally.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -9,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::error::ClusterError;
-use super::image::{CommandResult, MetadataCommand};
+use super::heartbeat::{BrokerHeartbeat, HeartbeatReply, Liveness};
+use super::image::{CommandResult, MetadataCommand, MetadataImage};
 use super::instance::{fatal_error, stopped};
 use super::types::{Node, NodeId, RaftInstance};
 
@@ -20,6 +22,8 @@ pub(super) enum ControllerRequest {
     Write(MetadataCommand),
     /// Add a broker-only node as a non-voting learner at its Raft address.
     AddLearner { node_id: NodeId, addr: String },
+    /// A broker's heartbeat, answered from the controller's memory.
+    Heartbeat(BrokerHeartbeat),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -30,6 +34,7 @@ pub(super) enum ControllerReply {
         index: u64,
     },
     LearnerAdded,
+    Heartbeat(HeartbeatReply),
 }
 
 /// A `ClusterError` as it crosses the wire (I/O errors travel as text).
@@ -37,6 +42,7 @@ pub(super) enum ControllerReply {
 pub(super) enum WireError {
     NotLeader(Option<NodeId>),
     Timeout(String),
+    StaleBrokerEpoch(String),
     StorageUnavailable(String),
     Other(String),
 }
@@ -46,6 +52,7 @@ impl From<ClusterError> for WireError {
         match e {
             ClusterError::NotLeader { leader } => WireError::NotLeader(leader),
             ClusterError::Timeout(s) => WireError::Timeout(s),
+            ClusterError::StaleBrokerEpoch(s) => WireError::StaleBrokerEpoch(s),
             ClusterError::StorageUnavailable(s) => WireError::StorageUnavailable(s),
             other => WireError::Other(other.to_string()),
         }
@@ -57,6 +64,7 @@ impl From<WireError> for ClusterError {
         match e {
             WireError::NotLeader(leader) => ClusterError::NotLeader { leader },
             WireError::Timeout(s) => ClusterError::Timeout(s),
+            WireError::StaleBrokerEpoch(s) => ClusterError::StaleBrokerEpoch(s),
             WireError::StorageUnavailable(s) => ClusterError::StorageUnavailable(s),
             WireError::Other(s) => ClusterError::Raft(s),
         }
@@ -65,6 +73,10 @@ impl From<WireError> for ClusterError {
 
 /// Executes controller requests on this node; shared by the local write path and the server.
 pub(super) struct Controller {
+    /// The applied image, which heartbeats are judged against.
+    pub(super) images: watch::Receiver<Arc<MetadataImage>>,
+    /// When each broker last heartbeated (this node's memory, while it leads).
+    pub(super) liveness: Liveness,
     /// The Raft instance in use (replaced when the store restarts Raft).
     pub(super) raft: watch::Receiver<RaftInstance>,
 }
@@ -89,12 +101,16 @@ impl Controller {
                 add_learner(&raft, node_id, addr, timeout).await?;
                 Ok(ControllerReply::LearnerAdded)
             }
+            ControllerRequest::Heartbeat(hb) => self
+                .answer_heartbeat(hb, timeout)
+                .await
+                .map(ControllerReply::Heartbeat),
         }
     }
 }
 
 /// Proposes `cmd` on the local Raft and waits until it is applied.
-async fn local_write(
+pub(super) async fn local_write(
     raft: &RaftInstance,
     cmd: MetadataCommand,
     timeout: Duration,

@@ -5,8 +5,10 @@
 mod bootstrap;
 mod controller;
 mod durable;
+mod election;
 mod error;
 mod forward;
+mod heartbeat;
 mod identity;
 mod image;
 mod instance;
@@ -25,9 +27,10 @@ mod tests;
 
 pub use bootstrap::ClusterOptions;
 pub use error::ClusterError;
+pub use heartbeat::{BrokerHeartbeat, HeartbeatReply, Heartbeats};
 pub use image::{
-    new_cluster_id, BrokerInfo, CommandResult, MetadataCommand, MetadataImage, PartitionInfo,
-    TopicInfo,
+    new_cluster_id, BrokerInfo, BrokerRegistration, CommandResult, MetadataCommand, MetadataImage,
+    PartitionInfo, TopicInfo,
 };
 pub use store::{ClusterConfig, MetadataStore, RaftTuning};
 pub use types::{NodeId, RaftInstance, TypeConfig};

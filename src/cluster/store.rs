@@ -21,6 +21,7 @@ use super::bootstrap::{
 use super::controller::{Controller, ControllerReply, ControllerRequest};
 use super::error::ClusterError;
 use super::forward::default_bind_ip;
+use super::heartbeat::fence_expired;
 use super::identity::Identity;
 use super::image::{CommandResult, MetadataCommand, MetadataImage};
 use super::instance::{wait_single_leader, Shared};
@@ -57,6 +58,9 @@ pub struct RaftTuning {
     pub leader_wait: Duration,
     /// How long `write` waits for a command to be committed and applied.
     pub write_timeout: Duration,
+    /// The controller fences a broker after this long without a heartbeat (Kafka's
+    /// `broker.session.timeout.ms`, 9 s).
+    pub broker_session_timeout: Duration,
     /// Size of the ballast file in `<data_dir>/raft/` released when a Raft write runs out of
     /// space (0: none).
     pub reserve_bytes: u64,
@@ -72,6 +76,7 @@ impl Default for RaftTuning {
             election_timeout_max_ms: 800,
             leader_wait: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
+            broker_session_timeout: Duration::from_secs(9),
             reserve_bytes: 2 * 1024 * 1024,
         }
     }
@@ -294,7 +299,11 @@ impl MetadataStore {
         let raft = shared.open().await?;
         let leader_task = shared.follow_leader(&raft);
         let (current, current_rx) = watch::channel(raft);
-        let controller = Arc::new(Controller { raft: current_rx });
+        let controller = Arc::new(Controller {
+            raft: current_rx,
+            images: image_rx.clone(),
+            liveness: Default::default(),
+        });
         let mut tasks = Vec::new();
         if let Some(listener) = listener {
             tasks.push(tokio::spawn(serve(
@@ -327,6 +336,8 @@ impl MetadataStore {
                 let weak = Arc::downgrade(&store.inner);
                 let mut tasks = lock(&store.inner.tasks);
                 tasks.push(tokio::spawn(supervise(weak.clone())));
+                let session = store.inner.tuning.broker_session_timeout;
+                tasks.push(tokio::spawn(fence_expired(weak.clone(), session)));
                 tasks.push(tokio::spawn(settle_cluster_id(
                     weak.clone(),
                     options.cluster_id.clone(),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::*;
 
 mod bootstrap;
+mod liveness;
 mod quorum;
 mod storage_failures;
 mod strangers;
@@ -70,13 +71,13 @@ async fn populate(store: &MetadataStore) {
             .unwrap(),
         ok
     );
-    assert_eq!(
+    assert!(matches!(
         store
             .write(MetadataCommand::RegisterBroker(broker(1, 9092)))
             .await
             .unwrap(),
-        ok
-    );
+        CommandResult::BrokerRegistered { .. }
+    ));
     for i in 0..3 {
         let t = topic(&format!("t{i}"), 2);
         assert_eq!(
@@ -115,21 +116,21 @@ async fn single_node_applies_commands() {
         cluster_id: "other".into(),
     };
     assert_eq!(store.write(again).await.unwrap(), ok);
-    assert_eq!(
+    assert!(matches!(
         store
             .write(MetadataCommand::RegisterBroker(broker(1, 9092)))
             .await
             .unwrap(),
-        ok
-    );
+        CommandResult::BrokerRegistered { .. }
+    ));
     // Upsert: a restarted broker re-registers with a new port.
-    assert_eq!(
+    assert!(matches!(
         store
             .write(MetadataCommand::RegisterBroker(broker(1, 9093)))
             .await
             .unwrap(),
-        ok
-    );
+        CommandResult::BrokerRegistered { .. }
+    ));
     let t = topic("orders", 3);
     assert_eq!(
         store
