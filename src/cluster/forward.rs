@@ -81,7 +81,7 @@ impl Inner {
                         }
                     }
                 }
-                (Some(_), Some(addr)) => match self.send(&addr, &req, remaining).await {
+                (Some(l), Some(addr)) => match self.send(&addr, l, &req, remaining).await {
                     Ok(Ok(reply)) => return Ok(reply),
                     Ok(Err(ClusterError::NotLeader { leader })) => Miss::NotLeader(leader),
                     Ok(Err(e)) => return Err(e),
@@ -122,10 +122,13 @@ impl Inner {
     async fn send(
         &self,
         addr: &str,
+        target: NodeId,
         req: &ControllerRequest,
         timeout: Duration,
     ) -> Result<Result<ControllerReply, ClusterError>, Miss> {
-        let mut stream = dial(self.bind_ip, addr).await.map_err(Miss::Unreachable)?;
+        let (mut stream, _) = dial(&self.identity, addr, Some(target))
+            .await
+            .map_err(Miss::Unreachable)?;
         let frame = Request::Controller {
             req: req.clone(),
             timeout_ms: timeout.as_millis() as u64,

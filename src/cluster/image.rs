@@ -13,6 +13,19 @@ pub struct BrokerInfo {
     pub rack: Option<String>,
 }
 
+/// A broker's registration as the controller sees it (KRaft's BrokerRegistration record).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    /// The Raft log index of the registration: a restarted broker registers anew with a
+    /// higher one, so requests carrying an older epoch come from a previous incarnation.
+    pub epoch: i64,
+    /// Fenced brokers lead nothing and are left out of Metadata; a new registration starts
+    /// fenced until a heartbeat says the broker has caught up with the metadata log.
+    pub fenced: bool,
+    /// The broker asked to shut down: its leaderships move away first.
+    pub in_controlled_shutdown: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionInfo {
     pub partition: i32,
@@ -44,6 +57,10 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerInfo>,
     pub topics: BTreeMap<String, TopicInfo>,
     pub next_producer_id: i64,
+    /// Registration state of each registered broker (KIP-631), by id; absent from images
+    /// written before brokers registered with epochs.
+    #[serde(default)]
+    pub registrations: BTreeMap<i32, BrokerRegistration>,
     /// Dynamic broker configs under Kafka's broker names, by resource: "" the cluster-wide
     /// defaults, else a broker id. Absent from images written before they existed.
     #[serde(default)]
@@ -56,8 +73,29 @@ pub enum MetadataCommand {
     InitCluster {
         cluster_id: String,
     },
-    /// Upsert: host/port may change across restarts.
+    /// Upsert: host/port may change across restarts. Also a new registration: broker epoch =
+    /// this entry's log index, fenced, not shutting down. Answers `BrokerRegistered`.
     RegisterBroker(BrokerInfo),
+    /// The controller fences a broker (missed heartbeats, or it asked to be fenced): the
+    /// partitions it leads get a new leader from their ISR among unfenced brokers, else none
+    /// (-1, offline); it leaves every ISR it is not the last member of. Ignored (answers
+    /// `StaleBrokerEpoch`) unless `epoch` is the broker's current one.
+    FenceBroker {
+        id: i32,
+        epoch: i64,
+    },
+    /// A fenced broker heartbeated caught up: unfenced, and it leads again the offline
+    /// partitions whose ISR holds it.
+    UnfenceBroker {
+        id: i32,
+        epoch: i64,
+    },
+    /// The broker wants to shut down: its leaderships move as for a fence, it leaves the ISRs,
+    /// and it stays registered (unfenced) until it stops.
+    ControlledShutdown {
+        id: i32,
+        epoch: i64,
+    },
     /// The proposer fills id, partitions and configs.
     CreateTopic(TopicInfo),
     DeleteTopic {
@@ -96,6 +134,12 @@ pub enum CommandResult {
     },
     /// The new partitions do not continue the topic's (it changed since they were planned).
     InvalidPartitions,
+    /// A broker registration and its broker epoch.
+    BrokerRegistered {
+        epoch: i64,
+    },
+    /// The broker is not registered, or registered since with a newer epoch.
+    StaleBrokerEpoch,
 }
 
 impl MetadataImage {
@@ -111,10 +155,15 @@ impl MetadataImage {
         self.topics.values().find(|t| t.id == *id)
     }
 
-    /// Apply one committed command. Must be deterministic (every replica and every log replay
-    /// must reach the same image), so all state-dependent validation happens here, not at
-    /// proposal time.
+    /// [`MetadataImage::apply_at`] at log index 0 (for tests of the image alone).
     pub fn apply(&mut self, cmd: MetadataCommand) -> CommandResult {
+        self.apply_at(cmd, 0)
+    }
+
+    /// Apply one committed command, the Raft log entry at `index`. Must be deterministic
+    /// (every replica and every log replay must reach the same image), so all state-dependent
+    /// validation happens here, not at proposal time.
+    pub fn apply_at(&mut self, cmd: MetadataCommand, index: u64) -> CommandResult {
         match cmd {
             MetadataCommand::InitCluster { cluster_id } => {
                 if self.cluster_id.is_empty() {
@@ -122,10 +171,10 @@ impl MetadataImage {
                 }
                 CommandResult::Ok
             }
-            MetadataCommand::RegisterBroker(b) => {
-                self.brokers.insert(b.id, b);
-                CommandResult::Ok
-            }
+            MetadataCommand::RegisterBroker(b) => self.register_broker(b, index as i64),
+            MetadataCommand::FenceBroker { id, epoch } => self.fence_broker(id, epoch, false),
+            MetadataCommand::ControlledShutdown { id, epoch } => self.fence_broker(id, epoch, true),
+            MetadataCommand::UnfenceBroker { id, epoch } => self.unfence_broker(id, epoch),
             MetadataCommand::CreateTopic(t) => {
                 if self.topics.contains_key(&t.name) {
                     return CommandResult::TopicAlreadyExists;

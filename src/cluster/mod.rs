@@ -2,10 +2,14 @@
 //! durable log storage, the metadata state machine, TCP Raft RPC and the `MetadataStore` facade,
 //! which restarts a Raft core stopped by a storage failure (and keeps a space reserve for it).
 
+mod bootstrap;
 mod controller;
 mod durable;
+mod election;
 mod error;
 mod forward;
+mod heartbeat;
+mod identity;
 mod image;
 mod instance;
 mod log_store;
@@ -21,10 +25,12 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use bootstrap::ClusterOptions;
 pub use error::ClusterError;
+pub use heartbeat::{BrokerHeartbeat, HeartbeatReply, Heartbeats};
 pub use image::{
-    new_cluster_id, BrokerInfo, CommandResult, MetadataCommand, MetadataImage, PartitionInfo,
-    TopicInfo,
+    new_cluster_id, BrokerInfo, BrokerRegistration, CommandResult, MetadataCommand, MetadataImage,
+    PartitionInfo, TopicInfo,
 };
 pub use store::{ClusterConfig, MetadataStore, RaftTuning};
 pub use types::{NodeId, RaftInstance, TypeConfig};

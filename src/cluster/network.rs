@@ -3,7 +3,7 @@
 //! peer over a reconnecting TCP stream (frames in `wire.rs`; the server is `server.rs`).
 
 use std::io;
-use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -17,6 +17,7 @@ use openraft::raft::{
 use tokio::net::TcpStream;
 
 use super::durable::MAX_RECORD_LEN;
+use super::identity::Identity;
 use super::types::{Node, NodeId, TypeConfig};
 use super::wire::{
     dial, read_frame, write_frame, Request as RaftRequest, Response as RaftResponse,
@@ -24,10 +25,10 @@ use super::wire::{
 
 /// Creates one `PeerClient` per target; the address comes from the membership's `BasicNode`,
 /// so adding voters is a membership change, not a code change.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct NetworkFactory {
-    /// This node's own IP, which outgoing connections are bound to.
-    pub(super) bind_ip: Option<IpAddr>,
+    /// How this node introduces itself, and the IP outgoing connections are bound to.
+    pub(super) identity: Arc<Identity>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -37,7 +38,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
         PeerClient {
             target,
             addr: node.addr.clone(),
-            bind_ip: self.bind_ip,
+            identity: self.identity.clone(),
             conn: None,
         }
     }
@@ -47,7 +48,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 pub struct PeerClient {
     target: NodeId,
     addr: String,
-    bind_ip: Option<IpAddr>,
+    identity: Arc<Identity>,
     conn: Option<TcpStream>,
 }
 
@@ -63,9 +64,12 @@ impl PeerClient {
     ) -> Result<RaftResponse, RpcErr<E>> {
         let mut stream = match self.conn.take() {
             Some(s) => s,
-            None => dial(self.bind_ip, &self.addr)
-                .await
-                .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?,
+            None => {
+                dial(&self.identity, &self.addr, Some(self.target))
+                    .await
+                    .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?
+                    .0
+            }
         };
         let exchange = async {
             write_frame(&mut stream, &req).await?;

@@ -1,7 +1,9 @@
-//! The server side of the metadata port: accepts connections and answers each frame, Raft RPCs
+//! The server side of the metadata port: accepts connections, refuses strangers at the hello
+//! (one log line, connection closed, nothing applied), and answers each later frame, Raft RPCs
 //! with the current Raft instance and controller requests with the local `Controller`.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,7 +12,8 @@ use tokio::task::JoinSet;
 
 use super::controller::Controller;
 use super::durable::MAX_RECORD_LEN;
-use super::wire::{read_frame, write_frame, Request, Response};
+use super::identity::{Hello, HelloReply, Identity};
+use super::wire::{read_frame, write_frame, Request, Response, MAX_HELLO_LEN};
 
 /// The longest a forwarded request is worked on, whatever its sender asks.
 const MAX_CONTROLLER_WAIT: Duration = Duration::from_secs(120);
@@ -18,7 +21,11 @@ const MAX_CONTROLLER_WAIT: Duration = Duration::from_secs(120);
 /// Answers requests arriving on `listener` until the task is dropped/aborted (aborting it also
 /// aborts its per-connection tasks, which live in a `JoinSet`). Each request goes to the Raft
 /// instance current at the time: the `MetadataStore` replaces it when it restarts Raft.
-pub(super) async fn serve(listener: TcpListener, controller: Arc<Controller>) {
+pub(super) async fn serve(
+    listener: TcpListener,
+    controller: Arc<Controller>,
+    identity: Arc<Identity>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -26,7 +33,11 @@ pub(super) async fn serve(listener: TcpListener, controller: Arc<Controller>) {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let controller = controller.clone();
+                    let identity = identity.clone();
                     conns.spawn(async move {
+                        let Some(stream) = greet(stream, peer, &controller, &identity).await else {
+                            return;
+                        };
                         if let Err(e) = serve_conn(stream, &controller).await {
                             tracing::debug!(%peer, error = %e, "raft connection closed");
                         }
@@ -41,6 +52,53 @@ pub(super) async fn serve(listener: TcpListener, controller: Arc<Controller>) {
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
+}
+
+/// How long a new connection has to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads the peer's hello and answers it; `None` (after one log line) when the peer is refused.
+async fn greet(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    controller: &Controller,
+    identity: &Identity,
+) -> Option<TcpStream> {
+    let read = tokio::time::timeout(
+        HELLO_TIMEOUT,
+        read_frame::<Hello>(&mut stream, MAX_HELLO_LEN),
+    );
+    let hello = match read.await {
+        Ok(Ok(Some(hello))) => hello,
+        // Closed before a word: a port probe, not worth a line.
+        Ok(Ok(None)) => return None,
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, error = %e, "refused a metadata connection: not a hello frame");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "refused a metadata connection: no hello within {HELLO_TIMEOUT:?}");
+            return None;
+        }
+    };
+    let membership = controller
+        .raft
+        .borrow()
+        .metrics()
+        .borrow()
+        .membership_config
+        .clone();
+    let reply = match identity.check_peer(&hello, peer.ip(), &membership) {
+        Ok(()) => HelloReply::Welcome(identity.hello()),
+        Err(why) => {
+            tracing::warn!(%peer, node_id = hello.node_id, reason = %why, "refused a metadata connection");
+            // Best effort: the peer learns why, then the connection closes.
+            let _ = write_frame(&mut stream, &HelloReply::Refused(why)).await;
+            return None;
+        }
+    };
+    write_frame(&mut stream, &reply).await.ok()?;
+    Some(stream)
 }
 
 async fn serve_conn(mut stream: TcpStream, controller: &Controller) -> io::Result<()> {

@@ -230,7 +230,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             inner.last_applied = Some(entry.log_id);
             let res = match entry.payload {
                 EntryPayload::Blank => CommandResult::Ok,
-                EntryPayload::Normal(cmd) => inner.image.apply(cmd),
+                EntryPayload::Normal(cmd) => inner.image.apply_at(cmd, entry.log_id.index),
                 EntryPayload::Membership(m) => {
                     inner.membership = StoredMembership::new(Some(entry.log_id), m);
                     CommandResult::Ok

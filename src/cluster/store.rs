@@ -4,29 +4,33 @@
 //! `ClusterError::StorageUnavailable` at once.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use openraft::error::{InitializeError, RaftError};
 use openraft::{Config, SnapshotPolicy};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::bootstrap::{
+    join_as_learner, settle_cluster_id, stored_cluster_id, validate_options, ClusterOptions,
+};
 use super::controller::{Controller, ControllerReply, ControllerRequest};
 use super::error::ClusterError;
 use super::forward::default_bind_ip;
+use super::heartbeat::fence_expired;
+use super::identity::Identity;
 use super::image::{CommandResult, MetadataCommand, MetadataImage};
-use super::instance::{fatal_error, wait_single_leader, Shared};
+use super::instance::{wait_single_leader, Shared};
 use super::network::NetworkFactory;
 use super::reserve::Reserve;
 use super::server::serve;
 use super::state_machine::Publisher;
 use super::supervisor::supervise;
-use super::types::{Node, NodeId, RaftInstance};
+use super::types::{NodeId, RaftInstance};
 
 /// Where and how this node takes part in the metadata Raft group.
 #[derive(Clone, Debug)]
@@ -54,6 +58,9 @@ pub struct RaftTuning {
     pub leader_wait: Duration,
     /// How long `write` waits for a command to be committed and applied.
     pub write_timeout: Duration,
+    /// The controller fences a broker after this long without a heartbeat (Kafka's
+    /// `broker.session.timeout.ms`, 9 s).
+    pub broker_session_timeout: Duration,
     /// Size of the ballast file in `<data_dir>/raft/` released when a Raft write runs out of
     /// space (0: none).
     pub reserve_bytes: u64,
@@ -69,6 +76,7 @@ impl Default for RaftTuning {
             election_timeout_max_ms: 800,
             leader_wait: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
+            broker_session_timeout: Duration::from_secs(9),
             reserve_bytes: 2 * 1024 * 1024,
         }
     }
@@ -77,7 +85,7 @@ impl Default for RaftTuning {
 /// Handle to the local member of the metadata Raft group. Cheap to clone.
 #[derive(Clone)]
 pub struct MetadataStore {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 pub(super) struct Inner {
@@ -88,8 +96,8 @@ pub(super) struct Inner {
     pub(super) controller: Arc<Controller>,
     /// The configured voters (node id -> Raft address), tried while no leader is known.
     pub(super) voters: BTreeMap<NodeId, String>,
-    /// This node's own IP, which outgoing connections are bound to.
-    pub(super) bind_ip: Option<IpAddr>,
+    /// How this node introduces itself on the metadata port, and its own IP.
+    pub(super) identity: Arc<Identity>,
     image_rx: watch::Receiver<Arc<MetadataImage>>,
     /// The Raft instance in use; the RPC listener follows it too.
     current: watch::Sender<RaftInstance>,
@@ -139,6 +147,10 @@ impl Inner {
             Some(Down::Other(cause)) => ClusterError::Raft(cause),
             None => fatal,
         }
+    }
+
+    pub(super) fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.image_rx.clone()
     }
 
     /// Replaces the current, stopped, instance with one reopened from disk. `Ok(false)` when the
@@ -214,9 +226,26 @@ impl MetadataStore {
         config: ClusterConfig,
         tuning: RaftTuning,
     ) -> Result<MetadataStore, ClusterError> {
+        Self::start_node(config, ClusterOptions::default(), tuning).await
+    }
+
+    /// Starts this node's member of the metadata quorum: a voter (in `config.voters`) or, with
+    /// `options.learner`, a broker-only learner that asks the leader to add it. Fresh voters
+    /// with the same voter map form the cluster by themselves; the first leader commits the
+    /// cluster id (`options.cluster_id` if set). Storage that already holds the group is never
+    /// initialized again: a restarted node just rejoins (and may start alone, without a
+    /// majority: writes then wait for one). Fails with `ClusterIdMismatch` when the stored
+    /// cluster id differs from `options.cluster_id`. A single node returns once it leads, with
+    /// its log applied and a cluster id; a multi-node member returns at once.
+    pub async fn start_node(
+        config: ClusterConfig,
+        options: ClusterOptions,
+        tuning: RaftTuning,
+    ) -> Result<MetadataStore, ClusterError> {
         let started = Instant::now();
         let node_id = config.node_id;
-        let single = config.voters.keys().all(|id| *id == node_id);
+        validate_options(&config, &options)?;
+        let single = !options.learner && config.voters.keys().all(|id| *id == node_id);
         if !single && config.raft_addr.is_none() {
             return Err(ClusterError::Raft(
                 "a multi-voter cluster needs raft_addr to listen on".into(),
@@ -225,6 +254,7 @@ impl MetadataStore {
 
         let dir = config.data_dir.join("raft");
         std::fs::create_dir_all(&dir).map_err(|e| ClusterError::Storage(e.to_string()))?;
+        let stored_id = stored_cluster_id(&dir, options.cluster_id.as_deref())?;
         // Before any Raft write, so even the first vote on a full disk can use it.
         let reserve = Arc::new(Reserve::open(&dir, tuning.reserve_bytes));
         let publisher = Arc::new(Publisher::new());
@@ -247,22 +277,40 @@ impl MetadataStore {
             Some(addr) => Some(TcpListener::bind(addr).await?),
             None => None,
         };
-        let bind_ip = default_bind_ip(config.raft_addr);
+        let identity = Arc::new(Identity::new(
+            node_id,
+            options.learner,
+            options.cluster_id.clone(),
+            stored_id,
+            image_rx.clone(),
+            config.voters.clone(),
+            options.local_ip.or(default_bind_ip(config.raft_addr)),
+        ));
         let shared = Shared {
             node_id,
             dir,
             raft_config: Arc::new(raft_config),
             publisher,
             reserve,
-            network: NetworkFactory { bind_ip },
+            network: NetworkFactory {
+                identity: identity.clone(),
+            },
         };
         let raft = shared.open().await?;
         let leader_task = shared.follow_leader(&raft);
         let (current, current_rx) = watch::channel(raft);
-        let controller = Arc::new(Controller { raft: current_rx });
+        let controller = Arc::new(Controller {
+            raft: current_rx,
+            images: image_rx.clone(),
+            liveness: Default::default(),
+        });
         let mut tasks = Vec::new();
         if let Some(listener) = listener {
-            tasks.push(tokio::spawn(serve(listener, controller.clone())));
+            tasks.push(tokio::spawn(serve(
+                listener,
+                controller.clone(),
+                identity.clone(),
+            )));
         }
 
         let store = MetadataStore {
@@ -272,7 +320,7 @@ impl MetadataStore {
                 tuning,
                 controller,
                 voters: config.voters.clone(),
-                bind_ip,
+                identity,
                 image_rx,
                 current,
                 leader_task: Mutex::new(Some(leader_task)),
@@ -283,10 +331,21 @@ impl MetadataStore {
             }),
         };
         // From here on, failures must stop Raft again.
-        match store.init_and_wait(&config).await {
+        match store.init_and_wait(&config, &options).await {
             Ok(()) => {
-                let supervisor = tokio::spawn(supervise(Arc::downgrade(&store.inner)));
-                lock(&store.inner.tasks).push(supervisor);
+                let weak = Arc::downgrade(&store.inner);
+                let mut tasks = lock(&store.inner.tasks);
+                tasks.push(tokio::spawn(supervise(weak.clone())));
+                let session = store.inner.tuning.broker_session_timeout;
+                tasks.push(tokio::spawn(fence_expired(weak.clone(), session)));
+                tasks.push(tokio::spawn(settle_cluster_id(
+                    weak.clone(),
+                    options.cluster_id.clone(),
+                )));
+                if let (true, Some(addr)) = (options.learner, config.raft_addr) {
+                    tasks.push(tokio::spawn(join_as_learner(weak, addr.to_string())));
+                }
+                drop(tasks);
                 tracing::info!(node_id, elapsed = ?started.elapsed(), "metadata store started");
                 Ok(store)
             }
@@ -295,41 +354,6 @@ impl MetadataStore {
                 Err(e)
             }
         }
-    }
-
-    async fn init_and_wait(&self, config: &ClusterConfig) -> Result<(), ClusterError> {
-        let raft = self.inner.current();
-        let node_id = self.inner.shared.node_id;
-        let single = self.inner.single;
-
-        let initialized = raft.is_initialized().await.map_err(|f| fatal_error(&f))?;
-        if !initialized {
-            let members: BTreeMap<NodeId, Node> = if single {
-                let addr = config.raft_addr.map(|a| a.to_string()).unwrap_or_default();
-                BTreeMap::from([(node_id, Node::new(addr))])
-            } else {
-                config
-                    .voters
-                    .iter()
-                    .map(|(id, addr)| (*id, Node::new(addr)))
-                    .collect()
-            };
-            // Only the lowest id bootstraps, so two nodes never create competing clusters; the
-            // others learn the membership from its first AppendEntries.
-            if members.keys().next() == Some(&node_id) {
-                tracing::info!(node_id, voters = ?members.keys().collect::<Vec<_>>(), "initializing metadata raft group");
-                match raft.initialize(members).await {
-                    Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                    Err(RaftError::Fatal(f)) => return Err(fatal_error(&f)),
-                    Err(e) => return Err(ClusterError::Raft(e.to_string())),
-                }
-            }
-        }
-
-        if single {
-            wait_single_leader(&raft, node_id, self.inner.tuning.leader_wait).await?;
-        }
-        Ok(())
     }
 
     /// Latest applied image.
@@ -362,6 +386,9 @@ impl MetadataStore {
                 self.inner.wait_applied(index, deadline).await;
                 Ok(result)
             }
+            other => Err(ClusterError::Raft(format!(
+                "the controller answered a write with {other:?}"
+            ))),
         }
     }
 
@@ -396,7 +423,9 @@ impl MetadataStore {
 
     /// The local Raft's metrics, for tests that await a leadership change.
     #[cfg(test)]
-    pub(crate) fn raft_metrics(&self) -> watch::Receiver<openraft::RaftMetrics<NodeId, Node>> {
+    pub(crate) fn raft_metrics(
+        &self,
+    ) -> watch::Receiver<openraft::RaftMetrics<NodeId, super::types::Node>> {
         self.inner.current().metrics()
     }
 

@@ -10,8 +10,11 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
+mod bootstrap;
+mod liveness;
 mod quorum;
 mod storage_failures;
+mod strangers;
 
 fn config(dir: &Path) -> ClusterConfig {
     ClusterConfig {
@@ -68,13 +71,13 @@ async fn populate(store: &MetadataStore) {
             .unwrap(),
         ok
     );
-    assert_eq!(
+    assert!(matches!(
         store
             .write(MetadataCommand::RegisterBroker(broker(1, 9092)))
             .await
             .unwrap(),
-        ok
-    );
+        CommandResult::BrokerRegistered { .. }
+    ));
     for i in 0..3 {
         let t = topic(&format!("t{i}"), 2);
         assert_eq!(
@@ -106,30 +109,28 @@ async fn single_node_applies_commands() {
     let mut rx = store.subscribe();
 
     let ok = CommandResult::Ok;
-    let cid = new_cluster_id();
-    let init = MetadataCommand::InitCluster {
-        cluster_id: cid.clone(),
-    };
-    assert_eq!(store.write(init).await.unwrap(), ok);
+    // A single node has its cluster id once started; InitCluster is then a no-op.
+    let cid = store.image().cluster_id.clone();
+    assert_eq!(cid.len(), 22);
     let again = MetadataCommand::InitCluster {
         cluster_id: "other".into(),
     };
     assert_eq!(store.write(again).await.unwrap(), ok);
-    assert_eq!(
+    assert!(matches!(
         store
             .write(MetadataCommand::RegisterBroker(broker(1, 9092)))
             .await
             .unwrap(),
-        ok
-    );
+        CommandResult::BrokerRegistered { .. }
+    ));
     // Upsert: a restarted broker re-registers with a new port.
-    assert_eq!(
+    assert!(matches!(
         store
             .write(MetadataCommand::RegisterBroker(broker(1, 9093)))
             .await
             .unwrap(),
-        ok
-    );
+        CommandResult::BrokerRegistered { .. }
+    ));
     let t = topic("orders", 3);
     assert_eq!(
         store

@@ -1,6 +1,6 @@
 //! The metadata port's wire format: length-prefixed (u32 BE) serde_json frames, the requests and
-//! responses they carry (openraft RPCs and controller requests), and dialing a peer from this
-//! node's own address.
+//! responses they carry (openraft RPCs and controller requests), and dialing a peer: from this
+//! node's own address, with the hello frames exchanged before any request.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -17,9 +17,13 @@ use tokio::net::{lookup_host, TcpSocket, TcpStream};
 
 use super::controller::{ControllerReply, ControllerRequest, WireError};
 use super::durable::MAX_RECORD_LEN;
+use super::identity::{HelloReply, Identity};
 use super::types::{NodeId, TypeConfig};
 
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The hello is read with this cap, so a stranger's garbage can't make us allocate much.
+pub(super) const MAX_HELLO_LEN: usize = 4096;
 
 #[derive(Serialize, Deserialize)]
 pub(super) enum Request {
@@ -83,15 +87,21 @@ pub(super) async fn read_frame<T: for<'de> Deserialize<'de>>(
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-/// Connects to `addr` from `bind_ip` when given (so links can be cut by address pair).
-pub(super) async fn dial(bind_ip: Option<IpAddr>, addr: &str) -> io::Result<TcpStream> {
+/// Connects to `addr` from this node's own address (so links can be cut by address pair) and
+/// introduces both sides; `target` is the node id expected there (`None`: any member, as when a
+/// learner tries the voters). Returns the stream and the peer's node id.
+pub(super) async fn dial(
+    identity: &Identity,
+    addr: &str,
+    target: Option<NodeId>,
+) -> io::Result<(TcpStream, NodeId)> {
     let connect = async {
         let peer = resolve(addr).await?;
         let socket = match peer {
             SocketAddr::V4(_) => TcpSocket::new_v4()?,
             SocketAddr::V6(_) => TcpSocket::new_v6()?,
         };
-        if let Some(ip) = bind_ip {
+        if let Some(ip) = identity.bind_ip {
             if ip.is_ipv4() == peer.is_ipv4() {
                 // bind() picks the port before knowing the peer, and may take one a restarting
                 // node is about to listen on again: let that listener still bind it.
@@ -99,22 +109,42 @@ pub(super) async fn dial(bind_ip: Option<IpAddr>, addr: &str) -> io::Result<TcpS
                 socket.bind(SocketAddr::new(ip, 0))?;
             }
         }
-        let stream = socket.connect(peer).await?;
+        let mut stream = socket.connect(peer).await?;
         // Connecting to a loopback port nobody listens on can pick that very port as the source
         // (a TCP self-connect): we would read back our own frames.
         if stream.local_addr()? == stream.peer_addr()? {
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                format!("{addr}: connected to itself (nothing listens there)"),
-            ));
+            return Err(refused(format!(
+                "{addr}: connected to itself (nothing listens there)"
+            )));
         }
         // Raft RPCs are small and latency-sensitive.
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        write_frame(&mut stream, &identity.hello()).await?;
+        let reply: HelloReply = read_frame(&mut stream, MAX_HELLO_LEN)
+            .await?
+            .ok_or_else(|| refused(format!("{addr} closed the connection at the hello")))?;
+        let theirs = match reply {
+            HelloReply::Welcome(h) => h,
+            HelloReply::Refused(why) => return Err(refused(format!("{addr} refused us: {why}"))),
+        };
+        if let Some(t) = target.filter(|t| *t != theirs.node_id) {
+            return Err(refused(format!(
+                "{addr} is node {} where node {t} was expected",
+                theirs.node_id
+            )));
+        }
+        identity
+            .check_cluster(&theirs)
+            .map_err(|why| refused(format!("{addr}: {why}")))?;
+        Ok((stream, theirs.node_id))
     };
     tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
         .map_err(|e| io::Error::new(io::ErrorKind::TimedOut, e))?
+}
+
+fn refused(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionRefused, why)
 }
 
 async fn resolve(addr: &str) -> io::Result<SocketAddr> {
@@ -124,4 +154,9 @@ async fn resolve(addr: &str) -> io::Result<SocketAddr> {
             format!("{addr} resolves to no address"),
         )
     })
+}
+
+/// The IP a configured address names literally (`None` for a host name).
+pub(super) fn literal_ip(addr: &str) -> Option<IpAddr> {
+    addr.parse::<SocketAddr>().ok().map(|a| a.ip())
 }

@@ -15,7 +15,7 @@ pub(super) struct Trio {
     pub(super) tuning: RaftTuning,
 }
 
-fn free_addr(ip: &str) -> SocketAddr {
+pub(super) fn free_addr(ip: &str) -> SocketAddr {
     let l = std::net::TcpListener::bind((ip, 0)).unwrap();
     l.local_addr().unwrap()
 }
@@ -46,9 +46,17 @@ impl Trio {
     }
 
     pub(super) async fn start(&self, i: usize) -> MetadataStore {
-        MetadataStore::start_with(self.cfg(i), self.tuning.clone())
+        self.start_as(i, ClusterOptions::default())
             .await
             .unwrap_or_else(|e| panic!("node {} failed to start: {e}", i + 1))
+    }
+
+    pub(super) async fn start_as(
+        &self,
+        i: usize,
+        options: ClusterOptions,
+    ) -> Result<MetadataStore, ClusterError> {
+        MetadataStore::start_node(self.cfg(i), options, self.tuning.clone()).await
     }
 
     pub(super) async fn start_all(&self) -> Vec<MetadataStore> {
