@@ -131,13 +131,6 @@ async fn run(mut config: Config, started: Instant) -> anyhow::Result<()> {
     if config.has_named_listeners() {
         config.listen = first.addr;
     }
-    if let Some(c) = config.controller_listener() {
-        info!(
-            listener = %c.name,
-            addr = %c.addr,
-            "controller listener configured (the metadata quorum does not bind it yet)"
-        );
-    }
     let broker = Broker::start(
         config,
         first.advertised_host.clone(),
@@ -157,7 +150,12 @@ async fn run(mut config: Config, started: Instant) -> anyhow::Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "accepting connections"
     );
-    let served = vltava::server::run(listeners, broker.clone(), shutdown_signal()).await;
+    let draining = broker.clone();
+    let stop = async move {
+        shutdown_signal().await;
+        draining.controlled_shutdown().await;
+    };
+    let served = vltava::server::run(listeners, broker.clone(), stop).await;
     broker.shutdown().await;
     served.map_err(|e| anyhow::anyhow!("listener: {e}"))
 }

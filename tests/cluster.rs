@@ -330,3 +330,106 @@ fn librdkafka_produces_and_consumes_across_leaders_from_one_bootstrap_node() {
     let partitions: BTreeSet<&str> = out.lines().filter_map(|l| l.split(' ').next()).collect();
     assert_eq!(partitions.len(), 6, "keys spread over every partition");
 }
+
+/// The partitions of `topic` as node `id` reports them, with each partition's error code.
+fn partitions(c: &Cluster, id: i32, topic: &str) -> Vec<(i16, i32, i32)> {
+    let m = metadata(&mut c.client(id), Some(&[topic]));
+    let mut parts: Vec<(i32, i16, i32, i32)> = m.topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition_index,
+                p.error_code,
+                p.leader_id.0,
+                p.leader_epoch,
+            )
+        })
+        .collect();
+    parts.sort_unstable();
+    parts.into_iter().map(|(_, e, l, ep)| (e, l, ep)).collect()
+}
+
+fn brokers_seen(c: &Cluster, id: i32) -> BTreeSet<i32> {
+    view(&metadata(&mut c.client(id), Some(&[]))).0
+}
+
+#[test]
+fn a_killed_broker_is_fenced_and_its_partitions_return_with_it() {
+    let mut cluster = Cluster::start(3, ClusterOptions::default());
+    assert_eq!(create_topic(&mut cluster.client(1), "fenced", 6, 1), 0);
+    let before = partitions(&cluster, 1, "fenced");
+    let led_by_3: Vec<usize> = (0..before.len()).filter(|&i| before[i].1 == 3).collect();
+    assert!(!led_by_3.is_empty(), "{before:?}");
+    for &i in &led_by_3 {
+        assert_eq!(
+            produce(&mut cluster.client(3), "fenced", i as i32, &["kept"]).0,
+            0
+        );
+    }
+    cluster.kill(3);
+    // After broker.session.timeout.ms without heartbeats the controller fences it: it leaves Metadata,
+    // and its RF=1 partitions have no leader (no data is invented elsewhere).
+    let fenced = cluster.await_state("broker 3 fenced", SETTLE, |c| {
+        let parts = partitions(c, 1, "fenced");
+        (brokers_seen(c, 1) == BTreeSet::from([1, 2]) && led_by_3.iter().all(|&i| parts[i].1 == -1))
+            .then_some(parts)
+    });
+    for (i, (code, leader, epoch)) in fenced.iter().enumerate() {
+        if led_by_3.contains(&i) {
+            assert_eq!(*code, 5, "LEADER_NOT_AVAILABLE for partition {i}");
+            assert!(*epoch > before[i].2, "the epoch moves on with the leader");
+        } else {
+            assert_eq!(
+                (*leader, *epoch),
+                (before[i].1, before[i].2),
+                "others untouched"
+            );
+        }
+    }
+    // Back with its data: unfenced, leading its partitions again at a newer epoch.
+    cluster.start_nodes(&[3]);
+    let after = cluster.await_state("broker 3 leading again, as 2 and 3 see it", SETTLE, |c| {
+        let parts = partitions(c, 2, "fenced");
+        let own = partitions(c, 3, "fenced");
+        (led_by_3.iter().all(|&i| parts[i].1 == 3) && own == parts).then_some(parts)
+    });
+    assert_eq!(brokers_seen(&cluster, 2), BTreeSet::from([1, 2, 3]));
+    for &i in &led_by_3 {
+        assert!(after[i].2 > fenced[i].2);
+        // Offset 1: the record written before the kill is still there.
+        assert_eq!(
+            produce(&mut cluster.client(3), "fenced", i as i32, &["more"]),
+            (0, 1)
+        );
+    }
+}
+
+#[test]
+fn sigterm_moves_leaderships_away_before_the_broker_stops() {
+    let mut cluster = Cluster::start(3, ClusterOptions::default());
+    assert_eq!(create_topic(&mut cluster.client(1), "replicated", 3, 3), 0);
+    let before = cluster.await_state("leaders on every broker", SETTLE, |c| {
+        let parts = partitions(c, 1, "replicated");
+        let leaders: BTreeSet<i32> = parts.iter().map(|p| p.1).collect();
+        (leaders == BTreeSet::from([1, 2, 3])).then_some(parts)
+    });
+    let target = 2;
+    assert!(
+        cluster.terminate(target),
+        "a clean exit after controlled shutdown"
+    );
+    // Right after the exit (no session timeout to wait for), nothing is led by the stopped broker: its
+    // partitions moved to other replicas at a newer epoch.
+    let after = partitions(&cluster, 1, "replicated");
+    for (i, (code, leader, epoch)) in after.iter().enumerate() {
+        assert_eq!(*code, 0, "partition {i}");
+        assert_ne!(*leader, target, "partition {i}");
+        if before[i].1 == target {
+            assert!(
+                *epoch > before[i].2,
+                "partition {i}: {before:?} -> {after:?}"
+            );
+        }
+    }
+}

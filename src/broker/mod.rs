@@ -59,6 +59,9 @@ pub struct Broker {
     pub producer_ids: producer_ids::ProducerIdAllocator,
     /// The data directory's free-space floor for client produce.
     pub disk: Arc<disk::DiskSpace>,
+    /// This broker's heartbeats to the controller (they keep it unfenced; controlled shutdown
+    /// goes through them).
+    heartbeats: crate::cluster::Heartbeats,
 }
 
 impl Broker {
@@ -90,14 +93,14 @@ impl Broker {
             open_segments_max = budget,
             nofile, max_maps, "segment files are opened on demand, at most this many at once"
         );
-        let metadata = MetadataStore::start(quorum::cluster_config(&config)?).await?;
+        let metadata = quorum::start_metadata(&config).await?;
         let me = BrokerInfo {
             id: config.node_id,
             host: advertised_host.clone(),
             port: advertised_port,
             rack: config.broker_rack.clone(),
         };
-        quorum::join(&config, &metadata, me).await?;
+        let heartbeats = quorum::join(&config, &metadata, me).await?;
         let partitions = Arc::new(PartitionManager::new(
             config.data_dir.clone(),
             config.node_id,
@@ -144,6 +147,7 @@ impl Broker {
             ),
             producer_ids: producer_ids::ProducerIdAllocator::new(),
             disk,
+            heartbeats,
         });
         broker.spawn_background_tasks(log_defaults.flush);
         broker.group.start().await?;
@@ -206,6 +210,21 @@ impl Broker {
     }
 
     /// Flushes and closes the logs and stops Raft. Call after the server has drained its connections.
+    /// Controlled shutdown (SIGTERM): asks the controller to move this broker's leaderships away
+    /// and waits until it says the broker may stop, at most a session timeout, while requests are
+    /// still served (clients follow the leaders to their new brokers).
+    pub async fn controlled_shutdown(&self) {
+        let timeout = Duration::from_millis(self.config.broker_session_timeout_ms);
+        if self.heartbeats.controlled_shutdown(timeout).await {
+            info!("controlled shutdown: leaderships moved away");
+        } else {
+            warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "controlled shutdown not confirmed by the controller in time; stopping anyway"
+            );
+        }
+    }
+
     pub async fn shutdown(&self) {
         self.partitions.close_all();
         if let Err(e) = self.metadata.shutdown().await {

@@ -11,19 +11,35 @@ use tracing::{info, warn};
 
 use super::StartError;
 use crate::cluster::{
-    new_cluster_id, BrokerInfo, ClusterConfig, ClusterError, CommandResult, MetadataCommand,
-    MetadataStore,
+    new_cluster_id, BrokerInfo, ClusterConfig, ClusterError, ClusterOptions, CommandResult,
+    Heartbeats, MetadataCommand, MetadataStore, RaftTuning,
 };
 use crate::config::{Config, ConfigError};
 
+/// Starts this node's member of the metadata quorum as configured.
+pub async fn start_metadata(config: &Config) -> Result<MetadataStore, StartError> {
+    let cluster = cluster_config(config)?;
+    let options = ClusterOptions {
+        cluster_id: config.cluster_id.clone(),
+        learner: !config.process_roles.controller,
+        local_ip: None,
+    };
+    let tuning = RaftTuning {
+        broker_session_timeout: Duration::from_millis(config.broker_session_timeout_ms),
+        ..RaftTuning::default()
+    };
+    Ok(MetadataStore::start_node(cluster, options, tuning).await?)
+}
+
 /// The Raft group as configured: a single voter unless `controller.quorum.voters` names others.
-pub fn cluster_config(config: &Config) -> Result<ClusterConfig, StartError> {
+fn cluster_config(config: &Config) -> Result<ClusterConfig, StartError> {
     let voters: BTreeMap<u64, String> = config
         .controller_quorum_voters
         .iter()
         .map(|v| (v.id as u64, v.addr.to_string()))
         .collect();
-    let single = voters.keys().all(|id| *id == config.node_id as u64);
+    let single =
+        config.process_roles.controller && voters.keys().all(|id| *id == config.node_id as u64);
     let raft_addr = match (single, config.controller_listener()) {
         (true, _) => None,
         (false, Some(listener)) => Some(resolve(
@@ -90,12 +106,14 @@ async fn write_when_possible(
 }
 
 /// The cluster id (the configured one, else the one already agreed, else a new one written by the first
-/// node to get there) and this broker's registration.
+/// node to get there), this broker's registration (a new broker epoch each start, as KRaft), and its
+/// heartbeats to the controller, which unfence it once it has caught up with the metadata log. Returns
+/// once unfenced, or after the session timeout with a warning (it goes on heartbeating).
 pub async fn join(
     config: &Config,
     metadata: &MetadataStore,
     me: BrokerInfo,
-) -> Result<(), StartError> {
+) -> Result<Heartbeats, StartError> {
     if metadata.image().cluster_id.is_empty() {
         let cluster_id = config.cluster_id.clone().unwrap_or_else(new_cluster_id);
         write_when_possible(
@@ -114,14 +132,26 @@ pub async fn join(
             });
         }
     }
-    if metadata.image().brokers.get(&config.node_id) != Some(&me) {
-        write_when_possible(
-            metadata,
-            MetadataCommand::RegisterBroker(me),
-            "registration",
-        )
-        .await?;
+    let registered = write_when_possible(
+        metadata,
+        MetadataCommand::RegisterBroker(me),
+        "registration",
+    )
+    .await?;
+    let CommandResult::BrokerRegistered { epoch } = registered else {
+        return Err(ClusterError::Raft(format!("registration answered {registered:?}")).into());
+    };
+    let interval = Duration::from_millis(config.broker_heartbeat_interval_ms);
+    let heartbeats = metadata.spawn_heartbeats(config.node_id, epoch, interval);
+    let session = Duration::from_millis(config.broker_session_timeout_ms);
+    if heartbeats.wait_for(session, |r| !r.is_fenced).await {
+        info!(cluster_id = %agreed, node_id = config.node_id, broker_epoch = epoch, "joined the cluster");
+    } else {
+        warn!(
+            node_id = config.node_id,
+            broker_epoch = epoch,
+            "still fenced after the session timeout; serving anyway and heartbeating on"
+        );
     }
-    info!(cluster_id = %agreed, node_id = config.node_id, "joined the cluster");
-    Ok(())
+    Ok(heartbeats)
 }

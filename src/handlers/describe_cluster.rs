@@ -33,8 +33,7 @@ pub async fn handle(ctx: RequestContext, req: DescribeClusterRequest) -> Handler
     }
     let image = ctx.broker.metadata.image();
     let brokers = image
-        .brokers
-        .values()
+        .unfenced_brokers()
         .map(|b| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.id))

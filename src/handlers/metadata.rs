@@ -110,8 +110,7 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
 
     let image = broker.metadata.image();
     let brokers = image
-        .brokers
-        .values()
+        .unfenced_brokers()
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
@@ -135,9 +134,14 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
     Ok(Some(response.into()))
 }
 
+/// Registered and unfenced: Kafka's metadata lists only these brokers.
+fn alive(image: &MetadataImage, id: i32) -> bool {
+    image.unfenced_brokers().any(|b| b.id == id)
+}
+
 /// A topic's partitions as the image has them: leader, leader epoch, replicas and ISR. A replica
-/// is offline when its broker is not registered, or (here) when its log could not be opened. A
-/// partition whose leader is unregistered has no leader (LEADER_NOT_AVAILABLE), as Kafka's
+/// is offline when its broker is not registered and unfenced, or (here) when its log could not be
+/// opened. A partition whose leader is not alive has no leader (LEADER_NOT_AVAILABLE), as Kafka's
 /// metadata cache answers; one this broker leads but could not open has no ISR either, as Kafka
 /// reports an offline partition.
 fn topic_entry(
@@ -155,9 +159,7 @@ fn topic_entry(
             let offline: Vec<BrokerId> = p
                 .replicas
                 .iter()
-                .filter(|r| {
-                    !image.brokers.contains_key(r) || (**r == broker.node_id && offline_here)
-                })
+                .filter(|r| !alive(image, **r) || (**r == broker.node_id && offline_here))
                 .map(|r| BrokerId(*r))
                 .collect();
             let entry = MetadataResponsePartition::default()
@@ -173,7 +175,7 @@ fn topic_entry(
                     .with_error_code(no_leader)
                     .with_leader_id(BrokerId(-1))
                     .with_isr_nodes(Vec::new())
-            } else if !image.brokers.contains_key(&p.leader) {
+            } else if !alive(image, p.leader) {
                 entry
                     .with_error_code(no_leader)
                     .with_leader_id(BrokerId(-1))
