@@ -14,6 +14,7 @@ mod image;
 mod instance;
 mod log_store;
 mod network;
+pub mod placement;
 mod reserve;
 mod server;
 mod state_machine;
