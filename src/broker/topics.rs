@@ -6,7 +6,9 @@ use kafka_protocol::error::ResponseError;
 use uuid::Uuid;
 
 use super::{topic_config, Broker};
-use crate::cluster::{ClusterError, CommandResult, MetadataCommand, PartitionInfo, TopicInfo};
+use crate::cluster::{
+    placement, ClusterError, CommandResult, MetadataCommand, PartitionInfo, TopicInfo,
+};
 
 /// Why a topic could not be created or deleted, with the Kafka error code it maps to.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,19 @@ pub enum TopicError {
     Cluster(#[from] ClusterError),
     #[error("cannot host new partitions: {0}")]
     Storage(#[from] super::disk::BelowFloor),
+}
+
+impl From<placement::PlacementError> for TopicError {
+    fn from(e: placement::PlacementError) -> Self {
+        match e {
+            placement::PlacementError::InvalidReplicationFactor(m) => {
+                TopicError::InvalidReplicationFactor(m)
+            }
+            placement::PlacementError::InvalidReplicaAssignment(m) => {
+                TopicError::InvalidReplicaAssignment(m)
+            }
+        }
+    }
 }
 
 impl TopicError {
@@ -115,7 +130,6 @@ impl Broker {
         for (k, v) in &req.configs {
             topic_config::validate(k, v).map_err(TopicError::InvalidConfig)?;
         }
-        let brokers: Vec<i32> = image.brokers.keys().copied().collect();
         // Checked before anything is allocated per partition: the count comes from the client.
         let requested = if req.assignments.is_empty() {
             match req.num_partitions {
@@ -136,13 +150,7 @@ impl Broker {
                     "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.".into(),
                 ));
             }
-            for replicas in &req.assignments {
-                if replicas.is_empty() || replicas.iter().any(|b| !brokers.contains(b)) {
-                    return Err(TopicError::InvalidReplicaAssignment(format!(
-                        "Replica assignment {replicas:?} names no broker or an unknown broker"
-                    )));
-                }
-            }
+            placement::validate_assignments(&image, &req.assignments)?;
             req.assignments.clone()
         } else {
             let partitions = match req.num_partitions {
@@ -159,19 +167,8 @@ impl Broker {
                 }
                 n => n,
             };
-            if rf as usize > brokers.len() {
-                return Err(TopicError::InvalidReplicationFactor(format!(
-                    "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.",
-                    brokers.len()
-                )));
-            }
-            (0..partitions as usize)
-                .map(|p| {
-                    (0..rf as usize)
-                        .map(|r| brokers[(p + r) % brokers.len()])
-                        .collect()
-                })
-                .collect()
+            let brokers = placement::candidates(&image);
+            placement::place(&brokers, 0, partitions as usize, rf as usize)?
         };
         let partitions = replica_lists
             .into_iter()

@@ -19,6 +19,20 @@ impl MetadataImage {
             .filter(|b| self.registrations.get(&b.id).is_some_and(|r| !r.fenced))
     }
 
+    /// The replicas of `p` on brokers that are not alive (registered and unfenced), which
+    /// Metadata lists as offline replicas. Brokers without a registration entry (an image from
+    /// before registrations) count as alive.
+    pub fn offline_replicas(&self, p: &PartitionInfo) -> Vec<i32> {
+        p.replicas
+            .iter()
+            .copied()
+            .filter(|r| match self.registrations.get(r) {
+                Some(reg) => reg.fenced,
+                None => !self.brokers.contains_key(r),
+            })
+            .collect()
+    }
+
     /// Partitions broker `id` leads.
     pub fn leaderships(&self, id: i32) -> usize {
         self.topics
@@ -210,6 +224,7 @@ mod tests {
         assert_eq!(part(&img, 1).leader, 1);
         assert_eq!(part(&img, 1).isr, vec![1]);
         assert_eq!(part(&img, 1).leader_epoch, 1);
+        assert_eq!(img.offline_replicas(part(&img, 0)), vec![2]);
         // RF=1 on 2: offline, ISR kept.
         assert_eq!(part(&img, 2).leader, -1);
         assert_eq!(part(&img, 2).isr, vec![2]);
@@ -224,6 +239,7 @@ mod tests {
         assert_eq!(part(&img, 2).leader_epoch, 2);
         assert_eq!(part(&img, 0).leader, 1);
         assert_eq!(part(&img, 0).leader_epoch, 1);
+        assert!(img.offline_replicas(part(&img, 0)).is_empty());
     }
 
     #[test]

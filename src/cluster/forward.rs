@@ -96,11 +96,15 @@ impl Inner {
             }
             tracing::debug!(?leader, miss = ?attempt_text(&attempt), "controller request not answered yet; retrying");
             last_miss = attempt;
-            if hint.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if hint.is_some() {
+                // Go to the named leader at once, but not in a tight loop should two nodes
+                // keep naming each other while their views settle.
+                tokio::time::sleep(BACKOFF_MIN.min(left)).await;
+            } else {
                 // Sooner if our view of the leadership changes.
                 let mut metrics = raft.metrics();
-                let wait = backoff.min(deadline.saturating_duration_since(Instant::now()));
-                let _ = tokio::time::timeout(wait, metrics.changed()).await;
+                let _ = tokio::time::timeout(backoff.min(left), metrics.changed()).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }

@@ -1,6 +1,8 @@
 //! Cluster metadata replicated through an embedded openraft group (KRaft-style): types,
-//! durable log storage, the metadata state machine, TCP Raft RPC and the `MetadataStore` facade,
-//! which restarts a Raft core stopped by a storage failure (and keeps a space reserve for it).
+//! durable log storage, the metadata state machine, the metadata port (Raft RPC and requests
+//! forwarded to the controller, behind a hello that keeps strangers out), bootstrap, broker
+//! liveness and leadership, replica placement, and the `MetadataStore` facade, which restarts a
+//! Raft core stopped by a storage failure (and keeps a space reserve for it).
 
 mod bootstrap;
 mod controller;
@@ -14,6 +16,7 @@ mod image;
 mod instance;
 mod log_store;
 mod network;
+pub mod placement;
 mod reserve;
 mod server;
 mod state_machine;

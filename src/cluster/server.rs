@@ -2,10 +2,12 @@
 //! (one log line, connection closed, nothing applied), and answers each later frame, Raft RPCs
 //! with the current Raft instance and controller requests with the local `Controller`.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -54,6 +56,31 @@ pub(super) async fn serve(
     }
 }
 
+/// A misconfigured peer reconnects several times a second: its refusal is logged at warn once
+/// per this period (per peer address and reason), else at debug.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+fn loud(peer: SocketAddr, reason: &str) -> bool {
+    static LAST: Mutex<Option<HashMap<(IpAddr, String), Instant>>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let map = last.get_or_insert_with(HashMap::new);
+    // Bounded: a flood of strangers from many addresses must not grow it without end.
+    if map.len() > 1024 {
+        map.retain(|_, t| t.elapsed() < REFUSAL_LOG_EVERY);
+        if map.len() > 1024 {
+            map.clear();
+        }
+    }
+    let key = (peer.ip(), reason.to_string());
+    match map.get(&key) {
+        Some(t) if t.elapsed() < REFUSAL_LOG_EVERY => false,
+        _ => {
+            map.insert(key, Instant::now());
+            true
+        }
+    }
+}
+
 /// How long a new connection has to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -73,11 +100,15 @@ async fn greet(
         // Closed before a word: a port probe, not worth a line.
         Ok(Ok(None)) => return None,
         Ok(Err(e)) => {
-            tracing::warn!(%peer, error = %e, "refused a metadata connection: not a hello frame");
+            if loud(peer, "garbage") {
+                tracing::warn!(%peer, error = %e, "refused a metadata connection: not a hello frame");
+            }
             return None;
         }
         Err(_) => {
-            tracing::warn!(%peer, "refused a metadata connection: no hello within {HELLO_TIMEOUT:?}");
+            if loud(peer, "silent") {
+                tracing::warn!(%peer, "refused a metadata connection: no hello within {HELLO_TIMEOUT:?}");
+            }
             return None;
         }
     };
@@ -91,7 +122,11 @@ async fn greet(
     let reply = match identity.check_peer(&hello, peer.ip(), &membership) {
         Ok(()) => HelloReply::Welcome(identity.hello()),
         Err(why) => {
-            tracing::warn!(%peer, node_id = hello.node_id, reason = %why, "refused a metadata connection");
+            if loud(peer, &why) {
+                tracing::warn!(%peer, node_id = hello.node_id, reason = %why, "refused a metadata connection");
+            } else {
+                tracing::debug!(%peer, node_id = hello.node_id, reason = %why, "refused a metadata connection");
+            }
             // Best effort: the peer learns why, then the connection closes.
             let _ = write_frame(&mut stream, &HelloReply::Refused(why)).await;
             return None;

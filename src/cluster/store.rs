@@ -392,6 +392,23 @@ impl MetadataStore {
         }
     }
 
+    /// Waits (up to `timeout`) until the applied image has a cluster id, which a multi-node
+    /// member learns once the first leader has committed it; the broker needs it before it
+    /// answers clients. `Timeout` when no leader committed one in time.
+    pub async fn wait_for_cluster_id(&self, timeout: Duration) -> Result<String, ClusterError> {
+        let mut images = self.subscribe();
+        let found = tokio::time::timeout(timeout, images.wait_for(|i| !i.cluster_id.is_empty()))
+            .await
+            .map(|r| r.map(|img| img.cluster_id.clone()));
+        match found {
+            Ok(Ok(id)) => Ok(id),
+            Ok(Err(_)) => Err(ClusterError::Raft("the metadata store is shut down".into())),
+            Err(_) => Err(ClusterError::Timeout(format!(
+                "no cluster id committed within {timeout:?} (is a majority of the voters up?)"
+            ))),
+        }
+    }
+
     pub fn node_id(&self) -> u64 {
         self.inner.shared.node_id
     }

@@ -28,13 +28,16 @@ async fn restarted_members_rejoin_without_a_new_bootstrap() {
         trio.start_all().await.into_iter().map(Some).collect();
     agreed_leader(&nodes.iter().flatten().collect::<Vec<_>>()).await;
     // The first leader committed a cluster id, the same everywhere and stored by every node.
+    let mut ids = Vec::new();
     for n in nodes.iter().flatten() {
-        wait_for(n, |img| !img.cluster_id.is_empty()).await;
+        ids.push(
+            n.wait_for_cluster_id(Duration::from_secs(10))
+                .await
+                .unwrap(),
+        );
     }
-    let id = nodes[0].as_ref().unwrap().image().cluster_id.clone();
-    for n in nodes.iter().flatten() {
-        assert_eq!(n.image().cluster_id, id);
-    }
+    let id = ids[0].clone();
+    assert!(ids.iter().all(|i| *i == id), "{ids:?}");
     create(nodes[1].as_ref().unwrap(), "a").await;
 
     // Node 1 (the lowest id) restarts while the others write: it catches up, nothing new.
