@@ -64,6 +64,38 @@ fn create_topic(c: &mut Client, topic: &str, partitions: i32, rf: i16) -> i16 {
     }
 }
 
+/// Creates `topic` through node `via` once every running node sees every broker alive, and returns
+/// once every running node knows the topic's leaders (metadata reaches the other nodes moments after
+/// the controller commits it; a client would retry meanwhile).
+fn create_topic_everywhere(cluster: &Cluster, via: i32, topic: &str, partitions: i32, rf: i16) {
+    let ids: Vec<i32> = cluster
+        .specs
+        .iter()
+        .map(|s| s.id)
+        .filter(|&id| cluster.is_up(id))
+        .collect();
+    cluster.await_state("every broker alive everywhere", SETTLE, |c| {
+        ids.iter()
+            .all(|&id| view(&metadata(&mut c.client(id), Some(&[]))).0.len() == ids.len())
+            .then_some(())
+    });
+    assert_eq!(
+        create_topic(&mut cluster.client(via), topic, partitions, rf),
+        0,
+        "via node {via}"
+    );
+    cluster.await_state("the topic known everywhere", SETTLE, |c| {
+        ids.iter()
+            .all(|&id| {
+                let m = metadata(&mut c.client(id), Some(&[topic]));
+                m.topics[0].error_code == 0
+                    && m.topics[0].partitions.len() == partitions as usize
+                    && m.topics[0].partitions.iter().all(|p| p.error_code == 0)
+            })
+            .then_some(())
+    });
+}
+
 /// Produces one batch to `topic`-`partition` through `c`; the partition's error code.
 fn produce(c: &mut Client, topic: &str, partition: i32, values: &[&str]) -> (i16, i64) {
     let req = ProduceRequest::default()
@@ -249,7 +281,7 @@ fn five_nodes_form_a_cluster() {
             .all(|id| view(&metadata(&mut c.client(id), Some(&[]))).0.len() == 5)
             .then_some(())
     });
-    assert_eq!(create_topic(&mut cluster.client(4), "five", 10, 1), 0);
+    create_topic_everywhere(&cluster, 4, "five", 10, 1);
     let parts = layout(&metadata(&mut cluster.client(5), Some(&["five"])));
     let leaders: BTreeSet<i32> = parts.iter().map(|p| p.0).collect();
     assert_eq!(leaders, BTreeSet::from([1, 2, 3, 4, 5]));
@@ -281,7 +313,7 @@ fn kcat(args: &[&str], input: &str) -> String {
 #[test]
 fn librdkafka_produces_and_consumes_across_leaders_from_one_bootstrap_node() {
     let cluster = Cluster::start(3, ClusterOptions::default());
-    assert_eq!(create_topic(&mut cluster.client(2), "kcat-spread", 6, 1), 0);
+    create_topic_everywhere(&cluster, 2, "kcat-spread", 6, 1);
     let listing = kcat(&["-b", &cluster.addr(1), "-L", "-t", "kcat-spread"], "");
     assert!(listing.contains("3 brokers:"), "{listing}");
     for id in 1..=3 {
@@ -357,15 +389,13 @@ fn brokers_seen(c: &Cluster, id: i32) -> BTreeSet<i32> {
 #[test]
 fn a_killed_broker_is_fenced_and_its_partitions_return_with_it() {
     let mut cluster = Cluster::start(3, ClusterOptions::default());
-    assert_eq!(create_topic(&mut cluster.client(1), "fenced", 6, 1), 0);
+    create_topic_everywhere(&cluster, 1, "fenced", 6, 1);
     let before = partitions(&cluster, 1, "fenced");
     let led_by_3: Vec<usize> = (0..before.len()).filter(|&i| before[i].1 == 3).collect();
     assert!(!led_by_3.is_empty(), "{before:?}");
     for &i in &led_by_3 {
-        assert_eq!(
-            produce(&mut cluster.client(3), "fenced", i as i32, &["kept"]).0,
-            0
-        );
+        let r = produce(&mut cluster.client(3), "fenced", i as i32, &["kept"]);
+        assert_eq!(r.0, 0, "{r:?}");
     }
     cluster.kill(3);
     // After broker.session.timeout.ms without heartbeats the controller fences it: it leaves Metadata,
@@ -408,7 +438,7 @@ fn a_killed_broker_is_fenced_and_its_partitions_return_with_it() {
 #[test]
 fn sigterm_moves_leaderships_away_before_the_broker_stops() {
     let mut cluster = Cluster::start(3, ClusterOptions::default());
-    assert_eq!(create_topic(&mut cluster.client(1), "replicated", 3, 3), 0);
+    create_topic_everywhere(&cluster, 1, "replicated", 3, 3);
     let before = cluster.await_state("leaders on every broker", SETTLE, |c| {
         let parts = partitions(c, 1, "replicated");
         let leaders: BTreeSet<i32> = parts.iter().map(|p| p.1).collect();

@@ -11,8 +11,8 @@ use tracing::{info, warn};
 
 use super::StartError;
 use crate::cluster::{
-    new_cluster_id, BrokerInfo, ClusterConfig, ClusterError, ClusterOptions, CommandResult,
-    Heartbeats, MetadataCommand, MetadataStore, RaftTuning,
+    BrokerInfo, ClusterConfig, ClusterError, ClusterOptions, CommandResult, Heartbeats,
+    MetadataCommand, MetadataStore, RaftTuning,
 };
 use crate::config::{Config, ConfigError};
 
@@ -105,8 +105,8 @@ async fn write_when_possible(
     }
 }
 
-/// The cluster id (the configured one, else the one already agreed, else a new one written by the first
-/// node to get there), this broker's registration (a new broker epoch each start, as KRaft), and its
+/// The cluster id (committed by the quorum's first leader: the configured one, else a new one), this
+/// broker's registration (a new broker epoch each start, as KRaft), and its
 /// heartbeats to the controller, which unfence it once it has caught up with the metadata log. Returns
 /// once unfenced, or after the session timeout with a warning (it goes on heartbeating).
 pub async fn join(
@@ -114,16 +114,19 @@ pub async fn join(
     metadata: &MetadataStore,
     me: BrokerInfo,
 ) -> Result<Heartbeats, StartError> {
-    if metadata.image().cluster_id.is_empty() {
-        let cluster_id = config.cluster_id.clone().unwrap_or_else(new_cluster_id);
-        write_when_possible(
-            metadata,
-            MetadataCommand::InitCluster { cluster_id },
-            "cluster id",
-        )
-        .await?;
-    }
-    let agreed = metadata.image().cluster_id.clone();
+    // The first leader commits the cluster id (the configured one, if any); wait for it, with a log
+    // line a minute, as long as the quorum is forming.
+    let mut waited = Duration::ZERO;
+    let agreed = loop {
+        match metadata.wait_for_cluster_id(Duration::from_secs(60)).await {
+            Ok(id) => break id,
+            Err(ClusterError::Timeout(why)) => {
+                waited += Duration::from_secs(60);
+                warn!(waited_s = waited.as_secs(), %why, "waiting for the metadata quorum");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     if let Some(configured) = &config.cluster_id {
         if configured != &agreed {
             return Err(StartError::ClusterIdMismatch {

@@ -38,13 +38,19 @@ async fn broker(dir: &Path) -> Arc<Broker> {
     let b = Broker::start(config, "127.0.0.1".into(), 9092)
         .await
         .unwrap();
-    b.metadata
-        .write(MetadataCommand::RegisterBroker(BrokerInfo {
+    let epoch = b
+        .metadata
+        .register_broker(BrokerInfo {
             id: OTHER,
             host: "127.0.0.2".into(),
             port: 9192,
             rack: Some("r2".into()),
-        }))
+        })
+        .await
+        .unwrap();
+    // As if its first heartbeat had come in: alive, so Metadata lists it.
+    b.metadata
+        .write(MetadataCommand::UnfenceBroker { id: OTHER, epoch })
         .await
         .unwrap();
     b
