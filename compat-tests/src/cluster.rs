@@ -1,0 +1,326 @@
+//! A local vltava cluster of real processes for the client tests: node N listens on 127.0.0.N (a Kafka
+//! listener and a controller listener, each on a port free on that address) and is configured by a Kafka
+//! KRaft `server.properties` file; every node is a broker and a voter of the metadata quorum.
+//!
+//! Nodes start together (each waits for its quorum before it serves) and are ready at their
+//! `accepting connections addr=` line, read from their output as it comes. Nodes can be killed (-9),
+//! terminated (SIGTERM) and started again on the same data directory and ports.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context as _};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader, ResponseHeader,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+
+use crate::{broker_bin, pump, LogRing, DEFAULT_READY_TIMEOUT};
+
+/// One node: its addresses, its properties file, and its process while it runs.
+struct Node {
+    id: i32,
+    ip: String,
+    kafka_port: u16,
+    properties: PathBuf,
+    child: Option<Child>,
+    logs: LogRing,
+    starts: u32,
+}
+
+/// A running cluster; dropping it kills every node (and prints their last lines if a test panicked).
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    nodes: Vec<Node>,
+}
+
+fn free_port(ip: &str) -> anyhow::Result<u16> {
+    Ok(TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .with_context(|| format!("no free port on {ip}"))?
+        .port())
+}
+
+impl Cluster {
+    /// Writes the properties of `n` nodes (short liveness timers, no initial rebalance delay, a
+    /// 3-partition offsets topic) plus `extra` lines, starts them all, and returns once every node
+    /// serves; panics with the nodes' output otherwise.
+    pub fn start(n: i32, extra: &[(&str, &str)]) -> Cluster {
+        Self::try_start(n, extra).unwrap_or_else(|e| panic!("{e:#}"))
+    }
+
+    pub fn try_start(n: i32, extra: &[(&str, &str)]) -> anyhow::Result<Cluster> {
+        let dir = tempfile::Builder::new()
+            .prefix("vltava-compat-cluster-")
+            .tempdir()?;
+        let mut nodes = Vec::new();
+        let mut controller_ports = Vec::new();
+        for id in 1..=n {
+            let ip = format!("127.0.0.{id}");
+            controller_ports.push(free_port(&ip)?);
+            nodes.push(Node {
+                id,
+                kafka_port: free_port(&ip)?,
+                properties: dir.path().join(format!("node{id}.properties")),
+                ip,
+                child: None,
+                logs: LogRing::default(),
+                starts: 0,
+            });
+        }
+        let voters: Vec<String> = nodes
+            .iter()
+            .zip(&controller_ports)
+            .map(|(s, cp)| format!("{}@{}:{cp}", s.id, s.ip))
+            .collect();
+        for (s, cp) in nodes.iter().zip(&controller_ports) {
+            let mut text = format!(
+                "process.roles=broker,controller\n\
+                 node.id={id}\n\
+                 controller.quorum.voters={voters}\n\
+                 listeners=PLAINTEXT://{ip}:{kp},CONTROLLER://{ip}:{cp}\n\
+                 advertised.listeners=PLAINTEXT://{ip}:{kp}\n\
+                 controller.listener.names=CONTROLLER\n\
+                 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+                 inter.broker.listener.name=PLAINTEXT\n\
+                 log.dirs={data}\n\
+                 broker.heartbeat.interval.ms=500\n\
+                 broker.session.timeout.ms=4000\n\
+                 group.initial.rebalance.delay.ms=0\n\
+                 offsets.topic.num.partitions=3\n",
+                id = s.id,
+                voters = voters.join(","),
+                ip = s.ip,
+                kp = s.kafka_port,
+                data = dir.path().join(format!("data{}", s.id)).display(),
+            );
+            for (k, v) in extra {
+                text.push_str(&format!("{k}={v}\n"));
+            }
+            std::fs::write(&s.properties, text)?;
+        }
+        let mut cluster = Cluster { dir, nodes };
+        let ids: Vec<i32> = (1..=n).collect();
+        cluster.start_nodes(&ids)?;
+        Ok(cluster)
+    }
+
+    fn node(&self, id: i32) -> &Node {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    fn node_mut(&mut self, id: i32) -> &mut Node {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    pub fn ids(&self) -> Vec<i32> {
+        self.nodes.iter().map(|s| s.id).collect()
+    }
+
+    /// The Kafka listener of node `id`, `ip:port`.
+    pub fn bootstrap(&self, id: i32) -> String {
+        let s = self.node(id);
+        format!("{}:{}", s.ip, s.kafka_port)
+    }
+
+    /// `bootstrap.servers` naming every node.
+    pub fn bootstrap_all(&self) -> String {
+        let all: Vec<String> = self
+            .ids()
+            .into_iter()
+            .map(|id| self.bootstrap(id))
+            .collect();
+        all.join(",")
+    }
+
+    pub fn is_running(&mut self, id: i32) -> bool {
+        match self.node_mut(id).child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Starts the given (stopped) nodes at once on their data directories and waits until each serves:
+    /// a node of a forming quorum is ready only once enough of the others are up.
+    pub fn start_nodes(&mut self, ids: &[i32]) -> anyhow::Result<()> {
+        let bin = broker_bin();
+        if !bin.exists() {
+            bail!(
+                "broker binary {} does not exist: run `cargo build -p vltava` or set VLTAVA_BIN",
+                bin.display()
+            );
+        }
+        let cwd = self.dir.path().to_path_buf();
+        let mut waiting = Vec::new();
+        for &id in ids {
+            let s = self.node_mut(id);
+            let mut child = Command::new(&bin)
+                .arg("--config")
+                .arg(&s.properties)
+                .current_dir(&cwd)
+                .env(
+                    "RUST_LOG",
+                    std::env::var("VLTAVA_TEST_RUST_LOG").unwrap_or_else(|_| "info".into()),
+                )
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .with_context(|| format!("spawning node {id}"))?;
+            s.starts += 1;
+            let (tx, rx) = mpsc::channel::<Option<String>>();
+            if let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) {
+                pump(out, s.logs.clone(), s.starts, Some(tx.clone()));
+                pump(err, s.logs.clone(), s.starts, Some(tx));
+            }
+            s.child = Some(child);
+            waiting.push((id, rx));
+        }
+        let deadline = Instant::now() + DEFAULT_READY_TIMEOUT;
+        for (id, rx) in waiting {
+            let mut eofs = 0;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(Some(_addr)) => break,
+                    Ok(None) => {
+                        eofs += 1;
+                        if eofs == 2 {
+                            bail!(
+                                "node {id} exited before it was ready\n{}",
+                                self.node_logs(id)
+                            );
+                        }
+                    }
+                    Err(_) => bail!(
+                        "node {id} printed no readiness line within {DEFAULT_READY_TIMEOUT:?}\n{}",
+                        self.logs()
+                    ),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// kill -9 and reap.
+    pub fn kill9(&mut self, id: i32) {
+        if let Some(mut c) = self.node_mut(id).child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts node `id` again on its data directory and ports (killing it first if it runs).
+    pub fn restart(&mut self, id: i32) -> anyhow::Result<()> {
+        self.kill9(id);
+        self.start_nodes(&[id])
+    }
+
+    /// SIGTERM, then wait up to `timeout` for the exit (after which it is killed and this fails).
+    pub fn terminate(&mut self, id: i32, timeout: Duration) -> anyhow::Result<ExitStatus> {
+        let mut c = self
+            .node_mut(id)
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("node {id} is not running"))?;
+        let pid = c.id() as libc::pid_t;
+        // SAFETY: signalling a child process this harness spawned and has not reaped.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let (tx, rx) = mpsc::channel();
+        let waiter = thread::spawn(move || {
+            let st = c.wait();
+            let _ = tx.send(());
+            st
+        });
+        if rx.recv_timeout(timeout).is_err() {
+            // SAFETY: as above; the waiter thread still owns the child and reaps it.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            let _ = waiter.join();
+            bail!(
+                "node {id} did not exit within {timeout:?} of SIGTERM\n{}",
+                self.logs()
+            );
+        }
+        let st = waiter
+            .join()
+            .map_err(|_| anyhow!("waiter thread panicked"))??;
+        Ok(st)
+    }
+
+    /// The last lines of node `id`.
+    pub fn node_logs(&self, id: i32) -> String {
+        format!("--- node {id} ---\n{}", self.node(id).logs.dump())
+    }
+
+    /// The last lines of every node.
+    pub fn logs(&self) -> String {
+        let all: Vec<String> = self
+            .ids()
+            .into_iter()
+            .map(|id| self.node_logs(id))
+            .collect();
+        all.join("\n")
+    }
+
+    /// The node coordinating `group`, as node `via` answers FindCoordinator (v2, raw).
+    pub fn group_coordinator(&self, via: i32, group: &str) -> anyhow::Result<i32> {
+        let version = 2;
+        let mut buf = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::FindCoordinator as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(1)
+            .with_client_id(Some(StrBytes::from_static_str("vltava-compat-cluster")))
+            .encode(
+                &mut buf,
+                ApiKey::FindCoordinator.request_header_version(version),
+            )?;
+        FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(group.to_string()))
+            .with_key_type(0)
+            .encode(&mut buf, version)?;
+        let mut stream = TcpStream::connect(self.bootstrap(via))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(&(buf.len() as i32).to_be_bytes())?;
+        stream.write_all(&buf)?;
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len)?;
+        let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+        stream.read_exact(&mut body)?;
+        let mut body = Bytes::from(body);
+        ResponseHeader::decode(
+            &mut body,
+            ApiKey::FindCoordinator.response_header_version(version),
+        )?;
+        let r = FindCoordinatorResponse::decode(&mut body, version)?;
+        if r.error_code != 0 {
+            bail!(
+                "FindCoordinator({group}) via node {via}: error {}",
+                r.error_code
+            );
+        }
+        Ok(r.node_id.0)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if thread::panicking() && std::env::var_os("VLTAVA_QUIET_LOGS").is_none() {
+            eprintln!("--- last output of the cluster ---\n{}", self.logs());
+        }
+        for id in self.ids() {
+            self.kill9(id);
+        }
+    }
+}
