@@ -2,7 +2,6 @@ package dev.vltava.compat;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
@@ -35,6 +34,9 @@ import org.apache.kafka.common.TopicPartitionInfo;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtensionContext;
+import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.api.extension.TestWatcher;
 
 /**
  * The Java client against a 3-node vltava cluster: the cluster as the admin client describes it
@@ -49,6 +51,17 @@ class ClusterTest {
 
     private Cluster cluster;
 
+    /** On a failure, the nodes' last lines go to the test's output (target/surefire-reports). */
+    @RegisterExtension
+    final TestWatcher dumpLogsOnFailure = new TestWatcher() {
+        @Override
+        public void testFailed(ExtensionContext context, Throwable cause) {
+            if (cluster != null) {
+                System.err.println(cluster.allLogs());
+            }
+        }
+    };
+
     @BeforeEach
     void start() {
         cluster = Cluster.start(3);
@@ -56,7 +69,9 @@ class ClusterTest {
 
     @AfterEach
     void stop() {
-        cluster.close();
+        if (cluster != null) {
+            cluster.close();
+        }
     }
 
     /** The cluster as one describeCluster call shows it. */
@@ -148,6 +163,9 @@ class ClusterTest {
             }
         }
         assertEquals(Set.of(1, 2, 3), views.get(0).nodes());
+        // Vltava names the metadata quorum's leader as the controller, so every node names the same one.
+        // (A Kafka KRaft broker names a random unfenced broker instead: KafkaApis uses
+        // getRandomAliveBrokerId, since clients reach the controller only through forwarding.)
         for (View v : views) {
             assertEquals(views.get(0), v, "every node describes the same cluster: " + views);
         }
