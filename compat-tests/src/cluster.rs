@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context as _};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
-    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, RequestHeader, ResponseHeader,
+    ApiKey, FindCoordinatorRequest, FindCoordinatorResponse, MetadataRequest, MetadataResponse,
+    RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
@@ -50,7 +51,7 @@ fn free_port(ip: &str) -> anyhow::Result<u16> {
 impl Cluster {
     /// Writes the properties of `n` nodes (short liveness timers, no initial rebalance delay, a
     /// 3-partition offsets topic) plus `extra` lines, starts them all, and returns once every node
-    /// serves; panics with the nodes' output otherwise.
+    /// serves and lists every broker; panics with the nodes' output otherwise.
     pub fn start(n: i32, extra: &[(&str, &str)]) -> Cluster {
         Self::try_start(n, extra).unwrap_or_else(|e| panic!("{e:#}"))
     }
@@ -108,6 +109,7 @@ impl Cluster {
         let mut cluster = Cluster { dir, nodes };
         let ids: Vec<i32> = (1..=n).collect();
         cluster.start_nodes(&ids)?;
+        cluster.await_brokers(&ids, DEFAULT_READY_TIMEOUT)?;
         Ok(cluster)
     }
 
@@ -273,37 +275,13 @@ impl Cluster {
         all.join("\n")
     }
 
-    /// The node coordinating `group`, as node `via` answers FindCoordinator (v2, raw).
+    /// The node coordinating `group`, as node `via` answers FindCoordinator (v2).
     pub fn group_coordinator(&self, via: i32, group: &str) -> anyhow::Result<i32> {
-        let version = 2;
-        let mut buf = BytesMut::new();
-        RequestHeader::default()
-            .with_request_api_key(ApiKey::FindCoordinator as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(1)
-            .with_client_id(Some(StrBytes::from_static_str("vltava-compat-cluster")))
-            .encode(
-                &mut buf,
-                ApiKey::FindCoordinator.request_header_version(version),
-            )?;
-        FindCoordinatorRequest::default()
+        let req = FindCoordinatorRequest::default()
             .with_key(StrBytes::from_string(group.to_string()))
-            .with_key_type(0)
-            .encode(&mut buf, version)?;
-        let mut stream = TcpStream::connect(self.bootstrap(via))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        stream.write_all(&(buf.len() as i32).to_be_bytes())?;
-        stream.write_all(&buf)?;
-        let mut len = [0u8; 4];
-        stream.read_exact(&mut len)?;
-        let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
-        stream.read_exact(&mut body)?;
-        let mut body = Bytes::from(body);
-        ResponseHeader::decode(
-            &mut body,
-            ApiKey::FindCoordinator.response_header_version(version),
-        )?;
-        let r = FindCoordinatorResponse::decode(&mut body, version)?;
+            .with_key_type(0);
+        let r: FindCoordinatorResponse =
+            raw_request(&self.bootstrap(via), ApiKey::FindCoordinator, 2, &req)?;
         if r.error_code != 0 {
             bail!(
                 "FindCoordinator({group}) via node {via}: error {}",
@@ -312,6 +290,70 @@ impl Cluster {
         }
         Ok(r.node_id.0)
     }
+
+    /// (broker ids, controller id) as node `via` answers Metadata (v9, no topics).
+    pub fn view(&self, via: i32) -> anyhow::Result<(Vec<i32>, i32)> {
+        let req = MetadataRequest::default().with_topics(Some(Vec::new()));
+        let r: MetadataResponse = raw_request(&self.bootstrap(via), ApiKey::Metadata, 9, &req)?;
+        let mut brokers: Vec<i32> = r.brokers.iter().map(|b| b.node_id.0).collect();
+        brokers.sort_unstable();
+        Ok((brokers, r.controller_id.0))
+    }
+
+    /// Waits until every running node lists `ids` as the brokers and names a controller among them (a
+    /// node serves once its own registration is committed; the others' may still be on their way).
+    pub fn await_brokers(&mut self, ids: &[i32], timeout: Duration) -> anyhow::Result<()> {
+        let mut want = ids.to_vec();
+        want.sort_unstable();
+        let until = Instant::now() + timeout;
+        loop {
+            let running: Vec<i32> = self
+                .ids()
+                .into_iter()
+                .filter(|&id| self.is_running(id))
+                .collect();
+            let views: Vec<_> = running.iter().map(|&id| (id, self.view(id))).collect();
+            let agreed = views.iter().all(|(_, v)| {
+                matches!(v, Ok((brokers, controller)) if *brokers == want && want.contains(controller))
+            });
+            if agreed {
+                return Ok(());
+            }
+            if Instant::now() >= until {
+                bail!("the nodes did not all list brokers {want:?} within {timeout:?}: {views:?}");
+            }
+            // Registrations reach each node through the metadata log; only asking shows them.
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// One request and its response on a fresh connection to `addr`, read within 10 s.
+fn raw_request<Req: Encodable, Resp: Decodable>(
+    addr: &str,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+) -> anyhow::Result<Resp> {
+    let mut buf = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("vltava-compat-cluster")))
+        .encode(&mut buf, key.request_header_version(version))?;
+    req.encode(&mut buf, version)?;
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(&(buf.len() as i32).to_be_bytes())?;
+    stream.write_all(&buf)?;
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+    stream.read_exact(&mut body)?;
+    let mut body = Bytes::from(body);
+    ResponseHeader::decode(&mut body, key.response_header_version(version))?;
+    Resp::decode(&mut body, version)
 }
 
 impl Drop for Cluster {

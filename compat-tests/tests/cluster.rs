@@ -3,7 +3,7 @@
 //! else), and a group whose coordinator's node is killed -9 and restarted (the group resumes from its
 //! committed offsets: nothing lost, nothing re-delivered below the last commit).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -122,6 +122,18 @@ fn high_watermarks(consumer: &StreamConsumer, topic: &str) -> BTreeMap<i32, i64>
         .collect()
 }
 
+/// partition -> leader of `topic`, as the node at `bootstrap` describes it.
+fn partition_leaders(bootstrap: &str, topic: &str) -> BTreeMap<i32, i32> {
+    let md = kafka::consumer(bootstrap)
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("metadata of {topic}: {e}"));
+    md.topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())))
+        .collect()
+}
+
 /// Every acknowledged value read exactly once, where it was acknowledged, and nothing else.
 fn check_history(acked: &HashMap<String, (i32, i64)>, reads: &[Read]) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -151,11 +163,17 @@ async fn idempotent_producer_and_group_on_different_nodes_see_each_record_once()
     let cluster = Cluster::start(3, &[]);
     let topic = unique_topic("cluster-rdkafka");
     kafka::create_topic(&cluster.bootstrap(2), &topic, PARTITIONS, &[]).expect("create topic");
+    let leaders = partition_leaders(&cluster.bootstrap(3), &topic);
+    assert_eq!(
+        leaders.values().copied().collect::<BTreeSet<i32>>(),
+        BTreeSet::from([1, 2, 3]),
+        "partitions led by every broker: {leaders:?}"
+    );
 
     let producer = idempotent_producer(&cluster.bootstrap(1));
     let acked = produce_keyed(&producer, &topic, "v", 1000).await;
     assert_eq!(acked.len(), 1000);
-    let used: std::collections::BTreeSet<i32> = acked.values().map(|(p, _)| *p).collect();
+    let used: BTreeSet<i32> = acked.values().map(|(p, _)| *p).collect();
     assert_eq!(
         used.len(),
         PARTITIONS as usize,
