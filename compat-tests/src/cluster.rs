@@ -41,12 +41,27 @@ pub struct Cluster {
     nodes: Vec<Node>,
 }
 
+/// Ports are drawn below Linux's ephemeral range (32768-60999), so no outgoing connection of a client
+/// running meanwhile can take one between this check and the node's bind.
+const PORTS: std::ops::Range<u16> = 20_000..32_768;
+
+/// A port free on `ip` now, drawn at random from `PORTS` (the listener is dropped at once; the node binds
+/// it moments later).
 fn free_port(ip: &str) -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .with_context(|| format!("no free port on {ip}"))?
-        .port())
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..100 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let port = PORTS.start + (h.finish() % u64::from(PORTS.end - PORTS.start)) as u16;
+        if TcpListener::bind((ip, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port on {ip} in {PORTS:?}")
 }
+
+/// How many times a cluster start is tried on fresh ports when a port was taken meanwhile.
+const START_ATTEMPTS: usize = 3;
 
 impl Cluster {
     /// Writes the properties of `n` nodes (short liveness timers, no initial rebalance delay, a
@@ -57,6 +72,23 @@ impl Cluster {
     }
 
     pub fn try_start(n: i32, extra: &[(&str, &str)]) -> anyhow::Result<Cluster> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(n, extra) {
+                Err(e)
+                    if attempt < START_ATTEMPTS && format!("{e:#}").contains("already in use") =>
+                {
+                    eprintln!(
+                        "cluster start attempt {attempt}: a port was taken; again on other ports"
+                    );
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(n: i32, extra: &[(&str, &str)]) -> anyhow::Result<Cluster> {
         let dir = tempfile::Builder::new()
             .prefix("vltava-compat-cluster-")
             .tempdir()?;

@@ -15,6 +15,7 @@ import java.util.Comparator;
 import java.util.Deque;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.regex.Matcher;
@@ -66,8 +67,24 @@ public final class Cluster implements AutoCloseable {
         this.tmp = tmp;
     }
 
+    /** How many times a cluster start is tried on fresh ports when a port was taken meanwhile. */
+    private static final int START_ATTEMPTS = 3;
+
     /** Writes the properties of {@code n} nodes and starts them all; returns once every node serves. */
     public static Cluster start(int n) {
+        for (int attempt = 1; ; attempt++) {
+            try {
+                return startOnce(n);
+            } catch (IllegalStateException e) {
+                if (attempt >= START_ATTEMPTS || !String.valueOf(e.getMessage()).contains("already in use")) {
+                    throw e;
+                }
+                System.err.println("cluster start attempt " + attempt + ": a port was taken; again on other ports");
+            }
+        }
+    }
+
+    private static Cluster startOnce(int n) {
         Cluster c;
         try {
             c = new Cluster(Files.createTempDirectory("vltava-java-cluster-"));
@@ -88,10 +105,21 @@ public final class Cluster implements AutoCloseable {
         return c;
     }
 
+    /**
+     * A port free on {@code ip} now, drawn below Linux's ephemeral range (32768-60999) so that no
+     * outgoing connection of a client running meanwhile can take it before the node binds it.
+     */
     private static int freePort(String ip) throws IOException {
-        try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getByName(ip))) {
-            return s.getLocalPort();
+        InetAddress addr = InetAddress.getByName(ip);
+        for (int i = 0; i < 100; i++) {
+            int port = ThreadLocalRandom.current().nextInt(20_000, 32_768);
+            try (ServerSocket s = new ServerSocket(port, 1, addr)) {
+                return s.getLocalPort();
+            } catch (IOException taken) {
+                // try another
+            }
         }
+        throw new IOException("no free port on " + ip + " in 20000-32767");
     }
 
     private void writeProperties() throws IOException {
