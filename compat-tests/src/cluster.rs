@@ -307,20 +307,23 @@ impl Cluster {
         all.join("\n")
     }
 
-    /// The node coordinating `group`, as node `via` answers FindCoordinator (v2).
+    /// The node coordinating `group`, as node `via` answers FindCoordinator (v2). Retries, as clients
+    /// do, while the answer is COORDINATOR_NOT_AVAILABLE (15: e.g. the offsets topic is being created)
+    /// or COORDINATOR_LOAD_IN_PROGRESS (14), for at most 30 s.
     pub fn group_coordinator(&self, via: i32, group: &str) -> anyhow::Result<i32> {
         let req = FindCoordinatorRequest::default()
             .with_key(StrBytes::from_string(group.to_string()))
             .with_key_type(0);
-        let r: FindCoordinatorResponse =
-            raw_request(&self.bootstrap(via), ApiKey::FindCoordinator, 2, &req)?;
-        if r.error_code != 0 {
-            bail!(
-                "FindCoordinator({group}) via node {via}: error {}",
-                r.error_code
-            );
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r: FindCoordinatorResponse =
+                raw_request(&self.bootstrap(via), ApiKey::FindCoordinator, 2, &req)?;
+            match r.error_code {
+                0 => return Ok(r.node_id.0),
+                14 | 15 if Instant::now() < until => thread::sleep(Duration::from_millis(100)),
+                code => bail!("FindCoordinator({group}) via node {via}: error {code}"),
+            }
         }
-        Ok(r.node_id.0)
     }
 
     /// (broker ids, controller id) as node `via` answers Metadata (v9, no topics).
