@@ -308,4 +308,13 @@ async fn a_group_resumes_from_its_commits_after_its_coordinator_is_killed_and_re
     second
         .commit_consumer_state(CommitMode::Sync)
         .expect("commit after the restart");
+    tokio::time::timeout(DEADLINE, tokio::task::spawn_blocking(move || drop(second)))
+        .await
+        .expect("the second consumer closes within the deadline")
+        .expect("close");
+    // The restarted coordinator also stops cleanly on SIGTERM.
+    let status = cluster
+        .terminate(coordinator, Duration::from_secs(30))
+        .expect("SIGTERM");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
 }
