@@ -54,7 +54,8 @@ deps:
 test-broker: build
 	$(CARGO) test -p vltava
 
-# rdkafka (librdkafka built from source) against the debug broker.
+# rdkafka (librdkafka built from source) against the debug broker: one broker, and a 3-node cluster on
+# 127.0.0.1-3 (tests/cluster.rs).
 test-rdkafka: deps build
 	VLTAVA_BIN=$(DEBUG_BIN) $(CARGO) test -p vltava-compat
 
@@ -67,7 +68,8 @@ test-js: deps build
 	cd compat-tests/js && VLTAVA_BIN=$(DEBUG_BIN) $(NPM) test
 
 # The Apache Kafka Java client (kafka-clients 4.4.0) and Kafka Streams 4.4.0 via Maven Surefire (JUnit 5).
-# Also Kafka's command-line tools (kafka-tools 4.4.0) and the client over SASL and TLS.
+# Also Kafka's command-line tools (kafka-tools 4.4.0), the client over SASL and TLS, and against a
+# 3-node cluster on 127.0.0.1-3 (ClusterTest).
 test-java: deps build
 	cd compat-tests/java && VLTAVA_BIN=$(DEBUG_BIN) $(MVN) -B --no-transfer-progress -Dstyle.color=never test
 

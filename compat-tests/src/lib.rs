@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod cluster;
 pub mod kafka;
 
 /// The line the broker logs once it accepts connections.
@@ -85,17 +86,17 @@ impl Default for BrokerOptions {
 
 /// Shared, bounded buffer of the broker's output (stdout and stderr).
 #[derive(Clone, Default)]
-struct LogRing(Arc<Mutex<VecDeque<String>>>);
+pub(crate) struct LogRing(Arc<Mutex<VecDeque<String>>>);
 
 impl LogRing {
-    fn push(&self, line: String) {
+    pub(crate) fn push(&self, line: String) {
         let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() == LOG_RING {
             q.pop_front();
         }
         q.push_back(line);
     }
-    fn dump(&self) -> String {
+    pub(crate) fn dump(&self) -> String {
         let q = self.0.lock().unwrap_or_else(|e| e.into_inner());
         q.iter().cloned().collect::<Vec<_>>().join("\n")
     }
@@ -361,7 +362,7 @@ impl Drop for Broker {
 
 /// Read one output stream of the broker line by line into the log ring, and
 /// report the readiness address (first time only) and EOF through `tx`.
-fn pump<R: Read + Send + 'static>(
+pub(crate) fn pump<R: Read + Send + 'static>(
     stream: R,
     logs: LogRing,
     generation: u32,

@@ -33,8 +33,13 @@ public final class Clients {
 
     /** A producer with the client's defaults (idempotence on, acks=all) plus {@code extra}. */
     public static KafkaProducer<String, String> producer(Broker b, Map<String, Object> extra) {
+        return producer(b.bootstrap(), extra);
+    }
+
+    /** A producer bootstrapped on {@code bootstrap} (e.g. one node of a {@link Cluster}). */
+    public static KafkaProducer<String, String> producer(String bootstrap, Map<String, Object> extra) {
         Properties p = new Properties();
-        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, b.bootstrap());
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 60_000);
         p.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 30_000);
         p.putAll(extra);
@@ -47,8 +52,13 @@ public final class Clients {
 
     /** A consumer in {@code group} (null: no group), reading from the earliest offset. */
     public static KafkaConsumer<String, String> consumer(Broker b, String group, Map<String, Object> extra) {
+        return consumer(b.bootstrap(), group, extra);
+    }
+
+    /** A consumer bootstrapped on {@code bootstrap}, in {@code group} (null: none), from the earliest offset. */
+    public static KafkaConsumer<String, String> consumer(String bootstrap, String group, Map<String, Object> extra) {
         Properties p = new Properties();
-        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, b.bootstrap());
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         if (group != null) {
             p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
         }
@@ -66,8 +76,12 @@ public final class Clients {
     }
 
     public static Admin admin(Broker b) {
+        return admin(b.bootstrap());
+    }
+
+    public static Admin admin(String bootstrap) {
         Properties p = new Properties();
-        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, b.bootstrap());
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 60_000);
         return Admin.create(p);
     }
