@@ -41,6 +41,22 @@ struct Args {
     flush: Option<String>,
 }
 
+/// Standard output for log lines, where a failed write is dropped: a broker whose output pipe was
+/// closed keeps serving (tracing's own fallback would print to stderr, and panic if that is closed
+/// too), as Kafka keeps running when its log output is gone.
+struct LogOutput(std::io::Stdout);
+
+impl std::io::Write for LogOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(self.0.write(buf).unwrap_or(buf.len()))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.0.flush();
+        Ok(())
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let args = Args::parse();
@@ -50,6 +66,7 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
         )
         .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(|| LogOutput(std::io::stdout()))
         .init();
 
     let mut config = match &args.config {

@@ -166,3 +166,65 @@ fn list_offset(c: &mut common::Client, topic: &str, timestamp: i64) -> i64 {
 fn fetch_error(c: &mut common::Client, topic: &str, offset: i64) -> i16 {
     fetch_partition(c, topic, offset).error_code
 }
+
+/// A broker whose output pipe is closed (its supervisor went away) keeps serving and still stops
+/// cleanly: log lines that cannot be written are dropped, not a panic.
+#[test]
+fn closed_log_output_does_not_stop_the_broker() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    // stdout and stderr on one pipe, as a supervisor (or Java's ProcessBuilder) sets them up.
+    let mut fds = [0; 2];
+    // Close-on-exec, so the broker gets only the write end (as stdout and stderr) and closing the
+    // read end here leaves the pipe without a reader. SAFETY: pipe2() fills both descriptors, which
+    // are then owned here exactly once.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vltava"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::from(write.try_clone().unwrap()))
+        .stderr(Stdio::from(write))
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(std::fs::File::from(read));
+    let mut addr = None;
+    let mut line = String::new();
+    while addr.is_none() && out.read_line(&mut line).unwrap() > 0 {
+        addr = line
+            .split("accepting connections addr=")
+            .nth(1)
+            .and_then(|a| a.split_whitespace().next())
+            .map(str::to_string);
+        line.clear();
+    }
+    let addr = addr.expect("readiness line");
+    drop(out);
+    // Every request logs nothing at info, so provoke log lines: connections that close at once.
+    for _ in 0..3 {
+        drop(common::Client::connect(&addr));
+    }
+    let mut c = common::Client::connect(&addr);
+    let r = c.request(
+        kafka_protocol::messages::ApiKey::ApiVersions,
+        3,
+        kafka_protocol::messages::ApiVersionsRequest::default(),
+    );
+    assert!(r.is_some(), "still serving with its output closed");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert!(
+        child.wait().unwrap().success(),
+        "a clean exit, no panic on the closed pipe"
+    );
+}
