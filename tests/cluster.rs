@@ -463,3 +463,61 @@ fn sigterm_moves_leaderships_away_before_the_broker_stops() {
         }
     }
 }
+
+#[test]
+fn strangers_on_the_controller_port_and_another_clusters_id_are_refused() {
+    use std::io::{Read, Write};
+    let mut cluster = Cluster::start(3, ClusterOptions::default());
+    let cluster_id = view(&metadata(&mut cluster.client(1), Some(&[]))).2;
+    // Garbage, an oversized frame and a silent connection on every controller port: each is closed
+    // and the quorum carries on.
+    for id in 1..=3 {
+        let spec = cluster.spec(id);
+        for payload in [
+            &b"GET / HTTP/1.1\r\n\r\n"[..],
+            &[0xff, 0xff, 0xff, 0xff, 1, 2, 3][..],
+        ] {
+            let mut s =
+                std::net::TcpStream::connect((spec.ip.as_str(), spec.controller_port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            s.write_all(payload).unwrap();
+            let mut buf = [0u8; 64];
+            assert!(
+                matches!(s.read(&mut buf), Ok(0) | Err(_)),
+                "node {id} closes a stranger's connection"
+            );
+        }
+    }
+    create_topic_everywhere(&cluster, 2, "after-strangers", 3, 1);
+
+    // Node 3 restarted with another cluster's id refuses to start, naming both ids; with its own
+    // file it comes back.
+    cluster.kill(3);
+    let spec = cluster.spec(3);
+    let original = std::fs::read_to_string(&spec.properties).unwrap();
+    let foreign = cluster.dir.path().join("node3-foreign.properties");
+    std::fs::write(
+        &foreign,
+        format!("{original}cluster.id=AAAAAAAAAAAAAAAAAAAAAA\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vltava"))
+        .args(["--config", foreign.to_str().unwrap()])
+        .current_dir(cluster.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a node of another cluster must not start"
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("AAAAAAAAAAAAAAAAAAAAAA") && text.contains(&cluster_id),
+        "{text}"
+    );
+    cluster.start_nodes(&[3]);
+    cluster.await_state("node 3 back", SETTLE, |c| {
+        (brokers_seen(c, 1).len() == 3).then_some(())
+    });
+}

@@ -252,6 +252,12 @@ fn two_client_listeners_both_serve_from_properties() {
         let brokers = serves_kafka(addr);
         assert_eq!(brokers.len(), 1);
         assert_eq!(brokers[0].0, 1);
+        // Metadata answers with the endpoint of the listener the client came in on, as Kafka does.
+        assert_eq!(
+            format!("{}:{}", brokers[0].1, brokers[0].2),
+            *addr,
+            "Metadata on {addr}"
+        );
     }
     // A quorum of one voter has no peers to talk to: its controller listener stays unbound.
     assert!(std::net::TcpStream::connect(("127.0.0.1", controller)).is_err());

@@ -131,6 +131,7 @@ async fn coordination_follows_offsets_partition_leadership() {
         host: "127.0.0.2".into(),
         port: 9092,
         rack: None,
+        listeners: Vec::new(),
     };
     let epoch = broker
         .broker
@@ -276,6 +277,7 @@ async fn find_coordinator_answers_the_leaders_registered_endpoint() {
             host: "moved.example".into(),
             port: 19092,
             rack: None,
+            listeners: Vec::new(),
         }))
         .await
         .unwrap();

@@ -263,6 +263,7 @@ mod tests {
             host: "h1".into(),
             port: 9092,
             rack: None,
+            listeners: Vec::new(),
         };
         img.brokers.insert(1, b1.clone());
         assert_eq!(coordinator_endpoint(&img, "__t", 0), Some(&b1));

@@ -99,6 +99,15 @@ impl Broker {
             host: advertised_host.clone(),
             port: advertised_port,
             rack: config.broker_rack.clone(),
+            listeners: config
+                .bound_listeners
+                .iter()
+                .map(|l| crate::cluster::ListenerEndpoint {
+                    name: l.name.clone(),
+                    host: l.advertised_host.clone(),
+                    port: i32::from(l.advertised_port),
+                })
+                .collect(),
         };
         let heartbeats = quorum::join(&config, &metadata, me).await?;
         let partitions = Arc::new(PartitionManager::new(

@@ -153,6 +153,7 @@ mod tests {
                 host: "h".into(),
                 port: 9092,
                 rack: None,
+                listeners: Vec::new(),
             };
             let index = 10 + i as u64;
             img.apply_at(MetadataCommand::RegisterBroker(info), index);
@@ -195,6 +196,7 @@ mod tests {
             host: "h".into(),
             port: 1,
             rack: Some("r1".into()),
+            listeners: Vec::new(),
         };
         let res = img.apply_at(MetadataCommand::RegisterBroker(info), 42);
         assert_eq!(res, CommandResult::BrokerRegistered { epoch: 42 });

@@ -8,9 +8,36 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
     pub id: i32,
+    /// The advertised endpoint of its first (default) client listener.
     pub host: String,
     pub port: i32,
     pub rack: Option<String>,
+    /// Every client listener's advertised endpoint, by listener name (Kafka registers them all, and
+    /// answers a client with the endpoints of the listener it connected to). Absent from images
+    /// written before brokers registered them.
+    #[serde(default)]
+    pub listeners: Vec<ListenerEndpoint>,
+}
+
+/// One named listener's advertised address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerEndpoint {
+    pub name: String,
+    pub host: String,
+    pub port: i32,
+}
+
+impl BrokerInfo {
+    /// Where a client connected on `listener` reaches this broker: that listener's advertised
+    /// address, else the default one.
+    pub fn endpoint(&self, listener: &str) -> (&str, i32) {
+        self.listeners
+            .iter()
+            .find(|l| l.name == listener)
+            .map_or((self.host.as_str(), self.port), |l| {
+                (l.host.as_str(), l.port)
+            })
+    }
 }
 
 /// A broker's registration as the controller sees it (KRaft's BrokerRegistration record).

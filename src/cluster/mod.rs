@@ -32,8 +32,8 @@ pub use bootstrap::ClusterOptions;
 pub use error::ClusterError;
 pub use heartbeat::{BrokerHeartbeat, HeartbeatReply, Heartbeats};
 pub use image::{
-    new_cluster_id, BrokerInfo, BrokerRegistration, CommandResult, MetadataCommand, MetadataImage,
-    PartitionInfo, TopicInfo,
+    new_cluster_id, BrokerInfo, BrokerRegistration, CommandResult, ListenerEndpoint,
+    MetadataCommand, MetadataImage, PartitionInfo, TopicInfo,
 };
 pub use store::{ClusterConfig, MetadataStore, RaftTuning};
 pub use types::{NodeId, RaftInstance, TypeConfig};

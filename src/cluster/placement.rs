@@ -292,6 +292,7 @@ mod tests {
                     host: "h".into(),
                     port: 1,
                     rack: None,
+                    listeners: Vec::new(),
                 },
             );
         }
@@ -316,6 +317,7 @@ mod tests {
                 host: "h".into(),
                 port: 1,
                 rack: None,
+                listeners: Vec::new(),
             };
             image.apply_at(MetadataCommand::RegisterBroker(info), id as u64);
         }

@@ -49,6 +49,7 @@ fn broker(id: i32, port: i32) -> BrokerInfo {
         host: "localhost".into(),
         port,
         rack: None,
+        listeners: Vec::new(),
     }
 }
 

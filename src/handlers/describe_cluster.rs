@@ -32,13 +32,14 @@ pub async fn handle(ctx: RequestContext, req: DescribeClusterRequest) -> Handler
         ));
     }
     let image = ctx.broker.metadata.image();
+    let listener = ctx.session.listener();
     let brokers = image
         .unfenced_brokers()
         .map(|b| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port)
+                .with_host(StrBytes::from_string(b.endpoint(listener).0.to_string()))
+                .with_port(b.endpoint(listener).1)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect();

@@ -34,10 +34,12 @@ pub async fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> Handler
             KEY_TYPE_GROUP if key.is_empty() => fail(ResponseError::InvalidRequest),
             KEY_TYPE_GROUP if !ready => fail(ResponseError::CoordinatorNotAvailable),
             KEY_TYPE_GROUP => match broker.group.coordinator_for(key) {
-                Some(b) => c
-                    .with_node_id(BrokerId(b.id))
-                    .with_host(StrBytes::from_string(b.host))
-                    .with_port(b.port),
+                Some(b) => {
+                    let (host, port) = b.endpoint(ctx.session.listener());
+                    c.with_node_id(BrokerId(b.id))
+                        .with_host(StrBytes::from_string(host.to_string()))
+                        .with_port(port)
+                }
                 None => fail(ResponseError::CoordinatorNotAvailable),
             },
             KEY_TYPE_TRANSACTION => fail(ResponseError::CoordinatorNotAvailable),

@@ -112,10 +112,11 @@ pub async fn handle(ctx: RequestContext, req: MetadataRequest) -> HandlerResult 
     let brokers = image
         .unfenced_brokers()
         .map(|b| {
+            let (host, port) = b.endpoint(ctx.session.listener());
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port)
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(port)
                 .with_rack(b.rack.clone().map(StrBytes::from_string))
         })
         .collect();

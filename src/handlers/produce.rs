@@ -71,7 +71,11 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
                         return response;
                     }
                     let leader = ctx.broker.replicas.current_leader(&topic, index);
-                    response.with_current_leader(hint(leader, &mut endpoints))
+                    response.with_current_leader(hint(
+                        leader,
+                        ctx.session.listener(),
+                        &mut endpoints,
+                    ))
                 })
                 .collect();
             TopicProduceResponse::default()
@@ -89,13 +93,19 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
 }
 
 /// KIP-951: where a refused client should go, collecting the leader's endpoint once per broker.
-fn hint(leader: CurrentLeader, endpoints: &mut BTreeMap<i32, NodeEndpoint>) -> LeaderIdAndEpoch {
+fn hint(
+    leader: CurrentLeader,
+    listener: &str,
+    endpoints: &mut BTreeMap<i32, NodeEndpoint>,
+) -> LeaderIdAndEpoch {
     if let Some(b) = leader.endpoint {
+        let (host, port) = b.endpoint(listener);
+        let (host, port) = (host.to_string(), port);
         endpoints.entry(b.id).or_insert_with(|| {
             NodeEndpoint::default()
                 .with_node_id(BrokerId(b.id))
-                .with_host(StrBytes::from_string(b.host))
-                .with_port(b.port)
+                .with_host(StrBytes::from_string(host))
+                .with_port(port)
                 .with_rack(b.rack.map(StrBytes::from_string))
         });
     }

@@ -45,6 +45,7 @@ async fn broker(dir: &Path) -> Arc<Broker> {
             host: "127.0.0.2".into(),
             port: 9192,
             rack: Some("r2".into()),
+            listeners: Vec::new(),
         })
         .await
         .unwrap();

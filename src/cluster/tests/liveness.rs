@@ -45,6 +45,7 @@ async fn silent_brokers_are_fenced_and_their_leaderships_move() {
             host: "127.0.0.1".into(),
             port: 9092 + id,
             rack: None,
+            listeners: Vec::new(),
         };
         let epoch = n.register_broker(info).await.unwrap();
         assert!(
