@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use super::dynamic::{is_dynamic, not_dynamic_message, topic_name, DynamicConfigs};
 use super::topics::TopicError;
 use super::{topic_config, Broker};
+use crate::cluster::placement;
 use crate::cluster::{CommandResult, MetadataCommand, PartitionInfo, TopicInfo};
 
 /// One IncrementalAlterConfigs operation (Kafka's `AlterConfigOp.OpType`).
@@ -113,9 +114,8 @@ impl Broker {
                 }
                 lists.to_vec()
             }
-            None => (current..wanted)
-                .map(|p| (0..rf).map(|r| brokers[(p + r) % brokers.len()]).collect())
-                .collect(),
+            // Kafka's placement (round-robin from a random start, rack-aware) over live brokers.
+            None => placement::place(&placement::candidates(&image), current, added, rf)?,
         };
         Ok(replica_lists
             .into_iter()

@@ -172,10 +172,15 @@ pub(super) async fn fence_expired(inner: Weak<Inner>, session: Duration) {
     }
 }
 
+/// How often a broker in controlled shutdown heartbeats (at most).
+const SHUTDOWN_POLL: Duration = Duration::from_millis(50);
+
 /// A running heartbeat loop ([`MetadataStore::spawn_heartbeats`]); dropping it stops the loop.
 pub struct Heartbeats {
     replies: watch::Receiver<Option<Result<HeartbeatReply, String>>>,
     want_shutdown: Arc<AtomicBool>,
+    /// Wakes the loop early: a shutdown request goes out at once, not at the next interval.
+    wake: Arc<tokio::sync::Notify>,
     task: JoinHandle<()>,
 }
 
@@ -197,6 +202,7 @@ impl Heartbeats {
     /// waits (up to `timeout`) until it answers should_shutdown.
     pub async fn controlled_shutdown(&self, timeout: Duration) -> bool {
         self.want_shutdown.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
         self.wait_for(timeout, |r| r.should_shutdown).await
     }
 }
@@ -249,8 +255,10 @@ impl MetadataStore {
     ) -> Heartbeats {
         let (tx, replies) = watch::channel(None);
         let want_shutdown = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(tokio::sync::Notify::new());
         let store = self.clone();
         let shutdown = want_shutdown.clone();
+        let woken = wake.clone();
         let task = tokio::spawn(async move {
             loop {
                 let hb = BrokerHeartbeat {
@@ -269,12 +277,23 @@ impl MetadataStore {
                 if stale {
                     return;
                 }
-                tokio::time::sleep(interval).await;
+                // While shutting down, ask again soon: the controller answers should_shutdown once
+                // the leaderships have moved, and the broker is waiting for that to stop.
+                let pause = if shutdown.load(Ordering::SeqCst) {
+                    interval.min(SHUTDOWN_POLL)
+                } else {
+                    interval
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = woken.notified() => {}
+                }
             }
         });
         Heartbeats {
             replies,
             want_shutdown,
+            wake,
             task,
         }
     }
