@@ -521,3 +521,39 @@ fn strangers_on_the_controller_port_and_another_clusters_id_are_refused() {
         (brokers_seen(c, 1).len() == 3).then_some(())
     });
 }
+
+#[test]
+fn a_broker_only_node_joins_as_a_learner_and_takes_partitions() {
+    let mut cluster = Cluster::start(
+        4,
+        ClusterOptions {
+            broker_only: vec![4],
+            ..ClusterOptions::default()
+        },
+    );
+    cluster.await_state("four brokers everywhere", SETTLE, |c| {
+        (1..=4)
+            .all(|id| brokers_seen(c, id) == BTreeSet::from([1, 2, 3, 4]))
+            .then_some(())
+    });
+    let controller = view(&metadata(&mut cluster.client(4), Some(&[]))).1;
+    assert!(
+        (1..=3).contains(&controller),
+        "only voters control: {controller}"
+    );
+    create_topic_everywhere(&cluster, 4, "with-learner", 8, 1);
+    let leaders: BTreeSet<i32> = layout(&metadata(&mut cluster.client(1), Some(&["with-learner"])))
+        .iter()
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(leaders, BTreeSet::from([1, 2, 3, 4]));
+    // The learner does not count towards the quorum: with it and one voter gone, two voters of three
+    // still commit.
+    cluster.kill(4);
+    let survivor = if controller == 1 { 2 } else { 1 };
+    cluster.kill(if controller == 3 { 2 } else { 3 });
+    assert_eq!(
+        create_topic(&mut cluster.client(survivor), "still-writable", 1, 1),
+        0
+    );
+}

@@ -204,8 +204,9 @@ fn bad_settings_stop_the_node_naming_the_key() {
     refused(
         p,
         "process.roles=broker\nnode.id=4\ncontroller.quorum.voters=1@127.0.0.1:19093\n\
-         controller.listener.names=CONTROLLER\nlisteners=PLAINTEXT://127.0.0.1:0\n\
-         advertised.listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:19093\n",
+         controller.listener.names=CONTROLLER\n\
+         listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:19094\n\
+         advertised.listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:19094\n",
         &[],
         "advertised.listeners",
     );

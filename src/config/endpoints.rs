@@ -128,7 +128,8 @@ impl Config {
     }
 
     /// Where the Raft and inter-controller RPC binds: the first name of `controller.listener.names`
-    /// that is in `listeners` (none on a broker-only node, or without `listeners`).
+    /// that is in `listeners` (none without `listeners`). On a broker-only node it is where the
+    /// quorum replicates the metadata log to this learner.
     pub fn controller_listener(&self) -> Option<&Endpoint> {
         self.controller_listener_names
             .iter()
@@ -289,20 +290,24 @@ impl Config {
                     "a broker-only node must name the controllers' listener",
                 ));
             }
-            for (key, list) in [
-                ("listeners", &self.listeners),
-                ("advertised.listeners", &self.advertised_listeners),
-            ] {
-                if let Some(l) = list.iter().find(|l| self.is_controller_listener(&l.name)) {
-                    return Err(bad(
-                        key,
-                        format!(
-                            "controller listener {} on a broker-only node (process.roles=broker \
-                             serves no controller)",
-                            l.name
-                        ),
-                    ));
-                }
+            // Unlike Kafka's brokers, which pull metadata from the controllers, a vltava learner is
+            // sent the metadata log over Raft: it listens on its own controller listener.
+            if self.controller_listener().is_none() {
+                return Err(bad(
+                    "listeners",
+                    "a broker-only node needs a controller listener in listeners: the metadata \
+                     quorum replicates to it there",
+                ));
+            }
+            if let Some(l) = self
+                .advertised_listeners
+                .iter()
+                .find(|l| self.is_controller_listener(&l.name))
+            {
+                return Err(bad(
+                    "advertised.listeners",
+                    format!("controller listener {} is not for clients", l.name),
+                ));
             }
         }
         let mut advertised = BTreeSet::new();

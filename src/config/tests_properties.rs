@@ -134,10 +134,19 @@ fn cluster_keys_map_to_fields() {
 fn broker_only_node_is_a_learner() {
     let text = "process.roles=broker\nnode.id=4\n\
         controller.quorum.voters=1@127.0.0.1:19093\n\
-        listeners=PLAINTEXT://127.0.0.4:9092\ncontroller.listener.names=CONTROLLER\n";
+        listeners=PLAINTEXT://127.0.0.4:9092,CONTROLLER://127.0.0.4:19093\n\
+        controller.listener.names=CONTROLLER\n";
     let c = load(text).unwrap();
     assert!(!c.process_roles.controller);
-    assert!(c.controller_listener().is_none());
+    assert_eq!(
+        c.controller_listener().map(|l| l.addr.to_string()),
+        Some("127.0.0.4:19093".into()),
+        "a learner is replicated to on its controller listener"
+    );
+    let without = "process.roles=broker\nnode.id=4\ncontroller.quorum.voters=1@127.0.0.1:19093\n\
+        listeners=PLAINTEXT://127.0.0.4:9092\ncontroller.listener.names=CONTROLLER\n";
+    let err = load(without).unwrap_err().to_string();
+    assert!(err.contains("listeners"), "{err}");
     // The controllers' listener has PLAINTEXT by Kafka's KRaft default (no map, nothing secure).
     assert_eq!(
         c.protocol_of("CONTROLLER"),
@@ -299,11 +308,12 @@ fn contradictions_name_their_key() {
     let learner = "process.roles=broker\nnode.id=4\ncontroller.quorum.voters=1@127.0.0.1:19093\n\
         controller.listener.names=CONTROLLER\n";
     refused(
-        &format!("{learner}listeners=PLAINTEXT://:9092\nadvertised.listeners=PLAINTEXT://h:9092,CONTROLLER://h:9093"),
+        &format!("{learner}listeners=PLAINTEXT://:9092,CONTROLLER://:9093\nadvertised.listeners=PLAINTEXT://h:9092,CONTROLLER://h:9093"),
         "advertised.listeners",
     );
+    // A learner is replicated to on its controller listener: it must have one.
     refused(
-        &format!("{learner}listeners=PLAINTEXT://:9092,CONTROLLER://:9093"),
+        &format!("{learner}listeners=PLAINTEXT://:9092"),
         "listeners",
     );
     refused(
