@@ -109,13 +109,7 @@ impl PartitionLog {
             self.config.index_interval_bytes,
         );
         if offset <= self.log_start_offset {
-            for seg in self.segments.drain(..) {
-                seg.delete()?;
-            }
-            self.segments
-                .push(Segment::create(&self.dir, offset, index_bytes, interval)?);
-            self.log_start_offset = offset;
-            self.write_checkpoint()?;
+            return self.truncate_fully_and_start_at(offset);
         } else {
             while self.segments.len() > 1
                 && self
@@ -163,6 +157,32 @@ impl PartitionLog {
         info!(dir = %self.dir.display(), requested = offset, log_end_offset = new_end, previous_end = end,
             "truncated log");
         Ok(new_end)
+    }
+
+    /// Empties the log and restarts it at `offset` (Kafka's `truncateFullyAndStartAt`): a replica whose log
+    /// end is below the leader's log start, or whose whole log diverged. Returns the new log end offset.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<i64, LogError> {
+        self.leave_clean_state()?;
+        let (index_bytes, interval) = (
+            self.config.segment_index_bytes,
+            self.config.index_interval_bytes,
+        );
+        let previous_end = self.log_end_offset();
+        for seg in self.segments.drain(..) {
+            seg.delete()?;
+        }
+        self.segments
+            .push(Segment::create(&self.dir, offset, index_bytes, interval)?);
+        self.log_start_offset = offset;
+        self.write_checkpoint()?;
+        sync_dir(&self.dir)?;
+        self.load_producer_state(crate::clock::now_ms())?;
+        if !self.epochs.entries().is_empty() {
+            self.epochs = LeaderEpochCache::default();
+            self.epochs.persist(&self.dir);
+        }
+        info!(dir = %self.dir.display(), log_start_offset = offset, previous_end, "emptied log");
+        Ok(offset)
     }
 
     fn active_index(&self) -> usize {

@@ -37,4 +37,8 @@ pub enum LogError {
     Producer(#[from] super::producer_state::ProducerError),
     #[error("cannot encode records: {0}")]
     Encode(String),
+    /// A replica's batches do not chain onto its log: they start below its end offset or their offsets
+    /// do not increase (Kafka's `UnexpectedAppendOffsetException` / `InvalidRecordException`).
+    #[error("batches at offset {first} do not chain onto the log ending at {end}: {why}")]
+    NotChained { first: i64, end: i64, why: String },
 }

@@ -6,6 +6,7 @@ mod config;
 mod divergence;
 mod encode;
 mod error;
+mod follower;
 pub mod handles;
 mod index;
 mod leader_epoch;
@@ -29,6 +30,7 @@ pub use compaction::{compact_batch, CleanPlan, CleanStats, Cleaned};
 pub use config::{FlushPolicy, LogConfig, TimestampType};
 pub use encode::{encode_batch, plain_record};
 pub use error::{BatchError, LogError};
+pub use follower::validate_fetched;
 pub use leader_epoch::{EpochEntry, LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 pub use partition::{AppendInfo, FetchSlice, PartitionLog};
 pub use producer_state::{

@@ -202,7 +202,12 @@ impl PartitionLog {
 
     /// Roll when the active segment would outgrow segment.bytes, is older than segment.ms, has a full index,
     /// or the new offsets would not fit its 32-bit relative offsets.
-    fn maybe_roll(&mut self, len: u64, last_offset: i64, now_ms: i64) -> Result<(), LogError> {
+    pub(super) fn maybe_roll(
+        &mut self,
+        len: u64,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<(), LogError> {
         let max_bytes = self.config.segment_bytes.min(i32::MAX as u64);
         let segment_ms = self.config.segment_ms;
         let active = self.active()?;

@@ -153,7 +153,9 @@ fn log_code(e: &LogError) -> ResponseError {
         LogError::Producer(p) => producer_code(p),
         LogError::Io(_) | LogError::Corrupt(_) => ResponseError::KafkaStorageError,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        LogError::InvalidConfig(_) | LogError::Encode(_) => ResponseError::UnknownServerError,
+        LogError::InvalidConfig(_) | LogError::Encode(_) | LogError::NotChained { .. } => {
+            ResponseError::UnknownServerError
+        }
     }
 }
 

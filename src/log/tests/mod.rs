@@ -3,6 +3,7 @@
 
 mod append_read;
 mod epochs;
+mod follower;
 mod recovery;
 mod retention;
 mod validation;
