@@ -62,6 +62,8 @@ pub struct Broker {
     /// This broker's heartbeats to the controller (they keep it unfenced; controlled shutdown
     /// goes through them).
     heartbeats: crate::cluster::Heartbeats,
+    /// Copies the leaders' logs of the partitions this broker follows.
+    fetchers: replica::fetcher::ReplicaFetchers,
 }
 
 impl Broker {
@@ -157,7 +159,23 @@ impl Broker {
             producer_ids: producer_ids::ProducerIdAllocator::new(),
             disk,
             heartbeats,
+            fetchers: replica::fetcher::ReplicaFetchers::default(),
         });
+        broker.fetchers.start(
+            broker.partitions.clone(),
+            broker.metadata.clone(),
+            replica::fetcher::FetcherConfig {
+                node_id: broker.node_id,
+                broker_epoch: -1,
+                listener: broker.config.inter_broker_listener(),
+                bind_ip: broker
+                    .config
+                    .bound_listeners
+                    .first()
+                    .map(|l| l.addr.ip())
+                    .filter(|ip| !ip.is_unspecified()),
+            },
+        );
         broker.spawn_background_tasks(log_defaults.flush);
         broker.group.start().await?;
         Ok(broker)
@@ -235,6 +253,7 @@ impl Broker {
     }
 
     pub async fn shutdown(&self) {
+        self.fetchers.stop().await;
         self.partitions.close_all();
         if let Err(e) = self.metadata.shutdown().await {
             warn!(error = %e, "metadata store shutdown failed");

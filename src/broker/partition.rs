@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -140,7 +140,11 @@ impl Partition {
             // Wake long-polling fetches so they re-check leadership now, not at their deadline.
             self.high_watermark.send_modify(|_| ());
             if new.role == Role::Leader {
-                self.lock().assign_epoch_start(new.leader_epoch);
+                let mut log = self.lock();
+                log.assign_epoch_start(new.leader_epoch);
+                // Until ISR tracking exists, a leader's high watermark is its log end offset; a
+                // follower's lagged the old leader's.
+                self.high_watermark.send_replace(log.log_end_offset());
             }
         }
         *state = new;
@@ -251,6 +255,88 @@ impl Partition {
             });
         }
         log.read(offset, max_bytes, min_one)
+    }
+
+    /// A follower's read (Kafka's `FetchIsolation.LOG_END`): up to the log end offset, past the high
+    /// watermark.
+    pub fn read_to_log_end(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<FetchSlice, LogError> {
+        self.lock().read(offset, max_bytes, min_one)
+    }
+
+    /// What a follower sends the leader: (log end offset, its latest leader epoch if any).
+    pub fn follower_fetch_state(&self) -> (i64, Option<i32>) {
+        let log = self.lock();
+        (log.log_end_offset(), log.leader_epochs().latest_epoch())
+    }
+
+    /// Appends batches fetched from `leader` at `leader_epoch` as they are (Kafka's
+    /// `appendRecordsToFollowerOrFutureReplica`), if this broker still follows that leader at that
+    /// epoch; the role cannot change until the append is done. The high watermark follows the
+    /// leader's, never past this log's end.
+    pub fn append_as_follower(
+        &self,
+        records: Bytes,
+        headers: &[BatchHeader],
+        fetched_from: (i32, i32),
+        leader_high_watermark: i64,
+        now_ms: i64,
+    ) -> Result<Option<AppendInfo>, ReplicaError> {
+        let state = self.read_state();
+        let (leader, leader_epoch) = fetched_from;
+        if state.role != (Role::Follower { leader }) || state.leader_epoch != leader_epoch {
+            return Err(ReplicaError::NotLeaderOrFollower);
+        }
+        let mut log = self.lock();
+        let info = if headers.is_empty() {
+            None
+        } else {
+            let result = if log.config().flush == FlushPolicy::Always {
+                tokio::task::block_in_place(|| log.append_as_follower(records, headers, now_ms))
+            } else {
+                log.append_as_follower(records, headers, now_ms)
+            };
+            self.note_storage(&result);
+            Some(result?)
+        };
+        let hw = leader_high_watermark.min(log.log_end_offset());
+        self.high_watermark.send_if_modified(|old| {
+            let moved = *old != hw;
+            *old = hw;
+            moved
+        });
+        Ok(info)
+    }
+
+    /// A follower cuts its log back to `offset` where it diverged from the leader (or empties it and
+    /// restarts at the leader's log start when `restart` is set). Returns the new log end offset.
+    pub fn truncate_as_follower(
+        &self,
+        fetched_from: (i32, i32),
+        offset: i64,
+        restart: bool,
+    ) -> Result<i64, ReplicaError> {
+        let state = self.read_state();
+        let (leader, leader_epoch) = fetched_from;
+        if state.role != (Role::Follower { leader }) || state.leader_epoch != leader_epoch {
+            return Err(ReplicaError::NotLeaderOrFollower);
+        }
+        let mut log = self.lock();
+        let end = if restart {
+            log.truncate_fully_and_start_at(offset)?
+        } else {
+            log.truncate_to(offset)?
+        };
+        self.high_watermark.send_if_modified(|old| {
+            let moved = *old > end;
+            *old = (*old).min(end);
+            moved
+        });
+        Ok(end)
     }
 
     /// DeleteRecords: records below `offset` (-1: the high watermark) become unreadable and the

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::protocol::StrBytes;
@@ -71,6 +72,7 @@ pub async fn handle(ctx: RequestContext, req: FetchRequest) -> HandlerResult {
                         fetch_offset: p.fetch_offset,
                         current_leader_epoch: p.current_leader_epoch,
                         max_bytes: p.partition_max_bytes.max(0) as usize,
+                        last_fetched_epoch: if v >= 12 { p.last_fetched_epoch } else { -1 },
                     })
                     .collect(),
             }
@@ -136,7 +138,15 @@ fn hint(
 }
 
 fn partition_data(p: FetchedPartition) -> PartitionData {
+    let diverging = p
+        .diverging_epoch
+        .map_or_else(EpochEndOffset::default, |(epoch, end)| {
+            EpochEndOffset::default()
+                .with_epoch(epoch)
+                .with_end_offset(end)
+        });
     PartitionData::default()
+        .with_diverging_epoch(diverging)
         .with_partition_index(p.index)
         .with_error_code(p.error.as_ref().map_or(0, |e| e.code().code()))
         .with_high_watermark(p.high_watermark)

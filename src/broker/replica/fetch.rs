@@ -48,6 +48,9 @@ pub struct FetchPartition {
     /// -1: the client does not know the leader epoch (no KIP-320 check).
     pub current_leader_epoch: i32,
     pub max_bytes: usize,
+    /// A follower's latest epoch in its log (Fetch v12+, -1 none): the leader checks that its log
+    /// agrees up to `fetch_offset` and else answers a diverging epoch.
+    pub last_fetched_epoch: i32,
 }
 
 pub struct FetchTopic {
@@ -67,6 +70,9 @@ pub struct FetchedPartition {
     /// (producer id, first offset) of aborted transactions in range: `Some` for read-committed
     /// fetches (empty until transactions exist), and for errors, as Kafka's defaults have it.
     pub aborted_transactions: Option<Vec<(i64, i64)>>,
+    /// To a follower whose log diverged: (epoch, end offset) of the largest epoch the leader has at
+    /// or below its `last_fetched_epoch` (Kafka's `divergingEpoch`), the records left empty.
+    pub diverging_epoch: Option<(i32, i64)>,
 }
 
 impl FetchedPartition {
@@ -79,6 +85,7 @@ impl FetchedPartition {
             log_start_offset: -1,
             records: Bytes::new(),
             aborted_transactions: Some(Vec::new()),
+            diverging_epoch: None,
         }
     }
 }
@@ -179,7 +186,7 @@ fn read_all(
             let limit = req.max_bytes.min(remaining);
             let data = match (&slot.partition, slot.error.take()) {
                 (_, Some(e)) => FetchedPartition::failed(req.index, e),
-                (Some(p), None) => read_partition(p, req, limit, min_one, params.isolation),
+                (Some(p), None) => read_partition(p, req, limit, min_one, params),
                 (None, None) => {
                     FetchedPartition::failed(req.index, ReplicaError::UnknownTopicOrPartition)
                 }
@@ -202,11 +209,16 @@ fn read_partition(
     req: &FetchPartition,
     limit: usize,
     min_one: bool,
-    isolation: Isolation,
+    params: &FetchParams,
 ) -> FetchedPartition {
     // Consumers and followers alike read from the leader only (no KIP-392 replica selector).
     if let Err(e) = p.check_leader_epoch(req.current_leader_epoch, true) {
         return FetchedPartition::failed(req.index, e);
+    }
+    let follower = params.is_from_follower();
+    // Kafka's `followerReplicaOrThrow`: only a replica of the partition may fetch as one.
+    if follower && !p.state().replicas.contains(&params.replica_id) {
+        return FetchedPartition::failed(req.index, ReplicaError::NotLeaderOrFollower);
     }
     let hw = p.high_watermark();
     let mut data = FetchedPartition {
@@ -216,9 +228,24 @@ fn read_partition(
         last_stable_offset: hw,
         log_start_offset: p.log_start_offset(),
         records: Bytes::new(),
-        aborted_transactions: (isolation == Isolation::ReadCommitted).then(Vec::new),
+        aborted_transactions: (params.isolation == Isolation::ReadCommitted).then(Vec::new),
+        diverging_epoch: None,
     };
-    match p.read(req.fetch_offset, limit, min_one) {
+    if follower && req.last_fetched_epoch >= 0 {
+        // Kafka's `Partition.readRecords`: the follower's last epoch must end where the leader's
+        // log says it does, at or after its fetch offset; else it truncates first.
+        let (epoch, end) = p.end_offset_for_epoch(req.last_fetched_epoch);
+        if epoch < req.last_fetched_epoch || end < req.fetch_offset {
+            data.diverging_epoch = Some((epoch, end));
+            return data;
+        }
+    }
+    let read = if follower {
+        p.read_to_log_end(req.fetch_offset, limit, min_one)
+    } else {
+        p.read(req.fetch_offset, limit, min_one)
+    };
+    match read {
         Ok(slice) => data.records = slice.bytes,
         Err(e) => {
             if !matches!(e, LogError::OffsetOutOfRange { .. }) {

@@ -5,7 +5,9 @@
 mod append;
 mod error;
 mod fetch;
+pub mod fetcher;
 mod offsets;
+mod peer;
 #[cfg(test)]
 mod tests;
 
