@@ -1,0 +1,185 @@
+//! Follower replication across a 3-node cluster of real processes on 127.0.0.1-3: followers copy the
+//! leader's log byte for byte, only replicas may fetch as one, and after the leader's controlled shutdown
+//! the new leader serves every record at the same offset.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::cluster::{Cluster, ClusterOptions};
+use common::{batch, name, read_all, topic_id, Client};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+
+/// Elections, session timeouts and catching up on a loaded 2-core machine.
+const SETTLE: Duration = Duration::from_secs(30);
+const TOPIC: &str = "replicated";
+const NOT_LEADER: i16 = 6;
+
+/// (leader, leader epoch, replicas) of partition 0 as node `id` reports it; None while unknown there.
+fn partition0(cluster: &Cluster, id: i32) -> Option<(i32, i32, Vec<i32>)> {
+    let req = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name(TOPIC)))
+        ]))
+        .with_allow_auto_topic_creation(false);
+    let Some(ResponseKind::Metadata(m)) = cluster.client(id).request(ApiKey::Metadata, 12, req)
+    else {
+        return None;
+    };
+    let t = m.topics.first().filter(|t| t.error_code == 0)?;
+    let p = t.partitions.first().filter(|p| p.error_code == 0)?;
+    Some((
+        p.leader_id.0,
+        p.leader_epoch,
+        p.replica_nodes.iter().map(|b| b.0).collect(),
+    ))
+}
+
+fn produce(c: &mut Client, values: &[&str]) -> (i16, i64) {
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name(TOPIC))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch(values)))])]);
+    match c.request(ApiKey::Produce, 9, req) {
+        Some(ResponseKind::Produce(r)) => {
+            let p = &r.responses[0].partition_responses[0];
+            (p.error_code, p.base_offset)
+        }
+        other => panic!("Produce: {other:?}"),
+    }
+}
+
+/// The concatenated segment files of partition 0 in node `id`'s data directory.
+fn log_bytes(cluster: &Cluster, id: i32) -> Vec<u8> {
+    let dir = cluster
+        .dir
+        .path()
+        .join(format!("data{id}"))
+        .join(format!("{TOPIC}-0"));
+    let mut segments: Vec<_> = std::fs::read_dir(Path::new(&dir))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    segments.sort();
+    segments
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap_or_default())
+        .collect()
+}
+
+/// A replica's Fetch (v15, ReplicaState) of partition 0 from offset 0, as broker `replica_id`; the error.
+fn fetch_as_replica(c: &mut Client, id: uuid::Uuid, replica_id: i32, epoch: i32) -> i16 {
+    let req = FetchRequest::default()
+        .with_replica_state(ReplicaState::default().with_replica_id(BrokerId(replica_id)))
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic_id(id)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(epoch)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    match c.request(ApiKey::Fetch, 15, req) {
+        Some(ResponseKind::Fetch(r)) => r.responses[0].partitions[0].error_code,
+        other => panic!("Fetch: {other:?}"),
+    }
+}
+
+#[test]
+fn followers_copy_the_leader_byte_for_byte_and_take_over_with_every_record() {
+    let mut cluster = Cluster::start(3, ClusterOptions::default());
+    cluster.await_state("every broker registered", SETTLE, |c| {
+        let req = MetadataRequest::default().with_topics(Some(vec![]));
+        match c.client(1).request(ApiKey::Metadata, 12, req) {
+            Some(ResponseKind::Metadata(m)) => (m.brokers.len() == 3).then_some(()),
+            _ => None,
+        }
+    });
+    let req = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name(TOPIC))
+            .with_num_partitions(1)
+            .with_replication_factor(3)])
+        .with_timeout_ms(10_000);
+    match cluster.client(1).request(ApiKey::CreateTopics, 7, req) {
+        Some(ResponseKind::CreateTopics(r)) => assert_eq!(r.topics[0].error_code, 0),
+        other => panic!("CreateTopics: {other:?}"),
+    }
+    let (leader, epoch, replicas) =
+        cluster.await_state("the topic known everywhere", SETTLE, |c| {
+            let seen: Vec<_> = (1..=3).filter_map(|id| partition0(c, id)).collect();
+            (seen.len() == 3 && seen.iter().all(|s| *s == seen[0] && s.0 > 0))
+                .then(|| seen[0].clone())
+        });
+    assert_eq!(replicas.len(), 3);
+
+    // 40 batches of 5 records, acknowledged by the leader at consecutive offsets.
+    let values: Vec<String> = (0..200).map(|i| format!("value-{i}")).collect();
+    let mut client = cluster.client(leader);
+    // The leader answers NOT_LEADER_OR_FOLLOWER until it has applied the image its Metadata shows.
+    let first_base = cluster.await_state("the leader taking writes", SETTLE, |_| {
+        let first: Vec<&str> = values[..5].iter().map(String::as_str).collect();
+        match produce(&mut client, &first) {
+            (0, base) => Some(base),
+            (code, _) if code == NOT_LEADER => None,
+            other => panic!("first batch: {other:?}"),
+        }
+    });
+    assert_eq!(first_base, 0);
+    for (i, chunk) in values.chunks(5).enumerate().skip(1) {
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        assert_eq!(produce(&mut client, &chunk), (0, 5 * i as i64), "batch {i}");
+    }
+    let expected: Vec<(i64, String)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as i64, v.clone()))
+        .collect();
+    assert_eq!(read_all(&mut client, TOPIC), expected);
+
+    let leader_bytes = log_bytes(&cluster, leader);
+    assert!(!leader_bytes.is_empty());
+    cluster.await_state("every follower's log equal to the leader's", SETTLE, |c| {
+        (1..=3)
+            .all(|id| log_bytes(c, id) == leader_bytes)
+            .then_some(())
+    });
+
+    // Only a replica of the partition may fetch as one: broker 9 is none.
+    let id = topic_id(&mut client, TOPIC);
+    let follower = replicas.iter().copied().find(|r| *r != leader).unwrap();
+    assert_eq!(fetch_as_replica(&mut client, id, follower, epoch), 0);
+    assert_eq!(
+        fetch_as_replica(&mut client, id, 9, epoch),
+        kafka_protocol::error::ResponseError::NotLeaderOrFollower.code()
+    );
+    drop(client);
+
+    // Controlled shutdown moves the leadership to a follower, which serves every record as it was.
+    assert!(cluster.terminate(leader), "a clean exit");
+    let survivor = (1..=3).find(|id| *id != leader).unwrap();
+    let new_leader = cluster.await_state("a new leader", SETTLE, |c| {
+        partition0(c, survivor)
+            .filter(|(l, e, _)| *l > 0 && *l != leader && *e > epoch)
+            .map(|(l, _, _)| l)
+    });
+    let mut client = cluster.client(new_leader);
+    assert_eq!(read_all(&mut client, TOPIC), expected);
+    // And it goes on at the next offset.
+    assert_eq!(produce(&mut client, &["after"]), (0, 200));
+}
