@@ -138,9 +138,9 @@ async fn supervise(
 }
 
 /// One followed partition as a fetch round sees it.
-struct Followed {
-    partition: Arc<Partition>,
-    leader_epoch: i32,
+pub(super) struct Followed {
+    pub(super) partition: Arc<Partition>,
+    pub(super) leader_epoch: i32,
 }
 
 /// The fetch loop for one leader: the partitions followed from it are re-read every round, so a
@@ -296,7 +296,7 @@ async fn fetch_round(
 
 /// Applies one partition's answer: appends its records, truncates a diverged tail, or returns the
 /// error code that delays the partition.
-fn apply(leader: i32, f: &Followed, end: i64, data: PartitionData) -> Option<i16> {
+pub(super) fn apply(leader: i32, f: &Followed, end: i64, data: PartitionData) -> Option<i16> {
     let p = &f.partition;
     let from = (leader, f.leader_epoch);
     let code = data.error_code;
@@ -311,7 +311,8 @@ fn apply(leader: i32, f: &Followed, end: i64, data: PartitionData) -> Option<i16
         .map(|_| ())
     } else if code != 0 {
         return Some(code);
-    } else if data.diverging_epoch.end_offset >= 0 || data.diverging_epoch.epoch >= 0 {
+    } else if data.diverging_epoch.epoch >= 0 {
+        // Kafka's `FetchResponse.divergingEpoch`: an epoch below 0 is no divergence.
         let target = truncation_offset(
             p,
             end,

@@ -6,6 +6,8 @@ mod append;
 mod error;
 mod fetch;
 pub mod fetcher;
+#[cfg(test)]
+mod fetcher_tests;
 mod offsets;
 mod peer;
 #[cfg(test)]

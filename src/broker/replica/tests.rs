@@ -29,7 +29,7 @@ use crate::log::{encode_batch, plain_record};
 const ME: i32 = 1;
 const OTHER: i32 = 2;
 
-async fn broker(dir: &Path) -> Arc<Broker> {
+pub(super) async fn broker(dir: &Path) -> Arc<Broker> {
     let config = Config {
         data_dir: dir.to_path_buf(),
         node_id: ME,
@@ -59,7 +59,13 @@ async fn broker(dir: &Path) -> Arc<Broker> {
 
 /// Writes a one-partition topic straight into the image, as the controller would place it, and
 /// applies it here at once (the background reconcile would too, later).
-async fn place(b: &Broker, name: &str, leader: i32, leader_epoch: i32, replicas: &[i32]) {
+pub(super) async fn place(
+    b: &Broker,
+    name: &str,
+    leader: i32,
+    leader_epoch: i32,
+    replicas: &[i32],
+) {
     place_topic(b, name, leader, leader_epoch, replicas, false).await
 }
 
@@ -91,7 +97,7 @@ async fn place_topic(
     b.partitions.reconcile(&b.metadata.image());
 }
 
-fn ctx(b: &Arc<Broker>, api_version: i16) -> RequestContext {
+pub(super) fn ctx(b: &Arc<Broker>, api_version: i16) -> RequestContext {
     RequestContext {
         broker: b.clone(),
         api_version,
@@ -102,7 +108,7 @@ fn ctx(b: &Arc<Broker>, api_version: i16) -> RequestContext {
     }
 }
 
-fn batch() -> Bytes {
+pub(super) fn batch() -> Bytes {
     let record = plain_record(0, crate::clock::now_ms(), None, Some(Bytes::from("v")));
     encode_batch(&[record], Compression::None).unwrap().freeze()
 }
@@ -111,7 +117,7 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.into()))
 }
 
-async fn produce(b: &Arc<Broker>, version: i16, topic: &str) -> ProduceResponse {
+pub(super) async fn produce(b: &Arc<Broker>, version: i16, topic: &str) -> ProduceResponse {
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(1000)
