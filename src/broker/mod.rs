@@ -166,7 +166,6 @@ impl Broker {
             broker.metadata.clone(),
             replica::fetcher::FetcherConfig {
                 node_id: broker.node_id,
-                broker_epoch: -1,
                 listener: broker.config.inter_broker_listener(),
                 bind_ip: broker
                     .config

@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use super::peer::{PeerConnection, PeerError};
+use super::ReplicaError;
 use crate::broker::partition::{Partition, Role};
 use crate::broker::partitions::PartitionManager;
 use crate::cluster::MetadataStore;
@@ -37,8 +38,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 pub struct FetcherConfig {
     pub node_id: i32,
-    /// The broker epoch sent in `ReplicaState` (-1: not known here).
-    pub broker_epoch: i64,
     /// The listener of the leader to connect to (`inter.broker.listener.name`).
     pub listener: String,
     /// This node's own address, the source of its outgoing connections.
@@ -150,7 +149,7 @@ async fn fetch_from(shared: Arc<Shared>, leader: i32) {
     let mut backoff = BACKOFF_MIN;
     let mut failing: Option<String> = None;
     let mut delayed: HashMap<(Uuid, i32), Instant> = HashMap::new();
-    let mut partition_errors: HashMap<(Uuid, i32), i16> = HashMap::new();
+    let mut partition_errors: HashMap<(Uuid, i32), String> = HashMap::new();
     loop {
         let now = Instant::now();
         delayed.retain(|_, until| *until > now);
@@ -192,10 +191,11 @@ async fn fetch_from(shared: Arc<Shared>, leader: i32) {
                                 debug!(leader, topic_id = %key.0, partition = key.1, "partition fetches again");
                             }
                         }
-                        Some(code) => {
-                            if partition_errors.insert(key, code) != Some(code) {
-                                warn!(leader, topic_id = %key.0, partition = key.1, error_code = code,
-                                    "leader refused a partition's fetch; retrying it after a pause");
+                        Some(cause) => {
+                            if partition_errors.get(&key) != Some(&cause) {
+                                warn!(leader, topic_id = %key.0, partition = key.1, error = %cause,
+                                    "partition's replica fetch failed; retrying it after a pause");
+                                partition_errors.insert(key, cause);
                             }
                             delayed.insert(key, Instant::now() + BACKOFF_MAX);
                         }
@@ -216,7 +216,7 @@ async fn fetch_from(shared: Arc<Shared>, leader: i32) {
     }
 }
 
-type Outcome = ((Uuid, i32), Option<i16>);
+type Outcome = ((Uuid, i32), Option<String>);
 
 /// One Fetch to the leader and what came of it for each partition (`None`: fine).
 async fn fetch_round(
@@ -226,8 +226,13 @@ async fn fetch_round(
     followed: &[&Followed],
 ) -> Result<Vec<Outcome>, PeerError> {
     let cfg = &shared.config;
+    let image = shared.metadata.image();
+    // KIP-903: this broker's epoch is its registration's, as the image has it (-1 before that).
+    let broker_epoch = image
+        .registrations
+        .get(&cfg.node_id)
+        .map_or(-1, |r| r.epoch);
     if conn.is_none() {
-        let image = shared.metadata.image();
         let broker = image
             .brokers
             .get(&leader)
@@ -258,7 +263,7 @@ async fn fetch_round(
         .with_replica_state(
             ReplicaState::default()
                 .with_replica_id(BrokerId(cfg.node_id))
-                .with_replica_epoch(cfg.broker_epoch),
+                .with_replica_epoch(broker_epoch),
         )
         .with_max_wait_ms(MAX_WAIT.as_millis() as i32)
         .with_min_bytes(1)
@@ -294,9 +299,9 @@ async fn fetch_round(
     Ok(outcomes)
 }
 
-/// Applies one partition's answer: appends its records, truncates a diverged tail, or returns the
-/// error code that delays the partition.
-pub(super) fn apply(leader: i32, f: &Followed, end: i64, data: PartitionData) -> Option<i16> {
+/// Applies one partition's answer: appends its records, truncates a diverged tail, or returns why
+/// not, which delays the partition. An answer for a role this broker no longer has is dropped.
+pub(super) fn apply(leader: i32, f: &Followed, end: i64, data: PartitionData) -> Option<String> {
     let p = &f.partition;
     let from = (leader, f.leader_epoch);
     let code = data.error_code;
@@ -310,7 +315,9 @@ pub(super) fn apply(leader: i32, f: &Followed, end: i64, data: PartitionData) ->
         }
         .map(|_| ())
     } else if code != 0 {
-        return Some(code);
+        let name = ResponseError::try_from_code(code)
+            .map_or_else(|| code.to_string(), |e| format!("{e:?}"));
+        return Some(format!("the leader answered {name}"));
     } else if data.diverging_epoch.epoch >= 0 {
         // Kafka's `FetchResponse.divergingEpoch`: an epoch below 0 is no divergence.
         let target = truncation_offset(
@@ -339,11 +346,8 @@ pub(super) fn apply(leader: i32, f: &Followed, end: i64, data: PartitionData) ->
         }
     };
     match result {
-        Ok(()) => None,
-        Err(e) => {
-            warn!(topic = %p.topic, partition = p.index, leader, error = %e, "cannot apply fetched data");
-            Some(e.code().code())
-        }
+        Ok(()) | Err(ReplicaError::NotLeaderOrFollower) => None,
+        Err(e) => Some(format!("cannot apply the leader's answer: {e}")),
     }
 }
 

@@ -156,11 +156,13 @@ async fn followers_append_truncate_on_divergence_and_drop_answers_for_an_old_rol
     };
     assert_eq!(
         apply(OTHER, &stale, 2, records(batches[2].clone(), 3)),
-        Some(ResponseError::NotLeaderOrFollower.code())
+        None
     );
-    assert_eq!(
-        apply(3, &f, 2, records(batches[2].clone(), 3)),
-        Some(ResponseError::NotLeaderOrFollower.code())
-    );
+    assert_eq!(apply(3, &f, 2, records(batches[2].clone(), 3)), None);
     assert_eq!(p.follower_fetch_state().0, 2);
+    // A refusal by the leader is a cause to pause the partition.
+    let refused = PartitionData::default().with_error_code(ResponseError::FencedLeaderEpoch.code());
+    assert!(apply(OTHER, &f, 2, refused)
+        .unwrap()
+        .contains("FencedLeaderEpoch"));
 }
