@@ -1,6 +1,6 @@
 //! Follower replication across a 3-node cluster of real processes on 127.0.0.1-3: followers copy the
-//! leader's log byte for byte, only replicas may fetch as one, and after the leader's controlled shutdown
-//! the new leader serves every record at the same offset.
+//! leader's log byte for byte, only replicas may fetch as one, after the leader's controlled shutdown
+//! the new leader serves every record at the same offset, and the old leader, back, follows it.
 
 mod common;
 
@@ -182,4 +182,18 @@ fn followers_copy_the_leader_byte_for_byte_and_take_over_with_every_record() {
     assert_eq!(read_all(&mut client, TOPIC), expected);
     // And it goes on at the next offset.
     assert_eq!(produce(&mut client, &["after"]), (0, 200));
+
+    // The old leader comes back as a follower of the new one and copies what it missed.
+    cluster.start_nodes(&[leader]);
+    let new_bytes = log_bytes(&cluster, new_leader);
+    assert!(new_bytes.len() > leader_bytes.len());
+    cluster.await_state(
+        "every replica's log equal to the new leader's",
+        SETTLE,
+        |c| {
+            (1..=3)
+                .all(|id| log_bytes(c, id) == new_bytes)
+                .then_some(())
+        },
+    );
 }
