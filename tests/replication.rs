@@ -1,6 +1,7 @@
 //! Follower replication across a 3-node cluster of real processes on 127.0.0.1-3: followers copy the
 //! leader's log byte for byte, only replicas may fetch as one, after the leader's controlled shutdown
-//! the new leader serves every record at the same offset, and the old leader, back, follows it.
+//! the new leader serves every record at the same offset and deduplicates the producer's retries, and the
+//! old leader, back, follows it.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::cluster::{Cluster, ClusterOptions};
-use common::{batch, name, read_all, topic_id, Client};
+use common::{init_producer_id, name, read_all, records_batch, topic_id, Client};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ReplicaState};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -40,7 +41,15 @@ fn partition0(cluster: &Cluster, id: i32) -> Option<(i32, i32, Vec<i32>)> {
     ))
 }
 
-fn produce(c: &mut Client, values: &[&str]) -> (i16, i64) {
+/// One batch of idempotent producer `pid` (epoch 0) from sequence `seq`.
+fn idempotent(pid: i64, seq: i32, values: &[&str]) -> bytes::Bytes {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    records_batch(pid, 0, seq, now, values)
+}
+
+fn produce(c: &mut Client, records: bytes::Bytes) -> (i16, i64) {
     let req = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5000)
@@ -48,7 +57,7 @@ fn produce(c: &mut Client, values: &[&str]) -> (i16, i64) {
             .with_name(name(TOPIC))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
-                .with_records(Some(batch(values)))])]);
+                .with_records(Some(records))])]);
     match c.request(ApiKey::Produce, 9, req) {
         Some(ResponseKind::Produce(r)) => {
             let p = &r.responses[0].partition_responses[0];
@@ -128,22 +137,34 @@ fn followers_copy_the_leader_byte_for_byte_and_take_over_with_every_record() {
         });
     assert_eq!(replicas.len(), 3);
 
-    // 40 batches of 5 records, acknowledged by the leader at consecutive offsets.
+    // 40 batches of 5 records from an idempotent producer, acknowledged by the leader at consecutive
+    // offsets.
     let values: Vec<String> = (0..200).map(|i| format!("value-{i}")).collect();
+    let chunks: Vec<Vec<&str>> = values
+        .chunks(5)
+        .map(|c| c.iter().map(String::as_str).collect())
+        .collect();
     let mut client = cluster.client(leader);
+    let pid = cluster.await_state("a producer id", SETTLE, |_| {
+        let r = init_producer_id(&mut client);
+        (r.error_code == 0).then_some(r.producer_id.0)
+    });
     // The leader answers NOT_LEADER_OR_FOLLOWER until it has applied the image its Metadata shows.
     let first_base = cluster.await_state("the leader taking writes", SETTLE, |_| {
-        let first: Vec<&str> = values[..5].iter().map(String::as_str).collect();
-        match produce(&mut client, &first) {
+        match produce(&mut client, idempotent(pid, 0, &chunks[0])) {
             (0, base) => Some(base),
             (code, _) if code == NOT_LEADER => None,
             other => panic!("first batch: {other:?}"),
         }
     });
     assert_eq!(first_base, 0);
-    for (i, chunk) in values.chunks(5).enumerate().skip(1) {
-        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        assert_eq!(produce(&mut client, &chunk), (0, 5 * i as i64), "batch {i}");
+    for (i, chunk) in chunks.iter().enumerate().skip(1) {
+        let seq = 5 * i as i32;
+        assert_eq!(
+            produce(&mut client, idempotent(pid, seq, chunk)),
+            (0, seq as i64),
+            "batch {i}"
+        );
     }
     let expected: Vec<(i64, String)> = values
         .iter()
@@ -180,8 +201,19 @@ fn followers_copy_the_leader_byte_for_byte_and_take_over_with_every_record() {
     });
     let mut client = cluster.client(new_leader);
     assert_eq!(read_all(&mut client, TOPIC), expected);
-    // And it goes on at the next offset.
-    assert_eq!(produce(&mut client, &["after"]), (0, 200));
+    // The copied producer state deduplicates a retry of the last batch the old leader took...
+    assert_eq!(
+        produce(&mut client, idempotent(pid, 195, &chunks[39])),
+        (0, 195)
+    );
+    // ...and the producer goes on at the next offset.
+    assert_eq!(
+        produce(&mut client, idempotent(pid, 200, &["after"])),
+        (0, 200)
+    );
+    let mut all = expected.clone();
+    all.push((200, "after".into()));
+    assert_eq!(read_all(&mut client, TOPIC), all);
 
     // The old leader comes back as a follower of the new one and copies what it missed.
     cluster.start_nodes(&[leader]);
