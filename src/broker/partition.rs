@@ -277,13 +277,14 @@ impl Partition {
     /// Appends batches fetched from `leader` at `leader_epoch` as they are (Kafka's
     /// `appendRecordsToFollowerOrFutureReplica`), if this broker still follows that leader at that
     /// epoch; the role cannot change until the append is done. The high watermark follows the
-    /// leader's, never past this log's end.
+    /// leader's, never past this log's end, and so does the log start (the leader's retention or
+    /// DeleteRecords, as Kafka's `maybeIncrementLogStartOffset` on followers).
     pub fn append_as_follower(
         &self,
         records: Bytes,
         headers: &[BatchHeader],
         fetched_from: (i32, i32),
-        leader_high_watermark: i64,
+        (leader_high_watermark, leader_log_start): (i64, i64),
         now_ms: i64,
     ) -> Result<Option<AppendInfo>, ReplicaError> {
         let state = self.read_state();
@@ -303,7 +304,11 @@ impl Partition {
             self.note_storage(&result);
             Some(result?)
         };
-        let hw = leader_high_watermark.min(log.log_end_offset());
+        let end = log.log_end_offset();
+        if leader_log_start > log.log_start_offset() {
+            log.advance_log_start_offset(leader_log_start.min(end))?;
+        }
+        let hw = leader_high_watermark.min(end);
         self.high_watermark.send_if_modified(|old| {
             let moved = *old != hw;
             *old = hw;

@@ -338,7 +338,7 @@ pub(super) fn apply(leader: i32, f: &Followed, end: i64, data: PartitionData) ->
                     records.slice(..len),
                     &headers,
                     from,
-                    data.high_watermark,
+                    (data.high_watermark, data.log_start_offset),
                     crate::clock::now_ms(),
                 )
                 .map(|_| ()),

@@ -160,6 +160,16 @@ async fn followers_append_truncate_on_divergence_and_drop_answers_for_an_old_rol
     );
     assert_eq!(apply(3, &f, 2, records(batches[2].clone(), 3)), None);
     assert_eq!(p.follower_fetch_state().0, 2);
+    // The leader's log start moved (DeleteRecords there): this log's follows, up to its end.
+    let moved = records(batches[2].clone(), 3).with_log_start_offset(1);
+    assert_eq!(apply(OTHER, &f, 2, moved), None);
+    assert_eq!((p.log_start_offset(), p.follower_fetch_state().0), (1, 3));
+    let beyond = PartitionData::default()
+        .with_records(Some(Bytes::new()))
+        .with_high_watermark(9)
+        .with_log_start_offset(9);
+    assert_eq!(apply(OTHER, &f, 3, beyond), None);
+    assert_eq!((p.log_start_offset(), p.high_watermark()), (3, 3));
     // A refusal by the leader is a cause to pause the partition.
     let refused = PartitionData::default().with_error_code(ResponseError::FencedLeaderEpoch.code());
     assert!(apply(OTHER, &f, 2, refused)
