@@ -185,15 +185,19 @@ async fn fetch_from(shared: Arc<Shared>, leader: i32) {
                 }
                 backoff = BACKOFF_MIN;
                 for (key, code) in outcomes {
+                    let topic = followed
+                        .iter()
+                        .find(|f| (f.partition.topic_id, f.partition.index) == key)
+                        .map_or("", |f| f.partition.topic.as_str());
                     match code {
                         None => {
                             if partition_errors.remove(&key).is_some() {
-                                debug!(leader, topic_id = %key.0, partition = key.1, "partition fetches again");
+                                debug!(leader, topic, partition = key.1, "partition fetches again");
                             }
                         }
                         Some(cause) => {
                             if partition_errors.get(&key) != Some(&cause) {
-                                warn!(leader, topic_id = %key.0, partition = key.1, error = %cause,
+                                warn!(leader, topic, partition = key.1, error = %cause,
                                     "partition's replica fetch failed; retrying it after a pause");
                                 partition_errors.insert(key, cause);
                             }
