@@ -1,7 +1,8 @@
-//! Follower replication across a 3-node cluster of real processes on 127.0.0.1-3: followers copy the
+//! Follower replication across 3-node clusters of real processes on 127.0.0.1-3: followers copy the
 //! leader's log byte for byte, only replicas may fetch as one, after the leader's controlled shutdown
-//! the new leader serves every record at the same offset and deduplicates the producer's retries, and the
-//! old leader, back, follows it.
+//! the new leader serves every record at the same offset and deduplicates the producer's retries, the
+//! old leader, back, follows it, and a leader isolated with nftables truncates its divergent tail on
+//! return.
 
 mod common;
 
