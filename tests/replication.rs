@@ -258,12 +258,17 @@ fn followers_copy_the_leader_byte_for_byte_and_take_over_with_every_record() {
             .then_some(())
     });
 
-    // Only a replica of the partition may fetch as one: broker 9 is none.
+    // Only a replica of the partition may fetch as one: broker 9 is none (at the leader's epoch Kafka
+    // answers UNKNOWN_LEADER_EPOCH, a replica it may not know of yet; without one NOT_LEADER_OR_FOLLOWER).
     let id = topic_id(&mut client, TOPIC);
     let follower = replicas.iter().copied().find(|r| *r != leader).unwrap();
     assert_eq!(fetch_as_replica(&mut client, id, follower, epoch), 0);
     assert_eq!(
         fetch_as_replica(&mut client, id, 9, epoch),
+        kafka_protocol::error::ResponseError::UnknownLeaderEpoch.code()
+    );
+    assert_eq!(
+        fetch_as_replica(&mut client, id, 9, -1),
         kafka_protocol::error::ResponseError::NotLeaderOrFollower.code()
     );
     drop(client);

@@ -216,9 +216,18 @@ fn read_partition(
         return FetchedPartition::failed(req.index, e);
     }
     let follower = params.is_from_follower();
-    // Kafka's `followerReplicaOrThrow`: only a replica of the partition may fetch as one.
+    // Kafka's `followerReplicaOrThrow`: only a replica of the partition may fetch as one. At our
+    // epoch, the stranger may be a replica we do not know of yet (a reassignment): it retries.
     if follower && !p.state().replicas.contains(&params.replica_id) {
-        return FetchedPartition::failed(req.index, ReplicaError::NotLeaderOrFollower);
+        let error = if req.current_leader_epoch >= 0 {
+            ReplicaError::UnknownLeaderEpoch {
+                requested: req.current_leader_epoch,
+                current: p.leader_epoch(),
+            }
+        } else {
+            ReplicaError::NotLeaderOrFollower
+        };
+        return FetchedPartition::failed(req.index, error);
     }
     let hw = p.high_watermark();
     let mut data = FetchedPartition {
@@ -233,8 +242,20 @@ fn read_partition(
     };
     if follower && req.last_fetched_epoch >= 0 {
         // Kafka's `Partition.readRecords`: the follower's last epoch must end where the leader's
-        // log says it does, at or after its fetch offset; else it truncates first.
+        // log says it does, at or after its fetch offset; else it truncates first. An epoch the
+        // leader cannot place, or an offset below its log start, is out of range.
         let (epoch, end) = p.end_offset_for_epoch(req.last_fetched_epoch);
+        let out_of_range = || {
+            ReplicaError::from(LogError::OffsetOutOfRange {
+                offset: req.fetch_offset,
+                start: data.log_start_offset,
+                end: hw,
+            })
+        };
+        if epoch < 0 || end < 0 || req.fetch_offset < data.log_start_offset {
+            data.error = Some(out_of_range());
+            return data;
+        }
         if epoch < req.last_fetched_epoch || end < req.fetch_offset {
             data.diverging_epoch = Some((epoch, end));
             return data;

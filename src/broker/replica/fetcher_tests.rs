@@ -19,13 +19,34 @@ use crate::log::{LogConfig, PartitionLog};
 const ME: i32 = 1;
 const OTHER: i32 = 2;
 
-/// A replica's Fetch v15 of partition 0 as broker `replica_id`: (error, diverging epoch, records).
+/// A replica's Fetch v15 of partition 0 as broker `replica_id` at leader epoch 5.
 async fn replica_fetch(
     b: &Arc<Broker>,
     topic: &str,
     replica_id: i32,
     fetch_offset: i64,
     last_fetched_epoch: i32,
+) -> PartitionData {
+    fetch_with(b, topic, replica_id, fetch_offset, last_fetched_epoch, 5).await
+}
+
+/// A replica's Fetch v15 from offset 0 at `current_leader_epoch` (-1: none).
+async fn replica_fetch_at(
+    b: &Arc<Broker>,
+    topic: &str,
+    replica_id: i32,
+    current_leader_epoch: i32,
+) -> PartitionData {
+    fetch_with(b, topic, replica_id, 0, -1, current_leader_epoch).await
+}
+
+async fn fetch_with(
+    b: &Arc<Broker>,
+    topic: &str,
+    replica_id: i32,
+    fetch_offset: i64,
+    last_fetched_epoch: i32,
+    current_leader_epoch: i32,
 ) -> PartitionData {
     let id = b.metadata.image().topics[topic].id;
     let req = FetchRequest::default()
@@ -36,7 +57,7 @@ async fn replica_fetch(
             .with_topic_id(id)
             .with_partitions(vec![FetchPartition::default()
                 .with_partition(0)
-                .with_current_leader_epoch(5)
+                .with_current_leader_epoch(current_leader_epoch)
                 .with_fetch_offset(fetch_offset)
                 .with_last_fetched_epoch(last_fetched_epoch)
                 .with_partition_max_bytes(1 << 20)])]);
@@ -84,8 +105,19 @@ async fn leaders_serve_replicas_only_and_answer_diverging_epochs() {
         (-1, -1)
     );
 
-    // Broker 9 is no replica of the partition.
+    // An epoch after the leader's latest cannot be placed: out of range, with the leader's bounds.
+    let ahead = replica_fetch(&b, "led", OTHER, 3, 6).await;
+    assert_eq!(ahead.error_code, ResponseError::OffsetOutOfRange.code());
+    assert_eq!((ahead.log_start_offset, ahead.high_watermark), (0, 3));
+
+    // Broker 9 is no replica of the partition: at the leader's epoch it may be one the leader does
+    // not know of yet (UNKNOWN_LEADER_EPOCH, retried), without an epoch NOT_LEADER_OR_FOLLOWER.
     let stranger = replica_fetch(&b, "led", 9, 0, -1).await;
+    assert_eq!(
+        stranger.error_code,
+        ResponseError::UnknownLeaderEpoch.code()
+    );
+    let stranger = replica_fetch_at(&b, "led", 9, -1).await;
     assert_eq!(
         stranger.error_code,
         ResponseError::NotLeaderOrFollower.code()
