@@ -312,12 +312,21 @@ pub(super) fn apply(leader: i32, f: &Followed, end: i64, data: PartitionData) ->
     let result = if code == ResponseError::OffsetOutOfRange.code() {
         // The leader's log start moved past this log's end (retention there), or this log is longer
         // than the leader's: start again where the leader's log is.
-        if end < data.log_start_offset {
+        let cut = if end < data.log_start_offset {
             p.truncate_as_follower(from, data.log_start_offset, true)
         } else {
             p.truncate_as_follower(from, data.high_watermark.max(0), false)
+        };
+        match cut {
+            // Nothing to cut: the leader cannot place this log's last epoch; ask again later.
+            Ok(new_end) if new_end == end => {
+                return Some(format!(
+                    "the leader answered OffsetOutOfRange at {end} (its log: {}..{})",
+                    data.log_start_offset, data.high_watermark
+                ))
+            }
+            other => other.map(|_| ()),
         }
-        .map(|_| ())
     } else if code != 0 {
         let name = ResponseError::try_from_code(code)
             .map_or_else(|| code.to_string(), |e| format!("{e:?}"));

@@ -202,6 +202,16 @@ async fn followers_append_truncate_on_divergence_and_drop_answers_for_an_old_rol
         .with_log_start_offset(9);
     assert_eq!(apply(OTHER, &f, 3, beyond), None);
     assert_eq!((p.log_start_offset(), p.high_watermark()), (3, 3));
+    // Out of range where this log already ends at the leader's end: nothing to cut, a pause.
+    let oor = PartitionData::default()
+        .with_error_code(ResponseError::OffsetOutOfRange.code())
+        .with_log_start_offset(3)
+        .with_high_watermark(3);
+    assert!(apply(OTHER, &f, 3, oor.clone()).is_some());
+    // Out of range past the leader's end: this log is cut back to it.
+    let shorter = oor.with_log_start_offset(0).with_high_watermark(2);
+    assert_eq!(apply(OTHER, &f, 3, shorter), None);
+    assert_eq!(p.follower_fetch_state().0, 2);
     // A refusal by the leader is a cause to pause the partition.
     let refused = PartitionData::default().with_error_code(ResponseError::FencedLeaderEpoch.code());
     assert!(apply(OTHER, &f, 2, refused)
