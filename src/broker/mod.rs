@@ -161,6 +161,18 @@ impl Broker {
             heartbeats,
             fetchers: replica::fetcher::ReplicaFetchers::default(),
         });
+        let inter = broker.config.inter_broker_listener();
+        if let Some(l) = broker
+            .config
+            .bound_listeners
+            .iter()
+            .find(|l| l.name == inter)
+        {
+            if l.protocol != crate::config::SecurityProtocol::Plaintext {
+                warn!(listener = %inter, protocol = l.protocol.name(),
+                    "replica fetching speaks PLAINTEXT only: followers cannot copy leaders over this listener");
+            }
+        }
         broker.fetchers.start(
             broker.partitions.clone(),
             broker.metadata.clone(),
