@@ -162,23 +162,19 @@ impl Broker {
             fetchers: replica::fetcher::ReplicaFetchers::default(),
         });
         let inter = broker.config.inter_broker_listener();
-        if let Some(l) = broker
+        let listener_protocol = broker
             .config
             .bound_listeners
             .iter()
             .find(|l| l.name == inter)
-        {
-            if l.protocol != crate::config::SecurityProtocol::Plaintext {
-                warn!(listener = %inter, protocol = l.protocol.name(),
-                    "replica fetching speaks PLAINTEXT only: followers cannot copy leaders over this listener");
-            }
-        }
+            .map_or(crate::config::SecurityProtocol::Plaintext, |l| l.protocol);
         broker.fetchers.start(
             broker.partitions.clone(),
             broker.metadata.clone(),
             replica::fetcher::FetcherConfig {
                 node_id: broker.node_id,
-                listener: broker.config.inter_broker_listener(),
+                listener: inter,
+                listener_protocol,
                 bind_ip: broker
                     .config
                     .bound_listeners

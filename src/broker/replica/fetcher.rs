@@ -40,6 +40,8 @@ pub struct FetcherConfig {
     pub node_id: i32,
     /// The listener of the leader to connect to (`inter.broker.listener.name`).
     pub listener: String,
+    /// Its security protocol: replica fetching speaks PLAINTEXT only so far.
+    pub listener_protocol: crate::config::SecurityProtocol,
     /// This node's own address, the source of its outgoing connections.
     pub bind_ip: Option<IpAddr>,
 }
@@ -118,6 +120,11 @@ async fn supervise(
         for leader in leaders {
             tasks.entry(leader).or_insert_with(|| {
                 info!(leader, "starting replica fetcher");
+                let protocol = shared.config.listener_protocol;
+                if protocol != crate::config::SecurityProtocol::Plaintext {
+                    warn!(leader, listener = %shared.config.listener, protocol = protocol.name(),
+                        "replica fetching speaks PLAINTEXT only: this listener will refuse it");
+                }
                 tokio::spawn(fetch_from(shared.clone(), leader))
             });
         }
