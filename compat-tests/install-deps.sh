@@ -24,9 +24,10 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # zstd-sys; no SSL/SASL features are enabled, but librdkafka 2.12's rdkafka_conf.c includes
 # <curl/curl.h> even with WITH_CURL=0, so a machine without the curl headers cannot build it).
 # openssl: the CLI makes the TLS tests' certificates (compat-tests/tls/make-certs.sh).
+# nftables: the replication tests cut links between cluster nodes (tests/replication.rs; root).
 # Go itself is not installed from apt: Debian 12's golang-go (1.19) cannot build the Go module
 # (compat-tests/go/go.mod), and CI machines have a current Go (see the Go step below).
-APT_PKGS=(kcat openssl cmake build-essential pkg-config zlib1g-dev libcurl4-openssl-dev)
+APT_PKGS=(kcat openssl cmake build-essential pkg-config zlib1g-dev libcurl4-openssl-dev nftables)
 # openjdk-17-jdk-headless + maven: the Java client suite (compat-tests/java), only when the machine
 # has no java or mvn of its own (a JDK installed some other way is used as it is).
 if ! command -v java >/dev/null 2>&1; then APT_PKGS+=(openjdk-17-jdk-headless); fi

@@ -406,10 +406,14 @@ async fn a_waiting_fetch_answers_as_soon_as_leadership_moves() {
     while p.watchers() == 0 {
         tokio::task::yield_now().await;
     }
-    let mut moved = (*b.metadata.image()).clone();
-    let info = &mut moved.topics.get_mut("mine").unwrap().partitions[0];
-    (info.leader, info.leader_epoch) = (OTHER, 1);
-    b.partitions.reconcile(&moved);
+    // Leadership moves for real, through the metadata log, as when the controller fences this
+    // broker: the partition goes to the other in-sync replica. (Reconciling a hand-made image here
+    // would race the metadata follower task re-applying the real one.)
+    let epoch = b.metadata.image().registrations[&ME].epoch;
+    b.metadata
+        .write(MetadataCommand::FenceBroker { id: ME, epoch })
+        .await
+        .unwrap();
     let r = tokio::time::timeout(std::time::Duration::from_secs(20), waiting)
         .await
         .expect("the fetch waited for its deadline")
