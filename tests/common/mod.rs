@@ -97,9 +97,15 @@ impl BrokerProcess {
                 let _ = line_tx.send(line);
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("broker did not start");
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(e) => {
+                // Not left running behind a failed test (a node waiting for its quorum never exits).
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("broker did not start: {e}");
+            }
+        };
         BrokerProcess { child, addr, lines }
     }
 
