@@ -7,6 +7,7 @@ pub mod disk;
 pub mod dynamic;
 pub mod internal_topic;
 mod partition;
+mod partition_stub;
 mod partitions;
 #[cfg(test)]
 mod partitions_tests;

@@ -69,7 +69,7 @@ impl GroupCoordinator {
     ) -> Result<(PartitionResults, oneshot::Receiver<Result<(), GroupError>>), GroupError> {
         // Kafka accepts the empty group id for OffsetCommit (backwards compatibility).
         let mut groups = self.lock();
-        self.check_coordinator(group_id)?;
+        self.check_coordinator_for_write(group_id)?;
         if !groups.contains_key(group_id) {
             // Kafka accepts commits for an unknown group only from outside group management.
             if generation >= 0 {
@@ -225,7 +225,7 @@ impl GroupCoordinator {
             return Err(GroupError::InvalidGroupId);
         }
         let mut groups = self.lock();
-        self.check_coordinator(group_id)?;
+        self.check_coordinator_for_write(group_id)?;
         let g = groups
             .get_mut(group_id)
             .ok_or(GroupError::GroupIdNotFound)?;
