@@ -2,7 +2,8 @@
 //! with `offsets.topic.replication.factor=3` and `min.insync.replicas=3`: a commit is acknowledged
 //! once all in-sync replicas have it; with a replica gone it times out after `offsets.commit.timeout.ms`
 //! (or is refused as soon as the ISR has shrunk below min.insync.replicas), answered
-//! COORDINATOR_NOT_AVAILABLE as Kafka's coordinator answers both; with the replica back, commits go on.
+//! COORDINATOR_NOT_AVAILABLE as Kafka's coordinator answers both, and OffsetFetch never shows a commit
+//! the ISR does not have; with the replica back, commits go on.
 
 mod common;
 
@@ -118,12 +119,21 @@ fn offset_commits_are_acknowledged_once_min_insync_replicas_have_them() {
     // The ISR still names the follower (until it lags past replica.lag.time.max.ms): the commit is
     // appended, the high watermark does not pass it, and the wait ends with
     // offsets.commit.timeout.ms (or with the ISR shrinking under it).
+    // Meanwhile OffsetFetch answers what is committed, not the commit on its way.
+    let mut writer = cluster.client(coordinator);
+    let waiting =
+        std::thread::spawn(move || commit(&mut writer, 8, (group, -1, ""), ("t", 0), 6, ""));
     let mut c = cluster.client(coordinator);
+    let mut fetched = BTreeSet::new();
+    while !waiting.is_finished() {
+        fetched.insert(fetch_offset(&mut c, 7, group, "t", 0).0);
+    }
     assert_eq!(
-        commit(&mut c, 8, (group, -1, ""), ("t", 0), 6, ""),
+        waiting.join().expect("commit thread"),
         COORDINATOR_NOT_AVAILABLE,
         "a commit that 3 in-sync replicas cannot have"
     );
+    assert_eq!(fetched, BTreeSet::from([5]), "offsets fetched meanwhile");
     // Once the ISR has shrunk below min.insync.replicas, commits are refused before they are
     // appended: at once, not after the timeout.
     cluster.await_state("the ISR without the killed follower", SETTLE, |c| {
