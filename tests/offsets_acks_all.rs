@@ -55,7 +55,6 @@ fn offsets_partition(c: &Cluster, id: i32, partition: i32) -> (Vec<i32>, BTreeSe
 }
 
 #[test]
-#[ignore = "needs the ISR high watermark and min.insync.replicas of partition.rs (issue 12 step 2)"]
 fn offset_commits_are_acknowledged_once_min_insync_replicas_have_them() {
     let mut cluster = Cluster::start(
         3,

@@ -76,8 +76,10 @@ impl InternalTopicError {
     fn from_replica(partition: i32, e: ReplicaError) -> InternalTopicError {
         match e {
             ReplicaError::NotLeaderOrFollower => InternalTopicError::NotLeader(partition),
-            ReplicaError::NotEnoughReplicas => InternalTopicError::NotEnoughReplicas(partition),
-            ReplicaError::NotEnoughReplicasAfterAppend => {
+            ReplicaError::NotEnoughReplicas { .. } => {
+                InternalTopicError::NotEnoughReplicas(partition)
+            }
+            ReplicaError::NotEnoughReplicasAfterAppend { .. } => {
                 InternalTopicError::NotEnoughReplicasAfterAppend(partition)
             }
             ReplicaError::RequestTimedOut => InternalTopicError::TimedOut(partition),
@@ -98,14 +100,13 @@ fn append_now(
         e => InternalTopicError::Encode(e.to_string()),
     })?;
     // acks=all: a write the ISR cannot commit is refused before it reaches the log.
-    p.check_enough_replicas()
-        .map_err(|e| InternalTopicError::from_replica(p.index, e))?;
-    let info = p
-        .append_as_leader(batch, &headers, now_ms)
+    let (info, leader_epoch) = p
+        .append_as_leader_with_acks(batch, &headers, now_ms, true)
         .map_err(|e| InternalTopicError::from_replica(p.index, e))?;
     Ok(Appended {
         partition: p,
         next_offset: info.last_offset + 1,
+        leader_epoch,
     })
 }
 
@@ -123,10 +124,12 @@ struct Job {
     done: oneshot::Sender<Result<Appended, InternalTopicError>>,
 }
 
-/// Where a batch landed: the partition replica and the offset after its last record.
+/// Where a batch landed: the partition replica, the offset after its last record, and the leader
+/// epoch it was appended at (leadership lost and regained meanwhile may have truncated it).
 struct Appended {
     partition: Arc<Partition>,
     next_offset: i64,
+    leader_epoch: i32,
 }
 
 /// An append queued by [`InternalTopic::append`]; `wait` resolves once it is committed.
@@ -154,7 +157,7 @@ impl PendingAppend {
         };
         let appended = done.await.map_err(|_| InternalTopicError::ShuttingDown)??;
         let p = &appended.partition;
-        p.wait_committed(appended.next_offset, self.timeout)
+        p.wait_committed_at(appended.next_offset, appended.leader_epoch, self.timeout)
             .await
             .map_err(|e| InternalTopicError::from_replica(p.index, e))
     }

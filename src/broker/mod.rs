@@ -8,7 +8,6 @@ pub mod dynamic;
 pub mod internal_topic;
 mod isr;
 mod partition;
-mod partition_stub;
 mod partitions;
 #[cfg(test)]
 mod partitions_tests;

@@ -72,15 +72,6 @@ pub enum ReplicaError {
     PolicyViolation,
     #[error("invalid request: {0}")]
     InvalidRequest(String),
-    // stub
-    #[error("Messages are rejected since there are fewer in-sync replicas than required.")]
-    NotEnoughReplicas,
-    // stub
-    #[error("Messages are written to the log, but to fewer in-sync replicas than required.")]
-    NotEnoughReplicasAfterAppend,
-    // stub
-    #[error("The request timed out.")]
-    RequestTimedOut,
     #[error(transparent)]
     BelowFloor(#[from] BelowFloor),
     #[error(transparent)]
@@ -109,14 +100,6 @@ impl ReplicaError {
             ReplicaError::KeylessRecords { .. } => ResponseError::InvalidRecord,
             ReplicaError::PolicyViolation => ResponseError::PolicyViolation,
             ReplicaError::InvalidRequest(_) => ResponseError::InvalidRequest,
-            // stub
-            ReplicaError::NotEnoughReplicas => ResponseError::NotEnoughReplicas,
-            // stub
-            ReplicaError::NotEnoughReplicasAfterAppend => {
-                ResponseError::NotEnoughReplicasAfterAppend
-            }
-            // stub
-            ReplicaError::RequestTimedOut => ResponseError::RequestTimedOut,
             ReplicaError::Batch(b) => batch_code(b),
             ReplicaError::Log(e) => log_code(e),
         }
