@@ -8,6 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -24,11 +25,14 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::{broker_bin, pump, LogRing, DEFAULT_READY_TIMEOUT};
 
+pub mod faults;
+
 /// One node: its addresses, its properties file, and its process while it runs.
 struct Node {
     id: i32,
     ip: String,
     kafka_port: u16,
+    controller_port: u16,
     properties: PathBuf,
     child: Option<Child>,
     logs: LogRing,
@@ -59,6 +63,11 @@ fn free_port(ip: &str) -> anyhow::Result<u16> {
     }
     bail!("no free port on {ip} in {PORTS:?}")
 }
+
+/// The group the nodes run as (their user stays root): nftables rules in [`faults`] match
+/// packets of the nodes' own sockets by it, which leaves the test's clients (on the same loopback
+/// addresses) alone.
+pub const NODE_GID: u32 = 65_534;
 
 /// How many times a cluster start is tried on fresh ports when a port was taken meanwhile.
 const START_ATTEMPTS: usize = 3;
@@ -96,10 +105,12 @@ impl Cluster {
         let mut controller_ports = Vec::new();
         for id in 1..=n {
             let ip = format!("127.0.0.{id}");
-            controller_ports.push(free_port(&ip)?);
+            let controller_port = free_port(&ip)?;
+            controller_ports.push(controller_port);
             nodes.push(Node {
                 id,
                 kafka_port: free_port(&ip)?,
+                controller_port,
                 properties: dir.path().join(format!("node{id}.properties")),
                 ip,
                 child: None,
@@ -195,6 +206,7 @@ impl Cluster {
         for &id in ids {
             let s = self.node_mut(id);
             let mut child = Command::new(&bin)
+                .gid(NODE_GID)
                 .arg("--config")
                 .arg(&s.properties)
                 .current_dir(&cwd)
@@ -364,7 +376,7 @@ impl Cluster {
 }
 
 /// One request and its response on a fresh connection to `addr`, read within 10 s.
-fn raw_request<Req: Encodable, Resp: Decodable>(
+pub fn raw_request<Req: Encodable, Resp: Decodable>(
     addr: &str,
     key: ApiKey,
     version: i16,
