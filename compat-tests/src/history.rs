@@ -65,6 +65,8 @@ pub struct Report {
     /// Unknown outcomes whose value the final read holds (they were written after all).
     pub unknown_present: usize,
     pub final_read: usize,
+    /// Why sends failed or stayed unknown: reason -> count.
+    pub reasons: BTreeMap<String, usize>,
     /// Acknowledged, absent from the final read.
     pub lost: Anomaly,
     /// A value at more than one (partition, offset) across all reads.
@@ -105,6 +107,9 @@ impl fmt::Display for Report {
             "sent {} acked {} failed {} unknown {} (present {}) final read {}",
             self.sent, self.acked, self.failed, self.unknown, self.unknown_present, self.final_read
         )?;
+        if !self.reasons.is_empty() {
+            writeln!(f, "  failed/unknown because: {:?}", self.reasons)?;
+        }
         for (name, a) in [
             ("lost", &self.lost),
             ("duplicates", &self.duplicates),
@@ -164,13 +169,15 @@ impl History {
                 }
                 Outcome::Failed { error } => {
                     r.failed += 1;
+                    *r.reasons.entry(format!("failed: {error}")).or_default() += 1;
                     if let Some(ps) = read_at {
                         r.failed_but_present
                             .add(|| format!("{value} failed ({error}), read at {ps:?}"));
                     }
                 }
-                Outcome::Unknown { .. } => {
+                Outcome::Unknown { why } => {
                     r.unknown += 1;
+                    *r.reasons.entry(format!("unknown: {why}")).or_default() += 1;
                     if in_final.contains(value.as_str()) {
                         r.unknown_present += 1;
                     }

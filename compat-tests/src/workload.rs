@@ -68,39 +68,56 @@ pub struct WriterOptions {
 }
 
 /// A writer running on its own thread until [`Writer::stop`].
+/// Dropping it (a failed test) stops the thread without waiting for it.
 pub struct Writer {
     stop: Arc<AtomicBool>,
-    acked: Arc<AtomicUsize>,
-    handle: JoinHandle<BTreeMap<String, Outcome>>,
+    /// Acknowledgements per partition.
+    acked: Arc<Vec<AtomicUsize>>,
+    /// The last failed or unknown outcome, for diagnostics.
+    last_error: Arc<Mutex<Option<String>>>,
+    handle: Option<JoinHandle<BTreeMap<String, Outcome>>>,
 }
 
 impl Writer {
     pub fn start(opts: WriterOptions) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(AtomicUsize::new(0));
-        let (s, a) = (stop.clone(), acked.clone());
-        let handle = thread::spawn(move || write(&opts, &s, &a));
+        let acked: Arc<Vec<AtomicUsize>> =
+            Arc::new((0..opts.partitions).map(|_| AtomicUsize::new(0)).collect());
+        let last_error = Arc::new(Mutex::new(None));
+        let (s, a, l) = (stop.clone(), acked.clone(), last_error.clone());
+        let handle = thread::spawn(move || write(&opts, &s, &a, &l));
         Writer {
             stop,
             acked,
-            handle,
+            last_error,
+            handle: Some(handle),
         }
     }
 
-    /// Records acknowledged so far.
-    pub fn acked(&self) -> usize {
-        self.acked.load(Ordering::Relaxed)
+    /// Records acknowledged so far, on `partition` or (None) on any.
+    pub fn acked(&self, partition: Option<i32>) -> usize {
+        match partition {
+            Some(p) => self.acked[p as usize].load(Ordering::Relaxed),
+            None => self.acked.iter().map(|a| a.load(Ordering::Relaxed)).sum(),
+        }
     }
 
-    /// Waits until `n` more records than now are acknowledged, for at most `timeout`.
-    pub fn await_progress(&self, n: usize, timeout: Duration) -> anyhow::Result<()> {
-        let from = self.acked();
+    /// Waits until `n` more records than now are acknowledged (on `partition`, or on any), for at
+    /// most `timeout`.
+    pub fn await_progress(
+        &self,
+        partition: Option<i32>,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let from = self.acked(partition);
         let until = Instant::now() + timeout;
-        while self.acked() < from + n {
+        while self.acked(partition) < from + n {
             if Instant::now() >= until {
                 bail!(
-                    "{} acknowledgements within {timeout:?}, wanted {n}",
-                    self.acked() - from
+                    "{} acknowledgements on {partition:?} within {timeout:?}, wanted {n}; last error {:?}",
+                    self.acked(partition) - from,
+                    self.last_error.lock().unwrap_or_else(|e| e.into_inner())
                 );
             }
             thread::sleep(Duration::from_millis(20));
@@ -109,9 +126,16 @@ impl Writer {
     }
 
     /// Stops sending, waits for the outstanding delivery reports, and returns value -> outcome.
-    pub fn stop(self) -> BTreeMap<String, Outcome> {
+    pub fn stop(mut self) -> BTreeMap<String, Outcome> {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().expect("the writer thread panicked")
+        let handle = self.handle.take().expect("stopped once");
+        handle.join().expect("the writer thread panicked")
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -136,7 +160,8 @@ fn producer(opts: &WriterOptions) -> (ThreadedProducer<Reports>, mpsc::Receiver<
 fn write(
     opts: &WriterOptions,
     stop: &AtomicBool,
-    acked: &AtomicUsize,
+    acked: &[AtomicUsize],
+    last_error: &Mutex<Option<String>>,
 ) -> BTreeMap<String, Outcome> {
     let mut outcomes = BTreeMap::new();
     let mut generation = 0;
@@ -144,8 +169,16 @@ fn write(
         let (p, rx) = producer(opts);
         let mut values: Vec<String> = Vec::new();
         let record = |outcomes: &mut BTreeMap<String, Outcome>, values: &[String], i: usize, o| {
-            if matches!(o, Outcome::Ok { .. }) {
-                acked.fetch_add(1, Ordering::Relaxed);
+            match &o {
+                Outcome::Ok { partition, .. } => {
+                    if let Some(a) = acked.get(*partition as usize) {
+                        a.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                other => {
+                    *last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(format!("{} {other:?}", values[i]));
+                }
             }
             outcomes.insert(values[i].clone(), o);
         };
@@ -224,7 +257,13 @@ fn as_read(m: &rdkafka::message::BorrowedMessage<'_>) -> Read {
 /// A reader of every partition from the earliest offset while the faults go on.
 pub struct RunReader {
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Vec<Read>>,
+    handle: Option<JoinHandle<Vec<Read>>>,
+}
+
+impl Drop for RunReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl RunReader {
@@ -242,12 +281,16 @@ impl RunReader {
             }
             reads
         });
-        RunReader { stop, handle }
+        RunReader {
+            stop,
+            handle: Some(handle),
+        }
     }
 
-    pub fn stop(self) -> Vec<Read> {
+    pub fn stop(mut self) -> Vec<Read> {
         self.stop.store(true, Ordering::Relaxed);
-        self.handle.join().expect("the reader thread panicked")
+        let handle = self.handle.take().expect("stopped once");
+        handle.join().expect("the reader thread panicked")
     }
 }
 
@@ -271,8 +314,11 @@ pub fn final_read(
     let mut last_error = None;
     while next.iter().any(|(p, n)| *n < high[p]) {
         if Instant::now() >= until {
+            let now: Vec<_> = (0..partitions)
+                .map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(5)))
+                .collect();
             bail!(
-                "final read incomplete after {deadline:?}: next offsets {next:?}, high watermarks {high:?}, last error {last_error:?}"
+                "final read incomplete after {deadline:?}: next offsets {next:?}, high watermarks {high:?} at the start and {now:?} now, last error {last_error:?}"
             );
         }
         match c.poll(Duration::from_millis(200)) {
