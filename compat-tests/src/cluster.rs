@@ -382,6 +382,18 @@ pub fn raw_request<Req: Encodable, Resp: Decodable>(
     version: i16,
     req: &Req,
 ) -> anyhow::Result<Resp> {
+    let mut stream = send_request(addr, key, version, req)?;
+    read_response(&mut stream, key, version)
+}
+
+/// Connects to `addr` and writes one request, without waiting for the answer (on loopback the
+/// request is in the node's socket when this returns, even if the node is stopped).
+pub fn send_request<Req: Encodable>(
+    addr: &str,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+) -> anyhow::Result<TcpStream> {
     let mut buf = BytesMut::new();
     RequestHeader::default()
         .with_request_api_key(key as i16)
@@ -394,6 +406,15 @@ pub fn raw_request<Req: Encodable, Resp: Decodable>(
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.write_all(&(buf.len() as i32).to_be_bytes())?;
     stream.write_all(&buf)?;
+    Ok(stream)
+}
+
+/// The answer to the request [`send_request`] wrote, read within 10 s.
+pub fn read_response<Resp: Decodable>(
+    stream: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+) -> anyhow::Result<Resp> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len)?;
     let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];

@@ -16,7 +16,7 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use vltava_compat::cluster::faults::PartitionState;
-use vltava_compat::cluster::{raw_request, Cluster};
+use vltava_compat::cluster::{raw_request, read_response, send_request, Cluster};
 use vltava_compat::history::{History, Outcome, Report};
 use vltava_compat::workload::{final_read, RunReader, Writer, WriterOptions};
 use vltava_compat::{kafka, unique_topic};
@@ -205,26 +205,26 @@ fn batch(value: &[u8]) -> Bytes {
     b.freeze()
 }
 
-/// An acks=all Produce (v9) of `value` to `partition` at node `to`, recorded in `history`: the error
-/// code answered (or None when no answer came).
-fn raw_produce(
-    cluster: &Cluster,
-    to: i32,
-    topic: &str,
-    partition: i32,
-    value: &str,
-    history: &mut History,
-) -> Option<i16> {
-    let req = ProduceRequest::default()
+/// An acks=all Produce (v9, 5 s timeout) of `value` to `partition`.
+fn produce_request(topic: &str, partition: i32, value: &str) -> ProduceRequest {
+    ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5_000)
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(TopicName(StrBytes::from_string(topic.to_string())))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
-                .with_records(Some(batch(value.as_bytes())))])]);
-    let answer: anyhow::Result<ProduceResponse> =
-        raw_request(&cluster.bootstrap(to), ApiKey::Produce, 9, &req);
+                .with_records(Some(batch(value.as_bytes())))])])
+}
+
+/// Records the answer to the produce of `value` in `history`: the error code answered (None when no
+/// answer came within 10 s).
+fn record_produce(
+    answer: anyhow::Result<ProduceResponse>,
+    partition: i32,
+    value: &str,
+    history: &mut History,
+) -> Option<i16> {
     let (code, outcome) = match answer {
         Ok(r) => {
             let p = &r.responses[0].partition_responses[0];
@@ -252,6 +252,20 @@ fn raw_produce(
     };
     history.sends.insert(value.to_string(), outcome);
     code
+}
+
+/// An acks=all produce of `value` to `partition` at node `to`, recorded in `history`.
+fn raw_produce(
+    cluster: &Cluster,
+    to: i32,
+    topic: &str,
+    partition: i32,
+    value: &str,
+    history: &mut History,
+) -> Option<i16> {
+    let req = produce_request(topic, partition, value);
+    let answer = raw_request(&cluster.bootstrap(to), ApiKey::Produce, 9, &req);
+    record_produce(answer, partition, value, history)
 }
 
 /// (a) kill -9 the leader of partition 0 under load: a new leader takes over, the writer goes on,
@@ -357,17 +371,18 @@ fn an_isolated_leader_acknowledges_nothing_the_others_lack() {
         "writes to the new leader",
         writer.await_progress(Some(0), 100, REACT),
     );
+    // Straight to the cut-off leader (the client still reaches it): no follower can fetch it.
+    let mut extra = History::default();
+    let code = raw_produce(&cluster, old.leader, &topic, 0, "raw-isolated", &mut extra);
+    assert_ne!(
+        code,
+        Some(0),
+        "an isolated leader acknowledged an acks=all write nobody else has"
+    );
     ok("heal", cut.heal());
     await_all_in_sync(&cluster, &topic);
     ok("load after", writer.await_progress(None, 100, REACT));
-    finish(
-        &cluster,
-        survivor,
-        &topic,
-        writer,
-        reader,
-        History::default(),
-    );
+    finish(&cluster, survivor, &topic, writer, reader, extra);
     eprintln!("took {:?}", started.elapsed());
 }
 
@@ -444,18 +459,22 @@ fn a_paused_leader_acknowledges_nothing_at_its_old_epoch_when_resumed() {
         .unwrap();
     let new = await_new_leader(&cluster, survivor, &topic, 0, &old);
     let progress = writer.await_progress(Some(0), 100, REACT);
+    // A produce waiting in the paused leader's socket, handled when it wakes at its old epoch.
+    let mut extra = History::default();
+    let req = produce_request(&topic, 0, "raw-paused");
+    let sent = send_request(&cluster.bootstrap(old.leader), ApiKey::Produce, 9, &req);
     ok("SIGCONT", cluster.resume(old.leader));
+    let answer = sent.and_then(|mut s| read_response(&mut s, ApiKey::Produce, 9));
+    let code = record_produce(answer, 0, "raw-paused", &mut extra);
+    assert_ne!(
+        code,
+        Some(0),
+        "a leader resumed past its session acknowledged an acks=all write at its old epoch"
+    );
     ok("writes to the new leader", progress);
     await_all_in_sync(&cluster, &topic);
     ok("load after", writer.await_progress(None, 100, REACT));
-    finish(
-        &cluster,
-        new.leader,
-        &topic,
-        writer,
-        reader,
-        History::default(),
-    );
+    finish(&cluster, new.leader, &topic, writer, reader, extra);
     eprintln!("took {:?}", started.elapsed());
 }
 
