@@ -186,16 +186,41 @@ impl History {
         }
         for (value, ps) in &positions {
             if ps.len() > 1 {
-                r.duplicates.add(|| format!("{value} at {ps:?}"));
+                r.duplicates.add(|| {
+                    let fin: Vec<_> = self
+                        .final_reads
+                        .iter()
+                        .filter(|x| x.value == *value)
+                        .map(|x| (x.partition, x.offset))
+                        .collect();
+                    format!("{value} at {ps:?} (in the final read at {fin:?})")
+                });
             }
             if !self.sends.contains_key(*value) {
                 r.never_sent.add(|| format!("{value} at {ps:?}"));
             }
         }
+        // Which read saw what, for the examples: the run's reads or the final one.
+        let in_run: BTreeSet<(i32, i64, &str)> = self
+            .run_reads
+            .iter()
+            .map(|x| (x.partition, x.offset, x.value.as_str()))
+            .collect();
         for ((p, o), vs) in &values {
             if vs.len() > 1 {
-                r.inconsistent_offsets
-                    .add(|| format!("{p}@{o} holds {vs:?}"));
+                r.inconsistent_offsets.add(|| {
+                    let seen: Vec<String> =
+                        vs.iter()
+                            .map(|v| {
+                                let run = in_run.contains(&(*p, *o, *v));
+                                let fin = self.final_reads.iter().any(|x| {
+                                    (x.partition, x.offset, x.value.as_str()) == (*p, *o, *v)
+                                });
+                                format!("{v} (run {run}, final {fin})")
+                            })
+                            .collect();
+                    format!("{p}@{o} holds {seen:?}")
+                });
             }
         }
         let mut vanished = BTreeSet::new();
