@@ -451,7 +451,9 @@ impl Partition {
     }
 
     /// A consumer's read (Kafka's `FetchIsolation.HIGH_WATERMARK`): from `offset`, whole batches below the
-    /// high watermark only.
+    /// high watermark only. An offset between the high watermark and the log end reads nothing, without
+    /// error (as Kafka's `LocalLog.read`): a new leader's high watermark may trail the old leader's
+    /// for a moment, and a consumer at the old one must not be sent to reset its position.
     pub fn read(
         &self,
         offset: i64,
@@ -460,13 +462,6 @@ impl Partition {
     ) -> Result<FetchSlice, LogError> {
         let log = self.lock();
         let hw = *self.high_watermark.borrow();
-        if offset > hw {
-            return Err(LogError::OffsetOutOfRange {
-                offset,
-                start: log.log_start_offset(),
-                end: hw,
-            });
-        }
         log.read_below(offset, max_bytes, min_one, hw)
     }
 

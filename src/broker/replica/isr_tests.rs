@@ -69,6 +69,18 @@ async fn acks_all_answers_once_the_isr_has_the_records_or_times_out() {
     // acks=1 answers after the leader's append alone.
     assert_eq!(code(&produce_acks(&b, 9, "isr", 1, 200).await), 0);
     assert_eq!(p.high_watermark(), 1);
+    // A consumer sees only what is committed: from 0 one batch; between the high watermark and the
+    // log end nothing, and no error (a consumer there is not sent to reset its position).
+    let consumer = replica_fetch(&b, "isr", -1, 0, -1).await;
+    let batches = crate::log::validate_fetched(&consumer.records.unwrap())
+        .unwrap()
+        .0;
+    assert_eq!((consumer.error_code, batches.len()), (0, 1));
+    let above = replica_fetch(&b, "isr", -1, 2, -1).await;
+    assert_eq!((above.error_code, above.high_watermark), (0, 1));
+    assert!(above.records.unwrap_or_default().is_empty());
+    let beyond = replica_fetch(&b, "isr", -1, 4, -1).await;
+    assert_eq!(beyond.error_code, ResponseError::OffsetOutOfRange.code());
     b.shutdown().await;
 }
 
