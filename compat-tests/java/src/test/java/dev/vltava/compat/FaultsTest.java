@@ -152,6 +152,25 @@ class FaultsTest {
         verify(h, topic, 7 * STEP / 2);
     }
 
+    /** Kill -9 all three nodes under the stream and start them again: every acknowledged value is back. */
+    @Test
+    void killingEveryNodeLosesNothingAcknowledged() throws Exception {
+        String topic = createTopic("kill-all");
+        awaitPartition(topic, "a leader and 3 in sync", p -> p.isr().size() == 3);
+        History h = new History();
+        try (Workload w = stream(h, topic)) {
+            w.awaitAcked(STEP, SETTLE, cluster::allLogs);
+            for (int id : cluster.ids()) {
+                cluster.kill9(id);
+            }
+            cluster.startNodes(cluster.ids());
+            awaitPartition(topic, "3 in sync after the restart of all", p -> p.isr().size() == 3);
+            w.awaitAcked(w.acked() + STEP, SETTLE, cluster::allLogs);
+            w.stop(Duration.ofSeconds(20));
+        }
+        verify(h, topic, 2 * STEP);
+    }
+
     /**
      * One follower killed: the stream goes on with 2 in sync. Both killed: acks=all gets
      * NOT_ENOUGH_REPLICAS and nothing more is acknowledged. Both back: the ISR is 3 again.

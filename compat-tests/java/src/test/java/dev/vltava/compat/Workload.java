@@ -102,10 +102,20 @@ final class Workload implements AutoCloseable {
                 } catch (RuntimeException e) {
                     // A fault may surface here (e.g. a detected truncation); the reader goes on.
                     readerError = e;
+                    pauseAfterError();
                 }
             }
         } catch (RuntimeException e) {
             readerError = e;
+        }
+    }
+
+    private void pauseAfterError() {
+        try {
+            Thread.sleep(100); // not to spin on an error that repeats at once
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            stop.set(true);
         }
     }
 
@@ -156,6 +166,9 @@ final class Workload implements AutoCloseable {
             writer.join(10_000);
             producer.close(timeout);
             reader.join(15_000);
+            if (readerError != null) {
+                System.err.println("live reader of " + topic + ": last error " + readerError);
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
