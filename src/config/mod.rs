@@ -274,6 +274,7 @@ impl Config {
             flush,
             timestamp_type,
             producer_id_expiration_ms: self.producer_id_expiration_ms,
+            min_insync_replicas: self.min_insync_replicas,
             ..LogConfig::default()
         })
     }
