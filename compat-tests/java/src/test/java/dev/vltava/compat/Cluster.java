@@ -173,6 +173,16 @@ public final class Cluster implements AutoCloseable {
         return s.ip + ":" + s.kafkaPort;
     }
 
+    /** The address node {@code id} listens on, 127.0.0.{id}. */
+    public String ip(int id) {
+        return node(id).ip;
+    }
+
+    /** The port of node {@code id}'s Kafka listener. */
+    public int kafkaPort(int id) {
+        return node(id).kafkaPort;
+    }
+
     /** {@code bootstrap.servers} naming every node. */
     public String bootstrapAll() {
         return ids().stream().map(this::bootstrap).collect(Collectors.joining(","));

@@ -20,8 +20,11 @@ import java.util.stream.Collectors;
  * more than one offset), <b>inconsistent</b> (an offset that showed two values), <b>wrong offset</b>
  * (read somewhere other than where it was acknowledged), <b>never sent</b> (a value read that no send
  * made), <b>vanished</b> (read live, absent from the final read: a read of data that was later
- * truncated). Failed sends that were read anyway are counted but are no error: a timed-out send is
- * indefinite in Kafka.
+ * truncated), <b>non-monotonic</b> (the live reader's next offset in a partition was not the one after
+ * its last: it went back, e.g. reset to the earliest offset after an OFFSET_OUT_OF_RANGE, or skipped
+ * ahead; it is assigned, not in a group, and the topic has neither transactions nor compaction, so
+ * neither is legitimate). Failed sends that were read anyway are counted but are no error: a
+ * timed-out send is indefinite in Kafka.
  */
 public final class History {
     /** Where a send stands. */
@@ -148,20 +151,29 @@ public final class History {
                 .map(e -> e.getKey() + " at " + e.getValue()).collect(Collectors.toList());
         List<String> vanished = live.stream().filter(r -> !inFinal.contains(r.value()))
                 .map(r -> r.value() + " read live at " + r.at()).distinct().collect(Collectors.toList());
+        List<String> nonMonotonic = new ArrayList<>();
+        Map<Integer, Long> lastLive = new TreeMap<>();
+        for (Read r : live) {
+            long prev = lastLive.getOrDefault(r.partition(), -1L);
+            if (r.offset() != prev + 1) {
+                nonMonotonic.add(r.partition() + "@" + prev + " -> " + r.at());
+            }
+            lastLive.put(r.partition(), r.offset());
+        }
         return new Report(sends.size(), (int) count(Outcome.ACKED), (int) count(Outcome.FAILED),
                 (int) count(Outcome.UNKNOWN), live.size(), fin.size(), finalComplete, errors(),
-                lost, duplicates, inconsistent, wrongOffset, neverSent, vanished, failedRead);
+                lost, duplicates, inconsistent, wrongOffset, neverSent, vanished, nonMonotonic, failedRead);
     }
 
     /** The result of {@link #check()}: counts, and the offending values with where they were seen. */
     public record Report(int sent, int acked, int failed, int unknown, int liveReads, int finalReads,
             boolean finalComplete, Map<String, Long> errors, List<String> lost, List<String> duplicates,
             List<String> inconsistent, List<String> wrongOffset, List<String> neverSent, List<String> vanished,
-            List<String> failedRead) {
+            List<String> nonMonotonic, List<String> failedRead) {
         /** True when no check found an error (failed sends read anyway are allowed). */
         public boolean ok() {
             return finalComplete && lost.isEmpty() && duplicates.isEmpty() && inconsistent.isEmpty()
-                    && wrongOffset.isEmpty() && neverSent.isEmpty() && vanished.isEmpty();
+                    && wrongOffset.isEmpty() && neverSent.isEmpty() && vanished.isEmpty() && nonMonotonic.isEmpty();
         }
 
         @Override
@@ -176,6 +188,7 @@ public final class History {
             section(b, "wrong offset", wrongOffset);
             section(b, "never sent", neverSent);
             section(b, "vanished", vanished);
+            section(b, "non-monotonic live reads", nonMonotonic);
             section(b, "failed but read (allowed)", failedRead);
             return b.toString();
         }

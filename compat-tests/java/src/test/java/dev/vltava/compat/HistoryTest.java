@@ -97,6 +97,20 @@ class HistoryTest {
     }
 
     @Test
+    void aLiveReaderGoingBackOrSkippingIsNonMonotonic() {
+        History h = base();
+        h.readLive(0, 0, "a");
+        h.readLive(0, 1, "b");
+        h.readLive(0, 0, "a"); // reset to the earliest offset
+        h.readLive(0, 2, "c"); // skipped b
+        finalRead(h, "a", "b", "c");
+        History.Report r = h.check();
+        assertFalse(r.ok());
+        assertEquals(List.of("0@1 -> 0@0", "0@0 -> 0@2"), r.nonMonotonic());
+        assertTrue(r.duplicates().isEmpty(), "reading an offset again is no duplicate");
+    }
+
+    @Test
     void aFailedSendReadAnywayIsCountedButAllowed() {
         History h = base();
         finalRead(h, "a", "b", "c", "d");
