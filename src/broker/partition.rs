@@ -450,6 +450,8 @@ impl Partition {
         }
     }
 
+    /// A consumer's read (Kafka's `FetchIsolation.HIGH_WATERMARK`): from `offset`, whole batches below the
+    /// high watermark only.
     pub fn read(
         &self,
         offset: i64,
@@ -465,7 +467,7 @@ impl Partition {
                 end: hw,
             });
         }
-        log.read(offset, max_bytes, min_one)
+        log.read_below(offset, max_bytes, min_one, hw)
     }
 
     /// A follower's read (Kafka's `FetchIsolation.LOG_END`): up to the log end offset, past the high
