@@ -13,7 +13,9 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.Deque;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
@@ -30,7 +32,7 @@ import java.util.stream.Stream;
  *
  * <p>Nodes are started together (each waits for its quorum before it serves); readiness is each
  * node's {@code accepting connections addr=} line. Nodes can be killed (-9), terminated (SIGTERM) and
- * started again on the same data directory and ports.
+ * started again on the same data directory and ports, and paused (SIGSTOP) and resumed (SIGCONT).
  */
 public final class Cluster implements AutoCloseable {
     private static final Pattern READY =
@@ -40,6 +42,7 @@ public final class Cluster implements AutoCloseable {
     private static final int LOG_LINES = 300;
 
     private final Path tmp;
+    private final Map<String, String> extraProperties;
     private final List<Node> nodes = new ArrayList<>();
 
     /** One node: its addresses, properties file, and the process while it runs. */
@@ -63,8 +66,9 @@ public final class Cluster implements AutoCloseable {
         }
     }
 
-    private Cluster(Path tmp) {
+    private Cluster(Path tmp, Map<String, String> extraProperties) {
         this.tmp = tmp;
+        this.extraProperties = extraProperties;
     }
 
     /** How many times a cluster start is tried on fresh ports when a port was taken meanwhile. */
@@ -72,9 +76,14 @@ public final class Cluster implements AutoCloseable {
 
     /** Writes the properties of {@code n} nodes and starts them all; returns once every node serves. */
     public static Cluster start(int n) {
+        return start(n, Map.of());
+    }
+
+    /** As {@link #start(int)}, every node's properties also set (or overridden) by {@code extra}. */
+    public static Cluster start(int n, Map<String, String> extra) {
         for (int attempt = 1; ; attempt++) {
             try {
-                return startOnce(n);
+                return startOnce(n, extra);
             } catch (IllegalStateException e) {
                 if (attempt >= START_ATTEMPTS || !String.valueOf(e.getMessage()).contains("already in use")) {
                     throw e;
@@ -84,10 +93,10 @@ public final class Cluster implements AutoCloseable {
         }
     }
 
-    private static Cluster startOnce(int n) {
+    private static Cluster startOnce(int n, Map<String, String> extra) {
         Cluster c;
         try {
-            c = new Cluster(Files.createTempDirectory("vltava-java-cluster-"));
+            c = new Cluster(Files.createTempDirectory("vltava-java-cluster-"), extra);
             for (int id = 1; id <= n; id++) {
                 String ip = "127.0.0." + id;
                 c.nodes.add(new Node(id, ip, freePort(ip), freePort(ip), c.tmp.resolve("node" + id + ".properties")));
@@ -127,23 +136,25 @@ public final class Cluster implements AutoCloseable {
                 .map(s -> s.id + "@" + s.ip + ":" + s.controllerPort)
                 .collect(Collectors.joining(","));
         for (Node s : nodes) {
-            String text = String.join("\n",
-                    "process.roles=broker,controller",
-                    "node.id=" + s.id,
-                    "controller.quorum.voters=" + voters,
-                    "listeners=PLAINTEXT://" + s.ip + ":" + s.kafkaPort + ",CONTROLLER://" + s.ip + ":" + s.controllerPort,
-                    "advertised.listeners=PLAINTEXT://" + s.ip + ":" + s.kafkaPort,
-                    "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "log.dirs=" + tmp.resolve("data" + s.id),
-                    // Short liveness timers: a dead node is noticed in seconds on a loaded 2-core box.
-                    "broker.heartbeat.interval.ms=500",
-                    "broker.session.timeout.ms=4000",
-                    // As Kafka's own test clusters: no initial rebalance delay, a small offsets topic.
-                    "group.initial.rebalance.delay.ms=0",
-                    "offsets.topic.num.partitions=3",
-                    "");
+            Map<String, String> props = new LinkedHashMap<>();
+            props.put("process.roles", "broker,controller");
+            props.put("node.id", String.valueOf(s.id));
+            props.put("controller.quorum.voters", voters);
+            props.put("listeners", "PLAINTEXT://" + s.ip + ":" + s.kafkaPort + ",CONTROLLER://" + s.ip + ":" + s.controllerPort);
+            props.put("advertised.listeners", "PLAINTEXT://" + s.ip + ":" + s.kafkaPort);
+            props.put("controller.listener.names", "CONTROLLER");
+            props.put("listener.security.protocol.map", "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT");
+            props.put("inter.broker.listener.name", "PLAINTEXT");
+            props.put("log.dirs", tmp.resolve("data" + s.id).toString());
+            // Short liveness timers: a dead node is noticed in seconds on a loaded 2-core box.
+            props.put("broker.heartbeat.interval.ms", "500");
+            props.put("broker.session.timeout.ms", "4000");
+            // As Kafka's own test clusters: no initial rebalance delay, a small offsets topic.
+            props.put("group.initial.rebalance.delay.ms", "0");
+            props.put("offsets.topic.num.partitions", "3");
+            props.putAll(extraProperties);
+            String text = props.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue())
+                    .collect(Collectors.joining("\n", "", "\n"));
             Files.writeString(s.properties, text);
         }
     }
@@ -160,6 +171,16 @@ public final class Cluster implements AutoCloseable {
     public String bootstrap(int id) {
         Node s = node(id);
         return s.ip + ":" + s.kafkaPort;
+    }
+
+    /** The address node {@code id} listens on, 127.0.0.{id}. */
+    public String ip(int id) {
+        return node(id).ip;
+    }
+
+    /** The port of node {@code id}'s Kafka listener. */
+    public int kafkaPort(int id) {
+        return node(id).kafkaPort;
     }
 
     /** {@code bootstrap.servers} naming every node. */
@@ -277,6 +298,34 @@ public final class Cluster implements AutoCloseable {
     /** kill -9 and reap. */
     public void kill9(int id) {
         stop(node(id), true);
+    }
+
+    /** SIGSTOP: the node freezes (no heartbeats, no answers) with its sockets open. */
+    public void pause(int id) {
+        signal(id, "STOP");
+    }
+
+    /** SIGCONT after {@link #pause}. */
+    public void resume(int id) {
+        signal(id, "CONT");
+    }
+
+    private void signal(int id, String sig) {
+        Process p = node(id).process;
+        if (p == null || !p.isAlive()) {
+            throw new IllegalStateException("node " + id + " is not running");
+        }
+        try {
+            Process kill = new ProcessBuilder("kill", "-" + sig, String.valueOf(p.pid())).inheritIO().start();
+            if (!kill.waitFor(10, TimeUnit.SECONDS) || kill.exitValue() != 0) {
+                throw new IllegalStateException("kill -" + sig + " of node " + id + " failed");
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("kill -" + sig + " of node " + id, e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted signalling node " + id);
+        }
     }
 
     /** SIGTERM; returns the exit code (the process is SIGKILLed, and this fails, after 30 s). */
