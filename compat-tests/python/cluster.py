@@ -38,6 +38,14 @@ PROPERTIES = {
 }
 
 
+def die_with_parent() -> None:
+    """In the child before exec: SIGKILL it when pytest dies without tearing the cluster down."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class ClusterError(RuntimeError):
     pass
 
@@ -87,6 +95,7 @@ class Node:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
+            preexec_fn=die_with_parent,
         )
 
         def pump():

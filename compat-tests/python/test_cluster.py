@@ -82,11 +82,14 @@ def confluent_describe(bootstrap: str, topic: str):
 
 
 def confluent_create(bootstrap: str, topic: str, partitions: int, min_isr: int) -> None:
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     new = NewTopic(topic, partitions, 3, config={"min.insync.replicas": str(min_isr)})
     admin.create_topics([new], operation_timeout=30)[topic].result(timeout=TIMEOUT)
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    configs = admin.describe_configs([res])[res].result(timeout=TIMEOUT)
+    assert configs["min.insync.replicas"].value == str(min_isr), configs["min.insync.replicas"]
 
 
 def confluent_consume_group(bootstrap: str, topic: str, n: int) -> list[tuple[int, int, bytes]]:

@@ -7,7 +7,7 @@
 
 const { test, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const { Kafka, logLevel, Partitioners } = require('kafkajs')
+const { ConfigResourceTypes, Kafka, logLevel, Partitioners } = require('kafkajs')
 const { startCluster } = require('../lib/cluster')
 const { uniqueTopic } = require('../lib/broker')
 
@@ -48,6 +48,15 @@ async function awaitReplicated (admin, topic) {
 }
 
 test('RF=3: idempotent acks=all producer on node 1, consumer group on node 2, each record once', async t => {
+  try {
+    await rf3(t)
+  } catch (e) {
+    console.error(`--- cluster output ---\n${cluster.logs()}\n--- end ---`)
+    throw e
+  }
+})
+
+async function rf3 (t) {
   const topic = uniqueTopic('cl-kafkajs')
   const admin = client(1).admin()
   await admin.connect()
@@ -61,6 +70,11 @@ test('RF=3: idempotent acks=all producer on node 1, consumer group on node 2, ea
       configEntries: [{ name: 'min.insync.replicas', value: '2' }]
     }]
   }), true)
+  const [described] = (await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['min.insync.replicas'] }]
+  })).resources
+  assert.deepEqual(described.configEntries.map(c => [c.configName, c.configValue]), [['min.insync.replicas', '2']])
   await awaitReplicated(admin, topic)
 
   const producer = client(1).producer({ idempotent: true, createPartitioner: Partitioners.DefaultPartitioner })
@@ -123,4 +137,4 @@ test('RF=3: idempotent acks=all producer on node 1, consumer group on node 2, ea
     }
   }
   await awaitReplicated(admin, topic)
-})
+}
