@@ -8,7 +8,8 @@ produced with acks=all and idempotence bootstrapping from node 1, then read by a
 bootstrapping from node 2: every acknowledged record exactly once, per partition at the offsets it
 was acknowledged at (kcat: in the order it was written), and the client's Metadata shows 3 replicas
 and an ISR of 3 for every partition. Last, the negative check: a follower of a topic with
-min.insync.replicas=3 killed, the ISR down to 2, an acks=all produce fails with NOT_ENOUGH_REPLICAS;
+min.insync.replicas=3 killed, the ISR down to 2, an acks=all produce of confluent-kafka-python and
+of kafka-python fails with NOT_ENOUGH_REPLICAS;
 the follower restarted, the ISR is 3 again.
 """
 
@@ -313,6 +314,16 @@ def test_acks_all_below_min_insync_replicas_is_not_enough_replicas(cluster):
         assert p.flush(TIMEOUT) == 0
         assert len(results) == 1 and results[0] is not None, results
         assert results[0].code() == KafkaError.NOT_ENOUGH_REPLICAS, results[0]
+
+        from kafka import KafkaProducer
+        from kafka.errors import NotEnoughReplicasError
+
+        kp = KafkaProducer(bootstrap_servers=cluster.bootstrap(leader), acks="all", retries=0)
+        try:
+            with pytest.raises(NotEnoughReplicasError):
+                kp.send(topic, b"below-min-isr", partition=0).get(timeout=TIMEOUT)
+        finally:
+            kp.close()
     finally:
         cluster.start_nodes([follower])
     await_replicated(lambda: confluent_describe(cluster.bootstrap(leader), topic), topic, partitions=1)
