@@ -60,11 +60,12 @@ test-broker: build
 test-rdkafka: deps build
 	VLTAVA_BIN=$(DEBUG_BIN) $(CARGO) test -p vltava-compat
 
-# confluent-kafka-python, kafka-python, kcat, and the Go clients Sarama and franz-go (pytest).
+# confluent-kafka-python, kafka-python, kcat, and the Go clients Sarama and franz-go (pytest); each also
+# against a 3-node cluster on 127.0.0.1-3 with an RF=3 topic (test_cluster.py).
 test-python: deps build
 	cd compat-tests/python && VLTAVA_BIN=$(DEBUG_BIN) $(PYTHON) -m pytest
 
-# kafkajs via node's built-in test runner.
+# kafkajs via node's built-in test runner (test/cluster.test.js: a 3-node cluster, an RF=3 topic).
 test-js: deps build
 	cd compat-tests/js && VLTAVA_BIN=$(DEBUG_BIN) $(NPM) test
 

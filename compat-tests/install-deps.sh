@@ -71,7 +71,7 @@ if [ -n "$GO_BIN" ]; then
   step "go mod download (compat-tests/go, $("$GO_BIN" env GOVERSION))"
   (cd compat-tests/go && "$GO_BIN" mod download)
 else
-  step "Go: no Go 1.21 or newer found; the Go client tests (python/test_go.py) will fail"
+  step "Go: no Go 1.21 or newer found; the Go client tests (python/test_go.py, test_cluster.py) will fail"
 fi
 
 # --- Java client -----------------------------------------------------------------

@@ -233,3 +233,39 @@ def kafka_python_round_trip(conf: dict, topic: str, n: int, timeout: float = 30.
             got.extend(r.value for r in records)
     c.close()
     assert got == [f"v{i}".encode() for i in range(n)]
+
+
+MODULE = REPO / "compat-tests" / "go"
+GO_BUILD_TIMEOUT = 900  # a first build downloads the modules and compiles them on a small machine
+
+
+def go_tool() -> str:
+    """The first Go that can build the module: 1.21+ fetches the toolchain go.mod asks for by itself
+    (GOTOOLCHAIN=auto). $GO, then `go` on PATH, then /usr/local/go (Debian 12's golang-go is 1.19)."""
+    seen = []
+    for go in (os.environ.get("GO"), shutil.which("go"), "/usr/local/go/bin/go"):
+        if not go or not os.path.exists(go):
+            continue
+        out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60)
+        m = re.match(r"go(\d+)\.(\d+)", out.stdout.strip())
+        if m and (int(m.group(1)), int(m.group(2))) >= (1, 21):
+            return go
+        seen.append(f"{go}: {out.stdout.strip() or out.stderr.strip()}")
+    pytest.fail(f"no Go 1.21 or newer (found: {seen or 'none'})")
+
+
+@pytest.fixture(scope="session")
+def go_bins() -> Path:
+    out = Path(tempfile.mkdtemp(prefix="vltava-go-"))
+    env = dict(os.environ, GOFLAGS="-mod=readonly -buildvcs=false")
+    built = subprocess.run(
+        [go_tool(), "build", "-o", f"{out}/", "./..."],
+        cwd=MODULE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=GO_BUILD_TIMEOUT,
+    )
+    assert built.returncode == 0, built.stderr
+    yield out
+    shutil.rmtree(out, ignore_errors=True)

@@ -8,15 +8,14 @@ Each program does its own checking and exits non-zero with the reason on the fir
   brokers, delete), an idempotent acks=all producer with every codec read back in order, and a
   cooperative-sticky group that a second member joins and leaves, each record consumed once, then a
   new member resuming at the committed offsets.
-The programs are built once per session (`go build` in the module; modules come from the Go module
-proxy into the default module cache, checked against the committed go.sum).
+The programs are built once per session by the `go_bins` fixture of conftest.py (`go build` in the
+module; modules come from the Go module proxy into the default module cache, checked against the
+committed go.sum). test_cluster.py runs the cluster programs of the same build.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import subprocess
 import tempfile
 import uuid
@@ -24,43 +23,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-MODULE = REPO / "compat-tests" / "go"
 GROUP_CONFIG = "group_initial_rebalance_delay_ms = 0\n"
-BUILD_TIMEOUT = 900  # a first build downloads the modules and compiles them on a small machine
 RUN_TIMEOUT = 300
-
-
-def go_tool() -> str:
-    """The first Go that can build the module: 1.21+ fetches the toolchain go.mod asks for by itself
-    (GOTOOLCHAIN=auto). $GO, then `go` on PATH, then /usr/local/go (Debian 12's golang-go is 1.19)."""
-    seen = []
-    for go in (os.environ.get("GO"), shutil.which("go"), "/usr/local/go/bin/go"):
-        if not go or not os.path.exists(go):
-            continue
-        out = subprocess.run([go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60)
-        m = re.match(r"go(\d+)\.(\d+)", out.stdout.strip())
-        if m and (int(m.group(1)), int(m.group(2))) >= (1, 21):
-            return go
-        seen.append(f"{go}: {out.stdout.strip() or out.stderr.strip()}")
-    pytest.fail(f"no Go 1.21 or newer (found: {seen or 'none'})")
-
-
-@pytest.fixture(scope="session")
-def go_bins() -> Path:
-    out = Path(tempfile.mkdtemp(prefix="vltava-go-"))
-    env = dict(os.environ, GOFLAGS="-mod=readonly -buildvcs=false")
-    built = subprocess.run(
-        [go_tool(), "build", "-o", f"{out}/", "./..."],
-        cwd=MODULE,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT,
-    )
-    assert built.returncode == 0, built.stderr
-    yield out
-    shutil.rmtree(out, ignore_errors=True)
 
 
 @pytest.fixture
