@@ -282,8 +282,12 @@ fn followers_copy_the_leader_byte_for_byte_and_take_over_with_every_record() {
             .filter(|(l, e, _)| *l > 0 && *l != leader && *e > epoch)
             .map(|(l, _, _)| l)
     });
+    // A new leader's high watermark starts at what it knew as a follower and moves up once the
+    // rest of the ISR fetches from it: every record becomes readable then, at its offset.
+    cluster.await_state("the new leader serving every record", SETTLE, |c| {
+        (read_all(&mut c.client(new_leader), TOPIC) == expected).then_some(())
+    });
     let mut client = cluster.client(new_leader);
-    assert_eq!(read_all(&mut client, TOPIC), expected);
     // The copied producer state deduplicates a retry of the last batch the old leader took...
     assert_eq!(
         produce(&mut client, idempotent(pid, 195, &chunks[39])),
