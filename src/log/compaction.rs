@@ -206,9 +206,19 @@ impl PartitionLog {
         }
         let sealed = &self.segments[..self.segments.len().saturating_sub(1)];
         let lag_limit = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
+        // Never past the first unstable offset (Kafka's `firstUncleanableDirtyOffset`): an open
+        // transaction's records may still be aborted.
+        let unstable = self
+            .producers
+            .first_unstable_offset()
+            .into_iter()
+            .chain(self.completed_txns.iter().map(|t| t.first_offset))
+            .min()
+            .unwrap_or(i64::MAX);
         let cleanable: Vec<&Segment> = sealed
             .iter()
             .take_while(|s| s.size == 0 || s.largest_timestamp() <= lag_limit)
+            .take_while(|s| s.next_offset <= unstable)
             .collect();
         let first_dirty = read_checkpoint(&self.dir)
             .unwrap_or(self.log_start_offset)
@@ -284,6 +294,8 @@ impl PartitionLog {
                     complete = false;
                 }
                 seg.seal()?;
+                // Markers are never cleaned away, so the segment's aborted transactions stay.
+                seg.aborted = std::mem::take(&mut self.segments[i].aborted);
                 self.segments[i] = seg;
             }
             stats.segments += 1;
@@ -303,6 +315,12 @@ impl PartitionLog {
 }
 
 impl CleanPlan {
+    /// The end offset of the last segment the pass covers.
+    #[cfg(test)]
+    pub(crate) fn last_planned_offset(&self) -> i64 {
+        self.segments.last().map_or(-1, |s| s.next_offset)
+    }
+
     #[cfg(test)]
     pub(crate) fn with_key_budget(mut self, keys: usize, key_len: usize) -> Self {
         self.key_budget = keys * (key_len + KEY_OVERHEAD);
