@@ -275,15 +275,18 @@ impl PartitionLog {
 
     /// The least first offset of the transactions not known to be stable: those still open, and
     /// those whose marker is at or past `high_watermark` (Kafka's `firstUnstableOffset`). The LSO is
-    /// `min(this, high watermark)`. Transactions whose marker is below `high_watermark` are forgotten
-    /// here: the high watermark never moves back on a leader.
+    /// `min(this, high watermark)`; it is never below the log start. Transactions whose marker is
+    /// below `high_watermark` are forgotten here: the high watermark never moves back on a leader.
     pub fn first_unstable_offset(&mut self, high_watermark: i64) -> Option<i64> {
         self.note_high_watermark(high_watermark);
         let done = self.completed_txns.iter().map(|t| t.first_offset).min();
-        match (self.producers.first_unstable_offset(), done) {
+        let first = match (self.producers.first_unstable_offset(), done) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
+        };
+        // Never below the log start (Kafka's `maybeIncrementFirstUnstableOffset`): records deleted
+        // by retention or DeleteRecords cannot be waited for.
+        first.map(|f| f.max(self.log_start_offset))
     }
 
     /// Forgets the ended transactions whose marker is below `high_watermark` (replicated: stable).

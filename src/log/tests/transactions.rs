@@ -187,6 +187,8 @@ fn truncation_below_a_marker_reopens_the_transaction() {
     // Retention of every segment but the last takes their indexes along.
     let end = log.log_end_offset();
     log.advance_log_start_offset(end).unwrap();
+    // The open transaction's records are gone: the LSO is the log start, not below it.
+    assert_eq!(unstable(&mut log), Some(end));
     assert_eq!(
         files(dir.path(), "txnindex").len(),
         files(dir.path(), "log").len()
