@@ -316,7 +316,8 @@ impl Partition {
             });
         }
         let epoch = state.leader_epoch;
-        let result = tokio::task::block_in_place(|| {
+        let flush_always = log.config().flush == FlushPolicy::Always;
+        let mut append = || {
             log.append_marker(
                 producer_id,
                 producer_epoch,
@@ -325,7 +326,12 @@ impl Partition {
                 epoch,
                 now_ms,
             )
-        });
+        };
+        let result = if flush_always {
+            tokio::task::block_in_place(append)
+        } else {
+            append()
+        };
         self.note_storage(&result);
         let info = result?;
         log.note_high_watermark(self.high_watermark());

@@ -270,9 +270,21 @@ impl PartitionLog {
                 completed.push(done);
             })?;
         }
+        // One write per segment that gained entries, not one fsync per abort.
+        let mut touched = Vec::new();
         for entry in aborted {
-            self.segment_holding(entry.last_offset)?
-                .push_aborted(entry, super::recovery::FileSync::Each)?;
+            let seg = self.segment_holding(entry.last_offset)?;
+            seg.aborted.push(entry);
+            if touched.last() != Some(&seg.base_offset) {
+                touched.push(seg.base_offset);
+            }
+        }
+        for seg in self
+            .segments
+            .iter()
+            .filter(|s| touched.contains(&s.base_offset))
+        {
+            seg.persist_aborted()?;
         }
         self.completed_txns = completed;
         state.remove_expired(now_ms, self.config.producer_id_expiration_ms);

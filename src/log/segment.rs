@@ -172,8 +172,9 @@ impl Segment {
         // Index files of an earlier segment at this base would describe other data.
         remove_if_present(&segment_path(dir, base_offset, "index"))?;
         remove_if_present(&segment_path(dir, base_offset, "timeindex"))?;
-        // Created empty, so a missing `.txnindex` means lost (and rebuilt), not "no aborts".
-        txn::write_index(&segment_path(dir, base_offset, "txnindex"), &[])?;
+        // Created empty, so a missing `.txnindex` means lost (and rebuilt), not "no aborts". Not
+        // fsynced, as the new log file is not: a crash that loses it costs a rebuild scan.
+        File::create(segment_path(dir, base_offset, "txnindex"))?;
         let seg = Segment::building(dir, base_offset, index_bytes, interval);
         OpenOptions::new()
             .read(true)
@@ -724,6 +725,11 @@ impl Segment {
         txn::append_index(&self.txn_index_path(), &entry, sync)?;
         self.aborted.push(entry);
         Ok(())
+    }
+
+    /// Writes the in-memory aborted transactions as the whole `.txnindex`.
+    pub(crate) fn persist_aborted(&self) -> io::Result<()> {
+        txn::write_index(&self.txn_index_path(), &self.aborted)
     }
 
     /// Forgets the aborted transactions whose marker is at or after `offset` (the log is cut there,
