@@ -256,7 +256,7 @@ impl PartitionLog {
                     .unwrap_or(done.last_offset + 1),
             };
             self.segment_holding(done.last_offset)?
-                .push_aborted(entry, FileSync::Each)?;
+                .push_aborted(entry, FileSync::Each);
         }
         self.completed_txns.push(done);
         Ok(())

@@ -720,11 +720,19 @@ impl Segment {
         }
     }
 
-    /// Adds an aborted transaction whose marker is in this segment, to memory and the file.
-    pub(crate) fn push_aborted(&mut self, entry: AbortedTxn, sync: FileSync) -> io::Result<()> {
-        txn::append_index(&self.txn_index_path(), &entry, sync)?;
+    /// Adds an aborted transaction whose marker is in this segment, to memory and the file. The
+    /// marker is already in the log, so a failed write (a full disk) does not undo it: the file
+    /// goes instead, and the next open rebuilds every index from the batches.
+    pub(crate) fn push_aborted(&mut self, entry: AbortedTxn, sync: FileSync) {
         self.aborted.push(entry);
-        Ok(())
+        let path = self.txn_index_path();
+        if let Err(error) = txn::append_index(&path, &entry, sync) {
+            warn!(file = %path.display(), %error,
+                "cannot write the transaction index; removing it for the next start to rebuild");
+            if let Err(error) = remove_if_present(&path) {
+                warn!(file = %path.display(), %error, "cannot remove the transaction index");
+            }
+        }
     }
 
     /// Writes the in-memory aborted transactions as the whole `.txnindex`.
