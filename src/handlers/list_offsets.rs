@@ -31,6 +31,7 @@ pub async fn handle(ctx: RequestContext, req: ListOffsetsRequest) -> HandlerResu
                         p.partition_index,
                         p.timestamp,
                         p.current_leader_epoch,
+                        req.isolation_level == 1,
                     ) {
                         // The leader epoch field exists from v4 on.
                         Ok(Some(found)) => response

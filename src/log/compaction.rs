@@ -1,7 +1,8 @@
 //! Log compaction (`cleanup.policy=compact`), as Kafka's log cleaner does it: in the sealed segments only
 //! the latest record of each key stays, tombstones (null values) go once `delete.retention.ms` has passed
 //! since they were written, records without a key go, and every record keeps its offset (a compacted log
-//! has gaps).
+//! has gaps). Records of aborted transactions go whatever their keys and never count as a key's
+//! latest; transaction markers stay; nothing at or past the first unstable offset is cleaned.
 //!
 //! A pass has three steps. `PartitionLog::plan_cleaning` (under the partition lock) picks the segments;
 //! `CleanPlan::run` (no lock: sealed segments never change) writes a cleaned copy of each as
@@ -31,6 +32,7 @@ use super::partition::PartitionLog;
 use super::records::{compress, for_each_record, records_section, RecordView};
 use super::recovery::sync_dir;
 use super::segment::{segment_path, Segment};
+use super::txn::AbortedTxn;
 use super::TimestampType;
 
 /// Holds the first offset the cleaner has not cleaned yet (Kafka's `cleaner-offset-checkpoint`).
@@ -69,6 +71,8 @@ pub struct CleanPlan {
     first_dirty: i64,
     /// Producer id -> last offset of its last batch.
     producer_last: HashMap<i64, i64>,
+    /// Every aborted transaction of the log: their records go whatever their keys (Kafka's cleaner).
+    aborted: Vec<AbortedTxn>,
     /// Tombstones in segments last written before this are dropped.
     tombstone_horizon: SystemTime,
     /// The most bytes of keys (plus per-key overhead) the key map may hold.
@@ -206,9 +210,19 @@ impl PartitionLog {
         }
         let sealed = &self.segments[..self.segments.len().saturating_sub(1)];
         let lag_limit = now_ms.saturating_sub(self.config.min_compaction_lag_ms);
+        // Never past the first unstable offset (Kafka's `firstUncleanableDirtyOffset`): an open
+        // transaction's records may still be aborted.
+        let unstable = self
+            .producers
+            .first_unstable_offset()
+            .into_iter()
+            .chain(self.completed_txns.iter().map(|t| t.first_offset))
+            .min()
+            .unwrap_or(i64::MAX);
         let cleanable: Vec<&Segment> = sealed
             .iter()
             .take_while(|s| s.size == 0 || s.largest_timestamp() <= lag_limit)
+            .take_while(|s| s.next_offset <= unstable)
             .collect();
         let first_dirty = read_checkpoint(&self.dir)
             .unwrap_or(self.log_start_offset)
@@ -245,6 +259,11 @@ impl PartitionLog {
                 .collect(),
             first_dirty,
             producer_last: self.producers.last_batch_offsets(),
+            aborted: self
+                .segments
+                .iter()
+                .flat_map(|s| s.aborted.iter().copied())
+                .collect(),
             tombstone_horizon: UNIX_EPOCH + Duration::from_millis(horizon as u64),
             key_budget: KEY_MAP_BUDGET,
         })
@@ -284,6 +303,8 @@ impl PartitionLog {
                     complete = false;
                 }
                 seg.seal()?;
+                // Markers are never cleaned away, so the segment's aborted transactions stay.
+                seg.aborted = std::mem::take(&mut self.segments[i].aborted);
                 self.segments[i] = seg;
             }
             stats.segments += 1;
@@ -303,6 +324,12 @@ impl PartitionLog {
 }
 
 impl CleanPlan {
+    /// The end offset of the last segment the pass covers.
+    #[cfg(test)]
+    pub(crate) fn last_planned_offset(&self) -> i64 {
+        self.segments.last().map_or(-1, |s| s.next_offset)
+    }
+
     #[cfg(test)]
     pub(crate) fn with_key_budget(mut self, keys: usize, key_len: usize) -> Self {
         self.key_budget = keys * (key_len + KEY_OVERHEAD);
@@ -350,7 +377,8 @@ impl CleanPlan {
                 let Ok((header, payload)) = records_section(batch, MAX_BATCH_BYTES) else {
                     return Ok(());
                 };
-                if header.is_control() {
+                // An aborted record must not make an older committed one of its key look superseded.
+                if header.is_control() || self.is_aborted(&header) {
                     return Ok(());
                 }
                 let _ = for_each_record(&header, &payload, |r| {
@@ -376,6 +404,18 @@ impl CleanPlan {
             end = seg.next_offset;
         }
         Ok((map, end))
+    }
+
+    /// A data batch of an aborted transaction: transactional, of a producer whose aborted
+    /// transaction spans its offset (first batch to ABORT marker).
+    fn is_aborted(&self, h: &BatchHeader) -> bool {
+        h.is_transactional()
+            && !h.is_control()
+            && self.aborted.iter().any(|t| {
+                t.producer_id == h.producer_id
+                    && t.first_offset <= h.base_offset
+                    && h.base_offset < t.last_offset
+            })
     }
 
     /// Writes `<base>.cleaned`, reads it back with full validation, then renames it `<base>.swap`.
@@ -430,7 +470,11 @@ impl CleanPlan {
         drop_tombstones: bool,
         removed: &mut u64,
     ) -> Option<Vec<u8>> {
+        let aborted = BatchHeader::parse(batch).is_ok_and(|h| self.is_aborted(&h));
         let (cleaned, gone) = compact_batch(batch, |r| {
+            if aborted {
+                return false;
+            }
             let latest = r
                 .key
                 .is_some_and(|k| map.get(k).is_none_or(|&last| r.offset >= last));

@@ -508,3 +508,36 @@ fn a_pass_stops_where_the_key_budget_runs_out_and_the_next_goes_on() {
     assert!(log.plan_cleaning(10_000).is_some(), "still dirty");
     assert_eq!(contents(&log).len(), 11 + 6 - 2);
 }
+
+#[test]
+fn aborted_records_go_and_never_supersede_committed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+    append(
+        &mut log,
+        keyed(&[(s("k"), s("committed"))], 1_000, Compression::None, None),
+    );
+    let mut aborted = keyed(
+        &[(s("k"), s("aborted")), (s("j"), s("aborted"))],
+        1_000,
+        Compression::None,
+        Some((7, 0, 0)),
+    );
+    aborted[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+    super::tests::fix_crc(&mut aborted);
+    append(&mut log, aborted);
+    log.append_marker(7, 0, false, 0, 0, 1_000).unwrap();
+    append(
+        &mut log,
+        keyed(&[(s("m"), s("later"))], 1_000, Compression::None, None),
+    );
+    log.roll().unwrap();
+    log.note_high_watermark(log.log_end_offset());
+    assert_eq!(log.aborted_transactions(0, 10), vec![(7, 1)]);
+    clean(&mut log, 10 * DAY_MS).unwrap();
+    let offsets: Vec<i64> = contents(&log).iter().map(|(o, ..)| *o).collect();
+    // The committed k stays; the aborted k and j go; the marker (3) and m stay.
+    assert_eq!(offsets, vec![0, 3, 4]);
+    assert_eq!(contents(&log)[0].2.as_deref(), Some("committed"));
+    assert_eq!(log.aborted_transactions(0, 10), vec![(7, 1)]);
+}

@@ -139,7 +139,10 @@ impl PartitionLog {
                 let file = fs::OpenOptions::new().write(true).open(&log_path)?;
                 file.set_len(pos)?;
                 file.sync_all()?;
-                let (seg, truncated) = Segment::recover(&self.dir, base, index_bytes, interval)?;
+                let (mut seg, truncated) =
+                    Segment::recover(&self.dir, base, index_bytes, interval)?;
+                // Entries of markers cut off go in `load_producer_state` below.
+                seg.load_txn_index()?;
                 if truncated {
                     warn!(dir = %self.dir.display(), base_offset = base, "segment damaged below the truncation point");
                 }

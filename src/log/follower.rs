@@ -96,8 +96,16 @@ impl PartitionLog {
         self.maybe_roll(records.len() as u64, last.last_offset(), now_ms)?;
         self.active()?.append(&records, headers, now_ms)?;
         self.note_epochs(headers);
+        // The leader's markers end transactions here as they did there, so a new leader has the
+        // same LSO and aborted index.
+        let mut pos = 0usize;
         for h in headers {
-            self.producers.record_header(h);
+            let batch = records.get(pos..pos + h.total_size()).unwrap_or_default();
+            pos += h.total_size();
+            match super::txn::parse_marker(batch).filter(|_| h.is_control()) {
+                Some(marker) => self.note_marker(h, marker)?,
+                None => self.producers.record_header(h),
+            }
         }
         match self.config.flush {
             FlushPolicy::Always => self.flush()?,

@@ -16,6 +16,7 @@ mod records;
 mod recovery;
 mod retention;
 mod segment;
+mod txn;
 pub mod volume;
 
 #[cfg(test)]
@@ -34,11 +35,12 @@ pub use follower::validate_fetched;
 pub use leader_epoch::{EpochEntry, LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 pub use partition::{AppendInfo, FetchSlice, PartitionLog};
 pub use producer_state::{
-    last_sequence, AppendCheck, BatchMetadata, ProducerEntry, ProducerError, ProducerStateManager,
-    MAX_CACHED_BATCHES,
+    last_sequence, AppendCheck, BatchMetadata, CompletedTxn, ProducerEntry, ProducerError,
+    ProducerStateManager, MAX_CACHED_BATCHES,
 };
 pub use records::{
     decompress_bounded, for_each_record, keyless_records, record_metas, records_section,
     RecordMeta, RecordView,
 };
 pub use recovery::{sync_filesystem, FileSync};
+pub use txn::{encode_marker, parse_marker, AbortedTxn, TxnMarker};

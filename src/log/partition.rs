@@ -8,10 +8,11 @@ use super::batch::{framed_size, stamp, BatchHeader};
 use super::config::{FlushPolicy, LogConfig, TimestampType};
 use super::error::{BatchError, LogError};
 use super::leader_epoch::LeaderEpochCache;
-use super::producer_state::{AppendCheck, ProducerStateManager};
+use super::producer_state::{AppendCheck, CompletedTxn, ProducerStateManager};
 use super::records::{record_metas, RecordMeta};
 use super::recovery::FileSync;
 use super::segment::Segment;
+use super::txn::{AbortedTxn, TxnMarker};
 
 /// How far a stored batch may be decompressed when a single record must be found in it
 /// (ListOffsets by timestamp); beyond this the answer falls back to the batch's first offset.
@@ -54,6 +55,9 @@ pub struct PartitionLog {
     pub(super) clean_marker: bool,
     /// First offset of every leader epoch in the log (`leader-epoch-checkpoint`).
     pub(super) epochs: LeaderEpochCache,
+    /// Transactions ended by a marker the high watermark may not have reached yet (Kafka's
+    /// `unreplicatedTxns`): they hold the LSO until it does, or a leader change could still undo them.
+    pub(super) completed_txns: Vec<CompletedTxn>,
 }
 
 impl PartitionLog {
@@ -180,7 +184,143 @@ impl PartitionLog {
                 self.producers.record_header(h);
             }
         }
+        self.maybe_flush(now_ms)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time: append_time.unwrap_or(-1),
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        })
+    }
 
+    /// Appends the control batch ending `producer_id`'s transaction (Kafka's `appendAsLeader` of a
+    /// WriteTxnMarkers marker, `EndTransactionMarker`): COMMIT or ABORT with the coordinator's epoch,
+    /// at `leader_epoch`, timestamped `now_ms`. Refused if the producer epoch is older than the
+    /// producer's (INVALID_PRODUCER_EPOCH) or the coordinator epoch older than its last marker's
+    /// (TRANSACTION_COORDINATOR_FENCED). A marker for a producer with no open transaction is still
+    /// written, as Kafka does. An ABORT adds the transaction to the segment's aborted index.
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.producers
+            .check_marker(producer_id, producer_epoch, coordinator_epoch)?;
+        let marker = TxnMarker {
+            commit,
+            coordinator_epoch,
+        };
+        let mut batch = super::txn::encode_marker(producer_id, producer_epoch, marker, now_ms);
+        let offset = self.log_end_offset();
+        self.leave_clean_state()?;
+        self.maybe_roll(batch.len() as u64, offset, now_ms)?;
+        let append_time =
+            (self.config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        stamp(&mut batch, offset, leader_epoch, append_time);
+        let header = BatchHeader::parse(&batch)?;
+        self.active()?.append(&batch, &[header], now_ms)?;
+        self.note_epochs(&[header]);
+        self.note_marker(&header, marker)?;
+        self.maybe_flush(now_ms)?;
+        Ok(AppendInfo {
+            base_offset: offset,
+            last_offset: offset,
+            log_append_time: append_time.unwrap_or(-1),
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// A marker now in the log (appended or replicated): the producer's transaction ends, an abort
+    /// is indexed in the marker's segment, and the transaction holds the LSO until the high
+    /// watermark passes its marker.
+    pub(super) fn note_marker(
+        &mut self,
+        header: &BatchHeader,
+        marker: TxnMarker,
+    ) -> Result<(), LogError> {
+        let done = self.producers.record_marker(header, marker);
+        if done.aborted {
+            let entry = AbortedTxn {
+                producer_id: done.producer_id,
+                first_offset: done.first_offset,
+                last_offset: done.last_offset,
+                last_stable_offset: self
+                    .producers
+                    .first_unstable_offset()
+                    .unwrap_or(done.last_offset + 1),
+            };
+            self.segment_holding(done.last_offset)?
+                .push_aborted(entry, FileSync::Each);
+        }
+        self.completed_txns.push(done);
+        Ok(())
+    }
+
+    /// The segment holding `offset` (the last one for offsets at or past its base).
+    pub(super) fn segment_holding(&mut self, offset: i64) -> Result<&mut Segment, LogError> {
+        let i = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        self.segments
+            .get_mut(i)
+            .ok_or_else(|| LogError::Corrupt("partition has no segment".into()))
+    }
+
+    /// The least first offset of the transactions not known to be stable: those still open, and
+    /// those whose marker is at or past `high_watermark` (Kafka's `firstUnstableOffset`). The LSO is
+    /// `min(this, high watermark)`; it is never below the log start. Transactions whose marker is
+    /// below `high_watermark` are forgotten here: the high watermark never moves back on a leader.
+    pub fn first_unstable_offset(&mut self, high_watermark: i64) -> Option<i64> {
+        self.note_high_watermark(high_watermark);
+        let done = self.completed_txns.iter().map(|t| t.first_offset).min();
+        let first = match (self.producers.first_unstable_offset(), done) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        // Never below the log start (Kafka's `maybeIncrementFirstUnstableOffset`): records deleted
+        // by retention or DeleteRecords cannot be waited for.
+        first.map(|f| f.max(self.log_start_offset))
+    }
+
+    /// Forgets the ended transactions whose marker is below `high_watermark` (replicated: stable).
+    pub fn note_high_watermark(&mut self, high_watermark: i64) {
+        self.completed_txns
+            .retain(|t| t.last_offset >= high_watermark);
+    }
+
+    /// Kafka's `collectAbortedTransactions`: (producer id, first offset) of the aborted transactions
+    /// overlapping `[from_offset, to_offset)` (marker at or after `from_offset`, first offset below
+    /// `to_offset`), in marker order, for a read_committed fetch of that range.
+    pub fn aborted_transactions(&self, from_offset: i64, to_offset: i64) -> Vec<(i64, i64)> {
+        let mut out = Vec::new();
+        let start = self
+            .segments
+            .partition_point(|s| s.base_offset <= from_offset)
+            .saturating_sub(1);
+        for seg in &self.segments[start..] {
+            let mut complete = false;
+            for t in &seg.aborted {
+                if t.last_offset >= from_offset && t.first_offset < to_offset {
+                    out.push((t.producer_id, t.first_offset));
+                }
+                // Every transaction aborted later began at or after this one's LSO.
+                complete |= t.last_stable_offset >= to_offset;
+            }
+            if complete {
+                break;
+            }
+        }
+        out
+    }
+
+    fn maybe_flush(&mut self, now_ms: i64) -> Result<(), LogError> {
         match self.config.flush {
             FlushPolicy::Always => self.flush()?,
             FlushPolicy::Interval(d)
@@ -191,13 +331,7 @@ impl PartitionLog {
             }
             _ => {}
         }
-        Ok(AppendInfo {
-            base_offset,
-            last_offset,
-            log_append_time: append_time.unwrap_or(-1),
-            log_start_offset: self.log_start_offset,
-            duplicate: false,
-        })
+        Ok(())
     }
 
     /// Roll when the active segment would outgrow segment.bytes, is older than segment.ms, has a full index,

@@ -1,5 +1,7 @@
 //! Idempotent-producer state of one partition (Kafka's ProducerStateManager): per producer id its epoch and
-//! last five batches, checked before and updated after every append, snapshotted to `<offset>.snapshot`.
+//! last five batches, checked before and updated after every append, snapshotted to `<offset>.snapshot`;
+//! for transactional producers also the first offset of the open transaction and the last coordinator
+//! epoch of their markers.
 
 use std::collections::{HashMap, VecDeque};
 use std::fs;
@@ -9,6 +11,7 @@ use std::path::{Path, PathBuf};
 use tracing::warn;
 
 use super::batch::BatchHeader;
+use super::txn::TxnMarker;
 
 /// Kafka keeps the metadata of this many recent batches per producer (and the producer keeps at most this
 /// many requests in flight per partition), so any retry of an unacknowledged batch is recognised.
@@ -17,7 +20,10 @@ pub const MAX_CACHED_BATCHES: usize = 5;
 pub const NO_PRODUCER_EPOCH: i16 = -1;
 const SNAPSHOT_EXT: &str = "snapshot";
 const SNAPSHOT_MAGIC: &[u8; 4] = b"VLPS";
-const SNAPSHOT_VERSION: i16 = 1;
+/// Version 1: no transaction fields (every producer has batches); version 2 adds the coordinator epoch
+/// and open transaction's first offset per producer, and allows producers known only by a marker.
+const SNAPSHOT_VERSION_V1: i16 = 1;
+const SNAPSHOT_VERSION: i16 = 2;
 
 /// Why a producer's batches were refused; the handler maps each variant to a Kafka error code.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +37,20 @@ pub enum ProducerError {
     /// INVALID_RECORD (87): producer fields Kafka's LogValidator rejects.
     #[error("invalid producer fields: {0}")]
     InvalidRecord(String),
+    /// TRANSACTION_COORDINATOR_FENCED (52): a marker from a coordinator older than the last one seen.
+    #[error("transaction coordinator fenced: {0}")]
+    CoordinatorFenced(String),
+}
+
+/// A transaction its marker ended, as the aborted-transaction index and the LSO need it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    /// Its first batch's offset (the marker's own offset when no transaction was open).
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    pub aborted: bool,
 }
 
 /// One appended batch as the producer state remembers it.
@@ -52,11 +72,33 @@ pub struct ProducerEntry {
     pub batches: VecDeque<BatchMetadata>,
     /// Max timestamp of the last batch; expiration is measured from it (as Kafka does).
     pub last_timestamp: i64,
+    /// Coordinator epoch of the producer's last marker, -1 before any.
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction: set by its first transactional batch, cleared by a marker.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerEntry {
     pub fn last_seq(&self) -> i32 {
         self.batches.back().map_or(-1, |b| b.last_seq)
+    }
+
+    fn empty(epoch: i16, timestamp: i64) -> Self {
+        ProducerEntry {
+            epoch,
+            batches: VecDeque::with_capacity(MAX_CACHED_BATCHES),
+            last_timestamp: timestamp,
+            coordinator_epoch: -1,
+            current_txn_first_offset: None,
+        }
+    }
+
+    /// Kafka's `maybeUpdateProducerEpoch`: a new epoch forgets the older epoch's batches.
+    fn update_epoch(&mut self, epoch: i16) {
+        if self.epoch != epoch {
+            self.epoch = epoch;
+            self.batches.clear();
+        }
     }
 
     fn find_duplicate(&self, epoch: i16, first_seq: i32, last_seq: i32) -> Option<BatchMetadata> {
@@ -111,6 +153,64 @@ impl ProducerStateManager {
 
     pub fn len(&self) -> usize {
         self.producers.len()
+    }
+
+    /// The least first offset of the open transactions (Kafka's `firstUnstableOffset` before the
+    /// high watermark is taken into account).
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.current_txn_first_offset)
+            .min()
+    }
+
+    /// Kafka's marker checks on the leader: the producer epoch must not be older than the producer's,
+    /// nor the coordinator epoch older than the last marker's. A producer never seen passes.
+    pub fn check_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), ProducerError> {
+        let Some(e) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if producer_epoch < e.epoch {
+            return Err(ProducerError::InvalidProducerEpoch(format!(
+                "marker epoch {producer_epoch} of producer {producer_id} is older than {}",
+                e.epoch
+            )));
+        }
+        if coordinator_epoch < e.coordinator_epoch {
+            return Err(ProducerError::CoordinatorFenced(format!(
+                "marker of producer {producer_id} from coordinator epoch {coordinator_epoch}, \
+                 older than the last seen {}",
+                e.coordinator_epoch
+            )));
+        }
+        Ok(())
+    }
+
+    /// Records an end-transaction marker stored at `h.base_offset` (appended, replicated or read on
+    /// rebuild, so never refused here): the open transaction, if any, ends.
+    pub fn record_marker(&mut self, h: &BatchHeader, marker: TxnMarker) -> CompletedTxn {
+        let offset = h.base_offset;
+        let entry = self
+            .producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerEntry::empty(h.producer_epoch, h.max_timestamp));
+        if h.producer_epoch > entry.epoch {
+            entry.update_epoch(h.producer_epoch);
+        }
+        entry.coordinator_epoch = marker.coordinator_epoch;
+        entry.last_timestamp = h.max_timestamp;
+        let first = entry.current_txn_first_offset.take();
+        CompletedTxn {
+            producer_id: h.producer_id,
+            first_offset: first.unwrap_or(offset),
+            last_offset: offset,
+            aborted: !marker.commit,
+        }
     }
 
     /// Producer id -> last offset of its last batch.
@@ -207,15 +307,8 @@ impl ProducerStateManager {
         let entry = self
             .producers
             .entry(producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch,
-                batches: VecDeque::with_capacity(MAX_CACHED_BATCHES),
-                last_timestamp: batch.timestamp,
-            });
-        if entry.epoch != epoch {
-            entry.epoch = epoch;
-            entry.batches.clear();
-        }
+            .or_insert_with(|| ProducerEntry::empty(epoch, batch.timestamp));
+        entry.update_epoch(epoch);
         if entry.batches.len() == MAX_CACHED_BATCHES {
             entry.batches.pop_front();
         }
@@ -223,10 +316,20 @@ impl ProducerStateManager {
         entry.last_timestamp = batch.timestamp;
     }
 
-    /// Records a batch header of the log (rebuild); batches without a producer id and control batches are skipped.
+    /// Records a data batch header of the log (appended, or read on rebuild); batches without a
+    /// producer id and control batches are skipped (markers go to [`Self::record_marker`]). A
+    /// transactional batch opens its producer's transaction if none is open.
     pub fn record_header(&mut self, h: &BatchHeader) {
         if h.producer_id < 0 || h.is_control() {
             return;
+        }
+        if h.is_transactional() {
+            let first = h.base_offset;
+            let entry = self
+                .producers
+                .entry(h.producer_id)
+                .or_insert_with(|| ProducerEntry::empty(h.producer_epoch, h.max_timestamp));
+            entry.current_txn_first_offset.get_or_insert(first);
         }
         self.record(
             h.producer_id,
@@ -242,19 +345,27 @@ impl ProducerStateManager {
     }
 
     /// Drops producers whose last batch is `expiration_ms` or more older than `now_ms`
-    /// (`producer.id.expiration.ms`). Returns how many were dropped.
+    /// (`producer.id.expiration.ms`), but never one with an open transaction (it holds the LSO
+    /// until its marker). Returns how many were dropped.
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 
-    /// Drops every batch at or after `offset` (and producers left without batches): the log was cut there.
+    /// Drops every batch at or after `offset` (and producers left without batches or transaction):
+    /// the log was cut there. Markers cut off are not undone here; the log rebuilds its state from a
+    /// snapshot instead.
     pub fn truncate_to(&mut self, offset: i64) {
         self.producers.retain(|_, e| {
             e.batches.retain(|b| b.last_offset < offset);
-            !e.batches.is_empty()
+            if e.current_txn_first_offset.is_some_and(|f| f >= offset) {
+                e.current_txn_first_offset = None;
+            }
+            !e.batches.is_empty() || e.current_txn_first_offset.is_some()
         });
     }
 
@@ -268,6 +379,8 @@ impl ProducerStateManager {
             body.extend(id.to_be_bytes());
             body.extend(e.epoch.to_be_bytes());
             body.extend(e.last_timestamp.to_be_bytes());
+            body.extend(e.coordinator_epoch.to_be_bytes());
+            body.extend(e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             body.push(e.batches.len() as u8);
             for b in &e.batches {
                 body.extend(b.first_seq.to_be_bytes());
@@ -291,7 +404,7 @@ impl ProducerStateManager {
             return Err("bad magic".into());
         }
         let version = r.i16()?;
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_V1 {
             return Err(format!("unknown version {version}"));
         }
         let crc = r.u32()?;
@@ -304,8 +417,13 @@ impl ProducerStateManager {
             let id = r.i64()?;
             let epoch = r.i16()?;
             let last_timestamp = r.i64()?;
+            let (coordinator_epoch, txn_first) = if version == SNAPSHOT_VERSION_V1 {
+                (-1, -1)
+            } else {
+                (r.i32()?, r.i64()?)
+            };
             let n = r.take(1)?[0] as usize;
-            if n == 0 || n > MAX_CACHED_BATCHES {
+            if (n == 0 && version == SNAPSHOT_VERSION_V1) || n > MAX_CACHED_BATCHES {
                 return Err(format!("producer {id} has {n} batches"));
             }
             let mut batches = VecDeque::with_capacity(n);
@@ -324,6 +442,8 @@ impl ProducerStateManager {
                     epoch,
                     batches,
                     last_timestamp,
+                    coordinator_epoch,
+                    current_txn_first_offset: (txn_first >= 0).then_some(txn_first),
                 },
             );
         }
@@ -638,6 +758,58 @@ mod tests {
         assert_eq!(ProducerStateManager::read_snapshot(&path).unwrap(), None);
         delete_snapshots_outside(dir.path(), 9, i64::MAX).unwrap();
         assert!(list_snapshots(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn version_1_snapshots_load_and_transactions_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        // A snapshot as written before transactions: producer 7, epoch 2, one batch.
+        let mut body = Vec::new();
+        body.extend(1u32.to_be_bytes());
+        body.extend(7i64.to_be_bytes());
+        body.extend(2i16.to_be_bytes());
+        body.extend(1_000i64.to_be_bytes());
+        body.push(1);
+        for v in [0i32, 4] {
+            body.extend(v.to_be_bytes());
+        }
+        for v in [10i64, 14, 1_000] {
+            body.extend(v.to_be_bytes());
+        }
+        let mut file = SNAPSHOT_MAGIC.to_vec();
+        file.extend(SNAPSHOT_VERSION_V1.to_be_bytes());
+        file.extend(crc32c::crc32c(&body).to_be_bytes());
+        file.extend(body);
+        let path = snapshot_path(dir.path(), 15);
+        fs::write(&path, file).unwrap();
+        let s = ProducerStateManager::read_snapshot(&path).unwrap().unwrap();
+        let e = s.get(7).unwrap();
+        assert_eq!((e.epoch, e.last_seq(), e.coordinator_epoch), (2, 4, -1));
+        assert_eq!(e.current_txn_first_offset, None);
+        // Version 2 keeps an open transaction and a producer known only by its marker.
+        let mut t = ProducerStateManager::new();
+        let mut h = header(3, 0, 0, 2);
+        h.attributes = 0x10;
+        h.base_offset = 20;
+        t.record_header(&h);
+        let mut m = header(4, 1, -1, 1);
+        m.attributes = 0x30;
+        m.base_offset = 22;
+        let done = t.record_marker(
+            &m,
+            TxnMarker {
+                commit: false,
+                coordinator_epoch: 9,
+            },
+        );
+        assert_eq!((done.first_offset, done.aborted), (22, true));
+        assert_eq!(t.first_unstable_offset(), Some(20));
+        t.write_snapshot(dir.path(), 23).unwrap();
+        let back = ProducerStateManager::read_snapshot(&snapshot_path(dir.path(), 23))
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, t);
+        assert_eq!(back.get(4).map(|e| e.coordinator_epoch), Some(9));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::partition::PartitionLog;
 use super::producer_state::{list_snapshots, snapshot_path, ProducerStateManager};
 use super::retention::{read_checkpoint, CHECKPOINT_FILE};
 use super::segment::{segment_path, Segment};
+use super::txn::AbortedTxn;
 
 /// Written by `close`, removed by `open`: its presence means the last segment and its indexes are complete.
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean-shutdown";
@@ -60,7 +61,7 @@ fn parse_base(name: &str, ext: &str) -> Option<i64> {
 }
 
 fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
-    for ext in ["log", "index", "timeindex"] {
+    for ext in ["log", "index", "timeindex", "txnindex"] {
         match fs::remove_file(segment_path(dir, base, ext)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -84,8 +85,9 @@ impl PartitionLog {
             let Some(name) = name.to_str() else { continue };
             if let Some(base) = parse_base(name, "log") {
                 bases.push(base);
-            } else if let Some(base) =
-                parse_base(name, "index").or_else(|| parse_base(name, "timeindex"))
+            } else if let Some(base) = parse_base(name, "index")
+                .or_else(|| parse_base(name, "timeindex"))
+                .or_else(|| parse_base(name, "txnindex"))
             {
                 index_bases.push((base, entry.path()));
             } else if name.ends_with(".tmp") {
@@ -166,6 +168,7 @@ impl PartitionLog {
             producers: ProducerStateManager::new(),
             clean_marker: false,
             epochs: Default::default(),
+            completed_txns: Vec::new(),
         };
         let end = log.log_end_offset();
         if log.log_start_offset > end {
@@ -182,7 +185,16 @@ impl PartitionLog {
         if !dir.join(CHECKPOINT_FILE).exists() && log.log_start_offset > first_base {
             log.write_checkpoint()?;
         }
-        log.load_producer_state(wall_clock_ms())?;
+        let mut txn_indexes_lost = false;
+        for seg in &mut log.segments {
+            if !seg.load_txn_index()? {
+                txn_indexes_lost = true;
+            }
+        }
+        if txn_indexes_lost {
+            warn!(dir = %dir.display(), "transaction index missing or damaged; rebuilding from the whole log");
+        }
+        log.rebuild_producer_state(wall_clock_ms(), txn_indexes_lost)?;
         log.load_leader_epochs(clean)?;
         log.clean_marker = clean;
         if !clean {
@@ -196,6 +208,17 @@ impl PartitionLog {
     /// end describe batches recovery cut off and are deleted, so truncated batches leave no state behind.
     /// Producers whose last batch is older than `producer.id.expiration.ms` are dropped.
     pub(super) fn load_producer_state(&mut self, now_ms: i64) -> Result<(), LogError> {
+        self.rebuild_producer_state(now_ms, false)
+    }
+
+    /// [`Self::load_producer_state`]; the aborted-transaction entries of markers at or after the
+    /// snapshot are rebuilt from the batches with it. `from_scratch` (a `.txnindex` was lost) ignores
+    /// the snapshots and rebuilds producer state and every segment's index from the first segment.
+    pub(super) fn rebuild_producer_state(
+        &mut self,
+        now_ms: i64,
+        from_scratch: bool,
+    ) -> Result<(), LogError> {
         let end = self.log_end_offset();
         let first_base = self.segments.first().map_or(0, |s| s.base_offset);
         let mut snapshots = list_snapshots(&self.dir)?;
@@ -206,7 +229,7 @@ impl PartitionLog {
         }
         snapshots.retain(|&o| o <= end);
         let mut loaded = None;
-        while let Some(offset) = snapshots.pop() {
+        while let Some(offset) = snapshots.pop().filter(|_| !from_scratch) {
             let path = snapshot_path(&self.dir, offset);
             match ProducerStateManager::read_snapshot(&path)? {
                 Some(state) => {
@@ -217,16 +240,53 @@ impl PartitionLog {
             }
         }
         let (mut state, from) = loaded.unwrap_or((ProducerStateManager::new(), first_base));
+        for seg in &mut self.segments {
+            seg.retain_aborted_below(from, from_scratch)?;
+        }
         let mut scanned = 0usize;
+        let mut aborted = Vec::new();
+        let mut completed = Vec::new();
         for seg in &self.segments {
             if seg.next_offset <= from {
                 continue;
             }
-            seg.for_each_header(from, |h| {
-                state.record_header(h);
+            seg.for_each_batch_meta(from, |h, marker| {
                 scanned += 1;
+                let Some(marker) = marker.filter(|_| h.is_control()) else {
+                    state.record_header(h);
+                    return;
+                };
+                let done = state.record_marker(h, marker);
+                if done.aborted {
+                    aborted.push(AbortedTxn {
+                        producer_id: done.producer_id,
+                        first_offset: done.first_offset,
+                        last_offset: done.last_offset,
+                        last_stable_offset: state
+                            .first_unstable_offset()
+                            .unwrap_or(done.last_offset + 1),
+                    });
+                }
+                completed.push(done);
             })?;
         }
+        // One write per segment that gained entries, not one fsync per abort.
+        let mut touched = Vec::new();
+        for entry in aborted {
+            let seg = self.segment_holding(entry.last_offset)?;
+            seg.aborted.push(entry);
+            if touched.last() != Some(&seg.base_offset) {
+                touched.push(seg.base_offset);
+            }
+        }
+        for seg in self
+            .segments
+            .iter()
+            .filter(|s| touched.contains(&s.base_offset))
+        {
+            seg.persist_aborted()?;
+        }
+        self.completed_txns = completed;
         state.remove_expired(now_ms, self.config.producer_id_expiration_ms);
         debug!(dir = %self.dir.display(), snapshot_offset = from, batches_scanned = scanned,
             producers = state.len(), "producer state loaded");

@@ -20,6 +20,7 @@ use super::index::{
     TIME_ENTRY,
 };
 use super::recovery::FileSync;
+use super::txn::{self, AbortedTxn};
 
 /// Header scans read this much at a time, so walking an index interval costs one or two syscalls.
 const SCAN_CHUNK: usize = 16 * 1024;
@@ -119,6 +120,9 @@ pub(crate) struct Segment {
     /// first batch's timestamp (as Kafka does).
     pub(crate) roll_base_ms: Option<i64>,
     dirty: bool,
+    /// The aborted transactions whose ABORT marker is in this segment, in offset order (its
+    /// `.txnindex`, kept in memory: aborts are rare).
+    pub(crate) aborted: Vec<AbortedTxn>,
 }
 
 impl Drop for Segment {
@@ -154,6 +158,7 @@ impl Segment {
             index_interval_bytes: interval,
             roll_base_ms: None,
             dirty: true,
+            aborted: Vec::new(),
         }
     }
 
@@ -167,6 +172,9 @@ impl Segment {
         // Index files of an earlier segment at this base would describe other data.
         remove_if_present(&segment_path(dir, base_offset, "index"))?;
         remove_if_present(&segment_path(dir, base_offset, "timeindex"))?;
+        // Created empty, so a missing `.txnindex` means lost (and rebuilt), not "no aborts". Not
+        // fsynced, as the new log file is not: a crash that loses it costs a rebuild scan.
+        File::create(segment_path(dir, base_offset, "txnindex"))?;
         let seg = Segment::building(dir, base_offset, index_bytes, interval);
         OpenOptions::new()
             .read(true)
@@ -517,6 +525,31 @@ impl Segment {
         Ok(())
     }
 
+    /// [`Self::for_each_header`], with the end-transaction marker of each control batch (read whole:
+    /// markers are small) for rebuilding producer and transaction state.
+    pub(crate) fn for_each_batch_meta(
+        &self,
+        from: i64,
+        mut f: impl FnMut(&BatchHeader, Option<txn::TxnMarker>),
+    ) -> Result<(), LogError> {
+        let files = self.files()?;
+        let Some(start) = self.locate_in(&files, from)? else {
+            return Ok(());
+        };
+        let mut scan = HeaderScan::new(&files.log, start, self.size);
+        while let Some((pos, h)) = scan.next()? {
+            let marker = if h.is_control() && h.total_size() <= txn::MAX_MARKER_BATCH {
+                let mut batch = vec![0u8; h.total_size()];
+                files.log.read_exact_at(&mut batch, pos)?;
+                txn::parse_marker(&batch)
+            } else {
+                None
+            };
+            f(&h, marker);
+        }
+        Ok(())
+    }
+
     /// First batch (ending at or after `min_offset`) whose max timestamp is >= `ts`:
     /// (max(base offset, min_offset), its max timestamp).
     pub(crate) fn find_timestamp(
@@ -665,6 +698,57 @@ impl Segment {
         fs::remove_file(&self.log_path)?;
         remove_if_present(&segment_path(&self.dir, self.base_offset, "index"))?;
         remove_if_present(&segment_path(&self.dir, self.base_offset, "timeindex"))?;
+        remove_if_present(&self.txn_index_path())?;
+        Ok(())
+    }
+
+    fn txn_index_path(&self) -> PathBuf {
+        segment_path(&self.dir, self.base_offset, "txnindex")
+    }
+
+    /// Loads the `.txnindex` into memory; false when it is missing or damaged (to be rebuilt).
+    pub(crate) fn load_txn_index(&mut self) -> io::Result<bool> {
+        match txn::read_index(&self.txn_index_path())? {
+            Some(entries) => {
+                self.aborted = entries;
+                Ok(true)
+            }
+            None => {
+                self.aborted.clear();
+                Ok(false)
+            }
+        }
+    }
+
+    /// Adds an aborted transaction whose marker is in this segment, to memory and the file. The
+    /// marker is already in the log, so a failed write (a full disk) does not undo it: the file
+    /// goes instead, and the next open rebuilds every index from the batches.
+    pub(crate) fn push_aborted(&mut self, entry: AbortedTxn, sync: FileSync) {
+        self.aborted.push(entry);
+        let path = self.txn_index_path();
+        if let Err(error) = txn::append_index(&path, &entry, sync) {
+            warn!(file = %path.display(), %error,
+                "cannot write the transaction index; removing it for the next start to rebuild");
+            if let Err(error) = remove_if_present(&path) {
+                warn!(file = %path.display(), %error, "cannot remove the transaction index");
+            }
+        }
+    }
+
+    /// Writes the in-memory aborted transactions as the whole `.txnindex`.
+    pub(crate) fn persist_aborted(&self) -> io::Result<()> {
+        txn::write_index(&self.txn_index_path(), &self.aborted)
+    }
+
+    /// Forgets the aborted transactions whose marker is at or after `offset` (the log is cut there,
+    /// or they are about to be rebuilt) and rewrites the file; `rewrite` forces the write (the
+    /// file was missing or damaged).
+    pub(crate) fn retain_aborted_below(&mut self, offset: i64, rewrite: bool) -> io::Result<()> {
+        let before = self.aborted.len();
+        self.aborted.retain(|t| t.last_offset < offset);
+        if rewrite || self.aborted.len() != before {
+            txn::write_index(&self.txn_index_path(), &self.aborted)?;
+        }
         Ok(())
     }
 }

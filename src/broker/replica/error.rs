@@ -180,6 +180,7 @@ fn producer_code(e: &ProducerError) -> ResponseError {
         ProducerError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
         ProducerError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
         ProducerError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        ProducerError::CoordinatorFenced(_) => ResponseError::TransactionCoordinatorFenced,
     }
 }
 

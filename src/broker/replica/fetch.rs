@@ -287,11 +287,12 @@ fn read_partition(
         }
     }
     let hw = p.high_watermark();
+    let read_committed = !follower && params.isolation == Isolation::ReadCommitted;
     let mut data = FetchedPartition {
         index: req.index,
         error: None,
         high_watermark: hw,
-        last_stable_offset: hw,
+        last_stable_offset: p.last_stable_offset().min(hw),
         log_start_offset: p.log_start_offset(),
         records: Bytes::new(),
         aborted_transactions: (params.isolation == Isolation::ReadCommitted).then(Vec::new),
@@ -302,6 +303,12 @@ fn read_partition(
     }
     let read = if follower {
         p.read_to_log_end(req.fetch_offset, limit, min_one)
+    } else if read_committed {
+        p.read_committed(req.fetch_offset, limit, min_one)
+            .map(|(slice, aborted)| {
+                data.aborted_transactions = Some(aborted);
+                slice
+            })
     } else {
         p.read(req.fetch_offset, limit, min_one)
     };

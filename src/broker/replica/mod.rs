@@ -15,6 +15,8 @@ mod offsets;
 mod peer;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 use std::sync::Arc;
 

@@ -27,8 +27,9 @@ pub struct OffsetFound {
 }
 
 impl ReplicaManager {
-    /// Kafka's `fetchOffsetForTimestamp`: earliest (-2), latest (-1, the high watermark), max
-    /// timestamp (-3), or the first offset at or after `timestamp`. `Ok(None)`: no such offset.
+    /// Kafka's `fetchOffsetForTimestamp`: earliest (-2), latest (-1, the high watermark, or the
+    /// last stable offset when `read_committed`: isolation level 1), max timestamp (-3), or the
+    /// first offset at or after `timestamp` (below the same bound). `Ok(None)`: no such offset.
     /// Only the leader answers, except to `replica_id` -2 (debugging tools).
     pub fn fetch_offset_for_timestamp(
         &self,
@@ -37,6 +38,7 @@ impl ReplicaManager {
         index: i32,
         timestamp: i64,
         current_leader_epoch: i32,
+        read_committed: bool,
     ) -> Result<Option<OffsetFound>, ReplicaError> {
         let p = self.hosted(&self.metadata.image(), topic, index)?;
         let epoch =
@@ -52,10 +54,18 @@ impl ReplicaManager {
             warn!(topic = %p.topic, partition = p.index, error = %e, "timestamp lookup failed");
             ReplicaError::from(e)
         };
+        // Kafka's `lastFetchableOffset` for the isolation level.
+        let fetchable = || {
+            if read_committed {
+                p.last_stable_offset()
+            } else {
+                p.high_watermark()
+            }
+        };
         match timestamp {
             // Everything is local and there is no tiered storage: these collapse to the plain answers.
             EARLIEST | EARLIEST_LOCAL => Ok(found(p.log_start_offset(), -1)),
-            LATEST => Ok(found(p.high_watermark(), -1)),
+            LATEST => Ok(found(fetchable(), -1)),
             // Nothing is tiered: Kafka answers -1 ("no such offset") for these.
             LATEST_TIERED | EARLIEST_PENDING_UPLOAD => Ok(None),
             MAX_TIMESTAMP => match p.max_timestamp().map_err(storage)? {
@@ -63,9 +73,7 @@ impl ReplicaManager {
                 None => Ok(None),
             },
             ts if ts >= 0 => match p.offset_for_timestamp(ts).map_err(storage)? {
-                Some((offset, found_ts)) if offset < p.high_watermark() => {
-                    Ok(found(offset, found_ts))
-                }
+                Some((offset, found_ts)) if offset < fetchable() => Ok(found(offset, found_ts)),
                 _ => Ok(None),
             },
             ts => Err(ReplicaError::InvalidRequest(format!(

@@ -6,6 +6,7 @@ mod epochs;
 mod follower;
 mod recovery;
 mod retention;
+mod transactions;
 mod validation;
 
 use std::fs;
