@@ -1,7 +1,8 @@
 //! A cluster of real `vltava` processes on 127.0.0.1-3 (and 1-5), configured by Kafka `server.properties`
 //! files: bootstrap without a format step, identical Metadata on every node, topics spread over leaders,
 //! metadata writes through any node, a controller killed with -9, a quorum losing and regaining its
-//! majority, broker fencing and controlled shutdown. Raw Kafka requests here; real clients in compat-tests.
+//! majority, broker fencing and controlled shutdown, and `__consumer_offsets` waiting for as many live
+//! brokers as its replication factor. Raw Kafka requests here; real clients in compat-tests.
 
 mod common;
 
@@ -556,4 +557,63 @@ fn a_broker_only_node_joins_as_a_learner_and_takes_partitions() {
         create_topic(&mut cluster.client(survivor), "still-writable", 1, 1),
         0
     );
+}
+
+/// FindCoordinator v3 for `group` through node `id`: (error code, coordinator id).
+fn find_coordinator(c: &Cluster, id: i32, group: &str) -> (i16, i32) {
+    let req = FindCoordinatorRequest::default()
+        .with_key(kafka_protocol::protocol::StrBytes::from_string(
+            group.to_string(),
+        ))
+        .with_key_type(0);
+    match c.client(id).request(ApiKey::FindCoordinator, 3, req) {
+        Some(ResponseKind::FindCoordinator(r)) => (r.error_code, r.node_id.0),
+        other => panic!("FindCoordinator: {other:?}"),
+    }
+}
+
+#[test]
+fn the_offsets_topic_waits_for_as_many_live_brokers_as_its_replication_factor() {
+    let mut cluster = Cluster::start(
+        3,
+        ClusterOptions {
+            extra: vec![("offsets.topic.replication.factor".into(), "3".into())],
+            ..ClusterOptions::default()
+        },
+    );
+    cluster.kill(3);
+    cluster.await_state("broker 3 fenced", SETTLE, |c| {
+        (brokers_seen(c, 1) == BTreeSet::from([1, 2])).then_some(())
+    });
+    // As Kafka: two live brokers cannot hold three replicas, so there is no coordinator (and no
+    // offsets topic) yet; clients are told to retry.
+    for via in [1, 2] {
+        assert_eq!(find_coordinator(&cluster, via, "g"), (15, -1), "via {via}");
+    }
+    let m = metadata(&mut cluster.client(1), Some(&["__consumer_offsets"]));
+    assert_eq!(m.topics[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+
+    // With the third broker back, the next FindCoordinator creates it, every partition on all three.
+    cluster.start_nodes(&[3]);
+    cluster.await_state("broker 3 unfenced", SETTLE, |c| {
+        (brokers_seen(c, 1) == BTreeSet::from([1, 2, 3])).then_some(())
+    });
+    let (code, node) = find_coordinator(&cluster, 1, "g");
+    assert_eq!(code, 0);
+    assert!((1..=3).contains(&node), "{node}");
+    // The other nodes learn of the topic through the metadata log.
+    let replicas = cluster.await_state("the offsets topic on node 2", SETTLE, |c| {
+        let m = metadata(&mut c.client(2), Some(&["__consumer_offsets"]));
+        (m.topics[0].error_code == 0).then(|| {
+            m.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.replica_nodes.len())
+                .collect::<BTreeSet<usize>>()
+        })
+    });
+    assert_eq!(replicas, BTreeSet::from([3]), "three replicas each");
+    cluster.await_state("node 3 naming the same coordinator", SETTLE, |c| {
+        (find_coordinator(c, 3, "g") == (0, node)).then_some(())
+    });
 }

@@ -18,7 +18,7 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use vltava::cluster::{BrokerInfo, MetadataCommand, MetadataImage};
+use vltava::cluster::{BrokerInfo, CommandResult, MetadataCommand, MetadataImage};
 use vltava::config::Config;
 use vltava::group::offsets::OFFSETS_TOPIC;
 use vltava::group::records::partition_for;
@@ -268,8 +268,10 @@ async fn find_coordinator_answers_the_leaders_registered_endpoint() {
     assert_eq!(found[0].error_code, 0);
     // Only a real metadata change reaches FindCoordinator: re-register this broker elsewhere and
     // check the answer follows the image's endpoint, not the listener's address.
+    // A new registration fences the old incarnation (its leaderships go); the new one's first
+    // heartbeat unfences it, and it leads again what it is the ISR of.
     let me = broker.broker.node_id;
-    broker
+    let registered = broker
         .broker
         .metadata
         .write(MetadataCommand::RegisterBroker(BrokerInfo {
@@ -279,6 +281,16 @@ async fn find_coordinator_answers_the_leaders_registered_endpoint() {
             rack: None,
             listeners: Vec::new(),
         }))
+        .await
+        .unwrap();
+    let CommandResult::BrokerRegistered { epoch } = registered else {
+        panic!("unexpected registration answer {registered:?}");
+    };
+    assert_eq!(find(&mut c, 4, &["g"]).await[0].error_code, 15);
+    broker
+        .broker
+        .metadata
+        .write(MetadataCommand::UnfenceBroker { id: me, epoch })
         .await
         .unwrap();
     let found = find(&mut c, 4, &["g"]).await;

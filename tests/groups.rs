@@ -803,6 +803,54 @@ fn offsets_topic_is_created_by_the_first_group_request_and_stays_internal() {
     );
 }
 
+#[test]
+fn a_node_alone_with_offsets_replication_factor_3_has_no_coordinator() {
+    // As Kafka: the offsets topic cannot be placed on fewer live brokers than its replication factor,
+    // so there is no coordinator; every group write says so, nothing is kept in memory meanwhile.
+    let (dir, broker) = common::start_with_config(
+        "offsets_topic_replication_factor = 3\noffsets_topic_num_partitions = 3\n",
+    );
+    let mut c = broker.connect();
+    create_topic(&mut c, "t", 1);
+    for v in [0, 3, 4, 6] {
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![s("g")])
+        } else {
+            FindCoordinatorRequest::default().with_key(s("g"))
+        };
+        let Some(ResponseKind::FindCoordinator(r)) = c.request(ApiKey::FindCoordinator, v, req)
+        else {
+            panic!("FindCoordinator v{v}")
+        };
+        let (code, node) = match r.coordinators.first() {
+            Some(k) => (k.error_code, k.node_id.0),
+            None => (r.error_code, r.node_id.0),
+        };
+        assert_eq!((code, node), (COORDINATOR_NOT_AVAILABLE, -1), "v{v}");
+    }
+    assert!(
+        broker.wait_for_line(
+            &["cannot create the offsets topic", "replication factor of 3"],
+            Duration::from_secs(5)
+        ),
+        "the broker says why"
+    );
+    assert_eq!(
+        Join::new("g").send(&mut c, 5).error_code,
+        COORDINATOR_NOT_AVAILABLE,
+        "JoinGroup"
+    );
+    assert_eq!(
+        commit(&mut c, 8, ("g", -1, ""), ("t", 0), 5, ""),
+        COORDINATOR_NOT_AVAILABLE,
+        "OffsetCommit from outside group management"
+    );
+    assert!(
+        !dir.path().join("data/__consumer_offsets-0").exists(),
+        "no offsets topic"
+    );
+}
+
 /// (topic id, [(partition, offset, error)]) of each topic of a v10 OffsetFetch of group `ids`.
 type ById = Vec<(Uuid, Vec<(i32, i64, i16)>)>;
 

@@ -146,8 +146,14 @@ fn offset_for_leader_epoch_answers_from_the_epoch_cache() {
     );
     let broker = BrokerProcess::start(dir.path(), &[]);
     let mut c = broker.connect();
-    let r = end_offset(&mut c, 4, "epochs", 0, epoch, epoch);
+    // The restarted broker registered anew: its old incarnation was fenced and the partition led
+    // again at a newer epoch, which starts at the log's end.
+    let now = leader_epoch_in_metadata(&mut c, "epochs");
+    assert!(now > epoch, "epoch {now} after the restart, {epoch} before");
+    let r = end_offset(&mut c, 4, "epochs", 0, now, epoch);
     assert_eq!((r.error_code, r.leader_epoch, r.end_offset), (0, epoch, 4));
+    let r = end_offset(&mut c, 4, "epochs", 0, now, now);
+    assert_eq!((r.error_code, r.leader_epoch, r.end_offset), (0, now, 4));
     let r = end_offset(&mut c, 4, "epochs", 0, -1, -1);
     assert_eq!(
         (r.error_code, r.leader_epoch, r.end_offset),

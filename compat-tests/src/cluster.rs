@@ -8,6 +8,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -24,11 +25,14 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::{broker_bin, pump, LogRing, DEFAULT_READY_TIMEOUT};
 
+pub mod faults;
+
 /// One node: its addresses, its properties file, and its process while it runs.
 struct Node {
     id: i32,
     ip: String,
     kafka_port: u16,
+    controller_port: u16,
     properties: PathBuf,
     child: Option<Child>,
     logs: LogRing,
@@ -59,6 +63,11 @@ fn free_port(ip: &str) -> anyhow::Result<u16> {
     }
     bail!("no free port on {ip} in {PORTS:?}")
 }
+
+/// The group the nodes run as (their user stays root): nftables rules in [`faults`] match
+/// packets of the nodes' own sockets by it, which leaves the test's clients (on the same loopback
+/// addresses) alone.
+pub const NODE_GID: u32 = 65_534;
 
 /// How many times a cluster start is tried on fresh ports when a port was taken meanwhile.
 const START_ATTEMPTS: usize = 3;
@@ -96,10 +105,12 @@ impl Cluster {
         let mut controller_ports = Vec::new();
         for id in 1..=n {
             let ip = format!("127.0.0.{id}");
-            controller_ports.push(free_port(&ip)?);
+            let controller_port = free_port(&ip)?;
+            controller_ports.push(controller_port);
             nodes.push(Node {
                 id,
                 kafka_port: free_port(&ip)?,
+                controller_port,
                 properties: dir.path().join(format!("node{id}.properties")),
                 ip,
                 child: None,
@@ -200,6 +211,7 @@ impl Cluster {
         for &id in ids {
             let s = self.node_mut(id);
             let mut child = Command::new(&bin)
+                .gid(NODE_GID)
                 .arg("--config")
                 .arg(&s.properties)
                 .current_dir(&cwd)
@@ -369,12 +381,24 @@ impl Cluster {
 }
 
 /// One request and its response on a fresh connection to `addr`, read within 10 s.
-fn raw_request<Req: Encodable, Resp: Decodable>(
+pub fn raw_request<Req: Encodable, Resp: Decodable>(
     addr: &str,
     key: ApiKey,
     version: i16,
     req: &Req,
 ) -> anyhow::Result<Resp> {
+    let mut stream = send_request(addr, key, version, req)?;
+    read_response(&mut stream, key, version)
+}
+
+/// Connects to `addr` and writes one request, without waiting for the answer (on loopback the
+/// request is in the node's socket when this returns, even if the node is stopped).
+pub fn send_request<Req: Encodable>(
+    addr: &str,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+) -> anyhow::Result<TcpStream> {
     let mut buf = BytesMut::new();
     RequestHeader::default()
         .with_request_api_key(key as i16)
@@ -387,6 +411,15 @@ fn raw_request<Req: Encodable, Resp: Decodable>(
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.write_all(&(buf.len() as i32).to_be_bytes())?;
     stream.write_all(&buf)?;
+    Ok(stream)
+}
+
+/// The answer to the request [`send_request`] wrote, read within 10 s.
+pub fn read_response<Resp: Decodable>(
+    stream: &mut TcpStream,
+    key: ApiKey,
+    version: i16,
+) -> anyhow::Result<Resp> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len)?;
     let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];

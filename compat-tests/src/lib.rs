@@ -22,7 +22,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod cluster;
+pub mod history;
 pub mod kafka;
+pub mod workload;
 
 /// The line the broker logs once it accepts connections.
 pub const READY_MARKER: &str = "accepting connections";

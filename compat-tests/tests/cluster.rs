@@ -1,12 +1,15 @@
 //! rdkafka (librdkafka) against a 3-node vltava cluster: an idempotent producer bootstrapped on one node
 //! and a consumer group bootstrapped on another (every acknowledged record read exactly once, nothing
 //! else), and a group whose coordinator's node is killed -9 and restarted (the group resumes from its
-//! committed offsets: nothing lost, nothing re-delivered below the last commit).
+//! committed offsets: nothing lost, nothing re-delivered below the last commit), and a group whose
+//! coordinator is killed -9 for good with `__consumer_offsets` replicated three times (the coordinator
+//! moves to another node, which has the group's commits: it resumes exactly at them).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use futures::StreamExt;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -317,4 +320,173 @@ async fn a_group_resumes_from_its_commits_after_its_coordinator_is_killed_and_re
         .terminate(coordinator, Duration::from_secs(30))
         .expect("SIGTERM");
     assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+/// The replica lists of `__consumer_offsets`, as the node at `bootstrap` describes them.
+fn offsets_replicas(bootstrap: &str) -> Vec<Vec<i32>> {
+    let md = kafka::consumer(bootstrap)
+        .fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(30))
+        .expect("metadata of __consumer_offsets");
+    md.topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.replicas().to_vec()))
+        .collect()
+}
+
+/// Polls FindCoordinator through node `via` until it names a node other than `old`, for at most
+/// `DEADLINE` (the old one is named until the controller fences it and elects another leader).
+async fn coordinator_other_than(cluster: &Cluster, via: i32, group: &str, old: i32) -> i32 {
+    let until = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match cluster.group_coordinator(via, group) {
+            Ok(id) if id != old => return id,
+            Ok(_) => {}
+            Err(e) => eprintln!("FindCoordinator via {via} (retried): {e:#}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the coordinator of {group} is still node {old} after {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_resumes_at_its_commits_on_a_new_coordinator_after_the_old_one_is_killed() {
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("offsets.topic.replication.factor", "3"),
+            ("min.insync.replicas", "2"),
+            ("replica.lag.time.max.ms", "3000"),
+        ],
+    );
+    let group = unique_topic("g-failover");
+    // The first FindCoordinator creates __consumer_offsets, every partition on all three nodes.
+    let coordinator = cluster
+        .group_coordinator(1, &group)
+        .expect("FindCoordinator");
+    let replicas = offsets_replicas(&cluster.bootstrap(2));
+    assert!(
+        !replicas.is_empty() && replicas.iter().all(|r| r.len() == 3),
+        "offsets.topic.replication.factor=3: {replicas:?}"
+    );
+    let others: Vec<i32> = cluster
+        .ids()
+        .into_iter()
+        .filter(|&id| id != coordinator)
+        .collect();
+
+    // The data lives on all three nodes but is led by the two that stay, so that only the
+    // coordinator moves when its node dies.
+    let topic = unique_topic("cluster-failover");
+    let lists: Vec<Vec<i32>> = (0..PARTITIONS as usize)
+        .map(|p| vec![others[p % 2], others[(p + 1) % 2], coordinator])
+        .collect();
+    let assignment: Vec<&[i32]> = lists.iter().map(Vec::as_slice).collect();
+    let admin = kafka::admin(&cluster.bootstrap(others[0]));
+    let created = admin
+        .create_topics(
+            [&NewTopic::new(
+                &topic,
+                PARTITIONS,
+                TopicReplication::Variable(&assignment),
+            )],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("CreateTopics");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    kafka::wait_for_topic(&cluster.bootstrap(others[1]), &topic, PARTITIONS).expect("topic");
+    let producer = idempotent_producer(&cluster.bootstrap(others[0]));
+    let acked = produce_keyed(&producer, &topic, "f", 600).await;
+    drop(producer);
+
+    // A reads about half and commits (acknowledged once the offsets partition's ISR has it), then
+    // reads on past its commit.
+    let first = group_consumer(&cluster.bootstrap(others[0]), &group);
+    first.subscribe(&[&topic]).expect("subscribe");
+    let before = read_until(&first, "before the commit", |got| got.len() >= 300).await;
+    first
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit");
+    let mut committed: BTreeMap<i32, i64> = BTreeMap::new();
+    for r in &before {
+        let next = committed.entry(r.partition).or_insert(0);
+        *next = (*next).max(r.offset + 1);
+    }
+    let tail = read_until(&first, "past the commit", |got| got.len() >= 100).await;
+
+    cluster.kill9(coordinator);
+    let moved = coordinator_other_than(&cluster, others[0], &group, coordinator).await;
+    assert!(others.contains(&moved), "moved to a live node: {moved}");
+    assert_eq!(
+        coordinator_other_than(&cluster, others[1], &group, coordinator).await,
+        moved,
+        "one coordinator, whichever node is asked"
+    );
+    // The first member leaves (through the new coordinator) without committing its tail.
+    let closing = tokio::task::spawn_blocking(move || drop(first));
+    tokio::time::timeout(DEADLINE, closing)
+        .await
+        .expect("the first consumer closes within the deadline")
+        .expect("close");
+
+    // B finds the commits on the new coordinator and reads from exactly there.
+    let second = group_consumer(&cluster.bootstrap(others[1]), &group);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(&topic, p);
+    }
+    let stored = second
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .expect("committed offsets from the new coordinator");
+    for (p, next) in &committed {
+        assert_eq!(
+            stored.find_partition(&topic, *p).map(|e| e.offset()),
+            Some(Offset::Offset(*next)),
+            "the commit of partition {p} is on the new coordinator"
+        );
+    }
+    second.subscribe(&[&topic]).expect("subscribe");
+    let expect_rest: usize = (0..PARTITIONS)
+        .map(|p| {
+            let from = committed.get(&p).copied().unwrap_or(0);
+            acked
+                .values()
+                .filter(|(q, o)| *q == p && *o >= from)
+                .count()
+        })
+        .sum();
+    let after = read_until(&second, "after the failover", |got| {
+        got.len() >= expect_rest
+    })
+    .await;
+    for r in &after {
+        let from = committed.get(&r.partition).copied().unwrap_or(0);
+        assert!(
+            r.offset >= from,
+            "{r:?} re-delivered below the commit (next offset {from})"
+        );
+    }
+    let redelivered = tail
+        .iter()
+        .filter(|t| after.iter().any(|a| a.value == t.value))
+        .count();
+    assert_eq!(
+        redelivered,
+        tail.len(),
+        "the uncommitted tail comes again, once"
+    );
+    let mut history = before.clone();
+    history.extend(after.iter().cloned());
+    check_history(&acked, &history);
+    // The new coordinator takes commits with two of the three replicas (min.insync.replicas=2).
+    second
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit on the new coordinator");
+    tokio::time::timeout(DEADLINE, tokio::task::spawn_blocking(move || drop(second)))
+        .await
+        .expect("the second consumer closes within the deadline")
+        .expect("close");
 }

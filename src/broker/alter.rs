@@ -125,6 +125,7 @@ impl Broker {
                 leader: replicas[0],
                 leader_epoch: 0,
                 isr: replicas.clone(),
+                partition_epoch: 0,
                 replicas,
             })
             .collect())

@@ -182,6 +182,7 @@ mod tests {
                         leader_epoch,
                         replicas: vec![leader],
                         isr: vec![leader],
+                        partition_epoch: 0,
                     })
                     .collect(),
                 internal: true,

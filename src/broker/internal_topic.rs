@@ -1,16 +1,19 @@
 //! An internal topic as a coordinator uses it (`__consumer_offsets` now, `__transaction_state` later):
 //! created on first use with the coordinator's configs, appended to as plain key/value record batches,
-//! and replayed partition by partition from log start to high watermark. The coordinator sees only this
+//! and replayed partition by partition from log start to log end. The coordinator sees only this
 //! handle, not the broker: keys and values are opaque bytes here, their formats are the coordinator's.
 //!
 //! Appends are asynchronous so that a coordinator never holds its own lock across disk I/O: `append`
 //! only encodes the batch and queues it on the partition's appender task (one per partition, so batches
 //! land in the order they were queued: queue under your lock and per-key order is the lock's order);
-//! the returned [`PendingAppend`] resolves once the partition's high watermark passes the batch. On a
-//! single node that is as soon as the log has it; with replication it becomes "committed by the ISR".
+//! the returned [`PendingAppend`] resolves once the partition's high watermark passes the batch, i.e.
+//! once the in-sync replicas have it. Writes have acks=all semantics, as Kafka's coordinators' do: an
+//! append to a partition whose ISR is below `min.insync.replicas` is refused, and the wait for the
+//! high watermark is bounded (`offsets.commit.timeout.ms` for the group coordinator).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
@@ -22,13 +25,19 @@ use super::topics::{TopicError, TopicRequest};
 use super::{Broker, Partition};
 use crate::log::{encode_batch, plain_record, validate_batches, BatchError};
 
-/// What an internal topic is: its name, partition count and topic configs at creation.
+/// What an internal topic is: its name, partition count, replication factor and topic configs at
+/// creation, and how long a write waits for the in-sync replicas.
 #[derive(Clone, Debug)]
 pub struct InternalTopicSpec {
     pub name: &'static str,
     /// Used until the topic exists; afterwards the topic's actual count is.
     pub partitions: i32,
+    /// Replicas per partition at creation (`offsets.topic.replication.factor`). Creation fails while
+    /// fewer live brokers exist, as Kafka's does, and is tried again on the next use.
+    pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
+    /// How long a write waits for the high watermark to pass it (`offsets.commit.timeout.ms`).
+    pub write_timeout: Duration,
 }
 
 /// Why an append to an internal topic failed.
@@ -49,6 +58,34 @@ pub enum InternalTopicError {
     /// This broker no longer leads the partition (leadership moved before or while writing).
     #[error("partition {0} of the internal topic is not led here")]
     NotLeader(i32),
+    /// The partition's ISR is below `min.insync.replicas`: nothing was appended.
+    #[error(
+        "partition {0} of the internal topic has fewer in-sync replicas than min.insync.replicas"
+    )]
+    NotEnoughReplicas(i32),
+    /// Appended, but the ISR shrank below `min.insync.replicas` before it was committed.
+    #[error("partition {0} of the internal topic lost in-sync replicas while the write waited")]
+    NotEnoughReplicasAfterAppend(i32),
+    /// Appended, but the high watermark did not pass it within the write timeout.
+    #[error("partition {0} of the internal topic did not commit the write in time")]
+    TimedOut(i32),
+}
+
+impl InternalTopicError {
+    /// The partition layer's refusal of `partition`, in this module's terms.
+    fn from_replica(partition: i32, e: ReplicaError) -> InternalTopicError {
+        match e {
+            ReplicaError::NotLeaderOrFollower => InternalTopicError::NotLeader(partition),
+            ReplicaError::NotEnoughReplicas { .. } => {
+                InternalTopicError::NotEnoughReplicas(partition)
+            }
+            ReplicaError::NotEnoughReplicasAfterAppend { .. } => {
+                InternalTopicError::NotEnoughReplicasAfterAppend(partition)
+            }
+            ReplicaError::RequestTimedOut => InternalTopicError::TimedOut(partition),
+            e => InternalTopicError::Storage(e.to_string()),
+        }
+    }
 }
 
 /// Validates `batch` against the partition's `max.message.bytes` and appends it.
@@ -62,15 +99,14 @@ fn append_now(
         BatchError::TooLarge { size, max } => InternalTopicError::TooLarge { size, max },
         e => InternalTopicError::Encode(e.to_string()),
     })?;
-    let info = p
-        .append_as_leader(batch, &headers, now_ms)
-        .map_err(|e| match e {
-            ReplicaError::NotLeaderOrFollower => InternalTopicError::NotLeader(p.index),
-            e => InternalTopicError::Storage(e.to_string()),
-        })?;
+    // acks=all: a write the ISR cannot commit is refused before it reaches the log.
+    let (info, leader_epoch) = p
+        .append_as_leader_with_acks(batch, &headers, now_ms, true)
+        .map_err(|e| InternalTopicError::from_replica(p.index, e))?;
     Ok(Appended {
         partition: p,
         next_offset: info.last_offset + 1,
+        leader_epoch,
     })
 }
 
@@ -88,43 +124,42 @@ struct Job {
     done: oneshot::Sender<Result<Appended, InternalTopicError>>,
 }
 
-/// Where a batch landed: the partition replica and the offset after its last record.
+/// Where a batch landed: the partition replica, the offset after its last record, and the leader
+/// epoch it was appended at (leadership lost and regained meanwhile may have truncated it).
 struct Appended {
     partition: Arc<Partition>,
     next_offset: i64,
+    leader_epoch: i32,
 }
 
 /// An append queued by [`InternalTopic::append`]; `wait` resolves once it is committed.
 pub struct PendingAppend {
     done: Option<oneshot::Receiver<Result<Appended, InternalTopicError>>>,
+    timeout: Duration,
 }
 
 impl PendingAppend {
     /// Nothing to append: already done.
     pub fn done() -> PendingAppend {
-        PendingAppend { done: None }
+        PendingAppend {
+            done: None,
+            timeout: Duration::ZERO,
+        }
     }
 
-    /// Waits until the batch is in the log and the partition's high watermark has passed it.
+    /// Waits until the batch is in the log and the partition's high watermark has passed it (the
+    /// ISR has it), at most the topic's write timeout after the append. Fails when leadership is
+    /// lost meanwhile, the ISR shrinks below `min.insync.replicas`, or the time runs out: the batch
+    /// may then still be committed later, as a timed-out acks=all produce may.
     pub async fn wait(self) -> Result<(), InternalTopicError> {
         let Some(done) = self.done else {
             return Ok(());
         };
         let appended = done.await.map_err(|_| InternalTopicError::ShuttingDown)??;
         let p = &appended.partition;
-        // The watch also wakes on a role change: a leader that lost the partition stops waiting
-        // for a high watermark it no longer moves.
-        let mut hw = p.subscribe();
-        let reached = hw
-            .wait_for(|hw| *hw >= appended.next_offset || !p.is_leader())
+        p.wait_committed_at(appended.next_offset, appended.leader_epoch, self.timeout)
             .await
-            .map(|hw| *hw >= appended.next_offset)
-            .map_err(|_| InternalTopicError::ShuttingDown)?;
-        if reached {
-            Ok(())
-        } else {
-            Err(InternalTopicError::NotLeader(p.index))
-        }
+            .map_err(|e| InternalTopicError::from_replica(p.index, e))
     }
 }
 
@@ -187,7 +222,7 @@ impl InternalTopic {
         let mut planned = broker.plan_topic(&TopicRequest {
             name: self.spec.name.to_string(),
             num_partitions: self.spec.partitions,
-            replication_factor: -1,
+            replication_factor: self.spec.replication_factor,
             assignments: Vec::new(),
             configs: self.spec.configs.clone(),
         })?;
@@ -197,6 +232,7 @@ impl InternalTopic {
                 info!(
                     topic = self.spec.name,
                     partitions = self.spec.partitions,
+                    replication_factor = self.spec.replication_factor,
                     "internal topic ready"
                 );
                 Ok(())
@@ -238,7 +274,10 @@ impl InternalTopic {
             // The appender ended (the broker is going away); a new one would find no broker either.
             let _ = job.done.send(Err(InternalTopicError::ShuttingDown));
         }
-        Ok(PendingAppend { done: Some(rx) })
+        Ok(PendingAppend {
+            done: Some(rx),
+            timeout: self.spec.write_timeout,
+        })
     }
 
     fn start_appender(&self, partition: i32) -> mpsc::UnboundedSender<Job> {
@@ -266,9 +305,14 @@ impl InternalTopic {
         tx
     }
 
-    /// Reads `partition` from its log start to its high watermark, handing every data record to
-    /// `visit` in offset order. Returns false when the partition is not hosted here. An unreadable
-    /// or undecodable stretch ends the replay of that partition with a warning (what was read stays).
+    /// Reads `partition` from its log start to its log end, handing every data record to `visit` in
+    /// offset order. Returns false when the partition is not hosted here. An unreadable or
+    /// undecodable stretch ends the replay of that partition with a warning (what was read stays).
+    ///
+    /// To the log end, not the high watermark, as Kafka's coordinator loader reads
+    /// (`FetchIsolation.LOG_END`): a new leader learns the high watermark from its followers only
+    /// after it has taken over, so its own may still lag writes the old leader acknowledged; and
+    /// what its log holds, the followers will copy and commit.
     pub fn replay(&self, partition: i32, mut visit: impl FnMut(ReplayedRecord)) -> bool {
         let Some(broker) = self.broker.upgrade() else {
             return false;
@@ -277,10 +321,9 @@ impl InternalTopic {
             return false;
         };
         let topic = self.spec.name;
-        let end = p.high_watermark();
-        let mut offset = p.log_start_offset();
+        let (mut offset, end) = p.with_log(|l| (l.log_start_offset(), l.log_end_offset()));
         while offset < end {
-            let slice = match p.read(offset, 1 << 20, true) {
+            let slice = match p.read_to_log_end(offset, 1 << 20, true) {
                 Ok(s) => s,
                 Err(e) => {
                     warn!(topic, partition, offset, error = %e, "cannot read internal topic; rest of partition skipped");

@@ -6,6 +6,7 @@ pub mod coordinator_shards;
 pub mod disk;
 pub mod dynamic;
 pub mod internal_topic;
+mod isr;
 mod partition;
 mod partitions;
 #[cfg(test)]
@@ -183,6 +184,7 @@ impl Broker {
                     .filter(|ip| !ip.is_unspecified()),
             },
         );
+        broker.replicas.start();
         broker.spawn_background_tasks(log_defaults.flush);
         broker.group.start().await?;
         Ok(broker)
@@ -207,6 +209,13 @@ impl Broker {
             if broker.partitions.any_offline() {
                 broker.partitions.reconcile(&broker.metadata.image());
             }
+        });
+        // Kafka checks for lagging followers every half `replica.lag.time.max.ms`.
+        let lag_max_ms = self.config.replica_lag_time_max_ms;
+        self.spawn_periodic(Duration::from_millis(lag_max_ms / 2), move |broker| {
+            broker
+                .replicas
+                .shrink_lagging_isrs(crate::clock::now_ms(), lag_max_ms as i64)
         });
         let every = Duration::from_millis(self.config.retention_check_interval_ms);
         self.spawn_periodic(every, |broker| {

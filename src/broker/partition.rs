@@ -1,17 +1,19 @@
-//! One partition replica hosted here: its log behind a lock, its role and leader epoch as the
-//! metadata image last assigned them, and a watch of its high watermark that long-polling fetches
-//! wait on.
+//! One partition replica hosted here: its log behind a lock, its role and epochs as the metadata
+//! image last assigned them, what it knows of its followers while it leads, and watches of its high
+//! watermark (consumers' long polls and acks=all wait on it) and log end (followers' long polls).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use super::isr::IsrTracker;
 use super::replica::ReplicaError;
-use crate::cluster::PartitionInfo;
+use crate::cluster::{IsrChange, PartitionInfo};
 use crate::log::{
     AppendInfo, BatchHeader, CleanStats, FetchSlice, FileSync, FlushPolicy, LogError, PartitionLog,
 };
@@ -31,8 +33,11 @@ pub enum Role {
 /// The partition's assignment as the image has it, seen from this broker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReplicaState {
+    /// This broker.
+    pub node_id: i32,
     pub role: Role,
     pub leader_epoch: i32,
+    pub partition_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
 }
@@ -49,8 +54,10 @@ impl ReplicaState {
             }
         };
         ReplicaState {
+            node_id,
             role,
             leader_epoch: info.leader_epoch,
+            partition_epoch: info.partition_epoch,
             replicas: info.replicas.clone(),
             isr: info.isr.clone(),
         }
@@ -74,7 +81,10 @@ pub struct Partition {
     /// Written by reconcile; appends hold it for reading, so an epoch change waits for them.
     state: RwLock<ReplicaState>,
     log: Mutex<PartitionLog>,
+    /// Locked after `state` and `log` when more than one is needed.
+    isr: Mutex<IsrTracker>,
     high_watermark: watch::Sender<i64>,
+    log_end: watch::Sender<i64>,
     /// The last append failed for want of storage: logged once, then again when appends resume.
     storage_failing: AtomicBool,
 }
@@ -87,19 +97,35 @@ impl Partition {
         state: ReplicaState,
         mut log: PartitionLog,
     ) -> Self {
+        let mut isr = IsrTracker::default();
+        let leo = log.log_end_offset();
         if state.role == Role::Leader {
             log.assign_epoch_start(state.leader_epoch);
+            isr.reset(
+                &state.replicas,
+                &state.isr,
+                state.node_id,
+                crate::clock::now_ms(),
+                leo,
+            );
         }
-        let hw = log.log_end_offset();
+        // No high watermark is kept across restarts yet: the log's end stands in for it (a leader's
+        // unreplicated tail becomes visible at once, but it is the log the followers adopt).
         Partition {
             topic,
             topic_id,
             index,
             state: RwLock::new(state),
             log: Mutex::new(log),
-            high_watermark: watch::Sender::new(hw),
+            isr: Mutex::new(isr),
+            high_watermark: watch::Sender::new(leo),
+            log_end: watch::Sender::new(leo),
             storage_failing: AtomicBool::new(false),
         }
+    }
+
+    fn lock_isr(&self) -> std::sync::MutexGuard<'_, IsrTracker> {
+        self.isr.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn read_state(&self) -> std::sync::RwLockReadGuard<'_, ReplicaState> {
@@ -137,18 +163,64 @@ impl Partition {
         if changed {
             info!(topic = %self.topic, partition = self.index, role = ?new.role,
                 leader_epoch = new.leader_epoch, "partition role applied");
-            // Wake long-polling fetches so they re-check leadership now, not at their deadline.
-            self.high_watermark.send_modify(|_| ());
-            if new.role == Role::Leader {
-                let mut log = self.lock();
-                log.assign_epoch_start(new.leader_epoch);
-                // Until ISR tracking exists, a leader's high watermark is its log end offset; a
-                // follower's lagged the old leader's.
-                self.high_watermark.send_replace(log.log_end_offset());
-            }
+        } else if state.isr != new.isr {
+            info!(topic = %self.topic, partition = self.index, isr = ?new.isr,
+                partition_epoch = new.partition_epoch, "ISR applied");
         }
         *state = new;
+        if state.role == Role::Leader {
+            let mut log = self.lock();
+            let leo = log.log_end_offset();
+            let mut isr = self.lock_isr();
+            if changed {
+                // A new leadership: its epoch starts at the log's end, and the high watermark
+                // stays what it was as a follower until the ISR has more (Kafka's `makeLeader`).
+                log.assign_epoch_start(state.leader_epoch);
+                isr.reset(
+                    &state.replicas,
+                    &state.isr,
+                    state.node_id,
+                    crate::clock::now_ms(),
+                    leo,
+                );
+            } else {
+                isr.clear_pending_unless(state.partition_epoch);
+            }
+            let min_insync = log.config().min_insync_replicas;
+            drop(log);
+            self.advance_high_watermark(&state, &isr, leo, min_insync);
+        }
+        if changed {
+            // Wake long polls and acks=all waits so they re-check leadership now, not at their
+            // deadline.
+            self.high_watermark.send_modify(|_| ());
+            self.log_end.send_modify(|_| ());
+        }
         changed.then(|| self.leadership(&state))
+    }
+
+    /// Moves the high watermark up to what the ISR has, if this broker leads (Kafka's
+    /// `maybeIncrementLeaderHW`). Never down: a shrinking ISR does not un-commit records.
+    fn advance_high_watermark(
+        &self,
+        state: &ReplicaState,
+        isr: &IsrTracker,
+        leo: i64,
+        min_insync: i32,
+    ) {
+        if state.role != Role::Leader {
+            return;
+        }
+        let Some(hw) = isr.high_watermark(&state.isr, state.node_id, leo, min_insync) else {
+            return;
+        };
+        self.high_watermark.send_if_modified(|old| {
+            let moved = hw > *old;
+            if moved {
+                *old = hw;
+            }
+            moved
+        });
     }
 
     /// The leadership as it stands, in the form reconcile reports changes.
@@ -175,44 +247,183 @@ impl Partition {
         headers: &[BatchHeader],
         now_ms: i64,
     ) -> Result<AppendInfo, ReplicaError> {
+        self.append_as_leader_with_acks(records, headers, now_ms, false)
+            .map(|(info, _)| info)
+    }
+
+    /// [`Self::append_as_leader`], and for `acks_all` first the check that the ISR has at least
+    /// min.insync.replicas members (NOT_ENOUGH_REPLICAS, under the same lock as the append, as
+    /// Kafka). Returns the leader epoch it appended at, for [`Self::wait_committed_at`].
+    pub fn append_as_leader_with_acks(
+        &self,
+        records: BytesMut,
+        headers: &[BatchHeader],
+        now_ms: i64,
+        acks_all: bool,
+    ) -> Result<(AppendInfo, i32), ReplicaError> {
         let state = self.read_state();
         if state.role != Role::Leader {
             return Err(ReplicaError::NotLeaderOrFollower);
         }
-        Ok(self.append_at(records, headers, state.leader_epoch, now_ms)?)
-    }
-
-    /// Appends validated batches at the current leader epoch, whatever the role (the broker's own
-    /// writes, which check leadership themselves).
-    pub fn append(
-        &self,
-        records: BytesMut,
-        headers: &[BatchHeader],
-        now_ms: i64,
-    ) -> Result<AppendInfo, LogError> {
-        let state = self.read_state();
-        self.append_at(records, headers, state.leader_epoch, now_ms)
-    }
-
-    /// Appends and publishes the new high watermark. While the leader is the only replica the high
-    /// watermark is the log end offset once the append (and its fsync, if the policy asks) is done.
-    fn append_at(
-        &self,
-        records: BytesMut,
-        headers: &[BatchHeader],
-        leader_epoch: i32,
-        now_ms: i64,
-    ) -> Result<AppendInfo, LogError> {
         let mut log = self.lock();
+        let min_insync = log.config().min_insync_replicas;
+        if acks_all && (state.isr.len() as i32) < min_insync {
+            return Err(ReplicaError::NotEnoughReplicas {
+                isr: state.isr.len(),
+                min_insync,
+            });
+        }
+        let epoch = state.leader_epoch;
         let result = if log.config().flush == FlushPolicy::Always {
-            tokio::task::block_in_place(|| log.append(records, headers, leader_epoch, now_ms))
+            tokio::task::block_in_place(|| log.append(records, headers, epoch, now_ms))
         } else {
-            log.append(records, headers, leader_epoch, now_ms)
+            log.append(records, headers, epoch, now_ms)
         };
         self.note_storage(&result);
         let info = result?;
-        self.high_watermark.send_replace(log.log_end_offset());
-        Ok(info)
+        let leo = log.log_end_offset();
+        drop(log);
+        self.log_end.send_replace(leo);
+        // A leader alone in its ISR commits at once; others wait for their followers' fetches.
+        self.advance_high_watermark(&state, &self.lock_isr(), leo, min_insync);
+        Ok((info, epoch))
+    }
+
+    /// acks=all's precondition, for writers that append through [`Self::append_as_leader`]: this
+    /// broker leads and the ISR has at least min.insync.replicas members.
+    pub fn check_enough_replicas(&self) -> Result<(), ReplicaError> {
+        let state = self.read_state();
+        if state.role != Role::Leader {
+            return Err(ReplicaError::NotLeaderOrFollower);
+        }
+        let min_insync = self.lock().config().min_insync_replicas;
+        if (state.isr.len() as i32) < min_insync {
+            return Err(ReplicaError::NotEnoughReplicas {
+                isr: state.isr.len(),
+                min_insync,
+            });
+        }
+        Ok(())
+    }
+
+    /// [`Self::wait_committed_at`] the leader epoch in force now (call it right after appending).
+    pub async fn wait_committed(
+        &self,
+        next_offset: i64,
+        timeout: Duration,
+    ) -> Result<(), ReplicaError> {
+        let epoch = self.leader_epoch();
+        self.wait_committed_at(next_offset, epoch, timeout).await
+    }
+
+    /// Waits until the high watermark reaches `next_offset` (Kafka's DelayedProduce for acks=all):
+    /// then the ISR has every record below it, unless it shrank under min.insync.replicas meanwhile
+    /// (NOT_ENOUGH_REPLICAS_AFTER_APPEND). Leadership lost, or gained again at another epoch (the
+    /// records may have been truncated since), is NOT_LEADER_OR_FOLLOWER; `timeout` passing is
+    /// REQUEST_TIMED_OUT (the records may still become committed later).
+    pub async fn wait_committed_at(
+        &self,
+        next_offset: i64,
+        leader_epoch: i32,
+        timeout: Duration,
+    ) -> Result<(), ReplicaError> {
+        let mut hw = self.high_watermark.subscribe();
+        let wait = async {
+            loop {
+                let reached = *hw.borrow_and_update() >= next_offset;
+                {
+                    let state = self.read_state();
+                    if state.role != Role::Leader || state.leader_epoch != leader_epoch {
+                        return Err(ReplicaError::NotLeaderOrFollower);
+                    }
+                    if reached {
+                        let min_insync = self.lock().config().min_insync_replicas;
+                        if (state.isr.len() as i32) < min_insync {
+                            return Err(ReplicaError::NotEnoughReplicasAfterAppend {
+                                isr: state.isr.len(),
+                                min_insync,
+                            });
+                        }
+                        return Ok(());
+                    }
+                }
+                if hw.changed().await.is_err() {
+                    return Err(ReplicaError::NotLeaderOrFollower);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .unwrap_or(Err(ReplicaError::RequestTimedOut))
+    }
+
+    /// A follower's fetch at `fetch_offset` (its log end) with its broker epoch, to the leader:
+    /// recorded, the high watermark moved up to what the ISR now has, and, if the follower is out of
+    /// the ISR and has caught up, the ISR change to ask of the controller (Kafka's
+    /// `updateFollowerFetchState` and `maybeExpandIsr`).
+    pub fn record_follower_fetch(
+        &self,
+        replica: i32,
+        broker_epoch: i64,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Option<IsrChange> {
+        let state = self.read_state();
+        if state.role != Role::Leader {
+            return None;
+        }
+        let log = self.lock();
+        let (leo, min_insync) = (log.log_end_offset(), log.config().min_insync_replicas);
+        drop(log);
+        let mut isr = self.lock_isr();
+        isr.record_fetch(replica, broker_epoch, fetch_offset, leo, now_ms);
+        self.advance_high_watermark(&state, &isr, leo, min_insync);
+        let new_isr = isr.expanded_isr(&state.isr, replica, self.high_watermark())?;
+        Some(self.ask_isr(&state, &mut isr, new_isr))
+    }
+
+    /// The ISR without the followers that have not caught up for `lag_max_ms`, to ask of the
+    /// controller, if this broker leads and any fell behind (Kafka's `maybeShrinkIsr`).
+    pub fn lagging_isr_change(&self, now_ms: i64, lag_max_ms: i64) -> Option<IsrChange> {
+        let state = self.read_state();
+        if state.role != Role::Leader {
+            return None;
+        }
+        let mut isr = self.lock_isr();
+        let new_isr = isr.shrunk_isr(&state.isr, state.node_id, now_ms, lag_max_ms)?;
+        info!(topic = %self.topic, partition = self.index, isr = ?state.isr, new_isr = ?new_isr,
+            lag_max_ms, "followers fell behind; shrinking the ISR");
+        Some(self.ask_isr(&state, &mut isr, new_isr))
+    }
+
+    fn ask_isr(&self, state: &ReplicaState, isr: &mut IsrTracker, new_isr: Vec<i32>) -> IsrChange {
+        isr.set_pending(state.partition_epoch, new_isr.clone());
+        IsrChange {
+            topic: self.topic.clone(),
+            topic_id: self.topic_id,
+            partition: self.index,
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            new_isr: new_isr
+                .into_iter()
+                .map(|r| {
+                    (
+                        r,
+                        if r == state.node_id {
+                            -1
+                        } else {
+                            isr.broker_epoch(r)
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The controller answered (or could not be asked) the ISR change based on `partition_epoch`:
+    /// another may be asked.
+    pub fn isr_change_answered(&self, partition_epoch: i32) {
+        self.lock_isr().answered(partition_epoch);
     }
 
     /// OffsetForLeaderEpoch from the log's leader-epoch cache.
@@ -239,6 +450,8 @@ impl Partition {
         }
     }
 
+    /// A consumer's read (Kafka's `FetchIsolation.HIGH_WATERMARK`): from `offset`, whole batches below the
+    /// high watermark only.
     pub fn read(
         &self,
         offset: i64,
@@ -254,7 +467,7 @@ impl Partition {
                 end: hw,
             });
         }
-        log.read(offset, max_bytes, min_one)
+        log.read_below(offset, max_bytes, min_one, hw)
     }
 
     /// A follower's read (Kafka's `FetchIsolation.LOG_END`): up to the log end offset, past the high
@@ -305,6 +518,7 @@ impl Partition {
             Some(result?)
         };
         let end = log.log_end_offset();
+        self.log_end.send_replace(end);
         if leader_log_start > log.log_start_offset() {
             log.advance_log_start_offset(leader_log_start.min(end))?;
         }
@@ -336,6 +550,7 @@ impl Partition {
         } else {
             log.truncate_to(offset)?
         };
+        self.log_end.send_replace(end);
         self.high_watermark.send_if_modified(|old| {
             let moved = *old > end;
             *old = (*old).min(end);
@@ -399,6 +614,11 @@ impl Partition {
 
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()
+    }
+
+    /// A watch of the log end offset: followers' long polls wait for new records, not commits.
+    pub fn subscribe_log_end(&self) -> watch::Receiver<i64> {
+        self.log_end.subscribe()
     }
 
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {

@@ -17,6 +17,7 @@ fn assign(leader: i32, leader_epoch: i32, replicas: &[i32]) -> PartitionInfo {
         leader_epoch,
         replicas: replicas.to_vec(),
         isr: replicas.to_vec(),
+        partition_epoch: 0,
     }
 }
 

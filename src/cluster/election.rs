@@ -44,6 +44,12 @@ impl MetadataImage {
 
     pub(super) fn register_broker(&mut self, b: BrokerInfo, index: i64) -> CommandResult {
         let id = b.id;
+        // A new incarnation of a registered broker (it restarted, perhaps after a crash that lost
+        // what it had not flushed): its previous one is fenced first, as Kafka's controller does on
+        // an unclean shutdown, so it leaves the ISRs and leads nothing it has to catch up on.
+        if self.registrations.contains_key(&id) {
+            self.move_leaderships_off(id);
+        }
         self.brokers.insert(id, b);
         self.registrations.insert(
             id,
@@ -53,8 +59,6 @@ impl MetadataImage {
                 in_controlled_shutdown: false,
             },
         );
-        // What it led stays its own: a restarted broker unfences as soon as it has caught up,
-        // and one that never heartbeats is fenced (its leaderships moved) by the controller.
         CommandResult::BrokerRegistered { epoch: index }
     }
 
@@ -90,12 +94,22 @@ impl MetadataImage {
         if !self.can_lead(id) {
             return CommandResult::Ok;
         }
-        // Offline partitions it is in the ISR of come back with it as leader (no unclean
-        // election: a replica out of the ISR never leads).
-        for p in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
-            if p.leader == -1 && p.isr.contains(&id) {
-                p.leader = id;
+        // Offline partitions it is in the ISR of come back with it as leader; a replica out of
+        // the ISR leads only where unclean leader election is enabled, with an ISR of itself.
+        let cluster_unclean = self.cluster_unclean_election();
+        for t in self.topics.values_mut() {
+            let unclean = topic_unclean_election(&t.configs, cluster_unclean);
+            for p in t.partitions.iter_mut().filter(|p| p.leader == -1) {
+                if p.isr.contains(&id) {
+                    p.leader = id;
+                } else if unclean && p.replicas.contains(&id) {
+                    p.leader = id;
+                    p.isr = vec![id];
+                } else {
+                    continue;
+                }
                 p.leader_epoch += 1;
+                p.partition_epoch += 1;
             }
         }
         CommandResult::Ok
@@ -111,21 +125,54 @@ impl MetadataImage {
             .copied()
             .filter(|b| self.can_lead(*b))
             .collect();
-        for p in self.topics.values_mut().flat_map(|t| &mut t.partitions) {
-            let led = p.leader == id;
-            let shrinks = p.isr.len() > 1 && p.isr.contains(&id);
-            if !led && !shrinks {
-                continue;
+        let cluster_unclean = self.cluster_unclean_election();
+        for t in self.topics.values_mut() {
+            let unclean = topic_unclean_election(&t.configs, cluster_unclean);
+            for p in t.partitions.iter_mut() {
+                let led = p.leader == id;
+                let shrinks = p.isr.len() > 1 && p.isr.contains(&id);
+                if !led && !shrinks {
+                    continue;
+                }
+                if shrinks {
+                    p.isr.retain(|b| *b != id);
+                }
+                if led {
+                    p.leader = elect(p, id, &can_lead);
+                    if p.leader == -1 && unclean {
+                        if let Some(r) = elect_unclean(p, id, &can_lead) {
+                            p.leader = r;
+                            p.isr = vec![r];
+                        }
+                    }
+                    // Only a new leader starts a new leader epoch; an ISR change alone moves the
+                    // partition epoch (followers keep fetching undisturbed).
+                    p.leader_epoch += 1;
+                }
+                p.partition_epoch += 1;
             }
-            if shrinks {
-                p.isr.retain(|b| *b != id);
-            }
-            if led {
-                p.leader = elect(p, id, &can_lead);
-            }
-            p.leader_epoch += 1;
         }
     }
+
+    /// `unclean.leader.election.enable` among the cluster-wide dynamic broker configs.
+    fn cluster_unclean_election(&self) -> bool {
+        self.broker_configs
+            .get("")
+            .and_then(|c| c.get(UNCLEAN))
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+    }
+}
+
+const UNCLEAN: &str = "unclean.leader.election.enable";
+
+/// The topic's `unclean.leader.election.enable`, else the cluster's.
+fn topic_unclean_election(
+    configs: &std::collections::BTreeMap<String, String>,
+    cluster: bool,
+) -> bool {
+    configs
+        .get(UNCLEAN)
+        .map_or(cluster, |v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 /// The first replica, in replica order, that is in the ISR, is not `leaving` and may lead.
@@ -135,6 +182,14 @@ fn elect(p: &PartitionInfo, leaving: i32, can_lead: &[i32]) -> i32 {
         .copied()
         .find(|r| *r != leaving && p.isr.contains(r) && can_lead.contains(r))
         .unwrap_or(-1)
+}
+
+/// Unclean election: the first live replica, in or out of the ISR (it may lack acknowledged data).
+fn elect_unclean(p: &PartitionInfo, leaving: i32, can_lead: &[i32]) -> Option<i32> {
+    p.replicas
+        .iter()
+        .copied()
+        .find(|r| *r != leaving && can_lead.contains(r))
 }
 
 #[cfg(test)]
@@ -176,6 +231,7 @@ mod tests {
                     leader_epoch: 0,
                     replicas: replicas.to_vec(),
                     isr: replicas.to_vec(),
+                    partition_epoch: 0,
                 })
                 .collect(),
             internal: false,
@@ -222,10 +278,11 @@ mod tests {
         assert_eq!(part(&img, 0).leader, 1);
         assert_eq!(part(&img, 0).isr, vec![1, 3]);
         assert_eq!(part(&img, 0).leader_epoch, 1);
-        // Led by 1: only the ISR shrinks, and the epoch still moves.
+        // Led by 1: only the ISR shrinks, so only the partition epoch moves.
         assert_eq!(part(&img, 1).leader, 1);
         assert_eq!(part(&img, 1).isr, vec![1]);
-        assert_eq!(part(&img, 1).leader_epoch, 1);
+        assert_eq!(part(&img, 1).leader_epoch, 0);
+        assert_eq!(part(&img, 1).partition_epoch, 1);
         assert_eq!(img.offline_replicas(part(&img, 0)), vec![2]);
         // RF=1 on 2: offline, ISR kept.
         assert_eq!(part(&img, 2).leader, -1);
@@ -258,7 +315,7 @@ mod tests {
         });
         assert_eq!(part(&img, 0).leader, 3);
         assert_eq!(part(&img, 0).isr, vec![3]);
-        assert_eq!(part(&img, 0).leader_epoch, 2);
+        assert_eq!(part(&img, 0).leader_epoch, 1);
         assert!(img.registrations[&1].in_controlled_shutdown);
         assert_eq!(img.leaderships(1), 0);
         // Broker 3 shuts down too: the last ISR member stays, the partition goes offline.
@@ -268,6 +325,43 @@ mod tests {
         });
         assert_eq!(part(&img, 0).leader, -1);
         assert_eq!(part(&img, 0).isr, vec![3]);
-        assert_eq!(part(&img, 0).leader_epoch, 3);
+        assert_eq!(part(&img, 0).leader_epoch, 2);
+    }
+
+    #[test]
+    fn a_broker_registering_again_is_fenced_out_of_its_old_incarnation_first() {
+        let (mut img, _) = image_with(&[1, 2, 3], &[(&[1, 2, 3], 1)]);
+        let info = img.brokers[&1].clone();
+        img.apply_at(MetadataCommand::RegisterBroker(info), 50);
+        assert_eq!(part(&img, 0).leader, 2);
+        assert_eq!(part(&img, 0).isr, vec![2, 3]);
+        assert_eq!(part(&img, 0).leader_epoch, 1);
+        assert!(img.registrations[&1].fenced);
+    }
+
+    #[test]
+    fn unclean_election_picks_a_live_replica_outside_the_isr_only_when_enabled() {
+        for (enabled, leader) in [(false, -1), (true, 3)] {
+            let (mut img, epochs) = image_with(&[1, 2, 3], &[(&[1, 2, 3], 1)]);
+            if enabled {
+                let topic = img.topics.get_mut("t").unwrap();
+                topic
+                    .configs
+                    .insert("unclean.leader.election.enable".into(), "true".into());
+            }
+            // 3 fell out of the ISR; then 2 and 1 are fenced.
+            img.topics.get_mut("t").unwrap().partitions[0].isr = vec![1, 2];
+            img.apply(MetadataCommand::FenceBroker {
+                id: 2,
+                epoch: epochs[1],
+            });
+            img.apply(MetadataCommand::FenceBroker {
+                id: 1,
+                epoch: epochs[0],
+            });
+            assert_eq!(part(&img, 0).leader, leader, "unclean enabled: {enabled}");
+            let isr = if enabled { vec![3] } else { vec![1] };
+            assert_eq!(part(&img, 0).isr, isr);
+        }
     }
 }

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::isr::{IsrChange, IsrChangeRefused};
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerInfo {
     pub id: i32,
@@ -60,6 +62,10 @@ pub struct PartitionInfo {
     pub leader_epoch: i32,
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
+    /// Bumped by every change to the partition (leader, ISR): the version an ISR change must name
+    /// (KIP-497's compare-and-set). Absent from images written before ISR changes existed.
+    #[serde(default)]
+    pub partition_epoch: i32,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +148,14 @@ pub enum MetadataCommand {
         name: String,
         configs: BTreeMap<String, String>,
     },
+    /// A partition leader's ISR changes (Kafka's AlterPartition), each a compare-and-set on the
+    /// partition epoch. Answers `PartitionsAltered` with one outcome per change, in order.
+    AlterPartition {
+        /// The leader and its broker epoch: a previous incarnation's request is refused whole.
+        broker: i32,
+        broker_epoch: i64,
+        changes: Vec<IsrChange>,
+    },
     /// Replaces the dynamic configs of a broker resource ("" the cluster default, else a broker
     /// id); an empty set removes the resource.
     SetBrokerConfigs {
@@ -167,6 +181,8 @@ pub enum CommandResult {
     },
     /// The broker is not registered, or registered since with a newer epoch.
     StaleBrokerEpoch,
+    /// One outcome per requested ISR change: the partition as it now stands, or why not.
+    PartitionsAltered(Vec<Result<PartitionInfo, IsrChangeRefused>>),
 }
 
 impl MetadataImage {
@@ -243,6 +259,11 @@ impl MetadataImage {
                     None => CommandResult::UnknownTopic,
                 }
             }
+            MetadataCommand::AlterPartition {
+                broker,
+                broker_epoch,
+                changes,
+            } => self.alter_partitions(broker, broker_epoch, changes),
             MetadataCommand::SetBrokerConfigs { resource, configs } => {
                 if configs.is_empty() {
                     self.broker_configs.remove(&resource);
@@ -256,7 +277,7 @@ impl MetadataImage {
 }
 
 /// Serde adapter: a `Uuid` as its hyphenated string form.
-mod uuid_as_string {
+pub(super) mod uuid_as_string {
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(id: &uuid::Uuid, s: S) -> Result<S::Ok, S::Error> {
@@ -301,6 +322,7 @@ mod tests {
             leader_epoch: 0,
             replicas: vec![1],
             isr: vec![1],
+            partition_epoch: 0,
         }
     }
 

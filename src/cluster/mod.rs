@@ -14,6 +14,7 @@ mod heartbeat;
 mod identity;
 mod image;
 mod instance;
+mod isr;
 mod log_store;
 mod network;
 pub mod placement;
@@ -32,8 +33,8 @@ pub use bootstrap::ClusterOptions;
 pub use error::ClusterError;
 pub use heartbeat::{BrokerHeartbeat, HeartbeatReply, Heartbeats};
 pub use image::{
-    new_cluster_id, BrokerInfo, BrokerRegistration, CommandResult, ListenerEndpoint,
-    MetadataCommand, MetadataImage, PartitionInfo, TopicInfo,
+    new_cluster_id, BrokerInfo, BrokerRegistration, CommandResult, IsrChange, IsrChangeRefused,
+    ListenerEndpoint, MetadataCommand, MetadataImage, PartitionInfo, TopicInfo,
 };
 pub use store::{ClusterConfig, MetadataStore, RaftTuning};
 pub use types::{NodeId, RaftInstance, TypeConfig};

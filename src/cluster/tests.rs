@@ -37,6 +37,7 @@ fn topic(name: &str, partitions: i32) -> TopicInfo {
                 leader_epoch: 0,
                 replicas: vec![1],
                 isr: vec![1],
+                partition_epoch: 0,
             })
             .collect(),
         internal: false,

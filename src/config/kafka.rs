@@ -142,6 +142,7 @@ const USED: &[&str] = &[
     "offsets.topic.segment.bytes",
     "offsets.retention.minutes",
     "offsets.retention.check.interval.ms",
+    "offsets.commit.timeout.ms",
     "offset.metadata.max.bytes",
     "producer.id.expiration.ms",
     "log.segment.bytes",
@@ -442,6 +443,11 @@ fn apply_settings(
     set!(
         c.offsets_retention_check_interval_ms,
         v.long("offsets.retention.check.interval.ms", 1)?
+    );
+    // Kafka's type is INT, at least 1.
+    set!(
+        c.offsets_commit_timeout_ms,
+        v.int("offsets.commit.timeout.ms", 1)?
     );
     set!(
         c.offset_metadata_max_bytes,

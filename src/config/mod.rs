@@ -123,6 +123,9 @@ pub struct Config {
     pub offsets_retention_minutes: i64,
     /// `offsets.retention.check.interval.ms`
     pub offsets_retention_check_interval_ms: u64,
+    /// `offsets.commit.timeout.ms`: how long an offset commit or group write waits for the offsets
+    /// partition's in-sync replicas before it fails (COORDINATOR_NOT_AVAILABLE).
+    pub offsets_commit_timeout_ms: u64,
     /// `offset.metadata.max.bytes`
     pub offset_metadata_max_bytes: usize,
     /// `producer.id.expiration.ms`: idempotent-producer state is dropped this long after the producer's
@@ -202,6 +205,7 @@ impl Default for Config {
             offsets_topic_segment_bytes: 104_857_600,
             offsets_retention_minutes: 7 * 24 * 60,
             offsets_retention_check_interval_ms: 600_000,
+            offsets_commit_timeout_ms: 5000,
             offset_metadata_max_bytes: 4096,
             producer_id_expiration_ms: LogConfig::default().producer_id_expiration_ms,
             log: LogSettings::default(),
@@ -274,6 +278,7 @@ impl Config {
             flush,
             timestamp_type,
             producer_id_expiration_ms: self.producer_id_expiration_ms,
+            min_insync_replicas: self.min_insync_replicas,
             ..LogConfig::default()
         })
     }
@@ -376,6 +381,10 @@ impl Config {
             ),
             ("min.insync.replicas", self.min_insync_replicas.into()),
             (
+                "offsets.commit.timeout.ms",
+                self.offsets_commit_timeout_ms.min(i64::MAX as u64) as i64,
+            ),
+            (
                 "replica.lag.time.max.ms",
                 self.replica_lag_time_max_ms as i64,
             ),
@@ -431,6 +440,7 @@ mod tests {
             d.offsets_topic_num_partitions
         );
         assert_eq!(cfg.offsets_retention_minutes, d.offsets_retention_minutes);
+        assert_eq!(cfg.offsets_commit_timeout_ms, d.offsets_commit_timeout_ms);
         assert_eq!(cfg.group_max_size, d.group_max_size);
         assert_eq!(cfg.process_roles, d.process_roles);
         assert_eq!(cfg.broker_session_timeout_ms, d.broker_session_timeout_ms);

@@ -164,6 +164,7 @@ fn mirrored_settings_map_like_the_toml() {
         group.max.session.timeout.ms=20\ngroup.max.size=4\noffsets.topic.num.partitions=5\n\
         offsets.topic.segment.bytes=4096\noffsets.retention.minutes=6\n\
         offsets.retention.check.interval.ms=7\noffset.metadata.max.bytes=8\n\
+        offsets.commit.timeout.ms=13\n\
         producer.id.expiration.ms=9\nlog.roll.hours=2\nlog.retention.minutes=3\n\
         log.retention.bytes=11\nmessage.max.bytes=12\nlog.message.timestamp.type=LogAppendTime\n\
         log.flush.interval.ms=50\nsasl.enabled.mechanisms=plain,SCRAM-SHA-256\n\
@@ -190,6 +191,7 @@ fn mirrored_settings_map_like_the_toml() {
     assert_eq!(c.offsets_topic_segment_bytes, 4096);
     assert_eq!(c.offsets_retention_minutes, 6);
     assert_eq!(c.offsets_retention_check_interval_ms, 7);
+    assert_eq!(c.offsets_commit_timeout_ms, 13);
     assert_eq!(c.offset_metadata_max_bytes, 8);
     assert_eq!(c.producer_id_expiration_ms, 9);
     assert_eq!(c.log.segment_ms, 2 * 3_600_000);

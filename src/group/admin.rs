@@ -115,7 +115,7 @@ impl GroupCoordinator {
     ) -> Result<oneshot::Receiver<Result<(), GroupError>>, GroupError> {
         // Kafka accepts the empty group id here (so that its state can be deleted).
         let mut groups = self.lock();
-        self.check_coordinator(group_id)?;
+        self.check_coordinator_for_write(group_id)?;
         let g = groups
             .get_mut(group_id)
             .filter(|g| g.state != GroupState::Dead)

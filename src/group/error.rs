@@ -85,7 +85,14 @@ impl From<crate::broker::internal_topic::InternalTopicError> for GroupError {
     fn from(e: crate::broker::internal_topic::InternalTopicError) -> GroupError {
         use crate::broker::internal_topic::InternalTopicError as E;
         match e {
-            E::ShuttingDown | E::NotHosted(_) => GroupError::CoordinatorNotAvailable,
+            // Kafka's coordinators (CoordinatorOperationExceptionHelper, GroupMetadataManager):
+            // NOT_ENOUGH_REPLICAS(_AFTER_APPEND) and REQUEST_TIMED_OUT become
+            // COORDINATOR_NOT_AVAILABLE; the client retries at the same coordinator.
+            E::ShuttingDown
+            | E::NotHosted(_)
+            | E::NotEnoughReplicas(_)
+            | E::NotEnoughReplicasAfterAppend(_)
+            | E::TimedOut(_) => GroupError::CoordinatorNotAvailable,
             E::TooLarge { size, max } => GroupError::RecordTooLarge { size, max },
             E::Encode(_) => GroupError::UnknownServerError,
             E::Storage(s) => GroupError::Storage(s),
@@ -99,5 +106,35 @@ pub fn code_of<T>(r: &Result<T, GroupError>) -> i16 {
     match r {
         Ok(_) => 0,
         Err(e) => e.code(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::internal_topic::InternalTopicError as E;
+
+    /// Kafka 4.x's coordinator error normalisation (CoordinatorOperationExceptionHelper; the classic
+    /// GroupMetadataManager for NOT_ENOUGH_REPLICAS_AFTER_APPEND): replication shortfalls and
+    /// timeouts are COORDINATOR_NOT_AVAILABLE, a lost leadership NOT_COORDINATOR.
+    #[test]
+    fn offsets_write_failures_map_as_kafkas_coordinator_does() {
+        let unavailable = ResponseError::CoordinatorNotAvailable.code();
+        for e in [
+            E::NotEnoughReplicas(0),
+            E::NotEnoughReplicasAfterAppend(0),
+            E::TimedOut(0),
+            E::NotHosted(0),
+        ] {
+            assert_eq!(GroupError::from(e.clone()).code(), unavailable, "{e:?}");
+        }
+        assert_eq!(
+            GroupError::from(E::NotLeader(0)).code(),
+            ResponseError::NotCoordinator.code()
+        );
+        assert_eq!(
+            GroupError::from(E::Storage("full".into())).code(),
+            ResponseError::NotCoordinator.code()
+        );
     }
 }

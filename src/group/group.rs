@@ -116,6 +116,30 @@ impl Member {
     }
 }
 
+/// A partition's commits waiting for the ISR, and the offset readers see meanwhile.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    /// The waiting commits, by their coordinator-wide sequence number.
+    pub commits: HashSet<u64>,
+    /// The offset before the first of them, or the latest of them committed since.
+    pub visible: Option<Committed>,
+    /// The sequence number of the commit `visible` comes from (0: from before them).
+    pub visible_seq: u64,
+}
+
+impl InFlight {
+    /// Notes that commit `seq`, which wrote `ours`, is over; true when none waits any more.
+    pub fn settle(&mut self, seq: u64, ours: &Committed, committed: bool) -> bool {
+        self.commits.remove(&seq);
+        // Completions may be handled out of order: the latest committed commit wins.
+        if committed && seq > self.visible_seq {
+            self.visible = Some(ours.clone());
+            self.visible_seq = seq;
+        }
+        self.commits.is_empty()
+    }
+}
+
 /// A committed offset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Committed {
@@ -160,7 +184,12 @@ pub struct Group {
     pub pending: HashSet<String>,
     /// group.instance.id → member id (KIP-345).
     pub static_members: HashMap<String, String>,
+    /// The latest offset per partition, committed or on its way (commits apply here in the order
+    /// they took effect; a failed one is undone).
     pub offsets: HashMap<(String, i32), Committed>,
+    /// The partitions of `offsets` whose latest commits are appended but not yet committed by the
+    /// ISR: OffsetFetch answers what is committed (Kafka's pending offset commits).
+    pub in_flight: HashMap<(String, i32), InFlight>,
     /// Renewed (from the coordinator-wide counter, so never reused, not even by a group unloaded and
     /// loaded again) whenever a join timer is (re)scheduled or the join completes; stale timers do nothing.
     pub join_epoch: u64,
@@ -181,6 +210,7 @@ impl Group {
             pending: HashSet::new(),
             static_members: HashMap::new(),
             offsets: HashMap::new(),
+            in_flight: HashMap::new(),
             join_epoch: 0,
             initial_delay: None,
         }
@@ -189,6 +219,14 @@ impl Group {
     pub fn transition(&mut self, state: GroupState, now_ms: i64) {
         self.state = state;
         self.state_since_ms = now_ms;
+    }
+
+    /// The offset of `key` as the ISR has it: without the commits still waiting for it.
+    pub fn committed(&self, key: &(String, i32)) -> Option<Committed> {
+        match self.in_flight.get(key) {
+            Some(waiting) => waiting.visible.clone(),
+            None => self.offsets.get(key).cloned(),
+        }
     }
 
     pub fn size(&self) -> usize {
@@ -345,5 +383,53 @@ impl Group {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(offset: i64) -> Committed {
+        Committed {
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: 0,
+            expire_timestamp: None,
+        }
+    }
+
+    #[test]
+    fn readers_see_only_committed_offsets_whatever_order_commits_settle_in() {
+        let key = ("t".to_string(), 0);
+        let mut g = Group::new("g", 0);
+        g.offsets.insert(key.clone(), at(5));
+        // Commits 2 (offset 6) and 3 (offset 7) wait for the ISR: readers see 5.
+        g.offsets.insert(key.clone(), at(7));
+        g.in_flight.insert(
+            key.clone(),
+            InFlight {
+                commits: HashSet::from([2, 3]),
+                visible: Some(at(5)),
+                visible_seq: 0,
+            },
+        );
+        assert_eq!(g.committed(&key), Some(at(5)));
+        // The later one is handled first, then the earlier: 7 stays.
+        let w = g.in_flight.get_mut(&key).unwrap();
+        assert!(!w.settle(3, &at(7), true));
+        assert_eq!(g.committed(&key), Some(at(7)));
+        let w = g.in_flight.get_mut(&key).unwrap();
+        assert!(w.settle(2, &at(6), true));
+        assert_eq!(w.visible, Some(at(7)));
+        // A failed commit does not become visible.
+        let mut w = InFlight {
+            commits: HashSet::from([4]),
+            visible: Some(at(7)),
+            visible_seq: 3,
+        };
+        assert!(w.settle(4, &at(8), false));
+        assert_eq!(w.visible, Some(at(7)));
     }
 }

@@ -54,7 +54,7 @@ impl GroupCoordinator {
         if req.group_id.is_empty() {
             return Err(GroupError::InvalidGroupId);
         }
-        self.check_coordinator(&req.group_id)?;
+        self.check_coordinator_for_write(&req.group_id)?;
         if req.session_timeout_ms < self.config.min_session_timeout_ms
             || req.session_timeout_ms > self.config.max_session_timeout_ms
         {

@@ -66,6 +66,17 @@ impl GroupCoordinator {
         }
     }
 
+    /// [`check_coordinator`](Self::check_coordinator) for a request that writes the offsets topic:
+    /// without the topic (it could not be created: fewer live brokers than
+    /// `offsets.topic.replication.factor`) there is nowhere to write, and the client is told to
+    /// look for its coordinator again (COORDINATOR_NOT_AVAILABLE, as Kafka's FindCoordinator says).
+    pub(super) fn check_coordinator_for_write(&self, group: &str) -> Result<(), GroupError> {
+        if !self.offsets.exists() {
+            return Err(GroupError::CoordinatorNotAvailable);
+        }
+        self.check_coordinator(group)
+    }
+
     /// Whether any offsets partition led here is still loading (ListGroups answers so).
     pub fn is_loading(&self) -> bool {
         (0..self.offsets.partition_count())

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::coordinator::GroupCoordinator;
 use super::error::GroupError;
-use super::group::{Committed, Group, GroupState};
+use super::group::{Committed, Group, GroupState, InFlight};
 use super::records::{OffsetValue, RecordKey};
 use crate::broker::internal_topic::PendingAppend;
 
@@ -69,7 +69,7 @@ impl GroupCoordinator {
     ) -> Result<(PartitionResults, oneshot::Receiver<Result<(), GroupError>>), GroupError> {
         // Kafka accepts the empty group id for OffsetCommit (backwards compatibility).
         let mut groups = self.lock();
-        self.check_coordinator(group_id)?;
+        self.check_coordinator_for_write(group_id)?;
         if !groups.contains_key(group_id) {
             // Kafka accepts commits for an unknown group only from outside group management.
             if generation >= 0 {
@@ -138,19 +138,35 @@ impl GroupCoordinator {
             results.push((topic, out));
         }
         let pending = self.append(group_id, records, now)?;
+        let seq = self.next_member_uid();
         let applied: Vec<Applied> = accepted
             .into_iter()
-            .map(|(key, ours)| Applied {
-                before: g.offsets.insert(key.clone(), ours.clone()),
-                key,
-                ours,
+            .map(|(key, ours)| {
+                let before = g.offsets.insert(key.clone(), ours.clone());
+                let waiting = g.in_flight.entry(key.clone()).or_insert_with(|| InFlight {
+                    visible: before.clone(),
+                    ..InFlight::default()
+                });
+                waiting.commits.insert(seq);
+                Applied { key, before, ours }
             })
             .collect();
         let (tx, rx) = oneshot::channel();
         let group = group_id.to_string();
         self.on_stored(pending, move |_, groups, result| {
-            if result.is_err() {
-                if let Some(g) = groups.get_mut(&group) {
+            // The group may have been unloaded (and loaded again) meanwhile: only its own
+            // commits are settled, by their sequence numbers.
+            if let Some(g) = groups.get_mut(&group) {
+                for a in &applied {
+                    let done = g
+                        .in_flight
+                        .get_mut(&a.key)
+                        .is_some_and(|w| w.settle(seq, &a.ours, result.is_ok()));
+                    if done {
+                        g.in_flight.remove(&a.key);
+                    }
+                }
+                if result.is_err() {
                     undo(g, applied);
                 }
             }
@@ -169,7 +185,7 @@ impl GroupCoordinator {
         let groups = self.lock();
         self.check_coordinator(group_id)?;
         let g = groups.get(group_id);
-        let lookup = |t: &str, p: i32| g.and_then(|g| g.offsets.get(&(t.to_string(), p)).cloned());
+        let lookup = |t: &str, p: i32| g.and_then(|g| g.committed(&(t.to_string(), p)));
         Ok(match topics {
             Some(topics) => topics
                 .into_iter()
@@ -184,11 +200,10 @@ impl GroupCoordinator {
                     Vec<(i32, Option<Committed>)>,
                 > = Default::default();
                 if let Some(g) = g {
-                    for ((t, p), c) in &g.offsets {
-                        by_topic
-                            .entry(t.clone())
-                            .or_default()
-                            .push((*p, Some(c.clone())));
+                    for (t, p) in g.offsets.keys() {
+                        if let Some(c) = g.committed(&(t.clone(), *p)) {
+                            by_topic.entry(t.clone()).or_default().push((*p, Some(c)));
+                        }
                     }
                 }
                 by_topic
@@ -225,7 +240,7 @@ impl GroupCoordinator {
             return Err(GroupError::InvalidGroupId);
         }
         let mut groups = self.lock();
-        self.check_coordinator(group_id)?;
+        self.check_coordinator_for_write(group_id)?;
         let g = groups
             .get_mut(group_id)
             .ok_or(GroupError::GroupIdNotFound)?;

@@ -28,7 +28,8 @@ pub struct Replayed {
     pub group: Option<GroupValue>,
 }
 
-/// `__consumer_offsets` as Kafka creates it: compacted, kept forever, with its own segment size.
+/// `__consumer_offsets` as Kafka creates it: compacted, kept forever, with its own segment size and
+/// replication factor; writes wait at most `offsets.commit.timeout.ms` for the in-sync replicas.
 pub fn topic_spec(config: &Config) -> InternalTopicSpec {
     let segment_bytes = config.offsets_topic_segment_bytes.to_string();
     let configs: BTreeMap<String, String> = [
@@ -43,7 +44,9 @@ pub fn topic_spec(config: &Config) -> InternalTopicSpec {
     InternalTopicSpec {
         name: OFFSETS_TOPIC,
         partitions: config.offsets_topic_num_partitions,
+        replication_factor: config.offsets_topic_replication_factor,
         configs,
+        write_timeout: std::time::Duration::from_millis(config.offsets_commit_timeout_ms),
     }
 }
 

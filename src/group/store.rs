@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::coordinator::GroupCoordinator;
 use super::error::GroupError;
@@ -73,8 +73,17 @@ impl GroupCoordinator {
 }
 
 fn stored_error(group: &str, e: InternalTopicError) -> GroupError {
-    if let InternalTopicError::Encode(_) = &e {
-        warn!(group, error = %e, "cannot build a __consumer_offsets batch");
+    match &e {
+        InternalTopicError::Encode(_) => {
+            warn!(group, error = %e, "cannot build a __consumer_offsets batch")
+        }
+        // The client is only told COORDINATOR_NOT_AVAILABLE; the reason is here.
+        InternalTopicError::NotEnoughReplicas(_)
+        | InternalTopicError::NotEnoughReplicasAfterAppend(_)
+        | InternalTopicError::TimedOut(_) => {
+            debug!(group, error = %e, "__consumer_offsets write not committed")
+        }
+        _ => {}
     }
     GroupError::from(e)
 }

@@ -80,6 +80,9 @@ pub struct LogConfig {
     pub max_compaction_lag_ms: i64,
     /// min.cleanable.dirty.ratio: clean when this share of the cleanable bytes was never cleaned.
     pub min_cleanable_dirty_ratio: f64,
+    /// min.insync.replicas: not the log's own concern, carried here because it is resolved like every
+    /// other topic config (topic override over broker default); the partition layer enforces it.
+    pub min_insync_replicas: i32,
 }
 
 const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -105,6 +108,7 @@ impl Default for LogConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -203,6 +207,11 @@ impl LogConfig {
                     let v: f64 = parse(key, value)?;
                     check((0.0..=1.0).contains(&v), key)?;
                     c.min_cleanable_dirty_ratio = v;
+                }
+                "min.insync.replicas" => {
+                    let v: i32 = parse(key, value)?;
+                    check(v >= 1, key)?;
+                    c.min_insync_replicas = v;
                 }
                 "flush.ms" => {
                     let v: i64 = parse(key, value)?;

@@ -270,6 +270,18 @@ impl PartitionLog {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<FetchSlice, LogError> {
+        self.read_below(offset, max_bytes, min_one, i64::MAX)
+    }
+
+    /// [`Self::read`], but only whole batches that end below `max_offset` (a consumer's read stops at
+    /// the high watermark, which is a batch boundary on the leader: a batch across it is left out).
+    pub fn read_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        max_offset: i64,
+    ) -> Result<FetchSlice, LogError> {
         let (start, end) = (self.log_start_offset, self.log_end_offset());
         if offset < start || offset > end {
             return Err(LogError::OffsetOutOfRange { offset, start, end });
@@ -289,7 +301,19 @@ impl PartitionLog {
         }
         if let Some(mut pos) = pos {
             while let Some(seg) = self.segments.get(idx) {
-                let room = max_bytes.saturating_sub(out.len());
+                // Where `max_offset` cuts this segment, if it does (no lookup while it is past the
+                // segment's end, as it is for every read at the log's end).
+                let limit = if seg.next_offset > max_offset {
+                    seg.locate(max_offset)?.unwrap_or(seg.size)
+                } else {
+                    seg.size
+                };
+                if pos >= limit {
+                    break;
+                }
+                let room = max_bytes
+                    .saturating_sub(out.len())
+                    .min((limit - pos) as usize);
                 let first = min_one && out.is_empty();
                 let added = seg.read_into(&mut out, pos, room, first)?;
                 if pos + (added as u64) < seg.size || out.len() >= max_bytes {

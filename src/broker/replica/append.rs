@@ -3,6 +3,7 @@
 //! compacted topics, the free-space floor), then the append itself.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tracing::{debug, warn};
@@ -42,7 +43,7 @@ impl std::fmt::Display for AppendOrigin {
 pub struct AppendParams {
     /// 0, 1 or -1 (all); anything else is refused per partition.
     pub acks: i16,
-    /// How long acks=all may wait for the replicas (unused while the leader is the only replica).
+    /// How long acks=all may wait for the in-sync replicas to have the records.
     pub timeout_ms: i32,
     pub origin: AppendOrigin,
 }
@@ -63,21 +64,48 @@ pub struct ProducedPartition {
 }
 
 impl ReplicaManager {
-    /// Appends each partition's records; answers per partition, in request order.
+    /// Appends each partition's records; answers per partition, in request order. With acks=all,
+    /// answers once the ISR has every partition's records, or at the request's timeout (Kafka's
+    /// DelayedProduce); other requests go on meanwhile.
     pub async fn append_records(
         &self,
         params: &AppendParams,
         topics: Vec<ProduceTopic>,
     ) -> Vec<Vec<ProducedPartition>> {
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_millis(params.timeout_ms.max(0) as u64);
+        let mut waits = Vec::new();
+        let mut answers = self.append_all(params, topics, &mut waits);
+        for (t, i, partition, next_offset, epoch) in waits {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Err(e) = partition.wait_committed_at(next_offset, epoch, left).await {
+                debug!(topic = %partition.topic, partition = partition.index, error = %e,
+                    "acks=all produce not acknowledged");
+                answers[t][i].result = Err(e);
+            }
+        }
+        answers
+    }
+
+    /// The appends of [`Self::append_records`]; for acks=all, `waits` gets each appended partition's
+    /// (topic index, partition index, partition, offset to commit, leader epoch).
+    fn append_all(
+        &self,
+        params: &AppendParams,
+        topics: Vec<ProduceTopic>,
+        waits: &mut Vec<(usize, usize, Arc<Partition>, i64, i32)>,
+    ) -> Vec<Vec<ProducedPartition>> {
         let image = self.metadata.image();
         topics
             .into_iter()
-            .map(|topic| {
+            .enumerate()
+            .map(|(t, topic)| {
                 let resolved = Self::resolve(&image, &topic.topic);
                 topic
                     .partitions
                     .into_iter()
-                    .map(|data| {
+                    .enumerate()
+                    .map(|(i, data)| {
                         let result = if !matches!(params.acks, -1..=1) {
                             Err(ReplicaError::InvalidRequiredAcks(params.acks))
                         } else {
@@ -90,7 +118,14 @@ impl ReplicaManager {
                             };
                             let internal = matches!(resolved, Ok(Some(t)) if t.internal);
                             name.and_then(|n| self.hosted(&image, n, data.index))
-                                .and_then(|p| self.append_to(&p, internal, params, data.records))
+                                .and_then(|p| {
+                                    let (info, epoch) =
+                                        self.append_to(&p, internal, params, data.records)?;
+                                    if params.acks == -1 {
+                                        waits.push((t, i, p, info.last_offset + 1, epoch));
+                                    }
+                                    Ok(info)
+                                })
                         };
                         ProducedPartition {
                             index: data.index,
@@ -108,7 +143,7 @@ impl ReplicaManager {
         internal: bool,
         params: &AppendParams,
         records: Bytes,
-    ) -> Result<AppendInfo, ReplicaError> {
+    ) -> Result<(AppendInfo, i32), ReplicaError> {
         let (topic, index) = (&partition.topic, partition.index);
         let peer = params.origin;
         let client = matches!(peer, AppendOrigin::Client { .. });
@@ -136,17 +171,21 @@ impl ReplicaManager {
         }
         // One copy of the client's bytes into a buffer the log may patch (offsets, epoch).
         let owned = BytesMut::from(&records[..]);
-        match partition.append_as_leader(owned, &headers, now_ms()) {
-            Ok(info) => {
+        let acks_all = params.acks == -1;
+        match partition.append_as_leader_with_acks(owned, &headers, now_ms(), acks_all) {
+            Ok((info, epoch)) => {
                 if info.duplicate {
                     debug!(peer = %peer, topic = %topic, partition = index,
                         base_offset = info.base_offset, "retried batch acknowledged, not written again");
                 }
-                Ok(info)
+                Ok((info, epoch))
             }
             Err(e) => {
-                // Storage failures are logged by the partition, once per burst.
-                if !e.is_storage() {
+                // Storage failures are logged by the partition, once per burst; a too-small ISR is
+                // the cluster's state (logged as the ISR changes), answered to every acks=all produce.
+                if matches!(e, ReplicaError::NotEnoughReplicas { .. }) {
+                    debug!(topic = %topic, partition = index, error = %e, "acks=all produce refused");
+                } else if !e.is_storage() {
                     warn!(topic = %topic, partition = index, error = %e, "append failed");
                 }
                 Err(e)

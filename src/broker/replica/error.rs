@@ -45,6 +45,15 @@ pub enum ReplicaError {
     /// A log assigned here that could not be opened: Kafka's offline partition.
     #[error("the partition is offline here")]
     Offline,
+    /// acks=all while the ISR is smaller than min.insync.replicas: nothing was appended.
+    #[error("the ISR has {isr} members, fewer than min.insync.replicas {min_insync}")]
+    NotEnoughReplicas { isr: usize, min_insync: i32 },
+    /// Appended, and the ISR has it, but the ISR shrank under min.insync.replicas meanwhile.
+    #[error("appended, but the ISR shrank to {isr} members, fewer than min.insync.replicas {min_insync}")]
+    NotEnoughReplicasAfterAppend { isr: usize, min_insync: i32 },
+    /// acks=all: the ISR did not have the records within the request's timeout.
+    #[error("the in-sync replicas did not acknowledge the records in time")]
+    RequestTimedOut,
     #[error("invalid required acks {0}")]
     InvalidRequiredAcks(i16),
     /// Internal topics (__consumer_offsets) are written by the broker only, as in Kafka.
@@ -82,6 +91,11 @@ impl ReplicaError {
             ReplicaError::UnknownLeaderEpoch { .. } => ResponseError::UnknownLeaderEpoch,
             ReplicaError::Offline | ReplicaError::BelowFloor(_) => ResponseError::KafkaStorageError,
             ReplicaError::InvalidRequiredAcks(_) => ResponseError::InvalidRequiredAcks,
+            ReplicaError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+            ReplicaError::NotEnoughReplicasAfterAppend { .. } => {
+                ResponseError::NotEnoughReplicasAfterAppend
+            }
+            ReplicaError::RequestTimedOut => ResponseError::RequestTimedOut,
             ReplicaError::InternalTopic(_) => ResponseError::InvalidTopicException,
             ReplicaError::KeylessRecords { .. } => ResponseError::InvalidRecord,
             ReplicaError::PolicyViolation => ResponseError::PolicyViolation,

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::isr_changes::IsrChanges;
 use super::{ReplicaError, ReplicaManager, TopicRef};
 use crate::broker::Partition;
 use crate::log::LogError;
@@ -96,6 +97,8 @@ struct Slot {
     partition: Option<Arc<Partition>>,
     /// Why it could not be resolved; taken into the answer, which is then sent at once.
     error: Option<ReplicaError>,
+    /// A follower's fetch position was recorded (once per request, at its first read).
+    recorded: bool,
 }
 
 impl ReplicaManager {
@@ -128,11 +131,13 @@ impl ReplicaManager {
                                 request,
                                 partition: Some(p),
                                 error: None,
+                                recorded: false,
                             },
                             Err(e) => Slot {
                                 request,
                                 partition: None,
                                 error: Some(e),
+                                recorded: false,
                             },
                         }
                     })
@@ -140,10 +145,19 @@ impl ReplicaManager {
             })
             .collect();
 
+        // Consumers wait for records to be committed, followers for records to be appended.
+        let follower = params.is_from_follower();
         let mut watches: Vec<watch::Receiver<i64>> = slots
             .iter()
             .flatten()
-            .filter_map(|s| s.partition.as_ref().map(|p| p.subscribe()))
+            .filter_map(|s| {
+                let p = s.partition.as_ref()?;
+                Some(if follower {
+                    p.subscribe_log_end()
+                } else {
+                    p.subscribe()
+                })
+            })
             .collect();
         let deadline = Instant::now() + params.max_wait;
         loop {
@@ -151,7 +165,7 @@ impl ReplicaManager {
             for w in &mut watches {
                 w.borrow_and_update();
             }
-            let (results, bytes, errored) = read_all(&mut slots, params);
+            let (results, bytes, errored) = read_all(&mut slots, params, &self.isr_changes);
             if bytes >= params.min_bytes
                 || errored
                 || watches.is_empty()
@@ -172,6 +186,7 @@ impl ReplicaManager {
 fn read_all(
     slots: &mut [Vec<Slot>],
     params: &FetchParams,
+    isr_changes: &IsrChanges,
 ) -> (Vec<Vec<FetchedPartition>>, usize, bool) {
     let mut remaining = params.max_bytes;
     let mut total = 0usize;
@@ -184,9 +199,13 @@ fn read_all(
             // KIP-74: the first batch of the first non-empty partition is returned even if too big.
             let min_one = total == 0;
             let limit = req.max_bytes.min(remaining);
+            let record = !std::mem::replace(&mut slot.recorded, true);
             let data = match (&slot.partition, slot.error.take()) {
                 (_, Some(e)) => FetchedPartition::failed(req.index, e),
-                (Some(p), None) => read_partition(p, req, limit, min_one, params),
+                (Some(p), None) => {
+                    let record = record.then_some(isr_changes);
+                    read_partition(p, req, limit, min_one, params, record)
+                }
                 (None, None) => {
                     FetchedPartition::failed(req.index, ReplicaError::UnknownTopicOrPartition)
                 }
@@ -204,12 +223,15 @@ fn read_all(
     (out, total, errored)
 }
 
+/// One partition's read. `record`: this is a follower's first read for the request, whose position
+/// the leader records (and whose ISR changes go to `record`'s queue).
 fn read_partition(
-    p: &Partition,
+    p: &Arc<Partition>,
     req: &FetchPartition,
     limit: usize,
     min_one: bool,
     params: &FetchParams,
+    record: Option<&IsrChanges>,
 ) -> FetchedPartition {
     // Consumers and followers alike read from the leader only (no KIP-392 replica selector).
     if let Err(e) = p.check_leader_epoch(req.current_leader_epoch, true) {
@@ -229,6 +251,41 @@ fn read_partition(
         };
         return FetchedPartition::failed(req.index, error);
     }
+    let mut diverging_epoch = None;
+    if follower && req.last_fetched_epoch >= 0 {
+        // Kafka's `Partition.readRecords`: the follower's last epoch must end where the leader's
+        // log says it does, at or after its fetch offset; else it truncates first. An epoch the
+        // leader cannot place, or an offset below its log start, is out of range.
+        let (epoch, end) = p.end_offset_for_epoch(req.last_fetched_epoch);
+        let log_start = p.log_start_offset();
+        if epoch < 0 || end < 0 || req.fetch_offset < log_start {
+            let error = ReplicaError::from(LogError::OffsetOutOfRange {
+                offset: req.fetch_offset,
+                start: log_start,
+                end: p.high_watermark(),
+            });
+            let mut data = FetchedPartition::failed(req.index, error);
+            data.high_watermark = p.high_watermark();
+            data.log_start_offset = log_start;
+            return data;
+        }
+        if epoch < req.last_fetched_epoch || end < req.fetch_offset {
+            diverging_epoch = Some((epoch, end));
+        }
+    }
+    // A follower's fetch offset is its log end: it may move the high watermark and the ISR, before
+    // the answer tells it the high watermark (not when it is diverging: that offset is not its log's).
+    if let (Some(changes), None) = (record.filter(|_| follower), diverging_epoch) {
+        let now = crate::clock::now_ms();
+        if let Some(change) = p.record_follower_fetch(
+            params.replica_id,
+            params.replica_epoch,
+            req.fetch_offset,
+            now,
+        ) {
+            changes.submit(p.clone(), change);
+        }
+    }
     let hw = p.high_watermark();
     let mut data = FetchedPartition {
         index: req.index,
@@ -238,28 +295,10 @@ fn read_partition(
         log_start_offset: p.log_start_offset(),
         records: Bytes::new(),
         aborted_transactions: (params.isolation == Isolation::ReadCommitted).then(Vec::new),
-        diverging_epoch: None,
+        diverging_epoch,
     };
-    if follower && req.last_fetched_epoch >= 0 {
-        // Kafka's `Partition.readRecords`: the follower's last epoch must end where the leader's
-        // log says it does, at or after its fetch offset; else it truncates first. An epoch the
-        // leader cannot place, or an offset below its log start, is out of range.
-        let (epoch, end) = p.end_offset_for_epoch(req.last_fetched_epoch);
-        let out_of_range = || {
-            ReplicaError::from(LogError::OffsetOutOfRange {
-                offset: req.fetch_offset,
-                start: data.log_start_offset,
-                end: hw,
-            })
-        };
-        if epoch < 0 || end < 0 || req.fetch_offset < data.log_start_offset {
-            data.error = Some(out_of_range());
-            return data;
-        }
-        if epoch < req.last_fetched_epoch || end < req.fetch_offset {
-            data.diverging_epoch = Some((epoch, end));
-            return data;
-        }
+    if diverging_epoch.is_some() {
+        return data;
     }
     let read = if follower {
         p.read_to_log_end(req.fetch_offset, limit, min_one)

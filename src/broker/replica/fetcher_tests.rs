@@ -20,7 +20,7 @@ const ME: i32 = 1;
 const OTHER: i32 = 2;
 
 /// A replica's Fetch v15 of partition 0 as broker `replica_id` at leader epoch 5.
-async fn replica_fetch(
+pub(super) async fn replica_fetch(
     b: &Arc<Broker>,
     topic: &str,
     replica_id: i32,
@@ -82,7 +82,10 @@ async fn leaders_serve_replicas_only_and_answer_diverging_epochs() {
     }
     let all = replica_fetch(&b, "led", OTHER, 0, -1).await;
     assert_eq!((all.error_code, diverging(&all)), (0, (-1, -1)));
-    assert_eq!(all.high_watermark, 3);
+    assert_eq!(
+        all.high_watermark, 0,
+        "nothing is committed before the follower has it"
+    );
     let records = all.records.unwrap();
     assert_eq!(crate::log::validate_fetched(&records).unwrap().0.len(), 3);
 
@@ -90,6 +93,7 @@ async fn leaders_serve_replicas_only_and_answer_diverging_epochs() {
     let caught_up = replica_fetch(&b, "led", OTHER, 3, 5).await;
     assert_eq!((caught_up.error_code, diverging(&caught_up)), (0, (-1, -1)));
     assert!(caught_up.records.unwrap_or_default().is_empty());
+    assert_eq!(caught_up.high_watermark, 3, "the ISR has it all now");
     // At epoch 5 but past its end: the follower must cut its log back to 3.
     let past = replica_fetch(&b, "led", OTHER, 4, 5).await;
     assert_eq!((past.error_code, diverging(&past)), (0, (5, 3)));
@@ -137,8 +141,10 @@ fn follower(dir: &std::path::Path, batches: usize, epoch: i32) -> (Followed, Vec
     }
     let log = PartitionLog::open(&dir.join("follower"), LogConfig::default()).unwrap();
     let state = Assignment {
+        node_id: ME,
         role: Role::Follower { leader: OTHER },
         leader_epoch: 5,
+        partition_epoch: 0,
         replicas: vec![OTHER, ME],
         isr: vec![OTHER, ME],
     };

@@ -8,6 +8,9 @@ mod fetch;
 pub mod fetcher;
 #[cfg(test)]
 mod fetcher_tests;
+mod isr_changes;
+#[cfg(test)]
+mod isr_tests;
 mod offsets;
 mod peer;
 #[cfg(test)]
@@ -39,6 +42,7 @@ pub struct ReplicaManager {
     partitions: Arc<PartitionManager>,
     disk: Arc<DiskSpace>,
     metadata: MetadataStore,
+    isr_changes: isr_changes::IsrChanges,
 }
 
 impl ReplicaManager {
@@ -53,6 +57,22 @@ impl ReplicaManager {
             partitions,
             disk,
             metadata,
+            isr_changes: isr_changes::IsrChanges::default(),
+        }
+    }
+
+    /// Starts sending the ISR changes this broker's leaderships ask for to the controller.
+    pub fn start(&self) {
+        self.isr_changes.start(self.metadata.clone(), self.node_id);
+    }
+
+    /// Asks the controller to drop from the ISRs of the partitions led here the followers that have
+    /// not caught up for `lag_max_ms` (`replica.lag.time.max.ms`).
+    pub fn shrink_lagging_isrs(&self, now_ms: i64, lag_max_ms: i64) {
+        for p in self.partitions.all() {
+            if let Some(change) = p.lagging_isr_change(now_ms, lag_max_ms) {
+                self.isr_changes.submit(p, change);
+            }
         }
     }
 

@@ -87,6 +87,7 @@ async fn place_topic(
             leader_epoch,
             replicas: replicas.to_vec(),
             isr: replicas.to_vec(),
+            partition_epoch: 0,
         }],
         internal,
     };
@@ -117,10 +118,21 @@ fn name(s: &str) -> TopicName {
     TopicName(StrBytes::from_string(s.into()))
 }
 
+/// An acks=1 produce of one record to partition 0 (no follower runs in these tests).
 pub(super) async fn produce(b: &Arc<Broker>, version: i16, topic: &str) -> ProduceResponse {
+    produce_acks(b, version, topic, 1, 1000).await
+}
+
+pub(super) async fn produce_acks(
+    b: &Arc<Broker>,
+    version: i16,
+    topic: &str,
+    acks: i16,
+    timeout_ms: i32,
+) -> ProduceResponse {
     let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(1000)
+        .with_acks(acks)
+        .with_timeout_ms(timeout_ms)
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(name(topic))
             .with_partition_data(vec![PartitionProduceData::default()
@@ -253,7 +265,7 @@ async fn produce_and_fetch_elsewhere_answer_not_leader_with_the_leader_and_its_e
 async fn stale_and_future_leader_epochs_are_fenced_on_the_leader() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path()).await;
-    place(&b, "mine", ME, 5, &[ME, OTHER]).await;
+    place(&b, "mine", ME, 5, &[ME]).await;
     assert_eq!(
         produce(&b, 10, "mine").await.responses[0].partition_responses[0].error_code,
         0

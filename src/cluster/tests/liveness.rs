@@ -22,6 +22,7 @@ fn partition(p: i32, replicas: &[i32]) -> PartitionInfo {
         leader_epoch: 0,
         replicas: replicas.to_vec(),
         isr: replicas.to_vec(),
+        partition_epoch: 0,
     }
 }
 

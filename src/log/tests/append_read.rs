@@ -258,3 +258,42 @@ fn timestamps() {
     log.advance_log_start_offset(3).unwrap();
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((3, 51)));
 }
+
+#[test]
+fn reads_below_a_bound_stop_at_the_batch_across_it_in_any_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = batch(2).len() as u64;
+    // Three two-record batches per segment: offsets 0-5, 6-11, 12-13.
+    let config = LogConfig {
+        segment_bytes: 3 * size,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(dir.path(), config).unwrap();
+    for _ in 0..7 {
+        append(&mut log, &[batch(2)], 0);
+    }
+    let bases = |f: FetchSlice| -> Vec<i64> {
+        batches_in(&f.bytes).iter().map(|h| h.base_offset).collect()
+    };
+    assert_eq!(
+        bases(log.read_below(0, 1 << 20, true, 4).unwrap()),
+        vec![0, 2]
+    );
+    // A bound inside a batch leaves that batch out; one at a segment's end keeps the segment whole.
+    assert_eq!(bases(log.read_below(2, 1 << 20, true, 5).unwrap()), vec![2]);
+    assert_eq!(
+        bases(log.read_below(0, 1 << 20, true, 6).unwrap()),
+        vec![0, 2, 4]
+    );
+    assert_eq!(
+        bases(log.read_below(4, 1 << 20, true, 10).unwrap()),
+        vec![4, 6, 8]
+    );
+    // At the bound: nothing, even with min_one (KIP-74 never reaches past it).
+    assert!(log.read_below(8, 1, true, 8).unwrap().bytes.is_empty());
+    assert_eq!(bases(log.read_below(6, 1, true, 8).unwrap()), vec![6]);
+    assert_eq!(
+        bases(log.read_below(10, 1 << 20, true, i64::MAX).unwrap()),
+        vec![10, 12]
+    );
+}
