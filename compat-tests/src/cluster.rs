@@ -184,11 +184,6 @@ impl Cluster {
         all.join(",")
     }
 
-    /// The process id of node `id` while it runs (CPU and memory figures of the bench).
-    pub fn pid(&self, id: i32) -> Option<u32> {
-        self.node(id).child.as_ref().map(|c| c.id())
-    }
-
     pub fn is_running(&mut self, id: i32) -> bool {
         match self.node_mut(id).child.as_mut() {
             Some(c) => matches!(c.try_wait(), Ok(None)),

@@ -24,6 +24,7 @@
 //!   --no-cluster        skip the RF=3 cluster phase
 //!   --perf-consume FILE `perf record -g --call-graph dwarf` the single-node broker during its
 //!                       consume phase into FILE (`perf report -i FILE` reads it)
+//!   --perf-rf3 FILE     the same for the three nodes during the RF=3 produce runs
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,6 +55,7 @@ struct Args {
     broker_args: Vec<String>,
     cluster: bool,
     perf_consume: Option<std::path::PathBuf>,
+    perf_rf3: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -67,6 +69,7 @@ fn parse_args() -> anyhow::Result<Args> {
         broker_args: Vec::new(),
         cluster: true,
         perf_consume: None,
+        perf_rf3: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -90,6 +93,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--broker-arg" => a.broker_args.push(val("--broker-arg")?),
             "--no-cluster" => a.cluster = false,
             "--perf-consume" => a.perf_consume = Some(val("--perf-consume")?.into()),
+            "--perf-rf3" => a.perf_rf3 = Some(val("--perf-rf3")?.into()),
             "-h" | "--help" => {
                 println!(
                     "{}",
@@ -483,7 +487,7 @@ fn main() -> anyhow::Result<()> {
         rows.push(row);
     }
     let perf = match (&args.perf_consume, pid) {
-        (Some(file), Some(pid)) => Some(Perf::start(pid, file)?),
+        (Some(file), Some(pid)) => Some(Perf::start(&[pid], file)?),
         _ => None,
     };
     rows.push(consume_run(
@@ -573,13 +577,14 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// A `perf record` attached to the broker for one phase.
-struct Perf {
+pub(crate) struct Perf {
     child: std::process::Child,
     file: std::path::PathBuf,
 }
 
 impl Perf {
-    fn start(pid: u32, file: &std::path::Path) -> anyhow::Result<Perf> {
+    pub(crate) fn start(pids: &[u32], file: &std::path::Path) -> anyhow::Result<Perf> {
+        let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
         let _ = std::fs::remove_file(file);
         let child = std::process::Command::new("perf")
             .args([
@@ -592,7 +597,7 @@ impl Perf {
                 "dwarf",
             ])
             .arg("-p")
-            .arg(pid.to_string())
+            .arg(pids.join(","))
             .arg("-o")
             .arg(file)
             .stdin(std::process::Stdio::null())
@@ -615,7 +620,7 @@ impl Perf {
     }
 
     /// SIGINT (perf's own way to stop and finish its file), then wait for it.
-    fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
         // SAFETY: signalling a child this driver spawned and has not reaped.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);

@@ -9,7 +9,9 @@ use rdkafka::consumer::Consumer as _;
 use vltava_compat::cluster::Cluster;
 use vltava_compat::{kafka, proc_stats, unique_topic};
 
-use super::{consume_run, print_rows, produce_run, throughput_runs, Args, Row, Shared, PARTITIONS};
+use super::{
+    consume_run, print_rows, produce_run, throughput_runs, Args, Perf, Row, Shared, PARTITIONS,
+};
 
 const NODES: i32 = 3;
 const LABEL: &str = "RF=3 ";
@@ -51,6 +53,10 @@ pub fn run(args: &Args, ctx: &Arc<Shared>) -> anyhow::Result<Vec<Row>> {
         placement(&bs, &topic)
     );
 
+    let perf = match &args.perf_rf3 {
+        Some(file) => Some(Perf::start(&pids, file)?),
+        None => None,
+    };
     let mut rows = Vec::new();
     let (mut records, mut bytes) = (0, 0);
     for run in throughput_runs(args).into_iter().filter(|r| r.2 == "all") {
@@ -58,6 +64,9 @@ pub fn run(args: &Args, ctx: &Arc<Shared>) -> anyhow::Result<Vec<Row>> {
         records += row.records;
         bytes += row.bytes;
         rows.push(row);
+    }
+    if let Some(perf) = perf {
+        perf.stop()?;
     }
     rows.push(consume_run(&bs, &topic, (records, bytes), &pids, LABEL)?);
 
