@@ -9,8 +9,9 @@
 //!   * broker idle RSS, peak RSS (VmHWM) and CPU seconds (utime+stime);
 //!   * then (unless --no-cluster or --bootstrap) an RF=3 phase: a 3-node cluster of the same binary
 //!     on 127.0.0.1-3 (data in temp dirs), a 4-partition topic with replication factor 3 and
-//!     min.insync.replicas=2, the acks=all throughput runs and consume-all again, with CPU summed
-//!     over the three nodes, and a table RF=3 next to single-node with the ratio.
+//!     min.insync.replicas=2, the acks=all throughput runs, consume-all and the fixed-rate run
+//!     again, with CPU summed over the three nodes, and a table RF=3 next to single-node with the
+//!     ratio.
 //!
 //! Flags:
 //!   --quick             10× smaller throughput runs and a 3 s fixed-rate run
@@ -423,6 +424,56 @@ fn consume_run(
     Ok(row)
 }
 
+/// Sends 100 B records at `args.rate` per second for `args.duration` seconds with acks=all: the
+/// latency a service sees, not queueing at full speed.
+fn fixed_rate_run(
+    bs: &str,
+    topic: &str,
+    args: &Args,
+    ctx: &Arc<Shared>,
+    pids: &[u32],
+    label: &str,
+) -> anyhow::Result<Row> {
+    let producer = make_producer(bs, "all", ctx.clone())?;
+    let payload = vec![b'x'; 100];
+    ctx.reset();
+    let total = (args.rate as f64 * args.duration) as u64;
+    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let cpu0 = cpu_secs(pids, "rate start");
+    let start = Instant::now();
+    for i in 0..total {
+        // Pacing (not synchronisation): send record i at start + i * interval.
+        let due = start + interval * i as u32;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        send_one(&producer, topic, i, &payload, &i.to_be_bytes(), ctx);
+    }
+    producer.flush(Duration::from_secs(120))?;
+    let secs = start.elapsed().as_secs_f64();
+    let mut lat = std::mem::take(&mut *ctx.latencies_us.lock().unwrap());
+    lat.sort_unstable();
+    if ctx.failed.load(Ordering::SeqCst) > 0 {
+        bail!(
+            "fixed-rate deliveries failed: {:?}",
+            ctx.first_error.lock().unwrap()
+        );
+    }
+    let row = Row {
+        name: format!("{label}fixed {} rec/s acks=all 100 B", args.rate),
+        records: total,
+        bytes: total * 100,
+        secs,
+        p50_ms: pct(&lat, 0.5),
+        p99_ms: pct(&lat, 0.99),
+        max_ms: pct(&lat, 1.0),
+        cpu: cpu0.zip(cpu_secs(pids, "rate end")).map(|(a, b)| b - a),
+    };
+    eprintln!("done: {}", row.name);
+    Ok(row)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let bin = args
@@ -501,47 +552,7 @@ fn main() -> anyhow::Result<()> {
         perf.stop()?;
     }
 
-    // Fixed-rate latency run.
-    {
-        let producer = make_producer(&bs, "all", ctx.clone())?;
-        let payload = vec![b'x'; 100];
-        ctx.reset();
-        let total = (args.rate as f64 * args.duration) as u64;
-        let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
-        let cpu0 = stats("rate start").map(|s| s.cpu_secs);
-        let start = Instant::now();
-        for i in 0..total {
-            // Pacing (not synchronisation): send record i at start + i * interval.
-            let due = start + interval * i as u32;
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-            send_one(&producer, &topic, i, &payload, &i.to_be_bytes(), &ctx);
-        }
-        producer.flush(Duration::from_secs(120))?;
-        let secs = start.elapsed().as_secs_f64();
-        let mut lat = std::mem::take(&mut *ctx.latencies_us.lock().unwrap());
-        lat.sort_unstable();
-        if ctx.failed.load(Ordering::SeqCst) > 0 {
-            bail!(
-                "fixed-rate deliveries failed: {:?}",
-                ctx.first_error.lock().unwrap()
-            );
-        }
-        rows.push(Row {
-            name: format!("fixed {} rec/s acks=all 100 B", args.rate),
-            records: total,
-            bytes: total * 100,
-            secs,
-            p50_ms: pct(&lat, 0.5),
-            p99_ms: pct(&lat, 0.99),
-            max_ms: pct(&lat, 1.0),
-            cpu: cpu0
-                .zip(stats("rate end").map(|s| s.cpu_secs))
-                .map(|(a, b)| b - a),
-        });
-    }
+    rows.push(fixed_rate_run(&bs, &topic, &args, &ctx, &pids, "")?);
 
     print_rows(&rows);
     println!("(latency = send → delivery report, linger.ms=5; MB = 10^6 payload bytes)");
