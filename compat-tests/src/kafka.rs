@@ -156,8 +156,23 @@ pub fn create_topic(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> anyhow::Result<()> {
+    create_topic_rf(bootstrap, topic, partitions, 1, configs)
+}
+
+/// [`create_topic`] with `replication_factor` replicas per partition (a cluster's topics).
+pub fn create_topic_rf(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(&str, &str)],
+) -> anyhow::Result<()> {
     let admin = admin(bootstrap);
-    let mut nt = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut nt = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
     for (k, v) in configs {
         nt = nt.set(k, v);
     }

@@ -588,8 +588,7 @@ impl Segment {
         let want = (avail.min(max as u64)) as usize;
         let mut complete = 0usize;
         if want >= BatchHeader::SIZE {
-            out.resize(start + want, 0);
-            log.read_exact_at(&mut out[start..], from)?;
+            read_exact_at_into(log, out, want, from)?;
             // Keep only whole batches.
             while let Some(size) = framed_size(&out[start + complete..]) {
                 if size < BatchHeader::SIZE as i64 || size as usize > want - complete {
@@ -609,8 +608,7 @@ impl Segment {
                     self.log_path.display()
                 )));
             }
-            out.resize(start + size as usize, 0);
-            log.read_exact_at(&mut out[start..], from)?;
+            read_exact_at_into(log, out, size as usize, from)?;
             complete = size as usize;
         }
         Ok(complete)
@@ -751,4 +749,48 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// Appends `len` bytes of `file` at `pos` to `out` with pread(2) straight into its spare capacity:
+/// zero-filling the buffer first (as `read_exact_at` needs) was a tenth of a consumer-bound broker's
+/// CPU time. On an error `out` is as it was.
+fn read_exact_at_into(file: &File, out: &mut BytesMut, len: usize, pos: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let start = out.len();
+    out.reserve(len);
+    let mut done = 0;
+    while done < len {
+        let spare = out.spare_capacity_mut();
+        let offset = libc::off_t::try_from(pos + done as u64)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset past off_t"))?;
+        // SAFETY: `spare` is writable memory of at least `len - done` bytes (reserved above, and
+        // `done` bytes of it have since become `out`'s length); pread writes at most that many.
+        let n = unsafe {
+            libc::pread(
+                file.as_raw_fd(),
+                spare.as_mut_ptr().cast(),
+                len - done,
+                offset,
+            )
+        };
+        match n {
+            n if n > 0 => {
+                // SAFETY: the kernel initialised the `n` bytes after the current length.
+                unsafe { out.set_len(out.len() + n as usize) };
+                done += n as usize;
+            }
+            0 => {
+                out.truncate(start);
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    out.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -68,9 +68,16 @@ pub async fn serve<R, W>(
                 break;
             }
         };
-        if let Some(bytes) = response {
+        if let Some(frame) = response {
             // A client that never reads its responses must not hold the connection forever.
-            match tokio::time::timeout(idle, writer.write_all(&bytes)).await {
+            let write = async {
+                // Chunks past the buffer's capacity (record batches) go to the socket directly.
+                for chunk in frame.chunks() {
+                    writer.write_all(chunk).await?;
+                }
+                Ok::<(), std::io::Error>(())
+            };
+            match tokio::time::timeout(idle, write).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     debug!(%peer, error = %e, "connection write failed");

@@ -4,11 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader, ResponseKind};
+use kafka_protocol::messages::{
+    ApiKey, FetchResponse, RequestHeader, ResponseHeader, ResponseKind,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tracing::{debug, warn};
 
 use super::prewalk::prewalk;
+use super::response::{ChunkedBuf, Frame};
 use super::sasl::Session;
 use crate::broker::Broker;
 use crate::handlers::{self, api_versions, RequestContext};
@@ -16,13 +19,13 @@ use crate::handlers::{self, api_versions, RequestContext};
 /// What the connection does with a request.
 pub enum Outcome {
     /// A complete response frame, size prefix included.
-    Respond(Bytes),
+    Respond(Frame),
     /// Nothing to send back (Produce with acks=0).
     NoResponse,
     /// Close the connection, as Kafka does for requests it cannot parse or does not support.
     Close(String),
     /// Send this frame, then close (a refused SASL authentication).
-    RespondAndClose(Bytes),
+    RespondAndClose(Frame),
 }
 
 /// Bytes before the variable part of every request header: api key, api version, correlation id.
@@ -115,6 +118,9 @@ pub async fn dispatch(
 }
 
 fn encode(key: ApiKey, correlation_id: i32, version: i16, body: &ResponseKind) -> Outcome {
+    if let ResponseKind::Fetch(fetch) = body {
+        return encode_fetch(correlation_id, version, fetch);
+    }
     let mut buf = BytesMut::with_capacity(256);
     buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
@@ -126,7 +132,31 @@ fn encode(key: ApiKey, correlation_id: i32, version: i16, body: &ResponseKind) -
     }
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
-    Outcome::Respond(buf.freeze())
+    Outcome::Respond(buf.freeze().into())
+}
+
+/// A Fetch answer's record batches (up to `fetch.max.bytes`, 50 MiB by default) are referenced in
+/// the frame rather than copied into it: that copy was a seventh of the broker's CPU time when
+/// consumers read at full speed.
+fn encode_fetch(correlation_id: i32, version: i16, body: &FetchResponse) -> Outcome {
+    let records = body
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter_map(|p| p.records.clone())
+        .collect();
+    let mut buf = ChunkedBuf::new(records);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let result = header
+        .encode(&mut buf, ApiKey::Fetch.response_header_version(version))
+        .and_then(|_| body.encode(&mut buf, version));
+    if let Err(e) = result {
+        return Outcome::Close(format!("cannot encode Fetch v{version} response: {e:#}"));
+    }
+    match buf.into_sized_frame() {
+        Ok(frame) => Outcome::Respond(frame),
+        Err(_) => Outcome::Close(format!("Fetch v{version} response over 2 GiB")),
+    }
 }
 
 /// After a SaslHandshake v0 the client sends its SASL tokens as bare frames and reads the replies
@@ -137,7 +167,7 @@ fn raw_sasl_token(session: &Session, token: &[u8]) -> Outcome {
             let mut buf = BytesMut::with_capacity(4 + reply.len());
             buf.put_i32(reply.len() as i32);
             buf.put_slice(&reply);
-            Outcome::Respond(buf.freeze())
+            Outcome::Respond(buf.freeze().into())
         }
         Err(e) => Outcome::Close(format!("SASL authentication failed: {e}")),
     }

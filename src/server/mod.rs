@@ -6,6 +6,7 @@ pub mod dispatch;
 pub mod frame;
 pub mod limits;
 pub mod prewalk;
+pub mod response;
 pub mod sasl;
 mod shutdown;
 pub mod tls;
