@@ -1,0 +1,34 @@
+//! The transaction coordinator, as Kafka's TransactionCoordinator / TransactionStateManager /
+//! TransactionMetadata / TransactionLog: each transactional id's state machine (`state.rs`), the
+//! coordinator's decisions on it (`plan.rs`), the client operations (`ops.rs`), its durable log on
+//! `__transaction_state` in Kafka's record formats (`records.rs`, `topic.rs`, written as `write.rs`
+//! says), the markers that complete a decided transaction (`markers.rs`), load/unload following the
+//! leadership of the log's partitions (`loading.rs`), and the timeout/expiry scans (`timers.rs`).
+//! It reaches the broker only through the narrow ports of `ports.rs`.
+
+mod coordinator;
+mod error;
+mod loading;
+mod markers;
+mod ops;
+pub mod plan;
+pub mod ports;
+pub mod records;
+pub mod state;
+mod timers;
+pub mod topic;
+mod write;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_plan;
+
+pub use coordinator::{TransactionCoordinator, TxnConfig, TxnHandles};
+pub use error::{TxnApi, TxnError};
+pub use markers::RecordingMarkerWriter;
+pub use ports::{
+    BrokerProducerIds, MarkerOutcome, MarkerRequest, MarkerWriter, ProducerIdSource, TxnLog,
+};
+pub use state::{TopicPartition, TxnMetadata, TxnState};
+pub use topic::{partition_for, topic_spec, TRANSACTION_STATE_TOPIC};
