@@ -22,6 +22,8 @@ mod write;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_broker;
+#[cfg(test)]
 mod tests_plan;
 
 pub use coordinator::{TransactionCoordinator, TxnConfig, TxnHandles};
