@@ -20,10 +20,12 @@ use crate::cluster::{MetadataImage, PartitionInfo, TopicInfo};
 
 const PARTITIONS: i32 = 4;
 
+type Record = (Bytes, Option<Bytes>);
+
 /// `__transaction_state` in memory: every committed record per partition, in order.
 #[derive(Default)]
 struct MemLog {
-    records: Mutex<HashMap<i32, Vec<(Bytes, Option<Bytes>)>>>,
+    records: Mutex<HashMap<i32, Vec<Record>>>,
     /// Appends are refused after the fact (the ISR shrank), nothing stored.
     fail: AtomicBool,
     /// While true, appends wait before they commit.
@@ -79,7 +81,7 @@ impl TxnLog for MemLog {
     fn append(
         &self,
         partition: i32,
-        records: Vec<(Bytes, Option<Bytes>)>,
+        records: Vec<Record>,
         _now_ms: i64,
     ) -> Result<PendingWrite, InternalTopicError> {
         let fail = self.fail.load(Ordering::SeqCst);
