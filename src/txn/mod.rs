@@ -6,6 +6,7 @@
 //! leadership of the log's partitions (`loading.rs`), and the timeout/expiry scans (`timers.rs`).
 //! It reaches the broker only through the narrow ports of `ports.rs`.
 
+pub mod api;
 mod coordinator;
 mod error;
 mod loading;
@@ -21,6 +22,8 @@ mod write;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_api;
 #[cfg(test)]
 mod tests_broker;
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::records::{decode_key, TxnLogValue};
 use super::*;
 use crate::broker::internal_topic::{InternalTopicError, ReplayedRecord};
 use crate::clock::Clock;
-use crate::cluster::{MetadataImage, PartitionInfo, TopicInfo};
+use crate::cluster::{BrokerInfo, MetadataImage, PartitionInfo, TopicInfo};
 
 const PARTITIONS: i32 = 4;
 
@@ -24,7 +24,7 @@ type Record = (Bytes, Option<Bytes>);
 
 /// `__transaction_state` in memory: every committed record per partition, in order.
 #[derive(Default)]
-struct MemLog {
+pub(super) struct MemLog {
     records: Mutex<HashMap<i32, Vec<Record>>>,
     /// Appends are refused after the fact (the ISR shrank), nothing stored.
     fail: AtomicBool,
@@ -126,7 +126,7 @@ impl ProducerIdSource for Counter {
 }
 
 /// `__transaction_state` with every partition led by `leader` at `epoch`.
-fn image(leader: i32, epoch: i32) -> Arc<MetadataImage> {
+pub(super) fn image(leader: i32, epoch: i32) -> Arc<MetadataImage> {
     let mut image = MetadataImage::empty();
     image.topics.insert(
         TRANSACTION_STATE_TOPIC.into(),
@@ -147,13 +147,23 @@ fn image(leader: i32, epoch: i32) -> Arc<MetadataImage> {
             internal: true,
         },
     );
+    for id in [1, 2] {
+        let b = BrokerInfo {
+            id,
+            host: format!("h{id}"),
+            port: 9092,
+            rack: None,
+            listeners: Vec::new(),
+        };
+        image.brokers.insert(id, b);
+    }
     Arc::new(image)
 }
 
-struct Harness {
-    c: Arc<TransactionCoordinator>,
-    log: Arc<MemLog>,
-    markers: Arc<RecordingMarkerWriter>,
+pub(super) struct Harness {
+    pub(super) c: Arc<TransactionCoordinator>,
+    pub(super) log: Arc<MemLog>,
+    pub(super) markers: Arc<RecordingMarkerWriter>,
 }
 
 fn config() -> TxnConfig {
@@ -165,7 +175,7 @@ fn config() -> TxnConfig {
     }
 }
 
-async fn harness_on(log: Arc<MemLog>, epoch: i32) -> Harness {
+pub(super) async fn harness_on(log: Arc<MemLog>, epoch: i32) -> Harness {
     let markers = RecordingMarkerWriter::new();
     let img = image(1, epoch);
     let c = TransactionCoordinator::new(
@@ -185,16 +195,16 @@ async fn harness_on(log: Arc<MemLog>, epoch: i32) -> Harness {
     Harness { c, log, markers }
 }
 
-async fn harness() -> Harness {
+pub(super) async fn harness() -> Harness {
     harness_on(MemLog::new(), 3).await
 }
 
-fn tp(t: &str, p: i32) -> TopicPartition {
+pub(super) fn tp(t: &str, p: i32) -> TopicPartition {
     (t.to_string(), p)
 }
 
 /// Polls `cond` on paused time (each sleep lets the spawned tasks run) for at most a minute.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+pub(super) async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     for _ in 0..600 {
         if cond() {
             return;
@@ -204,7 +214,7 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     panic!("never happened: {what}");
 }
 
-fn state(h: &Harness, id: &str) -> Option<TxnState> {
+pub(super) fn state(h: &Harness, id: &str) -> Option<TxnState> {
     h.c.state_of(id).map(|m| m.state)
 }
 
@@ -464,11 +474,8 @@ async fn only_the_leader_of_the_partition_coordinates_and_not_while_loading() {
     log.not_hosted.store(false, Ordering::SeqCst);
     c.wait_loaded().await;
     assert_eq!(c.init_producer_id("t", 60_000, None).await, Ok((1, 0)));
-    assert_eq!(
-        c.coordinator_for("t"),
-        None,
-        "broker 1 is not registered in the image"
-    );
+    // The metadata this coordinator was given names broker 2 the leader.
+    assert_eq!(c.coordinator_for("t").map(|b| b.id), Some(2));
 }
 
 #[tokio::test(start_paused = true)]
