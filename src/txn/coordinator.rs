@@ -10,10 +10,12 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::sync::watch;
 
 use super::error::TxnError;
-use super::ports::{MarkerWriter, ProducerIdSource, TxnLog};
+use super::ports::{BrokerProducerIds, MarkerWriter, ProducerIdSource, TxnLog};
 use super::state::TxnMetadata;
-use super::topic::{partition_for, TRANSACTION_STATE_TOPIC};
+use super::topic::{partition_for, topic_spec, TRANSACTION_STATE_TOPIC};
 use crate::broker::coordinator_shards::{coordinator_endpoint, CoordinatorShards, ShardStatus};
+use crate::broker::internal_topic::InternalTopic;
+use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::cluster::{BrokerInfo, MetadataImage};
 use crate::config::Config;
@@ -59,6 +61,31 @@ pub struct TxnHandles {
     pub spawner: tokio::runtime::Handle,
     /// This broker: it coordinates the ids of the partitions it leads.
     pub node_id: i32,
+}
+
+impl TxnHandles {
+    /// A broker's handles: `__transaction_state` through its InternalTopic (Kafka's topic configs,
+    /// [`topic_spec`](super::topic::topic_spec)), producer ids from its Raft-allocated blocks, the
+    /// given marker writer. Usable inside `Arc::new_cyclic` (only a weak reference is kept).
+    pub fn for_broker(
+        broker: Weak<Broker>,
+        config: &Config,
+        metadata: watch::Receiver<Arc<MetadataImage>>,
+        markers: Arc<dyn MarkerWriter>,
+        clock: Clock,
+    ) -> TxnHandles {
+        let spawner = tokio::runtime::Handle::current();
+        let log = InternalTopic::new(broker.clone(), topic_spec(config), spawner.clone());
+        TxnHandles {
+            log: Arc::new(log),
+            producer_ids: Arc::new(BrokerProducerIds(broker)),
+            markers,
+            metadata,
+            clock,
+            spawner,
+            node_id: config.node_id,
+        }
+    }
 }
 
 pub struct TransactionCoordinator {

@@ -27,6 +27,8 @@ pub enum TxnError {
     InvalidTxnState,
     #[error("unexpected coordinator state")]
     UnknownServerError,
+    #[error("no such transactional id")]
+    TransactionalIdNotFound,
 }
 
 /// The APIs whose answer for a fenced producer depends on their version.
@@ -51,6 +53,7 @@ impl TxnError {
             TxnError::ProducerFenced => ResponseError::ProducerFenced,
             TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
             TxnError::UnknownServerError => ResponseError::UnknownServerError,
+            TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::coordinator::TransactionCoordinator;
-use super::state::TxnMetadata;
+use super::state::{TxnMetadata, TxnState};
 use super::topic::{partition_for, replay_partition};
 use crate::broker::coordinator_shards::{ShardChange, ShardStatus};
 use crate::cluster::MetadataImage;
@@ -83,6 +83,10 @@ impl TransactionCoordinator {
         let mut resume = Vec::new();
         let loaded = replayed.len();
         for (id, md) in replayed {
+            // Kafka never writes Dead (a tombstone does) nor PrepareEpochFence; nothing to serve.
+            if matches!(md.state, TxnState::Dead | TxnState::PrepareEpochFence) {
+                continue;
+            }
             if md.state.is_prepare() {
                 resume.push((id.clone(), md.clone()));
             }

@@ -1,11 +1,13 @@
 //! The transaction coordinator, as Kafka's TransactionCoordinator / TransactionStateManager /
 //! TransactionMetadata / TransactionLog: each transactional id's state machine (`state.rs`), the
-//! coordinator's decisions on it (`plan.rs`), the client operations (`ops.rs`), its durable log on
+//! coordinator's decisions on it (`plan.rs`), the client operations (`ops.rs`), what the admin APIs read (`admin.rs`), the
+//! APIs' answers (`api.rs`), its durable log on
 //! `__transaction_state` in Kafka's record formats (`records.rs`, `topic.rs`, written as `write.rs`
 //! says), the markers that complete a decided transaction (`markers.rs`), load/unload following the
 //! leadership of the log's partitions (`loading.rs`), and the timeout/expiry scans (`timers.rs`).
 //! It reaches the broker only through the narrow ports of `ports.rs`.
 
+mod admin;
 pub mod api;
 mod coordinator;
 mod error;
@@ -29,6 +31,7 @@ mod tests_broker;
 #[cfg(test)]
 mod tests_plan;
 
+pub use admin::{TxnList, TxnListing};
 pub use coordinator::{TransactionCoordinator, TxnConfig, TxnHandles};
 pub use error::{TxnApi, TxnError};
 pub use markers::RecordingMarkerWriter;

@@ -561,3 +561,56 @@ async fn a_new_leader_resumes_a_decided_transaction() {
         Ok((1000, 1))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn describe_and_list_transactions() {
+    let h = harness().await;
+    h.c.init_producer_id("x", 60_000, None).await.unwrap();
+    h.c.init_producer_id("y", 60_000, None).await.unwrap();
+    h.c.add_partitions("y", 1001, 0, vec![tp("a", 0)])
+        .await
+        .unwrap();
+    let y = h.c.describe_transaction("y").unwrap();
+    assert_eq!(
+        (y.state, y.producer_id, y.partitions.len()),
+        (TxnState::Ongoing, 1001, 1)
+    );
+    assert_eq!(
+        h.c.describe_transaction("nope"),
+        Err(TxnError::TransactionalIdNotFound)
+    );
+    let all = h.c.list_transactions(&[], &[], -1).unwrap();
+    let ids: Vec<&str> = all
+        .transactions
+        .iter()
+        .map(|t| t.transactional_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["x", "y"]);
+    let ongoing =
+        h.c.list_transactions(&["Ongoing".into(), "Bogus".into()], &[], -1)
+            .unwrap();
+    assert_eq!(ongoing.transactions.len(), 1);
+    assert_eq!(ongoing.unknown_state_filters, vec!["Bogus".to_string()]);
+    assert_eq!(
+        h.c.list_transactions(&[], &[1000], -1)
+            .unwrap()
+            .transactions[0]
+            .transactional_id,
+        "x"
+    );
+    // Open for longer than a minute: none yet, "y" a minute later.
+    assert!(h
+        .c
+        .list_transactions(&["Ongoing".into()], &[], 60_000)
+        .unwrap()
+        .transactions
+        .is_empty());
+    tokio::time::sleep(Duration::from_millis(60_001)).await;
+    assert_eq!(
+        h.c.list_transactions(&["Ongoing".into()], &[], 60_000)
+            .unwrap()
+            .transactions
+            .len(),
+        1
+    );
+}

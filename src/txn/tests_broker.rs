@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::broker::internal_topic::InternalTopic;
 use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::config::Config;
@@ -24,20 +23,15 @@ async fn broker(dir: &Path) -> Arc<Broker> {
 }
 
 async fn coordinator(b: &Arc<Broker>) -> Arc<TransactionCoordinator> {
-    let spec = topic_spec(&b.config);
-    let spawner = tokio::runtime::Handle::current();
-    let log = InternalTopic::new(Arc::downgrade(b), spec, spawner.clone());
     let c = TransactionCoordinator::new(
         TxnConfig::from_config(&b.config),
-        TxnHandles {
-            log: Arc::new(log),
-            producer_ids: Arc::new(BrokerProducerIds(Arc::downgrade(b))),
-            markers: RecordingMarkerWriter::new(),
-            metadata: b.metadata.subscribe(),
-            clock: Clock::System,
-            spawner,
-            node_id: b.node_id,
-        },
+        TxnHandles::for_broker(
+            Arc::downgrade(b),
+            &b.config,
+            b.metadata.subscribe(),
+            RecordingMarkerWriter::new(),
+            Clock::System,
+        ),
     );
     assert!(c.ensure_topic().await);
     c.on_metadata(&b.metadata.image());
