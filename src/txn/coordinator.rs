@@ -132,7 +132,15 @@ impl TransactionCoordinator {
         }
         match self.log.ensure_exists().await {
             Ok(()) => {
+                // Take up its partitions now, so that the request that created it is served.
                 self.on_metadata(&self.image());
+                let wait = std::time::Duration::from_secs(10);
+                if tokio::time::timeout(wait, self.wait_loaded())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!("{TRANSACTION_STATE_TOPIC} partitions still loading");
+                }
                 true
             }
             Err(e) => {

@@ -614,3 +614,43 @@ async fn describe_and_list_transactions() {
         1
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn fenced_markers_stop_and_a_failed_completion_is_retried() {
+    let h = harness().await;
+    h.c.init_producer_id("t", 60_000, None).await.unwrap();
+    h.c.add_partitions("t", 1000, 0, vec![tp("a", 0)])
+        .await
+        .unwrap();
+    h.markers
+        .set_outcome(tp("a", 0), Some(MarkerOutcome::Retry("moving".into())));
+    h.c.end_txn("t", 1000, 0, true).await.unwrap();
+    eventually("a marker round", || !h.markers.requests().is_empty()).await;
+    // The markers get through but CompleteCommit cannot be written: retried until it can.
+    h.log.fail.store(true, Ordering::SeqCst);
+    h.markers.set_outcome(tp("a", 0), None);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let md = h.c.state_of("t").unwrap();
+    assert_eq!((md.state, md.pending), (TxnState::PrepareCommit, None));
+    h.log.fail.store(false, Ordering::SeqCst);
+    eventually("CompleteCommit", || {
+        state(&h, "t") == Some(TxnState::CompleteCommit)
+    })
+    .await;
+
+    // A partition answering that a newer coordinator owns it stops this coordinator's rounds.
+    h.c.add_partitions("t", 1000, 0, vec![tp("b", 0)])
+        .await
+        .unwrap();
+    h.markers
+        .set_outcome(tp("b", 0), Some(MarkerOutcome::Fenced));
+    let before = h.markers.requests().len();
+    h.c.end_txn("t", 1000, 0, false).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        h.markers.requests().len(),
+        before + 1,
+        "one round, then none"
+    );
+    assert_eq!(state(&h, "t"), Some(TxnState::PrepareAbort));
+}
