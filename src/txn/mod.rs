@@ -3,7 +3,8 @@
 //! coordinator's decisions on it (`plan.rs`), the client operations (`ops.rs`), what the admin APIs read (`admin.rs`), the
 //! APIs' answers (`api.rs`), its durable log on
 //! `__transaction_state` in Kafka's record formats (`records.rs`, `topic.rs`, written as `write.rs`
-//! says), the markers that complete a decided transaction (`markers.rs`), load/unload following the
+//! says), the markers that complete a decided transaction (`markers.rs`; routed to local logs and
+//! other leaders by `marker_channel.rs`, WriteTxnMarkers in `marker_client.rs`), load/unload following the
 //! leadership of the log's partitions (`loading.rs`), and the timeout/expiry scans (`timers.rs`).
 //! It reaches the broker only through the narrow ports of `ports.rs`.
 
@@ -12,6 +13,8 @@ pub mod api;
 mod coordinator;
 mod error;
 mod loading;
+pub mod marker_channel;
+pub mod marker_client;
 mod markers;
 mod ops;
 pub mod plan;
@@ -29,11 +32,14 @@ mod tests_api;
 #[cfg(test)]
 mod tests_broker;
 #[cfg(test)]
+mod tests_markers;
+#[cfg(test)]
 mod tests_plan;
 
 pub use admin::{TxnList, TxnListing};
 pub use coordinator::{TransactionCoordinator, TxnConfig, TxnHandles};
 pub use error::{TxnApi, TxnError};
+pub use marker_channel::{BrokerMarkerWriter, LocalMarkerAppender};
 pub use markers::RecordingMarkerWriter;
 pub use ports::{
     BrokerProducerIds, MarkerOutcome, MarkerRequest, MarkerWriter, ProducerIdSource, TxnLog,
