@@ -507,6 +507,27 @@ mod tests {
             d.transaction_state_log_min_isr
         );
         assert_eq!(cfg.min_insync_replicas, d.min_insync_replicas);
+        assert_eq!(
+            cfg.transaction_state_log_num_partitions,
+            d.transaction_state_log_num_partitions
+        );
+        assert_eq!(
+            cfg.transaction_state_log_segment_bytes,
+            d.transaction_state_log_segment_bytes
+        );
+        assert_eq!(cfg.transaction_max_timeout_ms, d.transaction_max_timeout_ms);
+        assert_eq!(
+            cfg.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            d.transaction_abort_timed_out_transaction_cleanup_interval_ms
+        );
+        assert_eq!(
+            cfg.transactional_id_expiration_ms,
+            d.transactional_id_expiration_ms
+        );
+        assert_eq!(
+            cfg.transaction_remove_expired_transaction_cleanup_interval_ms,
+            d.transaction_remove_expired_transaction_cleanup_interval_ms
+        );
         assert_eq!(cfg.replica_lag_time_max_ms, d.replica_lag_time_max_ms);
         assert_eq!(
             cfg.unclean_leader_election_enable,
