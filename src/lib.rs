@@ -8,3 +8,4 @@ pub mod group;
 pub mod handlers;
 pub mod log;
 pub mod server;
+pub mod txn;

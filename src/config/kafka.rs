@@ -121,6 +121,12 @@ const USED: &[&str] = &[
     "offsets.topic.replication.factor",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
+    "transaction.state.log.num.partitions",
+    "transaction.state.log.segment.bytes",
+    "transaction.max.timeout.ms",
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+    "transactional.id.expiration.ms",
+    "transaction.remove.expired.transaction.cleanup.interval.ms",
     "min.insync.replicas",
     "default.replication.factor",
     "replica.lag.time.max.ms",
@@ -374,6 +380,36 @@ fn apply_settings(
     set!(
         c.transaction_state_log_min_isr,
         v.int("transaction.state.log.min.isr", 1)?
+    );
+    set!(
+        c.transaction_state_log_num_partitions,
+        v.int("transaction.state.log.num.partitions", 1)?
+    );
+    set!(
+        c.transaction_state_log_segment_bytes,
+        v.int("transaction.state.log.segment.bytes", 1)?
+    );
+    set!(
+        c.transaction_max_timeout_ms,
+        v.int("transaction.max.timeout.ms", 1)?
+    );
+    set!(
+        c.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+        v.int(
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            1
+        )?
+    );
+    set!(
+        c.transactional_id_expiration_ms,
+        v.int("transactional.id.expiration.ms", 1)?
+    );
+    set!(
+        c.transaction_remove_expired_transaction_cleanup_interval_ms,
+        v.int(
+            "transaction.remove.expired.transaction.cleanup.interval.ms",
+            1
+        )?
     );
     set!(c.min_insync_replicas, v.int("min.insync.replicas", 1)?);
     set!(

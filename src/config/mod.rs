@@ -77,6 +77,19 @@ pub struct Config {
     pub transaction_state_log_replication_factor: i16,
     /// `transaction.state.log.min.isr` (1, as the shipped file; code default 2)
     pub transaction_state_log_min_isr: i32,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state` (fixed once it exists).
+    pub transaction_state_log_num_partitions: i32,
+    /// `transaction.state.log.segment.bytes`: segment size of `__transaction_state`.
+    pub transaction_state_log_segment_bytes: u64,
+    /// `transaction.max.timeout.ms`: the largest `transaction.timeout.ms` a producer may ask for.
+    pub transaction_max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often transactions open
+    /// longer than their timeout are looked for and aborted.
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// `transactional.id.expiration.ms`: a transactional id idle for this long is forgotten.
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often idle ids are expired.
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
     /// `min.insync.replicas`: the broker-wide default of the topic config.
     pub min_insync_replicas: i32,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
@@ -185,6 +198,12 @@ impl Default for Config {
             offsets_topic_replication_factor: 1,
             transaction_state_log_replication_factor: 1,
             transaction_state_log_min_isr: 1,
+            transaction_state_log_num_partitions: 50,
+            transaction_state_log_segment_bytes: 104_857_600,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transactional_id_expiration_ms: 604_800_000,
+            transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
             min_insync_replicas: 1,
             replica_lag_time_max_ms: 30_000,
             unclean_leader_election_enable: false,
@@ -379,6 +398,33 @@ impl Config {
                 "transaction.state.log.min.isr",
                 self.transaction_state_log_min_isr.into(),
             ),
+            (
+                "transaction.state.log.num.partitions",
+                self.transaction_state_log_num_partitions.into(),
+            ),
+            (
+                "transaction.state.log.segment.bytes",
+                self.transaction_state_log_segment_bytes
+                    .min(i64::MAX as u64) as i64,
+            ),
+            (
+                "transaction.max.timeout.ms",
+                self.transaction_max_timeout_ms.into(),
+            ),
+            (
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                self.transaction_abort_timed_out_transaction_cleanup_interval_ms
+                    .min(i64::MAX as u64) as i64,
+            ),
+            (
+                "transactional.id.expiration.ms",
+                self.transactional_id_expiration_ms,
+            ),
+            (
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                self.transaction_remove_expired_transaction_cleanup_interval_ms
+                    .min(i64::MAX as u64) as i64,
+            ),
             ("min.insync.replicas", self.min_insync_replicas.into()),
             (
                 "offsets.commit.timeout.ms",
@@ -461,6 +507,27 @@ mod tests {
             d.transaction_state_log_min_isr
         );
         assert_eq!(cfg.min_insync_replicas, d.min_insync_replicas);
+        assert_eq!(
+            cfg.transaction_state_log_num_partitions,
+            d.transaction_state_log_num_partitions
+        );
+        assert_eq!(
+            cfg.transaction_state_log_segment_bytes,
+            d.transaction_state_log_segment_bytes
+        );
+        assert_eq!(cfg.transaction_max_timeout_ms, d.transaction_max_timeout_ms);
+        assert_eq!(
+            cfg.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            d.transaction_abort_timed_out_transaction_cleanup_interval_ms
+        );
+        assert_eq!(
+            cfg.transactional_id_expiration_ms,
+            d.transactional_id_expiration_ms
+        );
+        assert_eq!(
+            cfg.transaction_remove_expired_transaction_cleanup_interval_ms,
+            d.transaction_remove_expired_transaction_cleanup_interval_ms
+        );
         assert_eq!(cfg.replica_lag_time_max_ms, d.replica_lag_time_max_ms);
         assert_eq!(
             cfg.unclean_leader_election_enable,

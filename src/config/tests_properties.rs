@@ -100,6 +100,9 @@ fn cluster_keys_map_to_fields() {
         "{COMBINED}broker.rack=r1\nbroker.session.timeout.ms=3000\nbroker.heartbeat.interval.ms=500\n\
          offsets.topic.replication.factor=3\ntransaction.state.log.replication.factor=3\n\
          transaction.state.log.min.isr=2\nmin.insync.replicas=2\ndefault.replication.factor=3\n\
+         transaction.state.log.num.partitions=7\ntransaction.max.timeout.ms=60000\n\
+         transactional.id.expiration.ms=1000\n\
+         transaction.abort.timed.out.transaction.cleanup.interval.ms=500\n\
          replica.lag.time.max.ms=3000\nunclean.leader.election.enable=TRUE\n\
          cluster.id=MkU3OEVBNTcwNTJENDM2Qg\nadvertised.listeners=PLAINTEXT://node1.example:9092\n"
     );
@@ -115,6 +118,13 @@ fn cluster_keys_map_to_fields() {
     assert_eq!(c.offsets_topic_replication_factor, 3);
     assert_eq!(c.transaction_state_log_replication_factor, 3);
     assert_eq!(c.transaction_state_log_min_isr, 2);
+    assert_eq!(c.transaction_state_log_num_partitions, 7);
+    assert_eq!(c.transaction_max_timeout_ms, 60_000);
+    assert_eq!(c.transactional_id_expiration_ms, 1000);
+    assert_eq!(
+        c.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+        500
+    );
     assert_eq!(c.min_insync_replicas, 2);
     assert_eq!(c.default_replication_factor, 3);
     assert_eq!(c.replica_lag_time_max_ms, 3000);
