@@ -17,6 +17,7 @@ pub mod offsets;
 pub mod records;
 mod store;
 mod timers;
+mod txn_offsets;
 
 #[cfg(test)]
 mod tests;
