@@ -162,6 +162,33 @@ fn produce(
     }
 }
 
+/// DescribeProducers of `topic`-`p`: (producer id, epoch, last sequence, open transaction's first
+/// offset) of each.
+fn producers(c: &mut Client, topic: &str, p: i32) -> Vec<(i64, i32, i32, i64)> {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(name(topic))
+        .with_partition_indexes(vec![p])]);
+    match c.request(ApiKey::DescribeProducers, 0, req) {
+        Some(ResponseKind::DescribeProducers(r)) => {
+            let part = &r.topics[0].partitions[0];
+            assert_eq!(part.error_code, NONE);
+            part.active_producers
+                .iter()
+                .map(|s| {
+                    (
+                        s.producer_id.0,
+                        s.producer_epoch,
+                        s.last_sequence,
+                        s.current_txn_start_offset,
+                    )
+                })
+                .collect()
+        }
+        other => panic!("DescribeProducers: {other:?}"),
+    }
+}
+
 /// (last stable offset, high watermark) of `topic`-`p`, by ListOffsets with each isolation level.
 fn lso_and_hw(c: &mut Client, topic: &str, p: i32) -> (i64, i64) {
     let mut at = |isolation: i8| {
@@ -238,6 +265,11 @@ fn a_transactional_batch_opens_a_transaction_only_in_a_partition_added_to_it() {
         r.error_message
     );
     assert_eq!(lso_and_hw(&mut c, "txv", 0), (0, 2));
+    assert_eq!(
+        producers(&mut c, "txv", 0),
+        vec![(pid, i32::from(epoch), 1, 0)],
+        "the open transaction's producer, as kafka-transactions.sh find-hanging reads it"
+    );
     // The partition not added stays refused while the transaction is open.
     let r = produce(
         &mut c,

@@ -37,6 +37,7 @@ APIS = [
     (24, "AddPartitionsToTxn", "add_partitions_to_txn"),
     (25, "AddOffsetsToTxn", "add_offsets_to_txn"), (26, "EndTxn", "end_txn"),
     (27, "WriteTxnMarkers", "write_txn_markers"), (28, "TxnOffsetCommit", "txn_offset_commit"),
+    (61, "DescribeProducers", "describe_producers"),
     (65, "DescribeTransactions", "describe_transactions"),
     (66, "ListTransactions", "list_transactions"),
 ]

@@ -16,6 +16,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
@@ -155,6 +156,7 @@ pub static APIS: &[Api] = &[
     api!(CreatePartitions, create_partitions),
     api!(DescribeCluster, describe_cluster),
     api!(DescribeLogDirs, describe_log_dirs),
+    api!(DescribeProducers, describe_producers),
     api!(DescribeTransactions, describe_transactions),
     api!(ListTransactions, list_transactions),
     api!(DescribeAcls, describe_acls),

@@ -155,6 +155,11 @@ impl ProducerStateManager {
         self.producers.len()
     }
 
+    /// Every producer id known here, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
     /// The least first offset of the open transactions (Kafka's `firstUnstableOffset` before the
     /// high watermark is taken into account).
     pub fn first_unstable_offset(&self) -> Option<i64> {

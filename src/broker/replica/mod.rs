@@ -14,6 +14,7 @@ mod isr_tests;
 mod markers;
 mod offsets;
 mod peer;
+mod producers;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -29,6 +30,7 @@ pub use error::{CurrentLeader, ReplicaError};
 pub use fetch::{FetchParams, FetchPartition, FetchTopic, FetchedPartition, Isolation};
 pub use markers::TxnMarker;
 pub use offsets::OffsetFound;
+pub use producers::ActiveProducer;
 pub use verify::{TxnProduce, TxnVerifier, VerifyFuture};
 
 use super::disk::DiskSpace;
