@@ -15,7 +15,8 @@ use super::isr::IsrTracker;
 use super::replica::ReplicaError;
 use crate::cluster::{IsrChange, PartitionInfo};
 use crate::log::{
-    AppendInfo, BatchHeader, CleanStats, FetchSlice, FileSync, FlushPolicy, LogError, PartitionLog,
+    AppendInfo, AppendOrigin, BatchHeader, CleanStats, FetchSlice, FileSync, FlushPolicy, LogError,
+    PartitionLog,
 };
 
 /// What this broker is for a partition (Kafka's `Partition.isLeader` / `leaderReplicaIdOpt`).
@@ -261,6 +262,29 @@ impl Partition {
         now_ms: i64,
         acks_all: bool,
     ) -> Result<(AppendInfo, i32), ReplicaError> {
+        self.append_as_leader_from(records, headers, now_ms, acks_all, AppendOrigin::Client)
+    }
+
+    /// [`Self::append_as_leader_with_acks`] with acks=all of batches a coordinator writes for a
+    /// producer (the group coordinator's transactional offset commits): their producer epoch is
+    /// checked, not their sequence (Kafka's `AppendOrigin.COORDINATOR`).
+    pub fn append_as_coordinator(
+        &self,
+        records: BytesMut,
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<(AppendInfo, i32), ReplicaError> {
+        self.append_as_leader_from(records, headers, now_ms, true, AppendOrigin::Coordinator)
+    }
+
+    fn append_as_leader_from(
+        &self,
+        records: BytesMut,
+        headers: &[BatchHeader],
+        now_ms: i64,
+        acks_all: bool,
+        origin: AppendOrigin,
+    ) -> Result<(AppendInfo, i32), ReplicaError> {
         let state = self.read_state();
         if state.role != Role::Leader {
             return Err(ReplicaError::NotLeaderOrFollower);
@@ -275,9 +299,9 @@ impl Partition {
         }
         let epoch = state.leader_epoch;
         let result = if log.config().flush == FlushPolicy::Always {
-            tokio::task::block_in_place(|| log.append(records, headers, epoch, now_ms))
+            tokio::task::block_in_place(|| log.append_from(records, headers, epoch, now_ms, origin))
         } else {
-            log.append(records, headers, epoch, now_ms)
+            log.append_from(records, headers, epoch, now_ms, origin)
         };
         self.note_storage(&result);
         let info = result?;

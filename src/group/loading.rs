@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::coordinator::GroupCoordinator;
 use super::error::GroupError;
-use super::group::{Committed, Group, GroupState, JoinOutcome, Member, SyncOutcome};
+use super::group::{Group, GroupState, JoinOutcome, Member, SyncOutcome};
 use super::offsets;
 use super::records::partition_for;
 use crate::broker::coordinator_shards::{coordinator_endpoint, ShardChange, ShardStatus};
@@ -120,6 +120,7 @@ impl GroupCoordinator {
     /// answered NOT_COORDINATOR, as Kafka's `onGroupUnloaded` does.
     fn unload(&self, partition: i32, count: i32) {
         let mut groups = self.lock();
+        self.forget_deferred_markers(partition);
         let count = if count > 0 {
             count
         } else {
@@ -163,15 +164,13 @@ impl GroupCoordinator {
         let loaded = replayed.len();
         let mut expiries = Vec::new();
         for (id, r) in replayed {
-            if r.group.is_none() && r.offsets.is_empty() {
+            if r.group.is_none() && r.offsets.is_empty() && r.pending.is_empty() {
                 continue;
             }
             let mut g = Group::new(&id, now);
-            g.offsets = r
-                .offsets
-                .into_iter()
-                .map(|(k, v)| (k, Committed::from(v)))
-                .collect();
+            g.offsets = r.offsets;
+            g.pending_txn = r.pending;
+            g.next_order = r.next_order;
             if let Some(v) = r.group {
                 g.generation = v.generation;
                 g.protocol_type = Some(v.protocol_type.clone()).filter(|t| !t.is_empty());
@@ -215,6 +214,7 @@ impl GroupCoordinator {
             }
             groups.insert(id, g);
         }
+        self.apply_deferred_markers(&mut groups, partition);
         info!(partition, epoch, groups = loaded, "consumer groups loaded");
         drop(groups);
         for (g, m, uid, session) in expiries {

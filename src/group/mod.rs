@@ -28,7 +28,8 @@ pub use error::{code_of, GroupError};
 pub use group::{Committed, GroupState, JoinOutcome, SyncOutcome};
 pub use join::JoinRequest;
 pub use membership::SyncRequest;
-pub use offset_ops::{CommitPartition, FetchedOffsets, PartitionResults};
+pub use offset_ops::{CommitPartition, FetchedOffsets, PartitionResults, StableOffsets};
+pub use txn_offsets::TxnCommit;
 
 use crate::broker::topics::TopicError;
 

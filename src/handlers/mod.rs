@@ -32,6 +32,7 @@ pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod txn_offset_commit;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -136,6 +137,7 @@ pub static APIS: &[Api] = &[
     api!(DeleteTopics, delete_topics),
     api!(DeleteGroups, delete_groups),
     api!(OffsetDelete, offset_delete),
+    api!(TxnOffsetCommit, txn_offset_commit),
     api!(InitProducerId, init_producer_id, init_producer_id::decode),
     api!(DescribeConfigs, describe_configs),
     api!(DeleteRecords, delete_records),

@@ -302,6 +302,32 @@ impl ProducerStateManager {
         Ok(AppendCheck::Append)
     }
 
+    /// Checks the batches a coordinator writes for a producer (Kafka's `AppendOrigin.COORDINATOR`:
+    /// the group coordinator's transactional offset commits): only the epoch is checked, an older
+    /// one than the producer's is INVALID_PRODUCER_EPOCH; sequences are not (the coordinator writes
+    /// every batch at sequence 0, as Kafka's does), so nothing is ever taken for a retry.
+    pub fn check_coordinator(&self, headers: &[BatchHeader]) -> Result<AppendCheck, ProducerError> {
+        let Some(first) = headers.iter().find(|h| h.producer_id >= 0) else {
+            return Ok(AppendCheck::NotIdempotent);
+        };
+        let (pid, epoch) = (first.producer_id, first.producer_epoch);
+        if headers
+            .iter()
+            .any(|h| h.producer_id != pid || h.producer_epoch != epoch)
+        {
+            return Err(ProducerError::InvalidRecord(format!(
+                "coordinator batches of one append carry different producers than {pid}/{epoch}"
+            )));
+        }
+        match self.producers.get(&pid) {
+            Some(e) if epoch < e.epoch => Err(ProducerError::InvalidProducerEpoch(format!(
+                "epoch of producer {pid} is {epoch}, older than the last seen epoch {}",
+                e.epoch
+            ))),
+            _ => Ok(AppendCheck::Append),
+        }
+    }
+
     /// Records an appended (or, on rebuild, a read) batch of `producer_id`. A new epoch forgets older batches.
     pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMetadata) {
         let entry = self
