@@ -21,6 +21,8 @@ mod txn_offsets;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_txn;
 
 pub use admin::{GroupDescription, GroupListing, MemberDescription};
 pub use coordinator::{CoordinatorHandles, GroupConfig, GroupCoordinator};
