@@ -330,7 +330,12 @@ impl InternalTopic {
         producer_id: i64,
         producer_epoch: i16,
     ) -> Result<PendingAppend, InternalTopicError> {
-        self.append_batch(partition, records, now_ms, Some((producer_id, producer_epoch)))
+        self.append_batch(
+            partition,
+            records,
+            now_ms,
+            Some((producer_id, producer_epoch)),
+        )
     }
 
     fn append_batch(

@@ -192,7 +192,12 @@ impl GroupCoordinator {
         Ok(self
             .fetch_offsets_stable(group_id, topics, false)?
             .into_iter()
-            .map(|(t, ps)| (t, ps.into_iter().map(|(p, c)| (p, c.ok().flatten())).collect()))
+            .map(|(t, ps)| {
+                (
+                    t,
+                    ps.into_iter().map(|(p, c)| (p, c.ok().flatten())).collect(),
+                )
+            })
             .collect())
     }
 
@@ -228,8 +233,7 @@ impl GroupCoordinator {
                 })
                 .collect(),
             None => {
-                let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> =
-                    Default::default();
+                let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
                 if let Some(g) = g {
                     for (t, p) in g.offsets.keys() {
                         if g.committed(&(t.clone(), *p)).is_some() {

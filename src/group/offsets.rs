@@ -115,7 +115,13 @@ struct Replay {
 
 impl Replay {
     /// One data record at `offset`; `producer` for a transactional batch's.
-    fn apply(&mut self, offset: i64, producer: Option<i64>, key: Option<Bytes>, value: Option<Bytes>) {
+    fn apply(
+        &mut self,
+        offset: i64,
+        producer: Option<i64>,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+    ) {
         let Some(key) = key else { return };
         let key = match RecordKey::decode(key) {
             Ok(Some(k)) => k,

@@ -74,7 +74,11 @@ async fn committed_transactions_make_their_offsets_visible_aborted_ones_do_not()
 
     txn_commit(&b, txn("g", 8, 0, 0, 20)).await.unwrap();
     assert_eq!(stable(&b, "g", 0), Err(GroupError::UnstableOffsetCommit));
-    assert_eq!(committed(&b, "g", 0), Some(10), "non-stable fetches: last committed");
+    assert_eq!(
+        committed(&b, "g", 0),
+        Some(10),
+        "non-stable fetches: last committed"
+    );
     marker(&b, "g", 8, 0, false);
     assert_eq!(stable(&b, "g", 0), Ok(Some(10)), "aborted offsets are gone");
     b.shutdown().await;
@@ -125,7 +129,11 @@ async fn pending_offsets_and_markers_are_replayed_after_a_restart() {
 
     let b = broker(dir.path()).await;
     assert_eq!(committed(&b, "g", 0), Some(11), "committed by its marker");
-    assert_eq!(committed(&b, "g", 1), Some(1), "aborted: the earlier commit stays");
+    assert_eq!(
+        committed(&b, "g", 1),
+        Some(1),
+        "aborted: the earlier commit stays"
+    );
     assert_eq!(stable(&b, "g", 0), Err(GroupError::UnstableOffsetCommit));
     assert_eq!(stable(&b, "g", 1), Ok(Some(1)));
     assert_eq!(
@@ -164,7 +172,11 @@ async fn an_older_producer_epoch_is_fenced() {
     // sequence to be checked, so a second commit is not mistaken for a retry).
     txn_commit(&b, txn("g", 7, 1, 1, 11)).await.unwrap();
     marker(&b, "g", 7, 1, true);
-    assert_eq!(committed(&b, "g", 0), Some(10), "the fenced offset never counted");
+    assert_eq!(
+        committed(&b, "g", 0),
+        Some(10),
+        "the fenced offset never counted"
+    );
     assert_eq!(committed(&b, "g", 1), Some(11));
     txn_commit(&b, txn("g", 7, 2, 0, 12)).await.unwrap();
     marker(&b, "g", 7, 2, true);

@@ -115,7 +115,12 @@ impl GroupCoordinator {
         let g = groups
             .get_mut(group_id)
             .ok_or(GroupError::CoordinatorNotAvailable)?;
-        validate(g, req.generation, &req.member_id, req.instance_id.as_deref())?;
+        validate(
+            g,
+            req.generation,
+            &req.member_id,
+            req.instance_id.as_deref(),
+        )?;
         let mut results: PartitionResults = Vec::with_capacity(topics.len());
         let mut records = Vec::new();
         let mut accepted = Vec::new();

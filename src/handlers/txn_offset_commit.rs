@@ -74,7 +74,9 @@ pub async fn handle(ctx: RequestContext, req: TxnOffsetCommitRequest) -> Handler
         })
         .collect();
     Ok(Some(
-        TxnOffsetCommitResponse::default().with_topics(topics).into(),
+        TxnOffsetCommitResponse::default()
+            .with_topics(topics)
+            .into(),
     ))
 }
 
