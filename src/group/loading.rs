@@ -83,7 +83,7 @@ impl GroupCoordinator {
             .any(|p| matches!(self.shards.status(p), ShardStatus::Loading { .. }))
     }
 
-    fn spawn_load(&self, partition: i32, epoch: i32) {
+    pub(super) fn spawn_load(&self, partition: i32, epoch: i32) {
         let weak = self.me.clone();
         self.spawner.spawn(async move {
             loop {

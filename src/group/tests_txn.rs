@@ -329,3 +329,42 @@ async fn expiry_and_deletion_respect_pending_offsets() {
     assert_eq!(stable(&b, "d", 1), Ok(None));
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markers_arriving_while_the_partition_loads_are_applied_once_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path()).await;
+    create_topic(&b, "t").await;
+    txn_commit(&b, txn("g", 7, 0, 0, 10)).await.unwrap();
+    txn_commit(&b, txn("g", 8, 0, 1, 20)).await.unwrap();
+    // The offsets partition of "g" is taken up again at a new leader epoch: loading from now on.
+    let partition = partition_for("g", b.group.offsets.partition_count());
+    let mut image = (*b.group.image()).clone();
+    let info = image.topics.get_mut(OFFSETS_TOPIC).unwrap();
+    let p = info
+        .partitions
+        .iter_mut()
+        .find(|p| p.partition == partition)
+        .unwrap();
+    p.leader_epoch += 100;
+    let epoch = p.leader_epoch;
+    b.group.shards.on_metadata(&image);
+    assert_eq!(
+        b.group.shards.status(partition),
+        crate::broker::coordinator_shards::ShardStatus::Loading { epoch }
+    );
+    // Producer 7's marker is in the log before the load reads it; producer 8's is not (the load
+    // read the log before it arrived): both count once the groups are installed.
+    marker(&b, "g", 7, 0, true);
+    b.group.on_txn_marker(partition, 8, true);
+    assert!(
+        b.group.lock()["g"].pending_txn.contains_key(&7),
+        "not applied while loading"
+    );
+    b.group.spawn_load(partition, epoch);
+    b.group.wait_loaded().await;
+    assert_eq!(stable(&b, "g", 0), Ok(Some(10)));
+    assert_eq!(stable(&b, "g", 1), Ok(Some(20)));
+    assert!(b.group.deferred_markers.lock().unwrap().is_empty());
+    b.shutdown().await;
+}
