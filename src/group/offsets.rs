@@ -144,6 +144,7 @@ impl Replay {
                         for p in entry.pending.values_mut() {
                             p.remove(&k);
                         }
+                        entry.pending.retain(|_, p| !p.is_empty());
                     }
                     Some(Ok(v)) => {
                         let c = Committed {

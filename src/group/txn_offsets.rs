@@ -162,15 +162,19 @@ impl GroupCoordinator {
             .map_err(|e| stored_error(group_id, e))?;
         // Pending from now on (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT), as
         // Kafka's coordinator replays its own write at once; undone if the write fails.
-        let held = g.pending_txn.entry(pid).or_default();
-        let applied: Vec<Applied> = accepted
-            .into_iter()
-            .map(|(key, ours)| Applied {
-                before: held.insert(key.clone(), ours.clone()),
-                key,
-                ours,
-            })
-            .collect();
+        let applied: Vec<Applied> = if accepted.is_empty() {
+            Vec::new()
+        } else {
+            let held = g.pending_txn.entry(pid).or_default();
+            accepted
+                .into_iter()
+                .map(|(key, ours)| Applied {
+                    before: held.insert(key.clone(), ours.clone()),
+                    key,
+                    ours,
+                })
+                .collect()
+        };
         let group = group_id.to_string();
         let stored = async move {
             pending.wait_txn().await.map_err(|e| match e {
