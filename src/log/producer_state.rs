@@ -856,4 +856,34 @@ mod tests {
         s.truncate_to(1);
         assert!(s.is_empty());
     }
+
+    #[test]
+    fn coordinator_batches_are_checked_for_their_epoch_only() {
+        let mut s = ProducerStateManager::new();
+        let at = |offset: i64, epoch: i16| BatchHeader {
+            base_offset: offset,
+            ..header(9, epoch, 0, 2)
+        };
+        // Every coordinator batch starts at sequence 0: never a retry, never out of order.
+        for (i, epoch) in [1, 1, 2].into_iter().enumerate() {
+            assert_eq!(
+                s.check_coordinator(&[at(0, epoch)]).unwrap(),
+                AppendCheck::Append
+            );
+            s.record_header(&at(i as i64 * 2, epoch));
+        }
+        // A client's check would have taken the repeated sequence 0 for a retry.
+        assert!(matches!(
+            s.check(&[at(0, 2)]),
+            Ok(AppendCheck::Duplicate(_))
+        ));
+        assert!(matches!(
+            s.check_coordinator(&[at(0, 1)]),
+            Err(ProducerError::InvalidProducerEpoch(_))
+        ));
+        assert_eq!(
+            s.check_coordinator(&[header(-1, -1, -1, 1)]).unwrap(),
+            AppendCheck::NotIdempotent
+        );
+    }
 }
