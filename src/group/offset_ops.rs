@@ -326,7 +326,9 @@ impl GroupCoordinator {
             })
             .collect();
         let pending = self.append(group_id, tombstones, self.now_ms())?;
-        let pending_before = g.pending_txn.clone();
+        // Pending transactional offsets of these partitions go too, and stay gone should the
+        // tombstones fail: put back, one whose marker came meanwhile would be pending for good
+        // (the log still has them, and the next load brings them back).
         for k in &keys {
             g.drop_pending_txn(k);
         }
@@ -341,14 +343,6 @@ impl GroupCoordinator {
                 if let Some(g) = groups.get_mut(&group) {
                     for (k, c) in removed {
                         g.offsets.entry(k).or_insert(c);
-                    }
-                    // Transactions that have ended since keep their outcome.
-                    for (pid, held) in pending_before {
-                        if let Some(now) = g.pending_txn.get_mut(&pid) {
-                            for (k, c) in held {
-                                now.entry(k).or_insert(c);
-                            }
-                        }
                     }
                 }
             }
