@@ -368,3 +368,35 @@ async fn markers_arriving_while_the_partition_loads_are_applied_once_loaded() {
     assert!(b.group.deferred_markers.lock().unwrap().is_empty());
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_delete_and_topic_deletion_take_pending_offsets_with_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path()).await;
+    create_topic(&b, "t").await;
+    // OffsetDelete of a partition only a transaction holds an offset of.
+    txn_commit(&b, txn("g", 7, 0, 0, 10)).await.unwrap();
+    let results = b
+        .group
+        .delete_offsets("g", vec![("t".into(), vec![0])])
+        .await
+        .unwrap();
+    assert_eq!(results[0].1[0].1, Ok(()));
+    assert_eq!(stable(&b, "g", 0), Ok(None));
+    marker(&b, "g", 7, 0, true);
+    assert_eq!(committed(&b, "g", 0), None, "nothing left to commit");
+    // A deleted topic takes pending offsets of every group with it.
+    txn_commit(&b, txn("h", 8, 0, 1, 20)).await.unwrap();
+    b.group.on_topic_deleted("t").await;
+    assert_eq!(stable(&b, "h", 1), Ok(None));
+    b.shutdown().await;
+    drop(b);
+
+    // The tombstones are replayed after the pending records: the markers find nothing.
+    let b = broker(dir.path()).await;
+    assert_eq!(stable(&b, "g", 0), Ok(None));
+    assert_eq!(stable(&b, "h", 1), Ok(None));
+    marker(&b, "h", 8, 0, true);
+    assert_eq!(committed(&b, "h", 1), None);
+    b.shutdown().await;
+}
