@@ -71,9 +71,9 @@ pub struct GroupCoordinator {
     /// The offsets partitions led here, whose groups are in `groups`.
     pub(super) shards: CoordinatorShards,
     pub(super) groups: Mutex<HashMap<String, Group>>,
-    /// Transaction markers (offsets partition, producer id, commit) committed on a partition
-    /// still loading: applied when its groups are installed (`txn_offsets.rs`).
-    pub(super) deferred_markers: Mutex<Vec<(i32, i64, bool)>>,
+    /// Which groups transactions hold offsets of, and markers waiting for a load
+    /// (`txn_offsets.rs`); taken under `groups`' lock only.
+    pub(super) txn: Mutex<super::txn_offsets::TxnBook>,
     next_uid: AtomicU64,
 }
 
@@ -94,7 +94,7 @@ impl GroupCoordinator {
             clock: handles.clock,
             spawner: handles.spawner,
             groups: Mutex::new(HashMap::new()),
-            deferred_markers: Mutex::new(Vec::new()),
+            txn: Mutex::default(),
             next_uid: AtomicU64::new(1),
         })
     }

@@ -120,7 +120,6 @@ impl GroupCoordinator {
     /// answered NOT_COORDINATOR, as Kafka's `onGroupUnloaded` does.
     fn unload(&self, partition: i32, count: i32) {
         let mut groups = self.lock();
-        self.forget_deferred_markers(partition);
         let count = if count > 0 {
             count
         } else {
@@ -131,6 +130,7 @@ impl GroupCoordinator {
             .filter(|id| partition_for(id, count) == partition)
             .cloned()
             .collect();
+        self.forget_txns_of(partition, &gone);
         for id in &gone {
             let Some(mut g) = groups.remove(id) else {
                 continue;
@@ -169,6 +169,9 @@ impl GroupCoordinator {
             }
             let mut g = Group::new(&id, now);
             g.offsets = r.offsets;
+            for producer_id in r.pending.keys() {
+                self.note_open_txn(*producer_id, &id);
+            }
             g.pending_txn = r.pending;
             g.next_order = r.next_order;
             if let Some(v) = r.group {

@@ -365,7 +365,7 @@ async fn markers_arriving_while_the_partition_loads_are_applied_once_loaded() {
     b.group.wait_loaded().await;
     assert_eq!(stable(&b, "g", 0), Ok(Some(10)));
     assert_eq!(stable(&b, "g", 1), Ok(Some(20)));
-    assert!(b.group.deferred_markers.lock().unwrap().is_empty());
+    assert!(b.group.book().deferred.is_empty());
     b.shutdown().await;
 }
 

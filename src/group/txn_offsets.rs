@@ -5,8 +5,11 @@
 //! transactional batch of the producer, whose epoch the log checks; a committed transaction's
 //! offset replaces a committed offset only if its record was written after it.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::MutexGuard;
+
 use tokio::sync::oneshot;
-use tracing::{debug, info};
+use tracing::debug;
 
 use super::coordinator::GroupCoordinator;
 use super::error::GroupError;
@@ -28,6 +31,17 @@ pub struct TxnCommit {
     pub member_id: String,
     pub instance_id: Option<String>,
     pub topics: Vec<(String, Vec<CommitPartition>)>,
+}
+
+/// What the coordinator keeps about transactions beside the groups, so that a marker does not
+/// visit every group. Taken under the groups' lock only.
+#[derive(Default)]
+pub(super) struct TxnBook {
+    /// Producer id -> the groups it wrote pending offsets of (an entry may be stale: a group's own
+    /// `pending_txn` decides).
+    open: HashMap<i64, HashSet<String>>,
+    /// Markers (offsets partition, producer id, commit) committed on a partition still loading.
+    pub(super) deferred: Vec<(i32, i64, bool)>,
 }
 
 /// A pending offset a commit put in memory, and what it replaced.
@@ -165,6 +179,7 @@ impl GroupCoordinator {
         let applied: Vec<Applied> = if accepted.is_empty() {
             Vec::new()
         } else {
+            self.note_open_txn(pid, group_id);
             let held = g.pending_txn.entry(pid).or_default();
             accepted
                 .into_iter()
@@ -209,11 +224,11 @@ impl GroupCoordinator {
             ShardStatus::Active { .. } => {
                 self.apply_marker(&mut groups, offsets_partition, producer_id, commit)
             }
-            ShardStatus::Loading { .. } => self
-                .deferred_markers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push((offsets_partition, producer_id, commit)),
+            ShardStatus::Loading { .. } => {
+                self.book()
+                    .deferred
+                    .push((offsets_partition, producer_id, commit))
+            }
             // Its new leader replays the marker from the log.
             ShardStatus::NotLeader => debug!(
                 partition = offsets_partition,
@@ -222,19 +237,49 @@ impl GroupCoordinator {
         }
     }
 
+    pub(super) fn book(&self) -> MutexGuard<'_, TxnBook> {
+        self.txn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `producer_id` holds (or may hold) pending offsets of `group`. Call it under the groups' lock.
+    pub(super) fn note_open_txn(&self, producer_id: i64, group: &str) {
+        self.book()
+            .open
+            .entry(producer_id)
+            .or_default()
+            .insert(group.to_string());
+    }
+
     fn apply_marker(
         &self,
-        groups: &mut std::collections::HashMap<String, Group>,
+        groups: &mut HashMap<String, Group>,
         partition: i32,
         producer_id: i64,
         commit: bool,
     ) {
         let count = self.offsets.partition_count();
-        for g in groups.values_mut() {
-            if !g.pending_txn.contains_key(&producer_id) || partition_for(&g.id, count) != partition
-            {
-                continue;
+        let ours: Vec<String> = {
+            let mut book = self.book();
+            let Some(open) = book.open.get_mut(&producer_id) else {
+                return;
+            };
+            let ours: Vec<String> = open
+                .iter()
+                .filter(|g| partition_for(g, count) == partition)
+                .cloned()
+                .collect();
+            for g in &ours {
+                open.remove(g);
             }
+            if open.is_empty() {
+                book.open.remove(&producer_id);
+            }
+            ours
+        };
+        for id in ours {
+            let Some(g) = groups.get_mut(&id) else {
+                continue;
+            };
             let Some(pending) = g.pending_txn.remove(&producer_id) else {
                 continue;
             };
@@ -244,7 +289,7 @@ impl GroupCoordinator {
                     commit_pending(g, key, c);
                 }
             }
-            info!(group = %g.id, producer_id, offsets = n,
+            debug!(group = %g.id, producer_id, offsets = n,
                 "transactional offsets {}", if commit { "committed" } else { "aborted" });
         }
     }
@@ -252,31 +297,36 @@ impl GroupCoordinator {
     /// The markers that arrived while `partition` loaded, now that its groups are in `groups`.
     pub(super) fn apply_deferred_markers(
         &self,
-        groups: &mut std::collections::HashMap<String, Group>,
+        groups: &mut HashMap<String, Group>,
         partition: i32,
     ) {
-        let mut deferred = self
-            .deferred_markers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let mine: Vec<(i32, i64, bool)> = deferred
-            .iter()
-            .copied()
-            .filter(|(p, _, _)| *p == partition)
-            .collect();
-        deferred.retain(|(p, _, _)| *p != partition);
-        drop(deferred);
+        let mine: Vec<(i32, i64, bool)> = {
+            let mut book = self.book();
+            let mine = book
+                .deferred
+                .iter()
+                .copied()
+                .filter(|(p, _, _)| *p == partition)
+                .collect();
+            book.deferred.retain(|(p, _, _)| *p != partition);
+            mine
+        };
         for (p, pid, commit) in mine {
             self.apply_marker(groups, p, pid, commit);
         }
     }
 
-    /// `partition` is no longer led here: markers waiting for its load are its new leader's.
-    pub(super) fn forget_deferred_markers(&self, partition: i32) {
-        self.deferred_markers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(p, _, _)| *p != partition);
+    /// `partition` is no longer led here, nor are `groups` (its groups): markers waiting for its
+    /// load, and the transactions of its groups, are its new leader's.
+    pub(super) fn forget_txns_of(&self, partition: i32, groups: &[String]) {
+        let mut book = self.book();
+        book.deferred.retain(|(p, _, _)| *p != partition);
+        for open in book.open.values_mut() {
+            for g in groups {
+                open.remove(g);
+            }
+        }
+        book.open.retain(|_, open| !open.is_empty());
     }
 }
 
