@@ -2,9 +2,9 @@
 //! KIP-890 versions), a transactional commit answered once stored and then pending, so that
 //! OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT for its partition (v7 and v8)
 //! while a plain fetch still sees nothing committed; an older producer epoch is fenced, v3's group
-//! metadata is checked, and unknown partitions are answered per partition. The transaction's
-//! marker (WriteTxnMarkers) is the transaction coordinator's: its effect is tested in-process
-//! (`src/group/tests_txn.rs`).
+//! metadata is checked, and unknown partitions are answered per partition. Then the whole
+//! `sendOffsetsToTransaction` exchange (InitProducerId, AddOffsetsToTxn, TxnOffsetCommit, EndTxn):
+//! the offset counts once the transaction commits, never when it aborts, and after a kill -9.
 
 mod common;
 
@@ -121,4 +121,125 @@ fn transactional_offsets_are_pending_and_unstable_for_require_stable() {
         txn_commit(&mut c, 3, "g3", (1003, 1), -1, ("nope", 0, 1)),
         vec![("nope".to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION)]
     );
+}
+
+/// Sends `req` until its error code is not one of the retriable coordinator errors clients
+/// retry on (the coordinator loading or its topic being created), as a client does.
+fn retrying<T>(mut send: impl FnMut() -> (i16, T)) -> (i16, T) {
+    const RETRIABLE: [i16; 4] = [14, 15, 16, 51]; // load in progress, not available, not coordinator, concurrent txns
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (code, answer) = send();
+        if !RETRIABLE.contains(&code) || std::time::Instant::now() > deadline {
+            return (code, answer);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn end_txn(c: &mut Client, pid: i64, epoch: i16, commit: bool) -> i16 {
+    let req = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx-e2e")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit);
+    match c.request(ApiKey::EndTxn, 3, req) {
+        Some(ResponseKind::EndTxn(r)) => r.error_code,
+        other => panic!("EndTxn: {other:?}"),
+    }
+}
+
+fn add_offsets(c: &mut Client, pid: i64, epoch: i16, group: &str) -> i16 {
+    let req = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx-e2e")))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(StrBytes::from_string(group.into())));
+    match c.request(ApiKey::AddOffsetsToTxn, 3, req) {
+        Some(ResponseKind::AddOffsetsToTxn(r)) => r.error_code,
+        other => panic!("AddOffsetsToTxn: {other:?}"),
+    }
+}
+
+/// OffsetFetch v8 with require_stable until the partition is stable; its offset.
+fn stable_offset(c: &mut Client, group: &str) -> i64 {
+    let (code, offset) = retrying(|| {
+        let (offset, _, code) = fetch_offset(c, 8, group, "t", 0);
+        // UNSTABLE_OFFSET_COMMIT until the markers are written (after EndTxn's answer).
+        (
+            if code == UNSTABLE_OFFSET_COMMIT {
+                15
+            } else {
+                code
+            },
+            offset,
+        )
+    });
+    assert_eq!(code, 0);
+    offset
+}
+
+#[test]
+fn offsets_sent_to_a_transaction_count_once_it_commits_and_never_if_it_aborts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    assert_eq!(create_topic(&mut c, 5, "t", 1, &[]).topics[0].error_code, 0);
+    // sendOffsetsToTransaction as the Java producer does it: FindCoordinator (which creates the
+    // transaction log), InitProducerId, AddOffsetsToTxn, TxnOffsetCommit (v3; a simple group
+    // here), EndTxn.
+    let (code, ()) = retrying(|| {
+        let req = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_static_str("tx-e2e"))
+            .with_key_type(1);
+        match c.request(ApiKey::FindCoordinator, 3, req) {
+            Some(ResponseKind::FindCoordinator(r)) => (r.error_code, ()),
+            other => panic!("FindCoordinator: {other:?}"),
+        }
+    });
+    assert_eq!(code, 0);
+    let (code, (pid, epoch)) = retrying(|| {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx-e2e"))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        match c.request(ApiKey::InitProducerId, 4, req) {
+            Some(ResponseKind::InitProducerId(r)) => {
+                (r.error_code, (r.producer_id.0, r.producer_epoch))
+            }
+            other => panic!("InitProducerId: {other:?}"),
+        }
+    });
+    assert_eq!(code, 0);
+
+    assert_eq!(
+        retrying(|| (add_offsets(&mut c, pid, epoch, "eos"), ())).0,
+        0
+    );
+    let answered = txn_commit(&mut c, 3, "eos", (pid, epoch), -1, ("t", 0, 42));
+    assert_eq!(answered, vec![("t".to_string(), 0, 0)]);
+    assert_eq!(
+        fetch_offset(&mut c, 8, "eos", "t", 0).2,
+        UNSTABLE_OFFSET_COMMIT
+    );
+    assert_eq!(retrying(|| (end_txn(&mut c, pid, epoch, true), ())).0, 0);
+    assert_eq!(stable_offset(&mut c, "eos"), 42);
+
+    // The next transaction aborts: its offset never counts.
+    assert_eq!(
+        retrying(|| (add_offsets(&mut c, pid, epoch, "eos"), ())).0,
+        0
+    );
+    let answered = txn_commit(&mut c, 3, "eos", (pid, epoch), -1, ("t", 0, 50));
+    assert_eq!(answered, vec![("t".to_string(), 0, 0)]);
+    assert_eq!(retrying(|| (end_txn(&mut c, pid, epoch, false), ())).0, 0);
+    assert_eq!(stable_offset(&mut c, "eos"), 42);
+
+    // Both outcomes are in __consumer_offsets: a restart replays them.
+    broker.kill();
+    drop(broker);
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    assert_eq!(stable_offset(&mut c, "eos"), 42);
 }
