@@ -23,7 +23,9 @@ use tracing::{info, warn};
 use super::replica::ReplicaError;
 use super::topics::{TopicError, TopicRequest};
 use super::{Broker, Partition};
-use crate::log::{encode_batch, plain_record, validate_batches, BatchError};
+use crate::log::{
+    encode_batch, plain_record, validate_batches, BatchError, LogError, ProducerError,
+};
 
 /// What an internal topic is: its name, partition count, replication factor and topic configs at
 /// creation, and how long a write waits for the in-sync replicas.
@@ -88,21 +90,41 @@ impl InternalTopicError {
     }
 }
 
-/// Validates `batch` against the partition's `max.message.bytes` and appends it.
+/// Why a transactional append ([`InternalTopic::append_transactional`]) failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TxnAppendError {
+    #[error(transparent)]
+    Topic(#[from] InternalTopicError),
+    /// The producer's epoch is older than the one the partition has seen (INVALID_PRODUCER_EPOCH).
+    #[error("{0}")]
+    InvalidProducerEpoch(String),
+}
+
+/// Validates `batch` against the partition's `max.message.bytes` and appends it; a batch with a
+/// producer id (transactional) is checked as a coordinator's.
 fn append_now(
     p: Arc<Partition>,
     batch: BytesMut,
     now_ms: i64,
-) -> Result<Appended, InternalTopicError> {
+    transactional: bool,
+) -> Result<Appended, TxnAppendError> {
     let max = p.with_log(|l| l.config().max_message_bytes);
     let headers = validate_batches(&batch, max).map_err(|e| match e {
         BatchError::TooLarge { size, max } => InternalTopicError::TooLarge { size, max },
         e => InternalTopicError::Encode(e.to_string()),
     })?;
     // acks=all: a write the ISR cannot commit is refused before it reaches the log.
-    let (info, leader_epoch) = p
-        .append_as_leader_with_acks(batch, &headers, now_ms, true)
-        .map_err(|e| InternalTopicError::from_replica(p.index, e))?;
+    let appended = if transactional {
+        p.append_as_coordinator(batch, &headers, now_ms)
+    } else {
+        p.append_as_leader_with_acks(batch, &headers, now_ms, true)
+    };
+    let (info, leader_epoch) = appended.map_err(|e| match e {
+        ReplicaError::Log(LogError::Producer(ProducerError::InvalidProducerEpoch(m))) => {
+            TxnAppendError::InvalidProducerEpoch(m)
+        }
+        e => InternalTopicError::from_replica(p.index, e).into(),
+    })?;
     Ok(Appended {
         partition: p,
         next_offset: info.last_offset + 1,
@@ -117,11 +139,44 @@ pub struct ReplayedRecord {
     pub value: Option<Bytes>,
 }
 
+/// What [`InternalTopic::replay_events`] reads back: a data record with its batch's producer, or
+/// a transaction marker (control record COMMIT/ABORT) as Kafka's coordinator loader sees them.
+pub enum ReplayEvent {
+    Record {
+        record: ReplayedRecord,
+        /// The batch's producer id (-1: none).
+        producer_id: i64,
+        /// The batch is transactional: the record takes effect when its producer's marker commits.
+        transactional: bool,
+    },
+    /// An end-transaction marker of `producer_id` at `offset`: COMMIT if `commit`, else ABORT.
+    Marker {
+        offset: i64,
+        producer_id: i64,
+        commit: bool,
+    },
+}
+
+/// ControlRecordType of a control record's key (version, type): ABORT 0, COMMIT 1; other types
+/// (leader change, snapshots) are not transaction markers.
+fn marker_type(key: Option<&Bytes>) -> Option<bool> {
+    let key = key?;
+    if key.len() < 4 {
+        return None;
+    }
+    match i16::from_be_bytes([key[2], key[3]]) {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
 /// A batch waiting for its partition's appender.
 struct Job {
     batch: BytesMut,
     now_ms: i64,
-    done: oneshot::Sender<Result<Appended, InternalTopicError>>,
+    transactional: bool,
+    done: oneshot::Sender<Result<Appended, TxnAppendError>>,
 }
 
 /// Where a batch landed: the partition replica, the offset after its last record, and the leader
@@ -134,7 +189,7 @@ struct Appended {
 
 /// An append queued by [`InternalTopic::append`]; `wait` resolves once it is committed.
 pub struct PendingAppend {
-    done: Option<oneshot::Receiver<Result<Appended, InternalTopicError>>>,
+    done: Option<oneshot::Receiver<Result<Appended, TxnAppendError>>>,
     timeout: Duration,
 }
 
@@ -152,6 +207,16 @@ impl PendingAppend {
     /// lost meanwhile, the ISR shrinks below `min.insync.replicas`, or the time runs out: the batch
     /// may then still be committed later, as a timed-out acks=all produce may.
     pub async fn wait(self) -> Result<(), InternalTopicError> {
+        self.wait_txn().await.map_err(|e| match e {
+            TxnAppendError::Topic(e) => e,
+            // Only batches with a producer id are refused so, and `append` writes none.
+            TxnAppendError::InvalidProducerEpoch(m) => InternalTopicError::Encode(m),
+        })
+    }
+
+    /// [`Self::wait`] for an [`InternalTopic::append_transactional`]: also tells a producer
+    /// epoch the partition refused.
+    pub async fn wait_txn(self) -> Result<(), TxnAppendError> {
         let Some(done) = self.done else {
             return Ok(());
         };
@@ -159,7 +224,7 @@ impl PendingAppend {
         let p = &appended.partition;
         p.wait_committed_at(appended.next_offset, appended.leader_epoch, self.timeout)
             .await
-            .map_err(|e| InternalTopicError::from_replica(p.index, e))
+            .map_err(|e| InternalTopicError::from_replica(p.index, e).into())
     }
 }
 
@@ -250,13 +315,55 @@ impl InternalTopic {
         records: Vec<(Bytes, Option<Bytes>)>,
         now_ms: i64,
     ) -> Result<PendingAppend, InternalTopicError> {
+        self.append_batch(partition, records, now_ms, None)
+    }
+
+    /// [`Self::append`] as one transactional batch of `producer_id` at `producer_epoch`, as Kafka's
+    /// group coordinator writes a TxnOffsetCommit (base sequence 0; the log checks the epoch
+    /// only). Its records take effect when the producer's transaction marker commits; an epoch
+    /// older than the partition has seen is refused ([`PendingAppend::wait_txn`]).
+    pub fn append_transactional(
+        &self,
+        partition: i32,
+        records: Vec<(Bytes, Option<Bytes>)>,
+        now_ms: i64,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<PendingAppend, InternalTopicError> {
+        self.append_batch(
+            partition,
+            records,
+            now_ms,
+            Some((producer_id, producer_epoch)),
+        )
+    }
+
+    fn append_batch(
+        &self,
+        partition: i32,
+        records: Vec<(Bytes, Option<Bytes>)>,
+        now_ms: i64,
+        producer: Option<(i64, i16)>,
+    ) -> Result<PendingAppend, InternalTopicError> {
         if records.is_empty() {
             return Ok(PendingAppend::done());
         }
         let records: Vec<Record> = records
             .into_iter()
             .enumerate()
-            .map(|(i, (key, value))| plain_record(i as i64, now_ms, Some(key), value))
+            .map(|(i, (key, value))| {
+                let plain = plain_record(i as i64, now_ms, Some(key), value);
+                match producer {
+                    None => plain,
+                    Some((producer_id, producer_epoch)) => Record {
+                        transactional: true,
+                        producer_id,
+                        producer_epoch,
+                        sequence: i as i32,
+                        ..plain
+                    },
+                }
+            })
             .collect();
         let batch = encode_batch(&records, Compression::None)
             .map_err(|e| InternalTopicError::Encode(e.to_string()))?;
@@ -264,6 +371,7 @@ impl InternalTopic {
         let job = Job {
             batch,
             now_ms,
+            transactional: producer.is_some(),
             done,
         };
         let mut appenders = self.appenders.lock().unwrap_or_else(|p| p.into_inner());
@@ -272,7 +380,7 @@ impl InternalTopic {
             .or_insert_with(|| self.start_appender(partition));
         if let Err(mpsc::error::SendError(job)) = queue.send(job) {
             // The appender ended (the broker is going away); a new one would find no broker either.
-            let _ = job.done.send(Err(InternalTopicError::ShuttingDown));
+            let _ = job.done.send(Err(InternalTopicError::ShuttingDown.into()));
         }
         Ok(PendingAppend {
             done: Some(rx),
@@ -287,16 +395,19 @@ impl InternalTopic {
         self.spawner.spawn(async move {
             while let Some(job) = rx.recv().await {
                 let Some(p) = broker.upgrade().map(|b| b.partitions.get(topic, partition)) else {
-                    let _ = job.done.send(Err(InternalTopicError::ShuttingDown));
+                    let _ = job.done.send(Err(InternalTopicError::ShuttingDown.into()));
                     continue;
                 };
                 let result = match p {
-                    None => Err(InternalTopicError::NotHosted(partition)),
+                    None => Err(InternalTopicError::NotHosted(partition).into()),
                     // The log's write (and fsync, under flush = always) happens off the async workers.
                     Some(p) => {
-                        tokio::task::spawn_blocking(move || append_now(p, job.batch, job.now_ms))
+                        let (batch, now_ms, txn) = (job.batch, job.now_ms, job.transactional);
+                        tokio::task::spawn_blocking(move || append_now(p, batch, now_ms, txn))
                             .await
-                            .unwrap_or_else(|e| Err(InternalTopicError::Storage(e.to_string())))
+                            .unwrap_or_else(|e| {
+                                Err(InternalTopicError::Storage(e.to_string()).into())
+                            })
                     }
                 };
                 let _ = job.done.send(result);
@@ -314,6 +425,16 @@ impl InternalTopic {
     /// after it has taken over, so its own may still lag writes the old leader acknowledged; and
     /// what its log holds, the followers will copy and commit.
     pub fn replay(&self, partition: i32, mut visit: impl FnMut(ReplayedRecord)) -> bool {
+        self.replay_events(partition, |event| {
+            if let ReplayEvent::Record { record, .. } = event {
+                visit(record);
+            }
+        })
+    }
+
+    /// [`Self::replay`] with each data record's producer and transactional flag, and the
+    /// transaction markers (control records COMMIT/ABORT) in their place in the log.
+    pub fn replay_events(&self, partition: i32, mut visit: impl FnMut(ReplayEvent)) -> bool {
         let Some(broker) = self.broker.upgrade() else {
             return false;
         };
@@ -346,13 +467,27 @@ impl InternalTopic {
                 };
                 for r in set.records {
                     offset = offset.max(r.offset + 1);
-                    if r.control || r.offset < before {
+                    if r.offset < before {
                         continue;
                     }
-                    visit(ReplayedRecord {
-                        offset: r.offset,
-                        key: r.key,
-                        value: r.value,
+                    if r.control {
+                        if let Some(commit) = marker_type(r.key.as_ref()) {
+                            visit(ReplayEvent::Marker {
+                                offset: r.offset,
+                                producer_id: r.producer_id,
+                                commit,
+                            });
+                        }
+                        continue;
+                    }
+                    visit(ReplayEvent::Record {
+                        producer_id: r.producer_id,
+                        transactional: r.transactional,
+                        record: ReplayedRecord {
+                            offset: r.offset,
+                            key: r.key,
+                            value: r.value,
+                        },
                     });
                 }
             }

@@ -16,7 +16,8 @@ use super::replica::ReplicaError;
 use super::txn_guard::{TxnGuard, TxnGuards};
 use crate::cluster::{IsrChange, PartitionInfo};
 use crate::log::{
-    AppendInfo, BatchHeader, CleanStats, FetchSlice, FileSync, FlushPolicy, LogError, PartitionLog,
+    AppendInfo, AppendOrigin, BatchHeader, CleanStats, FetchSlice, FileSync, FlushPolicy, LogError,
+    PartitionLog,
 };
 
 /// What this broker is for a partition (Kafka's `Partition.isLeader` / `leaderReplicaIdOpt`).
@@ -269,11 +270,38 @@ impl Partition {
         now_ms: i64,
         acks_all: bool,
     ) -> Result<(AppendInfo, i32), ReplicaError> {
-        self.append_as_leader_guarded(records, headers, now_ms, acks_all, None)
+        self.append_as_leader_guarded(
+            records,
+            headers,
+            now_ms,
+            acks_all,
+            None,
+            AppendOrigin::Client,
+        )
+    }
+
+    /// [`Self::append_as_leader_with_acks`] with acks=all of batches a coordinator writes for a
+    /// producer (the group coordinator's transactional offset commits): their producer epoch is
+    /// checked, not their sequence (Kafka's `AppendOrigin.COORDINATOR`).
+    pub fn append_as_coordinator(
+        &self,
+        records: BytesMut,
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<(AppendInfo, i32), ReplicaError> {
+        self.append_as_leader_guarded(
+            records,
+            headers,
+            now_ms,
+            true,
+            None,
+            AppendOrigin::Coordinator,
+        )
     }
 
     /// [`Self::append_as_leader_with_acks`] of a transactional batch verified with its coordinator
-    /// under `guard`: refused (before the log) if a marker for its producer came in meanwhile.
+    /// under `guard` (refused before the log if a marker for its producer came in meanwhile), from
+    /// `origin`.
     pub fn append_as_leader_guarded(
         &self,
         records: BytesMut,
@@ -281,6 +309,7 @@ impl Partition {
         now_ms: i64,
         acks_all: bool,
         guard: Option<TxnGuard>,
+        origin: AppendOrigin,
     ) -> Result<(AppendInfo, i32), ReplicaError> {
         let state = self.read_state();
         if state.role != Role::Leader {
@@ -299,9 +328,9 @@ impl Partition {
         }
         let epoch = state.leader_epoch;
         let result = if log.config().flush == FlushPolicy::Always {
-            tokio::task::block_in_place(|| log.append(records, headers, epoch, now_ms))
+            tokio::task::block_in_place(|| log.append_from(records, headers, epoch, now_ms, origin))
         } else {
-            log.append(records, headers, epoch, now_ms)
+            log.append_from(records, headers, epoch, now_ms, origin)
         };
         self.note_storage(&result);
         let info = result?;

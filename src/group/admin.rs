@@ -123,9 +123,20 @@ impl GroupCoordinator {
         if g.state != GroupState::Empty {
             return Err(GroupError::NonEmptyGroup);
         }
+        // Pending transactional offsets get tombstones too (Kafka's `deleteAllOffsets`), so that
+        // their producer's marker, replayed, finds nothing to commit.
+        let mut pending: Vec<&(String, i32)> = g
+            .pending_txn
+            .values()
+            .flat_map(|held| held.keys())
+            .filter(|k| !g.offsets.contains_key(*k))
+            .collect();
+        pending.sort();
+        pending.dedup();
         let mut records: Vec<(RecordKey, Option<Bytes>)> = g
             .offsets
             .keys()
+            .chain(pending)
             .map(|(t, p)| {
                 (
                     RecordKey::Offset {

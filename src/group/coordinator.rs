@@ -71,6 +71,9 @@ pub struct GroupCoordinator {
     /// The offsets partitions led here, whose groups are in `groups`.
     pub(super) shards: CoordinatorShards,
     pub(super) groups: Mutex<HashMap<String, Group>>,
+    /// Which groups transactions hold offsets of, and markers waiting for a load
+    /// (`txn_offsets.rs`); taken under `groups`' lock only.
+    pub(super) txn: Mutex<super::txn_offsets::TxnBook>,
     next_uid: AtomicU64,
 }
 
@@ -91,6 +94,7 @@ impl GroupCoordinator {
             clock: handles.clock,
             spawner: handles.spawner,
             groups: Mutex::new(HashMap::new()),
+            txn: Mutex::default(),
             next_uid: AtomicU64::new(1),
         })
     }

@@ -48,6 +48,13 @@ pub enum GroupError {
     /// Kafka's UNKNOWN_SERVER_ERROR, which it answers for a group assignment it cannot store.
     #[error("The server experienced an unexpected error when processing the request.")]
     UnknownServerError,
+    /// A transactional offset commit from a producer epoch older than the one the offsets
+    /// partition has seen (the log's producer-state check).
+    #[error("Producer attempted to produce with an old epoch.")]
+    InvalidProducerEpoch,
+    /// OffsetFetch with `require_stable`: a transaction holds an offset of the partition.
+    #[error("There are unstable offsets that need to be cleared.")]
+    UnstableOffsetCommit,
 }
 
 impl GroupError {
@@ -76,6 +83,8 @@ impl GroupError {
             // Kafka's storeOffsets: MESSAGE_TOO_LARGE becomes INVALID_COMMIT_OFFSET_SIZE.
             GroupError::RecordTooLarge { .. } => ResponseError::InvalidCommitOffsetSize,
             GroupError::UnknownServerError => ResponseError::UnknownServerError,
+            GroupError::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
+            GroupError::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
         };
         e.code()
     }

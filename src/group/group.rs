@@ -149,6 +149,10 @@ pub struct Committed {
     pub commit_timestamp: i64,
     /// When the offset expires regardless of `offsets.retention.minutes` (OffsetCommit v2-v4).
     pub expire_timestamp: Option<i64>,
+    /// Where its record stands among the group's writes: the record's log offset when loaded, a
+    /// later number (`Group::next_order`) for writes since. A committed transaction's offset
+    /// replaces a committed offset only if written after it (Kafka's `recordOffset` rule).
+    pub order: i64,
 }
 
 impl From<OffsetValue> for Committed {
@@ -159,9 +163,14 @@ impl From<OffsetValue> for Committed {
             metadata: v.metadata,
             commit_timestamp: v.commit_timestamp,
             expire_timestamp: v.expire_timestamp,
+            order: 0,
         }
     }
 }
+
+/// Per producer id, the transactional offsets (TxnOffsetCommit) it wrote for a group that wait
+/// for its transaction's marker (Kafka's `pendingTransactionalOffsets`).
+pub type PendingTxnOffsets = HashMap<i64, HashMap<(String, i32), Committed>>;
 
 /// The delayed first rebalance of an empty group (`group.initial.rebalance.delay.ms`).
 pub struct InitialDelay {
@@ -194,6 +203,10 @@ pub struct Group {
     /// loaded again) whenever a join timer is (re)scheduled or the join completes; stale timers do nothing.
     pub join_epoch: u64,
     pub initial_delay: Option<InitialDelay>,
+    /// Transactional offsets waiting for their producer's commit or abort marker.
+    pub pending_txn: PendingTxnOffsets,
+    /// The `Committed::order` of the group's next write.
+    pub next_order: i64,
 }
 
 impl Group {
@@ -213,7 +226,30 @@ impl Group {
             in_flight: HashMap::new(),
             join_epoch: 0,
             initial_delay: None,
+            pending_txn: HashMap::new(),
+            next_order: 0,
         }
+    }
+
+    /// The order of a write queued now (see [`Committed::order`]).
+    pub fn stamp(&mut self) -> i64 {
+        let order = self.next_order;
+        self.next_order += 1;
+        order
+    }
+
+    /// Whether some producer's transaction holds an offset of `key` for this group.
+    pub fn has_pending_txn(&self, key: &(String, i32)) -> bool {
+        self.pending_txn.values().any(|p| p.contains_key(key))
+    }
+
+    /// A tombstone for `key` also removes every producer's pending offset of it (as Kafka's replay
+    /// of an offset tombstone does); producers left without any are forgotten.
+    pub fn drop_pending_txn(&mut self, key: &(String, i32)) {
+        for p in self.pending_txn.values_mut() {
+            p.remove(key);
+        }
+        self.pending_txn.retain(|_, p| !p.is_empty());
     }
 
     pub fn transition(&mut self, state: GroupState, now_ms: i64) {
@@ -397,6 +433,7 @@ mod tests {
             metadata: String::new(),
             commit_timestamp: 0,
             expire_timestamp: None,
+            order: 0,
         }
     }
 

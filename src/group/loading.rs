@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use super::coordinator::GroupCoordinator;
 use super::error::GroupError;
-use super::group::{Committed, Group, GroupState, JoinOutcome, Member, SyncOutcome};
+use super::group::{Group, GroupState, JoinOutcome, Member, SyncOutcome};
 use super::offsets;
 use super::records::partition_for;
 use crate::broker::coordinator_shards::{coordinator_endpoint, ShardChange, ShardStatus};
@@ -83,7 +83,7 @@ impl GroupCoordinator {
             .any(|p| matches!(self.shards.status(p), ShardStatus::Loading { .. }))
     }
 
-    fn spawn_load(&self, partition: i32, epoch: i32) {
+    pub(super) fn spawn_load(&self, partition: i32, epoch: i32) {
         let weak = self.me.clone();
         self.spawner.spawn(async move {
             loop {
@@ -130,6 +130,7 @@ impl GroupCoordinator {
             .filter(|id| partition_for(id, count) == partition)
             .cloned()
             .collect();
+        self.forget_txns_of(partition, &gone);
         for id in &gone {
             let Some(mut g) = groups.remove(id) else {
                 continue;
@@ -163,15 +164,16 @@ impl GroupCoordinator {
         let loaded = replayed.len();
         let mut expiries = Vec::new();
         for (id, r) in replayed {
-            if r.group.is_none() && r.offsets.is_empty() {
+            if r.group.is_none() && r.offsets.is_empty() && r.pending.is_empty() {
                 continue;
             }
             let mut g = Group::new(&id, now);
-            g.offsets = r
-                .offsets
-                .into_iter()
-                .map(|(k, v)| (k, Committed::from(v)))
-                .collect();
+            g.offsets = r.offsets;
+            for producer_id in r.pending.keys() {
+                self.note_open_txn(*producer_id, &id);
+            }
+            g.pending_txn = r.pending;
+            g.next_order = r.next_order;
             if let Some(v) = r.group {
                 g.generation = v.generation;
                 g.protocol_type = Some(v.protocol_type.clone()).filter(|t| !t.is_empty());
@@ -215,6 +217,7 @@ impl GroupCoordinator {
             }
             groups.insert(id, g);
         }
+        self.apply_deferred_markers(&mut groups, partition);
         info!(partition, epoch, groups = loaded, "consumer groups loaded");
         drop(groups);
         for (g, m, uid, session) in expiries {

@@ -21,6 +21,8 @@ mod txn_offsets;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_txn;
 
 pub use admin::{GroupDescription, GroupListing, MemberDescription};
 pub use coordinator::{CoordinatorHandles, GroupConfig, GroupCoordinator};
@@ -28,7 +30,8 @@ pub use error::{code_of, GroupError};
 pub use group::{Committed, GroupState, JoinOutcome, SyncOutcome};
 pub use join::JoinRequest;
 pub use membership::SyncRequest;
-pub use offset_ops::{CommitPartition, FetchedOffsets, PartitionResults};
+pub use offset_ops::{CommitPartition, FetchedOffsets, PartitionResults, StableOffsets};
+pub use txn_offsets::TxnCommit;
 
 use crate::broker::topics::TopicError;
 

@@ -32,8 +32,12 @@ pub type PartitionResults = Vec<(String, Vec<(i32, Result<(), GroupError>)>)>;
 /// Per topic, the committed offset of each requested partition (`None`: nothing committed).
 pub type FetchedOffsets = Vec<(String, Vec<(i32, Option<Committed>)>)>;
 
+/// [`FetchedOffsets`] with an error per partition: UNSTABLE_OFFSET_COMMIT for a partition a
+/// transaction holds an offset of, when the fetch requires stable offsets.
+pub type StableOffsets = Vec<(String, Vec<(i32, Result<Option<Committed>, GroupError>)>)>;
+
 impl GroupCoordinator {
-    fn topic_has_partition(&self, topic: &str, partition: i32) -> bool {
+    pub(super) fn topic_has_partition(&self, topic: &str, partition: i32) -> bool {
         self.image()
             .topics
             .get(topic)
@@ -130,7 +134,11 @@ impl GroupCoordinator {
                         },
                         Some(value.encode()),
                     ));
-                    accepted.push(((topic.clone(), p.partition), Committed::from(value)));
+                    let ours = Committed {
+                        order: g.stamp(),
+                        ..Committed::from(value)
+                    };
+                    accepted.push(((topic.clone(), p.partition), ours));
                     Ok(())
                 };
                 out.push((p.partition, result));
@@ -181,11 +189,41 @@ impl GroupCoordinator {
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
     ) -> Result<FetchedOffsets, GroupError> {
+        Ok(self
+            .fetch_offsets_stable(group_id, topics, false)?
+            .into_iter()
+            .map(|(t, ps)| {
+                (
+                    t,
+                    ps.into_iter().map(|(p, c)| (p, c.ok().flatten())).collect(),
+                )
+            })
+            .collect())
+    }
+
+    /// OffsetFetch for one group. With `require_stable` (v7+), a partition some transaction holds
+    /// an offset of is answered UNSTABLE_OFFSET_COMMIT (per partition, as Kafka does, also when
+    /// every committed offset is asked for); without, the last committed offset as always.
+    pub fn fetch_offsets_stable(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
+    ) -> Result<StableOffsets, GroupError> {
         // Kafka accepts the empty group id for OffsetFetch (backwards compatibility).
         let groups = self.lock();
         self.check_coordinator(group_id)?;
         let g = groups.get(group_id);
-        let lookup = |t: &str, p: i32| g.and_then(|g| g.committed(&(t.to_string(), p)));
+        let lookup = |t: &str, p: i32| {
+            let key = (t.to_string(), p);
+            match g {
+                Some(g) if require_stable && g.has_pending_txn(&key) => {
+                    Err(GroupError::UnstableOffsetCommit)
+                }
+                Some(g) => Ok(g.committed(&key)),
+                None => Ok(None),
+            }
+        };
         Ok(match topics {
             Some(topics) => topics
                 .into_iter()
@@ -195,22 +233,20 @@ impl GroupCoordinator {
                 })
                 .collect(),
             None => {
-                let mut by_topic: std::collections::BTreeMap<
-                    String,
-                    Vec<(i32, Option<Committed>)>,
-                > = Default::default();
+                let mut by_topic: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
                 if let Some(g) = g {
                     for (t, p) in g.offsets.keys() {
-                        if let Some(c) = g.committed(&(t.clone(), *p)) {
-                            by_topic.entry(t.clone()).or_default().push((*p, Some(c)));
+                        if g.committed(&(t.clone(), *p)).is_some() {
+                            by_topic.entry(t.clone()).or_default().push(*p);
                         }
                     }
                 }
                 by_topic
                     .into_iter()
                     .map(|(t, mut ps)| {
-                        ps.sort_by_key(|(p, _)| *p);
-                        (t, ps)
+                        ps.sort();
+                        let found = ps.into_iter().map(|p| (p, lookup(&t, p))).collect();
+                        (t, found)
                     })
                     .collect()
             }
@@ -263,7 +299,9 @@ impl GroupCoordinator {
                 if subscribed.contains(&topic) {
                     out.push((p, Err(GroupError::GroupSubscribedToTopic)));
                 } else {
-                    if g.offsets.contains_key(&(topic.clone(), p)) {
+                    let key = (topic.clone(), p);
+                    // A pending transactional offset gets its tombstone too (Kafka).
+                    if g.offsets.contains_key(&key) || g.has_pending_txn(&key) {
                         tombstones.push((
                             RecordKey::Offset {
                                 group: group_id.to_string(),
@@ -288,6 +326,12 @@ impl GroupCoordinator {
             })
             .collect();
         let pending = self.append(group_id, tombstones, self.now_ms())?;
+        // Pending transactional offsets of these partitions go too, and stay gone should the
+        // tombstones fail: put back, one whose marker came meanwhile would be pending for good
+        // (the log still has them, and the next load brings them back).
+        for k in &keys {
+            g.drop_pending_txn(k);
+        }
         let removed: Vec<((String, i32), Committed)> = keys
             .into_iter()
             .filter_map(|k| g.offsets.remove(&k).map(|c| (k, c)))
@@ -322,7 +366,12 @@ impl GroupCoordinator {
             .filter(|g| g.state == GroupState::Stable)
             .filter_map(|g| g.subscribed_topics().map(|t| (g.id.clone(), t)))
             .collect();
-        self.remove_offsets(now, "expired committed offsets", |g, (topic, _), c| {
+        self.remove_offsets(now, "expired committed offsets", false, |g, key, c| {
+            // As Kafka: not while a transaction holds an offset of the partition.
+            if g.has_pending_txn(key) {
+                return false;
+            }
+            let topic = &key.0;
             let base = match (&g.protocol_type, g.state) {
                 (Some(_), GroupState::Empty) => g.state_since_ms,
                 (Some(_), GroupState::Stable) => match subscribed.get(&g.id) {
@@ -346,6 +395,7 @@ impl GroupCoordinator {
         self.remove_offsets(
             self.now_ms(),
             "removed offsets of a deleted topic",
+            true,
             |_, (t, _), _| t == topic,
         )
         .await;
@@ -355,16 +405,19 @@ impl GroupCoordinator {
     /// without offsets is retired with a tombstone of its own, as Kafka's `cleanupGroupMetadata` does.
     /// They are forgotten at once; this returns once the tombstones are committed. Should they not
     /// make it, the offsets come back at the next load and are removed again.
+    /// With `pending_too`, the pending transactional offsets `doomed` picks go as well (with a
+    /// tombstone, as Kafka's `onPartitionsDeleted`).
     async fn remove_offsets(
         &self,
         now: i64,
         what: &str,
+        pending_too: bool,
         doomed: impl Fn(&Group, &(String, i32), &Committed) -> bool,
     ) {
         let mut stored = Vec::new();
         {
             let mut groups = self.lock();
-            self.remove_offsets_locked(&mut groups, now, what, doomed, &mut stored);
+            self.remove_offsets_locked(&mut groups, now, what, pending_too, doomed, &mut stored);
         }
         for (group, pending) in stored {
             if let Err(e) = pending.wait().await {
@@ -378,20 +431,36 @@ impl GroupCoordinator {
         groups: &mut HashMap<String, Group>,
         now: i64,
         what: &str,
+        pending_too: bool,
         doomed: impl Fn(&Group, &(String, i32), &Committed) -> bool,
         stored: &mut Vec<(String, PendingAppend)>,
     ) {
         let mut dead = Vec::new();
         for g in groups.values_mut() {
-            let gone: Vec<(String, i32)> = g
+            let mut gone: Vec<(String, i32)> = g
                 .offsets
                 .iter()
                 .filter(|(k, c)| doomed(g, k, c))
                 .map(|(k, _)| k.clone())
                 .collect();
+            let gone_committed = gone.len();
+            if pending_too {
+                let mut pending: Vec<(String, i32)> = g
+                    .pending_txn
+                    .values()
+                    .flat_map(|held| held.iter())
+                    .filter(|(k, c)| !g.offsets.contains_key(*k) && doomed(g, k, c))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                pending.sort();
+                pending.dedup();
+                gone.extend(pending);
+            }
             // As in Kafka, an Empty group without offsets is retired by any cleanup, not only by the
-            // one that removes its last offsets.
-            let retire = g.state == GroupState::Empty && g.offsets.len() == gone.len();
+            // one that removes its last offsets; not while a transaction holds offsets of it.
+            let retire = g.state == GroupState::Empty
+                && g.offsets.len() == gone_committed
+                && g.pending_txn.is_empty();
             if gone.is_empty() && !retire {
                 continue;
             }
@@ -419,6 +488,9 @@ impl GroupCoordinator {
                     stored.push((g.id.clone(), pending));
                     for k in &gone {
                         g.offsets.remove(k);
+                        if pending_too {
+                            g.drop_pending_txn(k);
+                        }
                     }
                     if !gone.is_empty() {
                         info!(group = %g.id, offsets = gone.len(), "{what}");

@@ -10,13 +10,14 @@
 //! record per key and drops tombstones after `delete.retention.ms`, so it stays about as large as the
 //! live offsets and groups, plus its active segment (`offsets_topic_segment_bytes`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
 use tracing::{info, warn};
 
+use super::group::{Committed, PendingTxnOffsets};
 use super::records::{GroupValue, OffsetValue, RecordKey};
-use crate::broker::internal_topic::{InternalTopic, InternalTopicSpec};
+use crate::broker::internal_topic::{InternalTopic, InternalTopicSpec, ReplayEvent};
 use crate::config::Config;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -24,8 +25,13 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// The state replayed from the offsets topic, per group.
 #[derive(Default)]
 pub struct Replayed {
-    pub offsets: HashMap<(String, i32), OffsetValue>,
+    /// Committed offsets, each with its record's log offset as its order.
+    pub offsets: HashMap<(String, i32), Committed>,
     pub group: Option<GroupValue>,
+    /// Transactional offsets whose producer's marker is not in the log (yet).
+    pub pending: PendingTxnOffsets,
+    /// After the last record of the partition: the order of the group's next write.
+    pub next_order: i64,
 }
 
 /// `__consumer_offsets` as Kafka creates it: compacted, kept forever, with its own segment size and
@@ -51,18 +57,44 @@ pub fn topic_spec(config: &Config) -> InternalTopicSpec {
 }
 
 /// Reads one offsets partition and folds it into per-group state; `None` when it is not open here.
+/// As Kafka's loader: records of a transactional batch wait per producer id until that producer's
+/// marker commits them (a commit replaces a committed offset only if written after it) or aborts
+/// them; a tombstone removes the committed offset and any pending one of its partition.
 pub fn replay_partition(
     topic: &InternalTopic,
     partition: i32,
 ) -> Option<HashMap<String, Replayed>> {
-    let mut groups: HashMap<String, Replayed> = HashMap::new();
+    let mut state = Replay::default();
     let mut records = 0u64;
-    let hosted = topic.replay(partition, |r| {
+    let mut next_order = 0i64;
+    let hosted = topic.replay_events(partition, |event| {
         records += 1;
-        apply(&mut groups, r.key, r.value);
+        match event {
+            ReplayEvent::Record {
+                record,
+                producer_id,
+                transactional,
+            } => {
+                next_order = next_order.max(record.offset + 1);
+                let producer = transactional.then_some(producer_id);
+                state.apply(record.offset, producer, record.key, record.value);
+            }
+            ReplayEvent::Marker {
+                offset,
+                producer_id,
+                commit,
+            } => {
+                next_order = next_order.max(offset + 1);
+                state.end_txn(producer_id, commit);
+            }
+        }
     });
     if !hosted {
         return None;
+    }
+    let mut groups = state.groups;
+    for g in groups.values_mut() {
+        g.next_order = next_order;
     }
     info!(
         partition,
@@ -73,33 +105,89 @@ pub fn replay_partition(
     Some(groups)
 }
 
-fn apply(groups: &mut HashMap<String, Replayed>, key: Option<Bytes>, value: Option<Bytes>) {
-    let Some(key) = key else { return };
-    let key = match RecordKey::decode(key) {
-        Ok(Some(k)) => k,
-        Ok(None) => return,
-        Err(e) => {
-            warn!(error = %e, "skipping offsets record");
-            return;
+/// The fold of one partition's records.
+#[derive(Default)]
+struct Replay {
+    groups: HashMap<String, Replayed>,
+    /// Producer id -> the groups it holds pending offsets of (Kafka's `openTransactionsByGroup`).
+    open: HashMap<i64, HashSet<String>>,
+}
+
+impl Replay {
+    /// One data record at `offset`; `producer` for a transactional batch's.
+    fn apply(
+        &mut self,
+        offset: i64,
+        producer: Option<i64>,
+        key: Option<Bytes>,
+        value: Option<Bytes>,
+    ) {
+        let Some(key) = key else { return };
+        let key = match RecordKey::decode(key) {
+            Ok(Some(k)) => k,
+            Ok(None) => return,
+            Err(e) => {
+                warn!(error = %e, "skipping offsets record");
+                return;
+            }
+        };
+        let group = key.group().to_string();
+        let entry = self.groups.entry(group.clone()).or_default();
+        match key {
+            RecordKey::Offset {
+                topic, partition, ..
+            } => {
+                let k = (topic, partition);
+                match value.map(OffsetValue::decode) {
+                    None => {
+                        entry.offsets.remove(&k);
+                        for p in entry.pending.values_mut() {
+                            p.remove(&k);
+                        }
+                        entry.pending.retain(|_, p| !p.is_empty());
+                    }
+                    Some(Ok(v)) => {
+                        let c = Committed {
+                            order: offset,
+                            ..Committed::from(v)
+                        };
+                        match producer {
+                            None => {
+                                entry.offsets.insert(k, c);
+                            }
+                            Some(pid) => {
+                                entry.pending.entry(pid).or_default().insert(k, c);
+                                self.open.entry(pid).or_default().insert(group);
+                            }
+                        }
+                    }
+                    Some(Err(e)) => warn!(error = %e, "skipping offset commit record"),
+                }
+            }
+            RecordKey::Group { .. } => match value.map(GroupValue::decode) {
+                None => entry.group = None,
+                Some(Ok(v)) => entry.group = Some(v),
+                Some(Err(e)) => warn!(error = %e, "skipping group metadata record"),
+            },
         }
-    };
-    let entry = groups.entry(key.group().to_string()).or_default();
-    match key {
-        RecordKey::Offset {
-            topic, partition, ..
-        } => match value.map(OffsetValue::decode) {
-            None => {
-                entry.offsets.remove(&(topic, partition));
+    }
+
+    /// `producer_id`'s marker: its pending offsets become committed (`commit`) or are dropped.
+    fn end_txn(&mut self, producer_id: i64, commit: bool) {
+        for group in self.open.remove(&producer_id).unwrap_or_default() {
+            let Some(g) = self.groups.get_mut(&group) else {
+                continue;
+            };
+            let Some(pending) = g.pending.remove(&producer_id) else {
+                continue;
+            };
+            if commit {
+                for (k, c) in pending {
+                    if g.offsets.get(&k).is_none_or(|old| c.order > old.order) {
+                        g.offsets.insert(k, c);
+                    }
+                }
             }
-            Some(Ok(v)) => {
-                entry.offsets.insert((topic, partition), v);
-            }
-            Some(Err(e)) => warn!(error = %e, "skipping offset commit record"),
-        },
-        RecordKey::Group { .. } => match value.map(GroupValue::decode) {
-            None => entry.group = None,
-            Some(Ok(v)) => entry.group = Some(v),
-            Some(Err(e)) => warn!(error = %e, "skipping group metadata record"),
-        },
+        }
     }
 }

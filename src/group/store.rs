@@ -4,6 +4,7 @@
 //! once they are, in a task of its own so that a client going away cannot skip it.
 
 use std::collections::HashMap;
+use std::future::Future;
 
 use bytes::Bytes;
 use tracing::{debug, warn};
@@ -60,9 +61,21 @@ impl GroupCoordinator {
             + Send
             + 'static,
     ) {
+        let stored = async move { pending.wait().await.map_err(|e| stored_error("", e)) };
+        self.on_stored_with(stored, then)
+    }
+
+    /// [`Self::on_stored`] once `stored` (the wait for an append) is over.
+    pub(super) fn on_stored_with(
+        &self,
+        stored: impl Future<Output = Result<(), GroupError>> + Send + 'static,
+        then: impl FnOnce(&GroupCoordinator, &mut HashMap<String, Group>, Result<(), GroupError>)
+            + Send
+            + 'static,
+    ) {
         let weak = self.me.clone();
         self.spawner.spawn(async move {
-            let result = pending.wait().await.map_err(|e| stored_error("", e));
+            let result = stored.await;
             let Some(coordinator) = weak.upgrade() else {
                 return;
             };
@@ -72,7 +85,7 @@ impl GroupCoordinator {
     }
 }
 
-fn stored_error(group: &str, e: InternalTopicError) -> GroupError {
+pub(super) fn stored_error(group: &str, e: InternalTopicError) -> GroupError {
     match &e {
         InternalTopicError::Encode(_) => {
             warn!(group, error = %e, "cannot build a __consumer_offsets batch")

@@ -12,7 +12,7 @@ use crate::broker::topics::TopicRequest;
 use crate::broker::Broker;
 use crate::config::Config;
 
-async fn broker(dir: &Path) -> Arc<Broker> {
+pub(super) async fn broker(dir: &Path) -> Arc<Broker> {
     let config = Config {
         data_dir: dir.to_path_buf(),
         offsets_topic_num_partitions: 4,
@@ -27,7 +27,7 @@ async fn broker(dir: &Path) -> Arc<Broker> {
     b
 }
 
-async fn create_topic(b: &Broker, name: &str) {
+pub(super) async fn create_topic(b: &Broker, name: &str) {
     let planned = b
         .plan_topic(&TopicRequest {
             name: name.into(),
@@ -40,7 +40,7 @@ async fn create_topic(b: &Broker, name: &str) {
     b.create_topic(planned).await.unwrap();
 }
 
-async fn simple_commit(b: &Broker, group: &str, partition: i32, offset: i64) {
+pub(super) async fn simple_commit(b: &Broker, group: &str, partition: i32, offset: i64) {
     commit_to(b, group, ("t", partition), offset, None).await;
 }
 
@@ -75,7 +75,7 @@ async fn commit_to(
     assert!(results[0].1[0].1.is_ok());
 }
 
-fn committed(b: &Broker, group: &str, partition: i32) -> Option<i64> {
+pub(super) fn committed(b: &Broker, group: &str, partition: i32) -> Option<i64> {
     let fetched = b
         .group
         .fetch_offsets(group, Some(vec![("t".into(), vec![partition])]))

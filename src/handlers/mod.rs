@@ -38,6 +38,7 @@ pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod txn_offset_commit;
 pub mod write_txn_markers;
 
 use std::future::Future;
@@ -143,6 +144,7 @@ pub static APIS: &[Api] = &[
     api!(DeleteTopics, delete_topics),
     api!(DeleteGroups, delete_groups),
     api!(OffsetDelete, offset_delete),
+    api!(TxnOffsetCommit, txn_offset_commit),
     api!(InitProducerId, init_producer_id, init_producer_id::decode),
     api!(AddPartitionsToTxn, add_partitions_to_txn),
     api!(AddOffsetsToTxn, add_offsets_to_txn),

@@ -1,5 +1,6 @@
 //! OffsetFetch (key 9): committed offsets of one group (v1-7) or several (v8+); -1 where none.
-//! `require_stable` needs no waiting: without transactions no offset is ever pending.
+//! `require_stable` (v7+): a partition a transaction holds an offset of is answered
+//! UNSTABLE_OFFSET_COMMIT (per partition, as Kafka does); the client retries.
 //! v10 (KIP-848) names topics by id; kafka-protocol 0.18 decodes requests up to v9, so `decode`
 //! and `encode_request` below handle v10 themselves.
 
@@ -20,7 +21,7 @@ use uuid::Uuid;
 
 use super::{compact, HandlerResult, RequestContext};
 use crate::cluster::MetadataImage;
-use crate::group::{Committed, FetchedOffsets, GroupError};
+use crate::group::{Committed, GroupError, StableOffsets};
 
 pub const VERSIONS: (i16, i16) = (1, 10);
 
@@ -34,14 +35,23 @@ fn values(c: Option<Committed>) -> (i64, i32, String) {
     }
 }
 
+/// A partition's answer: its committed offset, or (-1 and) its error code.
+fn answer(r: Result<Option<Committed>, GroupError>) -> ((i64, i32, String), i16) {
+    match r {
+        Ok(c) => (values(c), 0),
+        Err(e) => (values(None), e.code()),
+    }
+}
+
 pub async fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> HandlerResult {
     let v = ctx.api_version;
     if v >= 8 {
         let image = ctx.broker.metadata.image();
+        let stable = req.require_stable;
         let groups = req
             .groups
             .into_iter()
-            .map(|g| fetch_group(&ctx, &image, g))
+            .map(|g| fetch_group(&ctx, &image, g, stable))
             .collect();
         return Ok(Some(
             OffsetFetchResponse::default().with_groups(groups).into(),
@@ -52,7 +62,12 @@ pub async fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> HandlerResu
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let (code, fetched) = split(ctx.broker.group.fetch_offsets(&req.group_id.0, topics));
+    let stable = v >= 7 && req.require_stable;
+    let (code, fetched) = split(ctx.broker.group.fetch_offsets_stable(
+        &req.group_id.0,
+        topics,
+        stable,
+    ));
     let topics = fetched
         .into_iter()
         .map(|(t, ps)| {
@@ -61,14 +76,14 @@ pub async fn handle(ctx: RequestContext, req: OffsetFetchRequest) -> HandlerResu
                 .with_partitions(
                     ps.into_iter()
                         .map(|(p, c)| {
-                            let (offset, epoch, meta) = values(c);
+                            let ((offset, epoch, meta), partition_code) = answer(c);
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(offset)
                                 .with_committed_leader_epoch(if v >= 5 { epoch } else { -1 })
                                 .with_metadata(Some(StrBytes::from_string(meta)))
                                 // v1 has no top-level error: the group error goes on each partition.
-                                .with_error_code(if v < 2 { code } else { 0 })
+                                .with_error_code(if v < 2 { code } else { partition_code })
                         })
                         .collect(),
                 )
@@ -88,6 +103,7 @@ fn fetch_group(
     ctx: &RequestContext,
     image: &MetadataImage,
     g: OffsetFetchRequestGroup,
+    require_stable: bool,
 ) -> OffsetFetchResponseGroup {
     let by_id = ctx.api_version >= 10;
     let mut unknown_ids = Vec::new();
@@ -101,7 +117,10 @@ fn fetch_group(
                     Some(info) => Some((info.name.clone(), t.partition_indexes)),
                     None => {
                         let code = ResponseError::UnknownTopicId.code();
-                        let ps = t.partition_indexes.into_iter().map(|p| (p, None, code));
+                        let ps = t
+                            .partition_indexes
+                            .into_iter()
+                            .map(|p| (p, values(None), code));
                         unknown_ids.push(response_topic(String::new(), t.topic_id, ps));
                         None
                     }
@@ -109,7 +128,11 @@ fn fetch_group(
             })
             .collect()
     });
-    let (code, fetched) = split(ctx.broker.group.fetch_offsets(&g.group_id.0, topics));
+    let (code, fetched) = split(ctx.broker.group.fetch_offsets_stable(
+        &g.group_id.0,
+        topics,
+        require_stable,
+    ));
     let mut topics: Vec<OffsetFetchResponseTopics> = fetched
         .into_iter()
         .filter_map(|(t, ps)| {
@@ -117,7 +140,10 @@ fn fetch_group(
             if by_id && id.is_none() {
                 return None;
             }
-            let ps = ps.into_iter().map(|(p, c)| (p, c, 0));
+            let ps = ps.into_iter().map(|(p, c)| {
+                let (values, code) = answer(c);
+                (p, values, code)
+            });
             Some(response_topic(t, id.unwrap_or_default(), ps))
         })
         .collect();
@@ -134,15 +160,14 @@ fn fetch_group(
 fn response_topic(
     name: String,
     id: Uuid,
-    partitions: impl Iterator<Item = (i32, Option<Committed>, i16)>,
+    partitions: impl Iterator<Item = (i32, (i64, i32, String), i16)>,
 ) -> OffsetFetchResponseTopics {
     OffsetFetchResponseTopics::default()
         .with_name(TopicName(StrBytes::from_string(name)))
         .with_topic_id(id)
         .with_partitions(
             partitions
-                .map(|(p, c, code)| {
-                    let (offset, epoch, meta) = values(c);
+                .map(|(p, (offset, epoch, meta), code)| {
                     OffsetFetchResponsePartitions::default()
                         .with_partition_index(p)
                         .with_committed_offset(offset)
@@ -154,7 +179,7 @@ fn response_topic(
         )
 }
 
-fn split(result: Result<FetchedOffsets, GroupError>) -> (i16, FetchedOffsets) {
+fn split(result: Result<StableOffsets, GroupError>) -> (i16, StableOffsets) {
     match result {
         Ok(f) => (0, f),
         Err(e) => (e.code(), Vec::new()),

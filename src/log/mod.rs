@@ -33,7 +33,7 @@ pub use encode::{encode_batch, plain_record};
 pub use error::{BatchError, LogError};
 pub use follower::validate_fetched;
 pub use leader_epoch::{EpochEntry, LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
-pub use partition::{AppendInfo, FetchSlice, PartitionLog};
+pub use partition::{AppendInfo, AppendOrigin, FetchSlice, PartitionLog};
 pub use producer_state::{
     last_sequence, AppendCheck, BatchMetadata, CompletedTxn, ProducerEntry, ProducerError,
     ProducerStateManager, MAX_CACHED_BATCHES,

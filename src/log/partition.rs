@@ -18,6 +18,15 @@ use super::txn::{AbortedTxn, TxnMarker};
 /// (ListOffsets by timestamp); beyond this the answer falls back to the batch's first offset.
 const MAX_INSPECTED_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
+/// Who writes a batch, as Kafka's `AppendOrigin` tells the producer-state checks: a client's
+/// producer batches are checked for sequence and epoch, a coordinator's (written for a producer,
+/// such as a transactional offset commit) for the epoch only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendOrigin {
+    Client,
+    Coordinator,
+}
+
 /// Result of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -110,10 +119,23 @@ impl PartitionLog {
     /// stale epoch is a `LogError::Producer`.
     pub fn append(
         &mut self,
+        records: BytesMut,
+        headers: &[BatchHeader],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_from(records, headers, leader_epoch, now_ms, AppendOrigin::Client)
+    }
+
+    /// [`Self::append`] of batches from `origin`: a coordinator's producer batches are checked for
+    /// their epoch only ([`ProducerStateManager::check_coordinator`]).
+    pub fn append_from(
+        &mut self,
         mut records: BytesMut,
         headers: &[BatchHeader],
         leader_epoch: i32,
         now_ms: i64,
+        origin: AppendOrigin,
     ) -> Result<AppendInfo, LogError> {
         if headers.is_empty() {
             return Err(BatchError::InvalidRecord("no batches to append".into()).into());
@@ -143,7 +165,10 @@ impl PartitionLog {
             }
             pos += h.total_size();
         }
-        let check = self.producers.check(headers)?;
+        let check = match origin {
+            AppendOrigin::Client => self.producers.check(headers)?,
+            AppendOrigin::Coordinator => self.producers.check_coordinator(headers)?,
+        };
         if let AppendCheck::Duplicate(original) = check {
             // Kafka answers a duplicate with the original offsets and its timestamp as log append time.
             return Ok(AppendInfo {

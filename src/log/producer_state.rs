@@ -307,6 +307,32 @@ impl ProducerStateManager {
         Ok(AppendCheck::Append)
     }
 
+    /// Checks the batches a coordinator writes for a producer (Kafka's `AppendOrigin.COORDINATOR`:
+    /// the group coordinator's transactional offset commits): only the epoch is checked, an older
+    /// one than the producer's is INVALID_PRODUCER_EPOCH; sequences are not (the coordinator writes
+    /// every batch at sequence 0, as Kafka's does), so nothing is ever taken for a retry.
+    pub fn check_coordinator(&self, headers: &[BatchHeader]) -> Result<AppendCheck, ProducerError> {
+        let Some(first) = headers.iter().find(|h| h.producer_id >= 0) else {
+            return Ok(AppendCheck::NotIdempotent);
+        };
+        let (pid, epoch) = (first.producer_id, first.producer_epoch);
+        if headers
+            .iter()
+            .any(|h| h.producer_id != pid || h.producer_epoch != epoch)
+        {
+            return Err(ProducerError::InvalidRecord(format!(
+                "coordinator batches of one append carry different producers than {pid}/{epoch}"
+            )));
+        }
+        match self.producers.get(&pid) {
+            Some(e) if epoch < e.epoch => Err(ProducerError::InvalidProducerEpoch(format!(
+                "epoch of producer {pid} is {epoch}, older than the last seen epoch {}",
+                e.epoch
+            ))),
+            _ => Ok(AppendCheck::Append),
+        }
+    }
+
     /// Records an appended (or, on rebuild, a read) batch of `producer_id`. A new epoch forgets older batches.
     pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMetadata) {
         let entry = self
@@ -834,5 +860,35 @@ mod tests {
         assert_eq!(s.get(2).map(|e| e.batches.len()), Some(1));
         s.truncate_to(1);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn coordinator_batches_are_checked_for_their_epoch_only() {
+        let mut s = ProducerStateManager::new();
+        let at = |offset: i64, epoch: i16| BatchHeader {
+            base_offset: offset,
+            ..header(9, epoch, 0, 2)
+        };
+        // Every coordinator batch starts at sequence 0: never a retry, never out of order.
+        for (i, epoch) in [1, 1, 2].into_iter().enumerate() {
+            assert_eq!(
+                s.check_coordinator(&[at(0, epoch)]).unwrap(),
+                AppendCheck::Append
+            );
+            s.record_header(&at(i as i64 * 2, epoch));
+        }
+        // A client's check would have taken the repeated sequence 0 for a retry.
+        assert!(matches!(
+            s.check(&[at(0, 2)]),
+            Ok(AppendCheck::Duplicate(_))
+        ));
+        assert!(matches!(
+            s.check_coordinator(&[at(0, 1)]),
+            Err(ProducerError::InvalidProducerEpoch(_))
+        ));
+        assert_eq!(
+            s.check_coordinator(&[header(-1, -1, -1, 1)]).unwrap(),
+            AppendCheck::NotIdempotent
+        );
     }
 }

@@ -189,7 +189,9 @@ impl ReplicaManager {
         // One copy of the client's bytes into a buffer the log may patch (offsets, epoch).
         let owned = BytesMut::from(&records[..]);
         let acks_all = params.acks == -1;
-        match partition.append_as_leader_guarded(owned, &headers, now_ms(), acks_all, guard) {
+        let origin = crate::log::AppendOrigin::Client;
+        match partition.append_as_leader_guarded(owned, &headers, now_ms(), acks_all, guard, origin)
+        {
             Ok((info, epoch)) => {
                 if info.duplicate {
                     debug!(peer = %peer, topic = %topic, partition = index,
