@@ -1,0 +1,473 @@
+package dev.vltava.compat;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions;
+import org.apache.kafka.clients.admin.ListOffsetsOptions;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.IsolationLevel;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.ProducerFencedException;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Transactions with the Java client: commit and abort as read_committed and read_uncommitted
+ * consumers see them, fencing by a second producer with the same transactional.id,
+ * consume-transform-produce with {@code sendOffsetsToTransaction}, the last stable offset while a
+ * transaction is open, and a producer that dies mid-transaction (aborted after its timeout).
+ *
+ * <p>EndTxn returns once the coordinator has decided; the markers land on the partitions a moment
+ * later (as in Kafka), so what depends on them is awaited: the LSO reaching the log end offset.
+ */
+class TransactionsTest {
+    private static final String READ_COMMITTED = "read_committed";
+    private static final String READ_UNCOMMITTED = "read_uncommitted";
+
+    private static Broker broker;
+    private static Admin admin;
+
+    @BeforeAll
+    static void start() {
+        // A small transaction state topic, and the timed-out transaction sweep every 500 ms so a dead
+        // producer's transaction is aborted soon after its transaction.timeout.ms.
+        broker = Broker.start("transaction_state_log_num_partitions = 3\n"
+                + "transaction_abort_timed_out_transaction_cleanup_interval_ms = 500\n");
+        admin = Clients.admin(broker);
+    }
+
+    @AfterAll
+    static void stop() {
+        if (admin != null) {
+            admin.close();
+        }
+        if (broker != null) {
+            broker.close();
+        }
+    }
+
+    @Test
+    void committedTransactionIsVisibleToReadCommitted() throws Exception {
+        String topic = Clients.unique("txn-commit");
+        Clients.createTopic(broker, topic, 2);
+        try (KafkaProducer<String, String> p = txnProducer(Clients.unique("tid-commit"))) {
+            p.initTransactions();
+            p.beginTransaction();
+            for (int i = 0; i < 10; i++) {
+                p.send(new ProducerRecord<>(topic, i % 2, "k" + i, "c-" + i));
+            }
+            p.commitTransaction();
+        }
+        awaitStable(topic, 2);
+        assertEquals(range("c-", 0, 10), sorted(values(readAll(topic, 2, READ_COMMITTED))));
+        assertEquals(range("c-", 0, 10), sorted(values(readAll(topic, 2, READ_UNCOMMITTED))));
+    }
+
+    @Test
+    void abortedTransactionIsNeverVisibleToReadCommitted() throws Exception {
+        String topic = Clients.unique("txn-abort");
+        Clients.createTopic(broker, topic, 2);
+        try (KafkaProducer<String, String> p = txnProducer(Clients.unique("tid-abort"))) {
+            p.initTransactions();
+            p.beginTransaction();
+            for (int i = 0; i < 6; i++) {
+                p.send(new ProducerRecord<>(topic, i % 2, "k" + i, "c-" + i));
+            }
+            p.commitTransaction();
+            p.beginTransaction();
+            for (int i = 0; i < 6; i++) {
+                p.send(new ProducerRecord<>(topic, i % 2, "k" + i, "a-" + i));
+            }
+            p.flush(); // the aborted records are really in the log
+            p.abortTransaction();
+            p.beginTransaction();
+            for (int i = 0; i < 6; i++) {
+                p.send(new ProducerRecord<>(topic, i % 2, "k" + i, "d-" + i));
+            }
+            p.commitTransaction();
+        }
+        awaitStable(topic, 2);
+        List<String> committed = new ArrayList<>(range("c-", 0, 6));
+        committed.addAll(range("d-", 0, 6));
+        List<ConsumerRecord<String, String>> rc = readAll(topic, 2, READ_COMMITTED);
+        assertEquals(sorted(committed), sorted(values(rc)));
+        // Per partition, the committed records in the order they were written.
+        for (int part = 0; part < 2; part++) {
+            int pp = part;
+            List<String> expected = committed.stream()
+                    .filter(v -> Integer.parseInt(v.substring(2)) % 2 == pp).toList();
+            assertEquals(expected, rc.stream().filter(r -> r.partition() == pp).map(ConsumerRecord::value).toList());
+        }
+        List<String> all = new ArrayList<>(committed);
+        all.addAll(range("a-", 0, 6));
+        assertEquals(sorted(all), sorted(values(readAll(topic, 2, READ_UNCOMMITTED))));
+    }
+
+    /** Kafka's testFencingOnCommit, made deterministic: p1's records are written before p2 starts. */
+    @Test
+    void secondProducerWithSameIdFencesTheFirstOnCommit() throws Exception {
+        String topic = Clients.unique("txn-fence-commit");
+        Clients.createTopic(broker, topic, 1);
+        String tid = Clients.unique("tid-fence-commit");
+        try (KafkaProducer<String, String> p1 = txnProducer(tid); KafkaProducer<String, String> p2 = txnProducer(tid)) {
+            p1.initTransactions();
+            p1.beginTransaction();
+            p1.send(new ProducerRecord<>(topic, 0, "k", "p1-0")).get();
+            p2.initTransactions(); // bumps the epoch, aborts p1's open transaction
+            p2.beginTransaction();
+            p2.send(new ProducerRecord<>(topic, 0, "k", "p2-0")).get();
+            assertThrows(ProducerFencedException.class, p1::commitTransaction);
+            p2.commitTransaction();
+        }
+        awaitStable(topic, 1);
+        assertEquals(List.of("p2-0"), values(readAll(topic, 1, READ_COMMITTED)));
+        assertEquals(List.of("p1-0", "p2-0"), values(readAll(topic, 1, READ_UNCOMMITTED)));
+    }
+
+    /**
+     * p1 is fenced before it adds a partition: its AddPartitionsToTxn gets PRODUCER_FENCED, the send
+     * fails with ProducerFencedException and so does every later transactional call.
+     */
+    @Test
+    void secondProducerWithSameIdFencesTheFirstOnSend() throws Exception {
+        String topic = Clients.unique("txn-fence-send");
+        Clients.createTopic(broker, topic, 1);
+        String tid = Clients.unique("tid-fence-send");
+        try (KafkaProducer<String, String> p1 = txnProducer(tid); KafkaProducer<String, String> p2 = txnProducer(tid)) {
+            p1.initTransactions();
+            p2.initTransactions();
+            p1.beginTransaction();
+            Throwable failure;
+            try {
+                p1.send(new ProducerRecord<>(topic, 0, "k", "p1-0")).get();
+                failure = null;
+            } catch (ExecutionException e) {
+                failure = e.getCause();
+            } catch (ProducerFencedException e) {
+                failure = e;
+            }
+            assertInstanceOf(ProducerFencedException.class, failure, "p1's send after p2's initTransactions");
+            assertThrows(ProducerFencedException.class, p1::commitTransaction);
+            p2.beginTransaction();
+            p2.send(new ProducerRecord<>(topic, 0, "k", "p2-0"));
+            p2.commitTransaction();
+        }
+        awaitStable(topic, 1);
+        assertEquals(List.of("p2-0"), values(readAll(topic, 1, READ_COMMITTED)));
+    }
+
+    /**
+     * Consume-transform-produce: the consumed offsets are committed in the transaction with the
+     * consumer's group metadata (TxnOffsetCommit); after the commit the group's offsets are those
+     * sent, an aborted round leaves them unchanged and its output invisible.
+     */
+    @Test
+    void sendOffsetsToTransactionCommitsWithTheTransactionOnly() throws Exception {
+        String in = Clients.unique("ctp-in");
+        String out = Clients.unique("ctp-out");
+        String group = Clients.unique("g-ctp");
+        Clients.createTopic(broker, in, 2);
+        Clients.createTopic(broker, out, 1);
+        producePlain(in, "r1-", 10);
+        List<TopicPartition> inTps = partitions(in, 2);
+        Map<TopicPartition, Long> expected1;
+        try (KafkaConsumer<String, String> c = Clients.consumer(broker, group,
+                        Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, READ_COMMITTED));
+                KafkaProducer<String, String> p = txnProducer(Clients.unique("tid-ctp"))) {
+            c.subscribe(List.of(in));
+            p.initTransactions();
+
+            List<ConsumerRecord<String, String>> round1 = Clients.pollRecords(c, 10);
+            assertEquals(10, round1.size());
+            p.beginTransaction();
+            for (ConsumerRecord<String, String> r : round1) {
+                p.send(new ProducerRecord<>(out, 0, r.key(), "T(" + r.value() + ")"));
+            }
+            Map<TopicPartition, OffsetAndMetadata> offsets1 = nextOffsets(round1);
+            p.sendOffsetsToTransaction(offsets1, c.groupMetadata());
+            p.commitTransaction();
+            expected1 = plain(offsets1);
+            assertEquals(2, expected1.size(), "both input partitions consumed: " + expected1);
+            // A read_committed consumer's committed() sends require_stable and retries while the
+            // transaction's offsets are pending, so it answers once the commit marker is applied.
+            assertEquals(expected1, stableCommitted(group, inTps));
+            assertEquals(expected1, groupOffsets(group, false));
+            assertEquals(expected1, groupOffsets(group, true));
+
+            producePlain(in, "r2-", 6);
+            List<ConsumerRecord<String, String>> round2 = Clients.pollRecords(c, 6);
+            assertEquals(6, round2.size());
+            p.beginTransaction();
+            for (ConsumerRecord<String, String> r : round2) {
+                p.send(new ProducerRecord<>(out, 0, r.key(), "T(" + r.value() + ")"));
+            }
+            Map<TopicPartition, OffsetAndMetadata> offsets2 = nextOffsets(round2);
+            p.sendOffsetsToTransaction(offsets2, c.groupMetadata());
+            p.flush();
+            // Pending transactional offsets are not the group's committed offsets.
+            assertEquals(expected1, groupOffsets(group, false), "while round 2 is open");
+            p.abortTransaction();
+        }
+        assertEquals(expected1, stableCommitted(group, inTps), "after the abort");
+        awaitStable(out, 1);
+        assertEquals(expected1, groupOffsets(group, false));
+        assertEquals(expected1, groupOffsets(group, true));
+        List<String> outValues = values(readAll(out, 1, READ_COMMITTED));
+        assertEquals(10, outValues.size(), "only round 1's output is committed: " + outValues);
+        assertTrue(outValues.stream().allMatch(v -> v.startsWith("T(r1-")), outValues.toString());
+        assertEquals(16, readAll(out, 1, READ_UNCOMMITTED).size(), "round 2's output is in the log");
+    }
+
+    /**
+     * While a transaction is open, read_committed endOffsets (and ListOffsets with isolation level
+     * 1) is the LSO, the open transaction's first offset; a read_committed consumer gets nothing
+     * from it until it commits.
+     */
+    @Test
+    void openTransactionHoldsTheLastStableOffset() throws Exception {
+        String topic = Clients.unique("txn-lso");
+        Clients.createTopic(broker, topic, 1);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaProducer<String, String> p = txnProducer(Clients.unique("tid-lso"));
+                KafkaConsumer<String, String> rc = reader(READ_COMMITTED);
+                KafkaConsumer<String, String> ru = reader(READ_UNCOMMITTED)) {
+            p.initTransactions();
+            p.beginTransaction();
+            for (int i = 0; i < 3; i++) {
+                p.send(new ProducerRecord<>(topic, 0, "k", "c-" + i));
+            }
+            p.commitTransaction();
+            awaitStable(topic, 1);
+            long stableEnd = endOffset(ru, tp);
+            assertEquals(4, stableEnd, "3 records and a commit marker");
+
+            p.beginTransaction();
+            long firstOpen = p.send(new ProducerRecord<>(topic, 0, "k", "o-0")).get().offset();
+            p.send(new ProducerRecord<>(topic, 0, "k", "o-1")).get();
+            assertEquals(stableEnd, firstOpen);
+            assertEquals(firstOpen + 2, endOffset(ru, tp), "the log end offset");
+            assertEquals(firstOpen, endOffset(rc, tp), "read_committed endOffsets is the LSO");
+            assertEquals(firstOpen, listOffset(tp, IsolationLevel.READ_COMMITTED));
+            assertEquals(firstOpen + 2, listOffset(tp, IsolationLevel.READ_UNCOMMITTED));
+
+            rc.assign(List.of(tp));
+            rc.seekToBeginning(List.of(tp));
+            List<ConsumerRecord<String, String>> got = new ArrayList<>();
+            Instant end = Instant.now().plus(Clients.DEADLINE);
+            while (rc.position(tp) < firstOpen) {
+                assertTrue(Instant.now().isBefore(end), "read_committed reaches the LSO; got " + values(got));
+                rc.poll(Duration.ofMillis(200)).forEach(got::add);
+            }
+            // A few more fetches at the LSO: nothing of the open transaction comes back.
+            for (int i = 0; i < 5; i++) {
+                rc.poll(Duration.ofMillis(200)).forEach(got::add);
+            }
+            assertEquals(List.of("c-0", "c-1", "c-2"), values(got));
+            assertEquals(firstOpen, rc.position(tp));
+
+            p.commitTransaction();
+            got.addAll(Clients.pollRecords(rc, 2));
+            assertEquals(List.of("c-0", "c-1", "c-2", "o-0", "o-1"), values(got));
+            Clients.waitUntil("the LSO passes the commit marker", () -> endOffset(rc, tp) == firstOpen + 3);
+        }
+    }
+
+    /**
+     * A producer in its own JVM opens a transaction, writes and is killed (-9). The coordinator
+     * aborts the transaction after transaction.timeout.ms: the LSO moves past it and its records
+     * are never visible read_committed; the partition takes new transactions afterwards.
+     */
+    @Test
+    void producerKilledMidTransactionIsAbortedAfterItsTimeout() throws Exception {
+        String topic = Clients.unique("txn-dead");
+        Clients.createTopic(broker, topic, 1);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        produceCommitted(topic, Clients.unique("tid-before"), "before-", 2);
+        awaitStable(topic, 1);
+        int timeoutMs = 5000;
+        String deadTid = Clients.unique("tid-dead");
+        long first;
+        long last;
+        Instant opened;
+        try (ChildJvm child = ChildJvm.start(AbandonedTxnProducer.class.getName(), broker.bootstrap(), deadTid,
+                topic, "5", Integer.toString(timeoutMs))) {
+            String[] open = child.awaitEvent(l -> l.startsWith("@open "), Clients.DEADLINE).split(" ");
+            opened = Instant.now();
+            first = Long.parseLong(open[1]);
+            last = Long.parseLong(open[2]);
+            child.kill();
+        }
+        try (KafkaConsumer<String, String> rc = reader(READ_COMMITTED);
+                KafkaConsumer<String, String> ru = reader(READ_UNCOMMITTED)) {
+            assertEquals(3, first, "2 records and a marker before the dead transaction");
+            assertEquals(first + 4, last);
+            long lso = endOffset(rc, tp);
+            if (Duration.between(opened, Instant.now()).toMillis() < timeoutMs / 2) {
+                assertEquals(first, lso, "the LSO is held at the open transaction's first offset");
+            }
+            Clients.waitUntil("the dead producer's transaction aborted: the LSO reaches the log end offset "
+                    + last + 2, () -> endOffset(rc, tp) == last + 2 && endOffset(ru, tp) == last + 2);
+            long waited = Duration.between(opened, Instant.now()).toMillis();
+            System.out.println("dead producer's transaction aborted " + waited + " ms after it was opened");
+        }
+        List<String> rcValues = values(readAll(topic, 1, READ_COMMITTED));
+        assertEquals(List.of("before-0", "before-1"), rcValues);
+        assertEquals(7, values(readAll(topic, 1, READ_UNCOMMITTED)).size(), "the dead records are in the log");
+
+        produceCommitted(topic, Clients.unique("tid-after"), "after-", 2);
+        awaitStable(topic, 1);
+        assertEquals(List.of("before-0", "before-1", "after-0", "after-1"), values(readAll(topic, 1, READ_COMMITTED)));
+    }
+
+    // ---------------------------------------------------------------------------------------------
+
+    private static KafkaProducer<String, String> txnProducer(String transactionalId) {
+        return Clients.producer(broker, Map.of(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId,
+                ProducerConfig.MAX_BLOCK_MS_CONFIG, 60_000));
+    }
+
+    private static KafkaConsumer<String, String> reader(String isolation) {
+        return Clients.consumer(broker, null, Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation));
+    }
+
+    private static void producePlain(String topic, String prefix, int n) throws Exception {
+        try (KafkaProducer<String, String> p = Clients.producer(broker)) {
+            for (int i = 0; i < n; i++) {
+                p.send(new ProducerRecord<>(topic, "k" + i, prefix + i)).get();
+            }
+        }
+    }
+
+    private static void produceCommitted(String topic, String tid, String prefix, int n) {
+        try (KafkaProducer<String, String> p = txnProducer(tid)) {
+            p.initTransactions();
+            p.beginTransaction();
+            for (int i = 0; i < n; i++) {
+                p.send(new ProducerRecord<>(topic, 0, "k", prefix + i));
+            }
+            p.commitTransaction();
+        }
+    }
+
+    private static List<TopicPartition> partitions(String topic, int n) {
+        return IntStream.range(0, n).mapToObj(i -> new TopicPartition(topic, i)).toList();
+    }
+
+    private static long endOffset(KafkaConsumer<String, String> c, TopicPartition tp) {
+        return c.endOffsets(List.of(tp)).get(tp);
+    }
+
+    private static long listOffset(TopicPartition tp, IsolationLevel isolation) throws Exception {
+        return admin.listOffsets(Map.of(tp, OffsetSpec.latest()), new ListOffsetsOptions(isolation))
+                .partitionResult(tp).get().offset();
+    }
+
+    /** Waits until every partition's LSO equals its log end offset (no transaction open or unmarked). */
+    private static void awaitStable(String topic, int n) {
+        List<TopicPartition> tps = partitions(topic, n);
+        try (KafkaConsumer<String, String> rc = reader(READ_COMMITTED);
+                KafkaConsumer<String, String> ru = reader(READ_UNCOMMITTED)) {
+            Clients.waitUntil(topic + ": LSO = log end offset", () -> rc.endOffsets(tps).equals(ru.endOffsets(tps)));
+        }
+    }
+
+    /** Everything a fresh consumer with {@code isolation} reads from the beginning up to its end offsets. */
+    private static List<ConsumerRecord<String, String>> readAll(String topic, int n, String isolation) {
+        List<TopicPartition> tps = partitions(topic, n);
+        try (KafkaConsumer<String, String> c = reader(isolation)) {
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            Map<TopicPartition, Long> ends = c.endOffsets(tps);
+            List<ConsumerRecord<String, String>> got = new ArrayList<>();
+            Instant end = Instant.now().plus(Clients.DEADLINE);
+            while (!tps.stream().allMatch(tp -> c.position(tp) >= ends.get(tp))) {
+                assertTrue(Instant.now().isBefore(end), isolation + " read of " + topic + " reaches " + ends
+                        + "; got " + values(got));
+                c.poll(Duration.ofMillis(200)).forEach(got::add);
+            }
+            return got;
+        }
+    }
+
+    /** The group's committed offsets (OffsetFetch, require_stable as given). */
+    private static Map<TopicPartition, Long> groupOffsets(String group, boolean requireStable) {
+        try {
+            Map<TopicPartition, OffsetAndMetadata> m = admin.listConsumerGroupOffsets(group,
+                    new ListConsumerGroupOffsetsOptions().requireStable(requireStable))
+                    .partitionsToOffsetAndMetadata().get();
+            Map<TopicPartition, Long> out = new HashMap<>();
+            m.forEach((tp, om) -> {
+                if (om != null) {
+                    out.put(tp, om.offset());
+                }
+            });
+            return out;
+        } catch (Exception e) {
+            throw new AssertionError("OffsetFetch of " + group + ": " + e, e);
+        }
+    }
+
+    /** The group's committed offsets as a read_committed consumer fetches them (require_stable). */
+    private static Map<TopicPartition, Long> stableCommitted(String group, List<TopicPartition> tps) {
+        try (KafkaConsumer<String, String> c = Clients.consumer(broker, group,
+                Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, READ_COMMITTED))) {
+            Map<TopicPartition, Long> out = new HashMap<>();
+            c.committed(new HashSet<>(tps)).forEach((tp, om) -> {
+                if (om != null) {
+                    out.put(tp, om.offset());
+                }
+            });
+            return out;
+        }
+    }
+
+    private static Map<TopicPartition, OffsetAndMetadata> nextOffsets(List<ConsumerRecord<String, String>> records) {
+        Map<TopicPartition, OffsetAndMetadata> out = new HashMap<>();
+        for (ConsumerRecord<String, String> r : records) {
+            TopicPartition tp = new TopicPartition(r.topic(), r.partition());
+            long next = r.offset() + 1;
+            if (!out.containsKey(tp) || out.get(tp).offset() < next) {
+                out.put(tp, new OffsetAndMetadata(next));
+            }
+        }
+        return out;
+    }
+
+    private static Map<TopicPartition, Long> plain(Map<TopicPartition, OffsetAndMetadata> offsets) {
+        return offsets.entrySet().stream().collect(Collectors.toMap(Map.Entry::getKey, e -> e.getValue().offset()));
+    }
+
+    private static List<String> values(List<ConsumerRecord<String, String>> records) {
+        return records.stream().map(ConsumerRecord::value).toList();
+    }
+
+    private static List<String> sorted(List<String> values) {
+        return values.stream().sorted().toList();
+    }
+
+    private static List<String> range(String prefix, int from, int to) {
+        return IntStream.range(from, to).mapToObj(i -> prefix + i).toList();
+    }
+}
