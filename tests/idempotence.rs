@@ -12,11 +12,12 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 const NONE: i16 = 0;
-const NOT_COORDINATOR: i16 = 16;
 const INVALID_REQUEST: i16 = 42;
+const NOT_COORDINATOR: i16 = 16;
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
+const TRANSACTIONAL_ID_AUTHORIZATION_FAILED: i16 = 53;
 const INVALID_RECORD: i16 = 87;
 
 fn create_topic(c: &mut Client, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
@@ -97,6 +98,28 @@ fn init_producer_id_answers_every_advertised_version() {
     let api = vltava::handlers::lookup(ApiKey::InitProducerId as i16).expect("advertised");
     assert_eq!((api.min_version, api.max_version), (0, 6));
     let mut ids = Vec::new();
+    let mut txn_1: Option<(i64, i16)> = None;
+    // Before `__transaction_state` exists no broker coordinates a transactional id (Kafka's
+    // NOT_COORDINATOR); FindCoordinator creates it, as Kafka does, and names this broker.
+    let early = init(&mut c, 0, init_request(Some("txn-1"), -1, -1));
+    assert_eq!(early.error_code, NOT_COORDINATOR);
+    let found = c
+        .request(
+            ApiKey::FindCoordinator,
+            3,
+            FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_static_str("txn-1"))
+                .with_key_type(1),
+        )
+        .expect("FindCoordinator answer");
+    let ResponseKind::FindCoordinator(found) = found else {
+        panic!("not a FindCoordinator response");
+    };
+    assert_eq!(found.error_code, NONE);
+    assert_eq!(
+        format!("{}:{}", found.host.as_str(), found.port),
+        broker.addr
+    );
     for v in api.min_version..=api.max_version {
         let r = init(&mut c, v, init_request(None, -1, -1));
         assert_eq!((r.error_code, r.producer_epoch), (NONE, 0), "v{v}");
@@ -115,10 +138,19 @@ fn init_producer_id_answers_every_advertised_version() {
             let bad = init(&mut c, v, init_request(None, -1, 3));
             assert_eq!(bad.error_code, INVALID_REQUEST, "v{v}");
         }
-        // Transactions are not supported: a transactional id gets what a non-coordinator broker answers.
+        // A transactional id is served by its coordinator (this broker, the only one): the same id
+        // and one epoch more at every initialisation, fencing the previous producer.
         let txn = init(&mut c, v, init_request(Some("txn-1"), -1, -1));
-        assert_eq!(txn.error_code, NOT_COORDINATOR, "v{v}");
-        assert_eq!((txn.producer_id.0, txn.producer_epoch), (-1, -1));
+        assert_eq!(txn.error_code, NONE, "v{v}");
+        assert!(txn.producer_id.0 >= 0);
+        if let Some((pid, epoch)) = txn_1 {
+            assert_eq!(
+                (txn.producer_id.0, txn.producer_epoch),
+                (pid, epoch + 1),
+                "v{v}"
+            );
+        }
+        txn_1 = Some((txn.producer_id.0, txn.producer_epoch));
         let empty = init(&mut c, v, init_request(Some(""), -1, -1));
         assert_eq!(empty.error_code, INVALID_REQUEST, "v{v}");
         let timeout = init(
@@ -148,7 +180,11 @@ fn init_producer_id_answers_every_advertised_version() {
                 v,
                 init_request(Some("txn-2"), -1, -1).with_enable_2_pc(true),
             );
-            assert_eq!(txn_2pc.error_code, NOT_COORDINATOR, "v{v}");
+            // Two-phase commit is off (Kafka's default transaction.two.phase.commit.enable=false).
+            assert_eq!(
+                txn_2pc.error_code, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                "v{v}"
+            );
             assert_eq!(
                 (
                     txn_2pc.ongoing_txn_producer_id.0,

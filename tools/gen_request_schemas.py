@@ -34,6 +34,11 @@ APIS = [
     (31, "DeleteAcls", "delete_acls"), (17, "SaslHandshake", "sasl_handshake"),
     (36, "SaslAuthenticate", "sasl_authenticate"),
     (42, "DeleteGroups", "delete_groups"), (47, "OffsetDelete", "offset_delete"),
+    (24, "AddPartitionsToTxn", "add_partitions_to_txn"),
+    (25, "AddOffsetsToTxn", "add_offsets_to_txn"), (26, "EndTxn", "end_txn"),
+    (27, "WriteTxnMarkers", "write_txn_markers"), (28, "TxnOffsetCommit", "txn_offset_commit"),
+    (65, "DescribeTransactions", "describe_transactions"),
+    (66, "ListTransactions", "list_transactions"),
 ]
 
 # Versions kafka-protocol 0.18 cannot decode, which handler modules decode themselves. Per API: the

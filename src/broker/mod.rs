@@ -16,6 +16,9 @@ mod quorum;
 pub mod replica;
 pub mod topic_config;
 pub mod topics;
+mod txn_markers;
+
+pub use txn_markers::MARKER_WRITE_TIMEOUT;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +60,8 @@ pub struct Broker {
     pub replicas: replica::ReplicaManager,
     /// The consumer group coordinator (every group, on a single node).
     pub group: Arc<GroupCoordinator>,
+    /// The transaction coordinator of the `__transaction_state` partitions led here.
+    pub txn: Arc<crate::txn::TransactionCoordinator>,
     pub producer_ids: producer_ids::ProducerIdAllocator,
     /// The data directory's free-space floor for client produce.
     pub disk: Arc<disk::DiskSpace>,
@@ -135,8 +140,37 @@ impl Broker {
         let offsets_spec = offsets::topic_spec(&config);
         let images = metadata.subscribe();
         let node_id = config.node_id;
+        let inter = config.inter_broker_listener();
+        let listener_protocol = config
+            .bound_listeners
+            .iter()
+            .find(|l| l.name == inter)
+            .map_or(crate::config::SecurityProtocol::Plaintext, |l| l.protocol);
+        let bind_ip = config
+            .bound_listeners
+            .first()
+            .map(|l| l.addr.ip())
+            .filter(|ip| !ip.is_unspecified());
+        let txn_config = crate::txn::TxnConfig::from_config(&config);
         let broker = Arc::new_cyclic(|weak| Broker {
             node_id: config.node_id,
+            txn: crate::txn::TransactionCoordinator::new(
+                txn_config,
+                crate::txn::TxnHandles::for_broker(
+                    weak.clone(),
+                    &config,
+                    metadata.subscribe(),
+                    Arc::new(crate::txn::BrokerMarkerWriter::new(
+                        node_id,
+                        metadata.subscribe(),
+                        inter.clone(),
+                        bind_ip,
+                        Arc::new(txn_markers::BrokerLocalMarkers(weak.clone())),
+                        MARKER_WRITE_TIMEOUT + Duration::from_secs(5),
+                    )),
+                    clock,
+                ),
+            ),
             config,
             advertised_host,
             advertised_port,
@@ -162,13 +196,6 @@ impl Broker {
             heartbeats,
             fetchers: replica::fetcher::ReplicaFetchers::default(),
         });
-        let inter = broker.config.inter_broker_listener();
-        let listener_protocol = broker
-            .config
-            .bound_listeners
-            .iter()
-            .find(|l| l.name == inter)
-            .map_or(crate::config::SecurityProtocol::Plaintext, |l| l.protocol);
         broker.fetchers.start(
             broker.partitions.clone(),
             broker.metadata.clone(),
@@ -176,17 +203,13 @@ impl Broker {
                 node_id: broker.node_id,
                 listener: inter,
                 listener_protocol,
-                bind_ip: broker
-                    .config
-                    .bound_listeners
-                    .first()
-                    .map(|l| l.addr.ip())
-                    .filter(|ip| !ip.is_unspecified()),
+                bind_ip,
             },
         );
         broker.replicas.start();
         broker.spawn_background_tasks(log_defaults.flush);
         broker.group.start().await?;
+        broker.txn.start();
         Ok(broker)
     }
 
@@ -200,6 +223,7 @@ impl Broker {
                 let Some(broker) = weak.upgrade() else { break };
                 broker.partitions.reconcile(&image);
                 broker.group.on_metadata(&image);
+                broker.txn.on_metadata(&image);
             }
         });
 

@@ -99,6 +99,12 @@ impl GroupCoordinator {
         self.clock.now_ms()
     }
 
+    /// `__consumer_offsets`' partition count (configured until it exists): AddOffsetsToTxn adds
+    /// the group's partition of it to a transaction.
+    pub fn offsets_partition_count(&self) -> i32 {
+        self.offsets.partition_count()
+    }
+
     /// The latest metadata image.
     pub(super) fn image(&self) -> Arc<MetadataImage> {
         self.metadata.borrow().clone()

@@ -1,6 +1,6 @@
 //! FindCoordinator (key 10): a group's coordinator is the leader of its `__consumer_offsets` partition
-//! (COORDINATOR_NOT_AVAILABLE while it has none); v0-v3 ask for one key, v4+ for a batch.
-//! Transaction coordinators do not exist yet (COORDINATOR_NOT_AVAILABLE).
+//! (COORDINATOR_NOT_AVAILABLE while it has none), a transactional id's the leader of its
+//! `__transaction_state` partition; v0-v3 ask for one key, v4+ for a batch.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -16,7 +16,11 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub async fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> HandlerResult {
     let broker = &ctx.broker;
-    let ready = req.key_type != KEY_TYPE_GROUP || broker.group.ensure_offsets_topic().await;
+    let ready = match req.key_type {
+        KEY_TYPE_GROUP => broker.group.ensure_offsets_topic().await,
+        KEY_TYPE_TRANSACTION => broker.txn.ensure_topic().await,
+        _ => true,
+    };
     let answer = |key: &StrBytes| -> Coordinator {
         let c = Coordinator::default().with_key(key.clone());
         let fail = |e: ResponseError| {
@@ -32,17 +36,26 @@ pub async fn handle(ctx: RequestContext, req: FindCoordinatorRequest) -> Handler
         };
         match req.key_type {
             KEY_TYPE_GROUP if key.is_empty() => fail(ResponseError::InvalidRequest),
-            KEY_TYPE_GROUP if !ready => fail(ResponseError::CoordinatorNotAvailable),
-            KEY_TYPE_GROUP => match broker.group.coordinator_for(key) {
-                Some(b) => {
-                    let (host, port) = b.endpoint(ctx.session.listener());
-                    c.with_node_id(BrokerId(b.id))
-                        .with_host(StrBytes::from_string(host.to_string()))
-                        .with_port(port)
+            KEY_TYPE_TRANSACTION if key.is_empty() => fail(ResponseError::InvalidRequest),
+            KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION if !ready => {
+                fail(ResponseError::CoordinatorNotAvailable)
+            }
+            KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => {
+                let found = if req.key_type == KEY_TYPE_GROUP {
+                    broker.group.coordinator_for(key)
+                } else {
+                    broker.txn.coordinator_for(key)
+                };
+                match found {
+                    Some(b) => {
+                        let (host, port) = b.endpoint(ctx.session.listener());
+                        c.with_node_id(BrokerId(b.id))
+                            .with_host(StrBytes::from_string(host.to_string()))
+                            .with_port(port)
+                    }
+                    None => fail(ResponseError::CoordinatorNotAvailable),
                 }
-                None => fail(ResponseError::CoordinatorNotAvailable),
-            },
-            KEY_TYPE_TRANSACTION => fail(ResponseError::CoordinatorNotAvailable),
+            }
             _ => fail(ResponseError::InvalidRequest),
         }
     };

@@ -1,5 +1,5 @@
-//! InitProducerId (key 22): a producer id and epoch for idempotent producers. Transactional ids are answered
-//! as a Kafka broker that is not their transaction coordinator answers them (transactions are unsupported).
+//! InitProducerId (key 22): a producer id and epoch for idempotent producers; for a transactional id,
+//! the transaction coordinator's answer (epoch bump, fencing of the previous producer).
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -18,9 +18,6 @@ pub const VERSIONS: (i16, i16) = (0, 6);
 /// The last version kafka-protocol 0.18 can decode and encode for this request.
 const CODEC_MAX_VERSION: i16 = 5;
 
-/// Kafka's default `transaction.max.timeout.ms`.
-const TRANSACTION_MAX_TIMEOUT_MS: i32 = 900_000;
-
 pub async fn handle(ctx: RequestContext, req: InitProducerIdRequest) -> HandlerResult {
     // As KafkaApis does (KIP-360, v3+): a producer id without an epoch, or an epoch without an id, is malformed.
     if (req.producer_id.0 == -1) != (req.producer_epoch == -1) {
@@ -30,51 +27,42 @@ pub async fn handle(ctx: RequestContext, req: InitProducerIdRequest) -> HandlerR
     if (req.enable_2_pc || req.keep_prepared_txn) && req.transactional_id.is_none() {
         return Ok(Some(failed(ResponseError::InvalidRequest)));
     }
-    let code = match req.transactional_id {
+    if req.transactional_id.is_none() {
         // Kafka's TransactionCoordinator "blindly accepts" a non-transactional request: a new producer id with
         // epoch 0, whether or not the request carries an earlier id and epoch (KIP-360 bumps only apply to
         // transactional ids). The producer's sequences restart at 0 with the new id.
-        None => {
-            return match ctx.broker.producer_ids.next(&ctx.broker.metadata).await {
-                Ok(id) => {
-                    debug!(peer = %ctx.peer, producer_id = id, previous = req.producer_id.0,
-                        "issued producer id");
-                    Ok(Some(
-                        InitProducerIdResponse::default()
-                            .with_producer_id(ProducerId(id))
-                            .with_producer_epoch(0)
-                            .into(),
-                    ))
-                }
-                Err(e) => {
-                    // Kafka's producer id manager answers COORDINATOR_LOAD_IN_PROGRESS (retriable) while it
-                    // has no block of ids to hand out, as here when the metadata storage is unavailable
-                    // (the response has no message field: the log line says why).
-                    warn!(error = %e, "cannot allocate a producer id");
-                    Ok(Some(failed(ResponseError::CoordinatorLoadInProgress)))
-                }
-            };
-        }
-        // The coordinator's own checks, in its order.
-        Some(t) if t.0.is_empty() => ResponseError::InvalidRequest,
-        Some(_)
-            if req.transaction_timeout_ms <= 0
-                || req.transaction_timeout_ms > TRANSACTION_MAX_TIMEOUT_MS =>
-        {
-            ResponseError::InvalidTransactionTimeout
-        }
-        // Kafka's TransactionStateManager answers NOT_COORDINATOR for a transactional id whose
-        // `__transaction_state` partition this broker does not lead; this broker leads none, so that is the
-        // answer for every transactional id. It is retriable and makes a client look the coordinator up with
-        // FindCoordinator; the transactional APIs themselves are not advertised, so real clients stop
-        // there with "transactions not supported" instead of looping (FindCoordinator answers
-        // COORDINATOR_NOT_AVAILABLE for transaction keys).
-        Some(t) => {
-            debug!(peer = %ctx.peer, transactional_id = %t.0.as_str(), "transactional InitProducerId refused");
-            ResponseError::NotCoordinator
-        }
-    };
-    Ok(Some(failed(code)))
+        return match ctx.broker.producer_ids.next(&ctx.broker.metadata).await {
+            Ok(id) => {
+                debug!(peer = %ctx.peer, producer_id = id, previous = req.producer_id.0,
+                    "issued producer id");
+                Ok(Some(
+                    InitProducerIdResponse::default()
+                        .with_producer_id(ProducerId(id))
+                        .with_producer_epoch(0)
+                        .into(),
+                ))
+            }
+            Err(e) => {
+                // Kafka's producer id manager answers COORDINATOR_LOAD_IN_PROGRESS (retriable) while it
+                // has no block of ids to hand out, as here when the metadata storage is unavailable
+                // (the response has no message field: the log line says why).
+                warn!(error = %e, "cannot allocate a producer id");
+                Ok(Some(failed(ResponseError::CoordinatorLoadInProgress)))
+            }
+        };
+    }
+    // KIP-939's two-phase commit is off, as with Kafka's default
+    // `transaction.two.phase.commit.enable=false`, which answers this code.
+    if req.enable_2_pc || req.keep_prepared_txn {
+        return Ok(Some(failed(
+            ResponseError::TransactionalIdAuthorizationFailed,
+        )));
+    }
+    let answer = crate::txn::api::init_producer_id(&ctx.broker.txn, &req, ctx.api_version).await;
+    debug!(peer = %ctx.peer, transactional_id = ?req.transactional_id.as_ref().map(|t| t.0.as_str()),
+        code = answer.error_code, producer_id = answer.producer_id.0,
+        epoch = answer.producer_epoch, "transactional InitProducerId");
+    Ok(Some(answer.into()))
 }
 
 /// Kafka's `initTransactionError`: no producer id, no epoch.

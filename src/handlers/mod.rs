@@ -2,6 +2,8 @@
 //! the ApiVersions answer, so what we advertise is exactly what we serve.
 
 pub mod acls;
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
 pub mod alter_configs;
 pub mod api_versions;
 pub mod compact;
@@ -14,6 +16,8 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_transactions;
+pub mod end_txn;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod heartbeat;
@@ -23,6 +27,7 @@ pub mod join_group;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -32,6 +37,7 @@ pub mod produce;
 pub mod sasl_authenticate;
 pub mod sasl_handshake;
 pub mod sync_group;
+pub mod write_txn_markers;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -137,6 +143,10 @@ pub static APIS: &[Api] = &[
     api!(DeleteGroups, delete_groups),
     api!(OffsetDelete, offset_delete),
     api!(InitProducerId, init_producer_id, init_producer_id::decode),
+    api!(AddPartitionsToTxn, add_partitions_to_txn),
+    api!(AddOffsetsToTxn, add_offsets_to_txn),
+    api!(EndTxn, end_txn),
+    api!(WriteTxnMarkers, write_txn_markers),
     api!(DescribeConfigs, describe_configs),
     api!(DeleteRecords, delete_records),
     api!(OffsetForLeaderEpoch, offset_for_leader_epoch),
@@ -145,6 +155,8 @@ pub static APIS: &[Api] = &[
     api!(CreatePartitions, create_partitions),
     api!(DescribeCluster, describe_cluster),
     api!(DescribeLogDirs, describe_log_dirs),
+    api!(DescribeTransactions, describe_transactions),
+    api!(ListTransactions, list_transactions),
     api!(DescribeAcls, describe_acls),
     api!(CreateAcls, create_acls),
     api!(DeleteAcls, delete_acls),

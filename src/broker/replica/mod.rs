@@ -11,6 +11,7 @@ mod fetcher_tests;
 mod isr_changes;
 #[cfg(test)]
 mod isr_tests;
+mod markers;
 mod offsets;
 mod peer;
 #[cfg(test)]
@@ -25,6 +26,7 @@ use uuid::Uuid;
 pub use append::{AppendOrigin, AppendParams, ProducePartition, ProduceTopic, ProducedPartition};
 pub use error::{CurrentLeader, ReplicaError};
 pub use fetch::{FetchParams, FetchPartition, FetchTopic, FetchedPartition, Isolation};
+pub use markers::TxnMarker;
 pub use offsets::OffsetFound;
 
 use super::disk::DiskSpace;
