@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.Paths;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -56,7 +57,10 @@ class StreamsEosTest {
     static void start() throws IOException {
         broker = Broker.start("transaction_state_log_num_partitions = 3\n"
                 + "transaction_abort_timed_out_transaction_cleanup_interval_ms = 500\n");
-        stateDir = Files.createTempDirectory("vltava-streams-eos-");
+        // Under target/, not the OS temp directory (Streams warns that one may be cleaned).
+        Path target = Paths.get("target");
+        Files.createDirectories(target);
+        stateDir = Files.createTempDirectory(target.toAbsolutePath(), "streams-eos-");
     }
 
     @AfterAll
