@@ -44,7 +44,8 @@ public final class EosWordCountApp {
         p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
         p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
-        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 100);
+        // Long transactions (Kafka's EOS default is 100 ms), so a kill lands inside one.
+        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, 1000);
         // No record cache: every count update is forwarded, so the output holds 1, 2, ... n per word.
         p.put(StreamsConfig.STATESTORE_CACHE_MAX_BYTES_CONFIG, 0);
         // After a SIGKILL the old member's session must expire before the new one gets its tasks.

@@ -91,20 +91,25 @@ class StreamsEosTest {
         AtomicReference<Throwable> produceFailure = new AtomicReference<>();
         Thread feeder = new Thread(() -> feed(input, lines, sent, produceFailure), "eos-feeder");
         List<ConsumerRecord<String, Long>> seen = new ArrayList<>();
-        try (KafkaConsumer<String, Long> out = outputReader(output, "read_committed")) {
+        try (KafkaConsumer<String, Long> out = outputReader(output, "read_committed");
+                KafkaConsumer<String, Long> raw = outputReader(output, "read_uncommitted")) {
             int sentAtKill;
             int outputAtKill;
             try (ChildJvm first = ChildJvm.start(EosWordCountApp.class.getName(), args)) {
                 first.awaitEvent(l -> l.equals("@state RUNNING"), DEADLINE);
                 feeder.start();
-                // Kill once the first instance has committed some of its output, input still coming.
-                pollUntil(out, seen, first, got -> got.size() >= 60, "60 committed output records");
+                // Kill once the first instance has committed some output and has more of it in the
+                // log in an open transaction (some output partition's LSO below its end offset).
+                pollUntil(out, seen, first, got -> got.size() >= 60 && openOutput(out, raw),
+                        "60 committed output records and an open transaction's output in the log");
                 first.kill();
                 sentAtKill = sent.get();
                 outputAtKill = seen.size();
             }
             System.out.println("killed the first instance after " + Duration.between(t0, Instant.now()).toMillis()
                     + " ms: " + sentAtKill + "/" + LINES + " lines sent, " + outputAtKill + " committed updates read");
+            assertTrue(openOutput(out, raw), "the killed instance left an open transaction with output in the log "
+                    + "(it committed in the moment between the check and the kill: rerun)");
             assertTrue(outputAtKill < expected.values().stream().mapToLong(Long::longValue).sum(),
                     "killed before it finished");
 
@@ -125,6 +130,7 @@ class StreamsEosTest {
             }
         }
         long uncommitted = readAllCount(output, "read_uncommitted");
+        assertTrue(uncommitted > seen.size(), "the aborted transaction's output is in the log: " + uncommitted);
         System.out.println("whole test " + Duration.between(t0, Instant.now()).toMillis() + " ms; output "
                 + seen.size() + " committed updates, " + uncommitted + " records read_uncommitted");
     }
@@ -136,13 +142,25 @@ class StreamsEosTest {
         try (KafkaProducer<String, String> p = Clients.producer(broker)) {
             int i = 0;
             for (String line : lines) {
-                p.send(new ProducerRecord<>(topic, "line-" + i++, line)).get();
-                sent.incrementAndGet();
+                p.send(new ProducerRecord<>(topic, "line-" + i++, line), (md, e) -> {
+                    if (e != null) {
+                        failure.compareAndSet(null, e);
+                    } else {
+                        sent.incrementAndGet();
+                    }
+                });
                 Thread.sleep(10); // pacing of the input, not a synchronisation
             }
+            p.flush();
         } catch (Throwable t) {
             failure.set(t);
         }
+    }
+
+    /** Whether some output partition has records of an open transaction (its LSO below its end offset). */
+    private static boolean openOutput(KafkaConsumer<String, Long> readCommitted, KafkaConsumer<String, Long> readUncommitted) {
+        return !readCommitted.endOffsets(readCommitted.assignment())
+                .equals(readUncommitted.endOffsets(readUncommitted.assignment()));
     }
 
     private static KafkaConsumer<String, Long> outputReader(String topic, String isolation) {
