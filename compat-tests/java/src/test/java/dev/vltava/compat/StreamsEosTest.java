@@ -21,7 +21,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Predicate;
 import java.util.stream.Collectors;
+import java.util.stream.IntStream;
 import java.util.stream.Stream;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.TransactionState;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -45,7 +48,6 @@ import org.junit.jupiter.api.Test;
 class StreamsEosTest {
     private static final Duration DEADLINE = Duration.ofSeconds(90);
     private static final int PARTITIONS = 2;
-    private static final int LINES = 400;
     private static final String[] VOCABULARY = {
         "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"
     };
@@ -82,42 +84,40 @@ class StreamsEosTest {
         String output = Clients.unique("eos-counts");
         Clients.createTopic(broker, input, PARTITIONS);
         Clients.createTopic(broker, output, PARTITIONS);
-        List<String> lines = lines(LINES);
-        Map<String, Long> expected = counts(lines);
         String[] args = {broker.bootstrap(), appId, input, output, stateDir.toString()};
 
         Instant t0 = Instant.now();
-        AtomicInteger sent = new AtomicInteger();
-        AtomicReference<Throwable> produceFailure = new AtomicReference<>();
-        Thread feeder = new Thread(() -> feed(input, lines, sent, produceFailure), "eos-feeder");
         List<ConsumerRecord<String, Long>> seen = new ArrayList<>();
-        try (KafkaConsumer<String, Long> out = outputReader(output, "read_committed");
+        try (Feeder feeder = new Feeder(input);
+                Admin admin = Clients.admin(broker);
+                KafkaConsumer<String, Long> out = outputReader(output, "read_committed");
                 KafkaConsumer<String, Long> raw = outputReader(output, "read_uncommitted")) {
-            int sentAtKill;
-            int outputAtKill;
-            try (ChildJvm first = ChildJvm.start(EosWordCountApp.class.getName(), args)) {
-                first.awaitEvent(l -> l.equals("@state RUNNING"), DEADLINE);
-                feeder.start();
-                // Kill once the first instance has committed some output and has more of it in the
-                // log in an open transaction (some output partition's LSO below its end offset).
-                pollUntil(out, seen, first, got -> got.size() >= 60 && openOutput(out, raw),
-                        "60 committed output records and an open transaction's output in the log");
-                first.kill();
-                sentAtKill = sent.get();
-                outputAtKill = seen.size();
+            // Kill an instance once it has committed some output and has more in the log in an
+            // open transaction (an output partition's LSO below its end offset). If the kill
+            // landed just as that transaction was being committed (the coordinator no longer has
+            // it Ongoing), start an instance and kill it again: the scenario needs an open one.
+            boolean killedInTransaction = false;
+            for (int attempt = 1; !killedInTransaction; attempt++) {
+                assertTrue(attempt <= 3, "3 kills, none inside an open transaction");
+                try (ChildJvm first = ChildJvm.start(EosWordCountApp.class.getName(), args)) {
+                    first.awaitEvent(l -> l.equals("@state RUNNING"), DEADLINE);
+                    feeder.start();
+                    int target = seen.size() + 60;
+                    pollUntil(out, seen, first, got -> got.size() >= target && openOutput(out, raw),
+                            target + " committed output records and an open transaction's output in the log");
+                    first.kill();
+                }
+                killedInTransaction = openOutput(out, raw) && ongoing(admin, appId);
+                System.out.println("kill " + attempt + " after " + Duration.between(t0, Instant.now()).toMillis()
+                        + " ms: " + feeder.sent() + " lines sent, " + seen.size() + " committed updates read, "
+                        + (killedInTransaction ? "inside" : "not inside") + " an open transaction");
             }
-            System.out.println("killed the first instance after " + Duration.between(t0, Instant.now()).toMillis()
-                    + " ms: " + sentAtKill + "/" + LINES + " lines sent, " + outputAtKill + " committed updates read");
-            assertTrue(openOutput(out, raw), "the killed instance left an open transaction with output in the log "
-                    + "(it committed in the moment between the check and the kill: rerun)");
-            assertTrue(outputAtKill < expected.values().stream().mapToLong(Long::longValue).sum(),
-                    "killed before it finished");
+            // More input after the crash, then no more: the counts have a final value to reach.
+            feeder.stopAfter(100);
+            Map<String, Long> expected = counts(lines(feeder.sent()));
 
             try (ChildJvm second = ChildJvm.start(EosWordCountApp.class.getName(), args)) {
                 pollUntil(out, seen, second, got -> latest(got).equals(expected), "the exact final counts");
-                feeder.join(DEADLINE.toMillis());
-                assertNull(produceFailure.get(), "input producer");
-                assertEquals(LINES, sent.get());
                 // Every committed update per word: exactly 1, 2, ... n, in order.
                 Map<String, List<Long>> updates = seen.stream().collect(Collectors.groupingBy(
                         ConsumerRecord::key, TreeMap::new, Collectors.mapping(ConsumerRecord::value, Collectors.toList())));
@@ -128,32 +128,83 @@ class StreamsEosTest {
                 assertEquals(expected.keySet(), updates.keySet());
                 second.assertAlive();
             }
+            long uncommitted = readAllCount(output, "read_uncommitted");
+            assertTrue(uncommitted > seen.size(), "the aborted transaction's output is in the log: " + uncommitted);
+            System.out.println("whole test " + Duration.between(t0, Instant.now()).toMillis() + " ms: "
+                    + feeder.sent() + " lines, " + seen.size() + " committed updates, " + uncommitted
+                    + " output records read_uncommitted");
         }
-        long uncommitted = readAllCount(output, "read_uncommitted");
-        assertTrue(uncommitted > seen.size(), "the aborted transaction's output is in the log: " + uncommitted);
-        System.out.println("whole test " + Duration.between(t0, Instant.now()).toMillis() + " ms; output "
-                + seen.size() + " committed updates, " + uncommitted + " records read_uncommitted");
     }
 
     // ---------------------------------------------------------------------------------------------
 
-    /** Sends the lines one by one, paced (about 4 s in all), so the app is killed mid-stream. */
-    private static void feed(String topic, List<String> lines, AtomicInteger sent, AtomicReference<Throwable> failure) {
-        try (KafkaProducer<String, String> p = Clients.producer(broker)) {
-            int i = 0;
-            for (String line : lines) {
-                p.send(new ProducerRecord<>(topic, "line-" + i++, line), (md, e) -> {
-                    if (e != null) {
-                        failure.compareAndSet(null, e);
-                    } else {
-                        sent.incrementAndGet();
-                    }
-                });
-                Thread.sleep(10); // pacing of the input, not a synchronisation
+    /** Whether the coordinator has an Ongoing transaction of the app (its producers' ids start with it). */
+    private static boolean ongoing(Admin admin, String appId) throws Exception {
+        return admin.listTransactions().all().get().stream()
+                .anyMatch(t -> t.transactionalId().startsWith(appId + "-") && t.state() == TransactionState.ONGOING);
+    }
+
+    /**
+     * Sends lines 0, 1, 2, ... of {@link #line} to the input, one every 10 ms, from {@link #start}
+     * until {@link #stopAfter}; close() fails the test if a send failed.
+     */
+    private static final class Feeder implements AutoCloseable {
+        private final String topic;
+        private final KafkaProducer<String, String> producer = Clients.producer(broker);
+        private final AtomicInteger sent = new AtomicInteger();
+        private final AtomicInteger limit = new AtomicInteger(Integer.MAX_VALUE);
+        private final AtomicReference<Throwable> failure = new AtomicReference<>();
+        private Thread thread;
+
+        Feeder(String topic) {
+            this.topic = topic;
+        }
+
+        void start() {
+            if (thread != null) {
+                return;
             }
-            p.flush();
-        } catch (Throwable t) {
-            failure.set(t);
+            thread = new Thread(this::run, "eos-feeder");
+            thread.start();
+        }
+
+        private void run() {
+            try {
+                for (int i = 0; i < limit.get(); i++) {
+                    producer.send(new ProducerRecord<>(topic, "line-" + i, line(i)), (md, e) -> {
+                        if (e != null) {
+                            failure.compareAndSet(null, e);
+                        }
+                    });
+                    sent.set(i + 1);
+                    Thread.sleep(10); // pacing of the input, not a synchronisation
+                }
+                producer.flush();
+            } catch (Throwable t) {
+                failure.compareAndSet(null, t);
+            }
+        }
+
+        /** Sends {@code n} more lines, then stops; returns once they are all acknowledged. */
+        void stopAfter(int n) throws InterruptedException {
+            limit.set(sent.get() + n);
+            thread.join(DEADLINE.toMillis());
+            assertTrue(!thread.isAlive(), "the feeder stopped");
+            assertNull(failure.get(), "input producer");
+        }
+
+        int sent() {
+            return sent.get();
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            limit.set(0);
+            if (thread != null) {
+                thread.join(DEADLINE.toMillis());
+            }
+            producer.close();
+            assertNull(failure.get(), "input producer");
         }
     }
 
@@ -211,19 +262,19 @@ class StreamsEosTest {
         return out;
     }
 
-    /** {@code n} lines of one to four words of the vocabulary, in mixed case and punctuation. */
-    private static List<String> lines(int n) {
-        List<String> out = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            StringBuilder line = new StringBuilder();
-            for (int w = 0; w < 1 + i % 4; w++) {
-                line.append(w == 0 ? "" : (w % 2 == 0 ? ", " : " "));
-                String word = VOCABULARY[(i * 7 + w) % VOCABULARY.length];
-                line.append(w % 3 == 1 ? word.toUpperCase() : word);
-            }
-            out.add(line.toString());
+    /** Line {@code i}: one to four words of the vocabulary, in mixed case and punctuation. */
+    private static String line(int i) {
+        StringBuilder line = new StringBuilder();
+        for (int w = 0; w < 1 + i % 4; w++) {
+            line.append(w == 0 ? "" : (w % 2 == 0 ? ", " : " "));
+            String word = VOCABULARY[(i * 7 + w) % VOCABULARY.length];
+            line.append(w % 3 == 1 ? word.toUpperCase() : word);
         }
-        return out;
+        return line.toString();
+    }
+
+    private static List<String> lines(int n) {
+        return IntStream.range(0, n).mapToObj(StreamsEosTest::line).toList();
     }
 
     private static Map<String, Long> counts(List<String> lines) {
