@@ -57,8 +57,7 @@ class StreamsEosTest {
 
     @BeforeAll
     static void start() throws IOException {
-        broker = Broker.start("transaction_state_log_num_partitions = 3\n"
-                + "transaction_abort_timed_out_transaction_cleanup_interval_ms = 500\n");
+        broker = Broker.start(Txn.BROKER_CONFIG);
         // Under target/, not the OS temp directory (Streams warns that one may be cleaned).
         Path target = Paths.get("target");
         Files.createDirectories(target);

@@ -43,18 +43,15 @@ import org.junit.jupiter.api.Test;
  * later (as in Kafka), so what depends on them is awaited: the LSO reaching the log end offset.
  */
 class TransactionsTest {
-    private static final String READ_COMMITTED = "read_committed";
-    private static final String READ_UNCOMMITTED = "read_uncommitted";
+    private static final String READ_COMMITTED = Txn.READ_COMMITTED;
+    private static final String READ_UNCOMMITTED = Txn.READ_UNCOMMITTED;
 
     private static Broker broker;
     private static Admin admin;
 
     @BeforeAll
     static void start() {
-        // A small transaction state topic, and the timed-out transaction sweep every 500 ms so a dead
-        // producer's transaction is aborted soon after its transaction.timeout.ms.
-        broker = Broker.start("transaction_state_log_num_partitions = 3\n"
-                + "transaction_abort_timed_out_transaction_cleanup_interval_ms = 500\n");
+        broker = Broker.start(Txn.BROKER_CONFIG);
         admin = Clients.admin(broker);
     }
 
@@ -344,12 +341,11 @@ class TransactionsTest {
     // ---------------------------------------------------------------------------------------------
 
     private static KafkaProducer<String, String> txnProducer(String transactionalId) {
-        return Clients.producer(broker, Map.of(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId,
-                ProducerConfig.MAX_BLOCK_MS_CONFIG, 60_000));
+        return Txn.producer(broker, transactionalId);
     }
 
     private static KafkaConsumer<String, String> reader(String isolation) {
-        return Clients.consumer(broker, null, Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation));
+        return Txn.reader(broker, isolation);
     }
 
     private static void producePlain(String topic, String prefix, int n) throws Exception {
@@ -361,22 +357,15 @@ class TransactionsTest {
     }
 
     private static void produceCommitted(String topic, String tid, String prefix, int n) {
-        try (KafkaProducer<String, String> p = txnProducer(tid)) {
-            p.initTransactions();
-            p.beginTransaction();
-            for (int i = 0; i < n; i++) {
-                p.send(new ProducerRecord<>(topic, 0, "k", prefix + i));
-            }
-            p.commitTransaction();
-        }
+        Txn.produceCommitted(broker, topic, tid, prefix, n);
     }
 
     private static List<TopicPartition> partitions(String topic, int n) {
-        return IntStream.range(0, n).mapToObj(i -> new TopicPartition(topic, i)).toList();
+        return Txn.partitions(topic, n);
     }
 
     private static long endOffset(KafkaConsumer<String, String> c, TopicPartition tp) {
-        return c.endOffsets(List.of(tp)).get(tp);
+        return Txn.endOffset(c, tp);
     }
 
     private static long listOffset(TopicPartition tp, IsolationLevel isolation) throws Exception {
@@ -384,31 +373,12 @@ class TransactionsTest {
                 .partitionResult(tp).get().offset();
     }
 
-    /** Waits until every partition's LSO equals its log end offset (no transaction open or unmarked). */
     private static void awaitStable(String topic, int n) {
-        List<TopicPartition> tps = partitions(topic, n);
-        try (KafkaConsumer<String, String> rc = reader(READ_COMMITTED);
-                KafkaConsumer<String, String> ru = reader(READ_UNCOMMITTED)) {
-            Clients.waitUntil(topic + ": LSO = log end offset", () -> rc.endOffsets(tps).equals(ru.endOffsets(tps)));
-        }
+        Txn.awaitStable(broker, topic, n);
     }
 
-    /** Everything a fresh consumer with {@code isolation} reads from the beginning up to its end offsets. */
     private static List<ConsumerRecord<String, String>> readAll(String topic, int n, String isolation) {
-        List<TopicPartition> tps = partitions(topic, n);
-        try (KafkaConsumer<String, String> c = reader(isolation)) {
-            c.assign(tps);
-            c.seekToBeginning(tps);
-            Map<TopicPartition, Long> ends = c.endOffsets(tps);
-            List<ConsumerRecord<String, String>> got = new ArrayList<>();
-            Instant end = Instant.now().plus(Clients.DEADLINE);
-            while (!tps.stream().allMatch(tp -> c.position(tp) >= ends.get(tp))) {
-                assertTrue(Instant.now().isBefore(end), isolation + " read of " + topic + " reaches " + ends
-                        + "; got " + values(got));
-                c.poll(Duration.ofMillis(200)).forEach(got::add);
-            }
-            return got;
-        }
+        return Txn.readAll(broker, topic, n, isolation);
     }
 
     /** The group's committed offsets (OffsetFetch, require_stable as given). */
@@ -460,7 +430,7 @@ class TransactionsTest {
     }
 
     private static List<String> values(List<ConsumerRecord<String, String>> records) {
-        return records.stream().map(ConsumerRecord::value).toList();
+        return Txn.values(records);
     }
 
     private static List<String> sorted(List<String> values) {

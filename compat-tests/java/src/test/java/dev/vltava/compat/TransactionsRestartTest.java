@@ -1,0 +1,113 @@
+package dev.vltava.compat;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Transactions across a kill -9 and restart of the broker: the log's transaction state (aborted
+ * transactions, an open transaction holding the LSO) is rebuilt on recovery, and the coordinator
+ * reloads the open transaction from __transaction_state and aborts it after its timeout.
+ */
+class TransactionsRestartTest {
+    private static final String RC = Txn.READ_COMMITTED;
+    private static final String RU = Txn.READ_UNCOMMITTED;
+
+    private static Broker broker;
+
+    @BeforeAll
+    static void start() {
+        broker = Broker.start(Txn.BROKER_CONFIG);
+    }
+
+    @AfterAll
+    static void stop() {
+        if (broker != null) {
+            broker.close();
+        }
+    }
+
+    @Test
+    void transactionStateSurvivesABrokerKill() throws Exception {
+        String topic = Clients.unique("txn-restart");
+        Clients.createTopic(broker, topic, 1);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        String tid = Clients.unique("tid-restart");
+        try (KafkaProducer<String, String> p = Txn.producer(broker, tid)) {
+            p.initTransactions();
+            p.beginTransaction();
+            for (int i = 0; i < 3; i++) {
+                p.send(new ProducerRecord<>(topic, 0, "k", "c-" + i));
+            }
+            p.commitTransaction();
+            p.beginTransaction();
+            for (int i = 0; i < 3; i++) {
+                p.send(new ProducerRecord<>(topic, 0, "k", "a-" + i));
+            }
+            p.flush();
+            p.abortTransaction();
+            p.beginTransaction();
+            for (int i = 0; i < 2; i++) {
+                p.send(new ProducerRecord<>(topic, 0, "k", "d-" + i));
+            }
+            p.commitTransaction();
+        }
+        Txn.awaitStable(broker, topic, 1);
+        List<String> committed = List.of("c-0", "c-1", "c-2", "d-0", "d-1");
+        assertEquals(committed, Txn.values(Txn.readAll(broker, topic, 1, RC)));
+
+        // A producer in its own JVM opens a transaction and is killed; then the broker is killed.
+        int timeoutMs = 10_000;
+        String deadTid = Clients.unique("tid-dead");
+        long first;
+        long last;
+        Instant opened;
+        try (ChildJvm child = ChildJvm.start(AbandonedTxnProducer.class.getName(), broker.bootstrap(), deadTid,
+                topic, "3", Integer.toString(timeoutMs))) {
+            String[] open = child.awaitEvent(l -> l.startsWith("@open "), Clients.DEADLINE).split(" ");
+            opened = Instant.now();
+            first = Long.parseLong(open[1]);
+            last = Long.parseLong(open[2]);
+            child.kill();
+        }
+        assertEquals(11, first, "3 + marker, 3 + marker, 2 + marker before the open transaction");
+        broker.restart();
+        long restartMs = Duration.between(opened, Instant.now()).toMillis();
+        System.out.println("broker restarted " + restartMs + " ms after the transaction was opened");
+
+        try (KafkaConsumer<String, String> rc = Txn.reader(broker, RC);
+                KafkaConsumer<String, String> ru = Txn.reader(broker, RU)) {
+            assertEquals(last + 1, Txn.endOffset(ru, tp), "the log end offset after recovery");
+            if (Duration.between(opened, Instant.now()).toMillis() < timeoutMs - 2000) {
+                assertEquals(first, Txn.endOffset(rc, tp),
+                        "after recovery the LSO is still held at the open transaction's first offset");
+            }
+            // The aborted transaction stays hidden, the open one is not visible.
+            assertEquals(committed, Txn.values(Txn.readAll(broker, topic, 1, RC)));
+            Clients.waitUntil("the reloaded open transaction aborted after its timeout (LSO = log end offset "
+                    + (last + 2) + ")", () -> Txn.endOffset(rc, tp) == last + 2 && Txn.endOffset(ru, tp) == last + 2);
+            System.out.println("aborted " + Duration.between(opened, Instant.now()).toMillis()
+                    + " ms after it was opened (timeout " + timeoutMs + " ms)");
+        }
+        assertEquals(committed, Txn.values(Txn.readAll(broker, topic, 1, RC)));
+        assertEquals(11, Txn.readAll(broker, topic, 1, RU).size(), "every record (3 + 3 + 2 + 3) is in the log");
+
+        // Both transactional ids carry on with new producers (epoch bumps from the reloaded state).
+        Txn.produceCommitted(broker, topic, deadTid, "e-", 1);
+        Txn.produceCommitted(broker, topic, tid, "f-", 1);
+        Txn.awaitStable(broker, topic, 1);
+        List<String> after = new ArrayList<>(committed);
+        after.addAll(List.of("e-0", "f-0"));
+        assertEquals(after, Txn.values(Txn.readAll(broker, topic, 1, RC)));
+    }
+}
