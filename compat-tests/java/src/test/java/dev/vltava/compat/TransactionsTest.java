@@ -2,6 +2,7 @@ package dev.vltava.compat;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -251,9 +252,13 @@ class TransactionsTest {
                 KafkaConsumer<String, String> rc = reader(READ_COMMITTED);
                 KafkaConsumer<String, String> ru = reader(READ_UNCOMMITTED)) {
             p.initTransactions();
+            // Timestamps: the committed records' in the past, the open ones' a minute ahead, so
+            // that no marker (stamped with the broker's clock) lies at or after the latter.
+            long committedTs = System.currentTimeMillis() - 10_000;
+            long openTs = System.currentTimeMillis() + 60_000;
             p.beginTransaction();
             for (int i = 0; i < 3; i++) {
-                p.send(new ProducerRecord<>(topic, 0, "k", "c-" + i));
+                p.send(new ProducerRecord<>(topic, 0, committedTs, "k", "c-" + i));
             }
             p.commitTransaction();
             awaitStable(topic, 1);
@@ -261,13 +266,18 @@ class TransactionsTest {
             assertEquals(4, stableEnd, "3 records and a commit marker");
 
             p.beginTransaction();
-            long firstOpen = p.send(new ProducerRecord<>(topic, 0, "k", "o-0")).get().offset();
-            p.send(new ProducerRecord<>(topic, 0, "k", "o-1")).get();
+            long firstOpen = p.send(new ProducerRecord<>(topic, 0, openTs, "k", "o-0")).get().offset();
+            p.send(new ProducerRecord<>(topic, 0, openTs, "k", "o-1")).get();
             assertEquals(stableEnd, firstOpen);
             assertEquals(firstOpen + 2, endOffset(ru, tp), "the log end offset");
             assertEquals(firstOpen, endOffset(rc, tp), "read_committed endOffsets is the LSO");
             assertEquals(firstOpen, listOffset(tp, IsolationLevel.READ_COMMITTED));
             assertEquals(firstOpen + 2, listOffset(tp, IsolationLevel.READ_UNCOMMITTED));
+            // Undecided records are not searchable by timestamp read_committed (Kafka's
+            // testReadCommittedConsumerShouldNotSeeUndecidedData); committed ones are.
+            assertEquals(firstOpen, ru.offsetsForTimes(Map.of(tp, openTs)).get(tp).offset());
+            assertNull(rc.offsetsForTimes(Map.of(tp, openTs)).get(tp), "offsetsForTimes of undecided records");
+            assertEquals(0, rc.offsetsForTimes(Map.of(tp, committedTs)).get(tp).offset());
 
             rc.assign(List.of(tp));
             rc.seekToBeginning(List.of(tp));
@@ -289,6 +299,31 @@ class TransactionsTest {
             assertEquals(List.of("c-0", "c-1", "c-2", "o-0", "o-1"), values(got));
             Clients.waitUntil("the LSO passes the commit marker", () -> endOffset(rc, tp) == firstOpen + 3);
         }
+    }
+
+    /**
+     * A live producer that keeps its transaction open past transaction.timeout.ms: the coordinator
+     * aborts it (bumping the epoch), so its commit is fenced and its records are never visible.
+     */
+    @Test
+    void transactionPastItsTimeoutIsAbortedAndItsCommitFenced() throws Exception {
+        String topic = Clients.unique("txn-expire");
+        Clients.createTopic(broker, topic, 1);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaProducer<String, String> p = Clients.producer(broker, Map.of(
+                        ProducerConfig.TRANSACTIONAL_ID_CONFIG, Clients.unique("tid-expire"),
+                        ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, 1000));
+                KafkaConsumer<String, String> rc = reader(READ_COMMITTED)) {
+            p.initTransactions();
+            p.beginTransaction();
+            long offset = p.send(new ProducerRecord<>(topic, 0, "k", "expired-0")).get().offset();
+            assertEquals(0, offset);
+            Clients.waitUntil("the timed-out transaction aborted (LSO past its abort marker)",
+                    () -> endOffset(rc, tp) == 2);
+            assertThrows(ProducerFencedException.class, p::commitTransaction);
+        }
+        assertEquals(List.of(), values(readAll(topic, 1, READ_COMMITTED)));
+        assertEquals(List.of("expired-0"), values(readAll(topic, 1, READ_UNCOMMITTED)));
     }
 
     /**
