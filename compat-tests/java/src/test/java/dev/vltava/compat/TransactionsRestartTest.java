@@ -110,4 +110,55 @@ class TransactionsRestartTest {
         after.addAll(List.of("e-0", "f-0"));
         assertEquals(after, Txn.values(Txn.readAll(broker, topic, 1, RC)));
     }
+    /**
+     * A live producer's transaction across a broker kill: after the restart it writes more to the
+     * same partition (its sequence continues from the recovered producer state) and commits (the
+     * coordinator reloaded the Ongoing transaction with its partitions).
+     */
+    @Test
+    void openTransactionCarriesOnAndCommitsAfterABrokerKill() throws Exception {
+        String topic = Clients.unique("txn-live-restart");
+        Clients.createTopic(broker, topic, 2);
+        try (KafkaProducer<String, String> p = Txn.producer(broker, Clients.unique("tid-live"))) {
+            p.initTransactions();
+            p.beginTransaction();
+            p.send(new ProducerRecord<>(topic, 0, "k", "a-0")).get();
+            p.send(new ProducerRecord<>(topic, 1, "k", "b-0")).get();
+            broker.restart();
+            p.send(new ProducerRecord<>(topic, 0, "k", "a-1")).get();
+            p.send(new ProducerRecord<>(topic, 1, "k", "b-1")).get();
+            p.commitTransaction();
+        }
+        Txn.awaitStable(broker, topic, 2);
+        assertEquals(List.of("a-0", "a-1", "b-0", "b-1"),
+                Txn.values(Txn.readAll(broker, topic, 2, RC)).stream().sorted().toList());
+    }
+
+    /**
+     * The broker is killed as soon as commitTransaction returns (the decision is logged, the markers
+     * may not be): after the restart the commit completes, every record becomes visible, and the
+     * producer carries on with its next transaction.
+     */
+    @Test
+    void commitDecidedBeforeABrokerKillCompletesAfterTheRestart() throws Exception {
+        String topic = Clients.unique("txn-commit-restart");
+        Clients.createTopic(broker, topic, 2);
+        try (KafkaProducer<String, String> p = Txn.producer(broker, Clients.unique("tid-commit-restart"))) {
+            p.initTransactions();
+            p.beginTransaction();
+            for (int i = 0; i < 6; i++) {
+                p.send(new ProducerRecord<>(topic, i % 2, "k", "x-" + i));
+            }
+            p.commitTransaction();
+            broker.restart();
+            Txn.awaitStable(broker, topic, 2);
+            assertEquals(List.of("x-0", "x-1", "x-2", "x-3", "x-4", "x-5"),
+                    Txn.values(Txn.readAll(broker, topic, 2, RC)).stream().sorted().toList());
+            p.beginTransaction();
+            p.send(new ProducerRecord<>(topic, 0, "k", "y-0"));
+            p.commitTransaction();
+        }
+        Txn.awaitStable(broker, topic, 2);
+        assertEquals(7, Txn.readAll(broker, topic, 2, RC).size());
+    }
 }
