@@ -110,6 +110,7 @@ class TransactionsRestartTest {
         after.addAll(List.of("e-0", "f-0"));
         assertEquals(after, Txn.values(Txn.readAll(broker, topic, 1, RC)));
     }
+
     /**
      * A live producer's transaction across a broker kill: after the restart it writes more to the
      * same partition (its sequence continues from the recovered producer state) and commits (the
