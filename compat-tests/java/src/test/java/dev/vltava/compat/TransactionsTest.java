@@ -20,7 +20,9 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsOptions;
 import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.consumer.CommitFailedException;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -236,6 +238,49 @@ class TransactionsTest {
         assertEquals(10, outValues.size(), "only round 1's output is committed: " + outValues);
         assertTrue(outValues.stream().allMatch(v -> v.startsWith("T(r1-")), outValues.toString());
         assertEquals(16, readAll(out, 1, READ_UNCOMMITTED).size(), "round 2's output is in the log");
+    }
+
+    /**
+     * KIP-447: offsets sent with the group metadata of a generation the group has moved past are
+     * refused (ILLEGAL_GENERATION: CommitFailedException, abortable); the group's offsets stay.
+     */
+    @Test
+    void sendOffsetsWithStaleGroupMetadataIsRefused() throws Exception {
+        String in = Clients.unique("stale-in");
+        String group = Clients.unique("g-stale");
+        Clients.createTopic(broker, in, 2);
+        Map<String, Object> cfg = Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, READ_COMMITTED);
+        try (KafkaConsumer<String, String> c1 = Clients.consumer(broker, group, cfg);
+                KafkaConsumer<String, String> c2 = Clients.consumer(broker, group, cfg);
+                KafkaProducer<String, String> p = txnProducer(Clients.unique("tid-stale"))) {
+            c1.subscribe(List.of(in));
+            Clients.waitUntil("c1 owns both partitions", () -> {
+                c1.poll(Duration.ofMillis(100));
+                return c1.assignment().size() == 2;
+            });
+            ConsumerGroupMetadata stale = c1.groupMetadata();
+            c2.subscribe(List.of(in));
+            Clients.waitUntil("a rebalance gives each consumer one partition", () -> {
+                c1.poll(Duration.ofMillis(100));
+                c2.poll(Duration.ofMillis(100));
+                return c1.assignment().size() == 1 && c2.assignment().size() == 1;
+            });
+            assertTrue(c1.groupMetadata().generationId() > stale.generationId(),
+                    "a new generation: " + stale + " -> " + c1.groupMetadata());
+
+            p.initTransactions();
+            p.beginTransaction();
+            TopicPartition tp = c1.assignment().iterator().next();
+            assertThrows(CommitFailedException.class,
+                    () -> p.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(5)), stale));
+            p.abortTransaction();
+
+            // The current metadata is accepted.
+            p.beginTransaction();
+            p.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(7)), c1.groupMetadata());
+            p.commitTransaction();
+            assertEquals(Map.of(tp, 7L), stableCommitted(group, List.of(tp)));
+        }
     }
 
     /**
