@@ -323,9 +323,20 @@ impl Cluster {
     /// do, while the answer is COORDINATOR_NOT_AVAILABLE (15: e.g. the offsets topic is being created)
     /// or COORDINATOR_LOAD_IN_PROGRESS (14), for at most 30 s.
     pub fn group_coordinator(&self, via: i32, group: &str) -> anyhow::Result<i32> {
+        self.coordinator(via, group, 0)
+    }
+
+    /// The node coordinating `transactional_id` (FindCoordinator key type 1), as
+    /// [`Self::group_coordinator`] finds a group's.
+    pub fn txn_coordinator(&self, via: i32, transactional_id: &str) -> anyhow::Result<i32> {
+        self.coordinator(via, transactional_id, 1)
+    }
+
+    fn coordinator(&self, via: i32, key: &str, key_type: i8) -> anyhow::Result<i32> {
+        let group = key;
         let req = FindCoordinatorRequest::default()
-            .with_key(StrBytes::from_string(group.to_string()))
-            .with_key_type(0);
+            .with_key(StrBytes::from_string(key.to_string()))
+            .with_key_type(key_type);
         let until = Instant::now() + Duration::from_secs(30);
         loop {
             let r: FindCoordinatorResponse =
