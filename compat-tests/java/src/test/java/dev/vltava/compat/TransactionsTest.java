@@ -9,23 +9,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutionException;
-import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsOptions;
 import org.apache.kafka.clients.admin.OffsetSpec;
-import org.apache.kafka.clients.consumer.CommitFailedException;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
-import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -38,9 +30,10 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Transactions with the Java client: commit and abort as read_committed and read_uncommitted
- * consumers see them, fencing by a second producer with the same transactional.id,
- * consume-transform-produce with {@code sendOffsetsToTransaction}, the last stable offset while a
- * transaction is open, and a producer that dies mid-transaction (aborted after its timeout).
+ * consumers see them, fencing by a second producer with the same transactional.id, the last
+ * stable offset while a transaction is open, and producers that overrun their transaction timeout
+ * or die mid-transaction (aborted after it). Offsets in transactions: {@link TransactionsOffsetsTest};
+ * across broker restarts: {@link TransactionsRestartTest}.
  *
  * <p>EndTxn returns once the coordinator has decided; the markers land on the partitions a moment
  * later (as in Kafka), so what depends on them is awaited: the LSO reaching the log end offset.
@@ -176,111 +169,6 @@ class TransactionsTest {
         }
         awaitStable(topic, 1);
         assertEquals(List.of("p2-0"), values(readAll(topic, 1, READ_COMMITTED)));
-    }
-
-    /**
-     * Consume-transform-produce: the consumed offsets are committed in the transaction with the
-     * consumer's group metadata (TxnOffsetCommit); after the commit the group's offsets are those
-     * sent, an aborted round leaves them unchanged and its output invisible.
-     */
-    @Test
-    void sendOffsetsToTransactionCommitsWithTheTransactionOnly() throws Exception {
-        String in = Clients.unique("ctp-in");
-        String out = Clients.unique("ctp-out");
-        String group = Clients.unique("g-ctp");
-        Clients.createTopic(broker, in, 2);
-        Clients.createTopic(broker, out, 1);
-        producePlain(in, "r1-", 10);
-        List<TopicPartition> inTps = partitions(in, 2);
-        Map<TopicPartition, Long> expected1;
-        try (KafkaConsumer<String, String> c = Clients.consumer(broker, group,
-                        Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, READ_COMMITTED));
-                KafkaProducer<String, String> p = txnProducer(Clients.unique("tid-ctp"))) {
-            c.subscribe(List.of(in));
-            p.initTransactions();
-
-            List<ConsumerRecord<String, String>> round1 = Clients.pollRecords(c, 10);
-            assertEquals(10, round1.size());
-            p.beginTransaction();
-            for (ConsumerRecord<String, String> r : round1) {
-                p.send(new ProducerRecord<>(out, 0, r.key(), "T(" + r.value() + ")"));
-            }
-            Map<TopicPartition, OffsetAndMetadata> offsets1 = nextOffsets(round1);
-            p.sendOffsetsToTransaction(offsets1, c.groupMetadata());
-            p.commitTransaction();
-            expected1 = plain(offsets1);
-            assertEquals(2, expected1.size(), "both input partitions consumed: " + expected1);
-            // A read_committed consumer's committed() sends require_stable and retries while the
-            // transaction's offsets are pending, so it answers once the commit marker is applied.
-            assertEquals(expected1, stableCommitted(group, inTps));
-            assertEquals(expected1, groupOffsets(group, false));
-            assertEquals(expected1, groupOffsets(group, true));
-
-            producePlain(in, "r2-", 6);
-            List<ConsumerRecord<String, String>> round2 = Clients.pollRecords(c, 6);
-            assertEquals(6, round2.size());
-            p.beginTransaction();
-            for (ConsumerRecord<String, String> r : round2) {
-                p.send(new ProducerRecord<>(out, 0, r.key(), "T(" + r.value() + ")"));
-            }
-            Map<TopicPartition, OffsetAndMetadata> offsets2 = nextOffsets(round2);
-            p.sendOffsetsToTransaction(offsets2, c.groupMetadata());
-            p.flush();
-            // Pending transactional offsets are not the group's committed offsets.
-            assertEquals(expected1, groupOffsets(group, false), "while round 2 is open");
-            p.abortTransaction();
-        }
-        assertEquals(expected1, stableCommitted(group, inTps), "after the abort");
-        awaitStable(out, 1);
-        assertEquals(expected1, groupOffsets(group, false));
-        assertEquals(expected1, groupOffsets(group, true));
-        List<String> outValues = values(readAll(out, 1, READ_COMMITTED));
-        assertEquals(10, outValues.size(), "only round 1's output is committed: " + outValues);
-        assertTrue(outValues.stream().allMatch(v -> v.startsWith("T(r1-")), outValues.toString());
-        assertEquals(16, readAll(out, 1, READ_UNCOMMITTED).size(), "round 2's output is in the log");
-    }
-
-    /**
-     * KIP-447: offsets sent with the group metadata of a generation the group has moved past are
-     * refused (ILLEGAL_GENERATION: CommitFailedException, abortable); the group's offsets stay.
-     */
-    @Test
-    void sendOffsetsWithStaleGroupMetadataIsRefused() throws Exception {
-        String in = Clients.unique("stale-in");
-        String group = Clients.unique("g-stale");
-        Clients.createTopic(broker, in, 2);
-        Map<String, Object> cfg = Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, READ_COMMITTED);
-        try (KafkaConsumer<String, String> c1 = Clients.consumer(broker, group, cfg);
-                KafkaConsumer<String, String> c2 = Clients.consumer(broker, group, cfg);
-                KafkaProducer<String, String> p = txnProducer(Clients.unique("tid-stale"))) {
-            c1.subscribe(List.of(in));
-            Clients.waitUntil("c1 owns both partitions", () -> {
-                c1.poll(Duration.ofMillis(100));
-                return c1.assignment().size() == 2;
-            });
-            ConsumerGroupMetadata stale = c1.groupMetadata();
-            c2.subscribe(List.of(in));
-            Clients.waitUntil("a rebalance gives each consumer one partition", () -> {
-                c1.poll(Duration.ofMillis(100));
-                c2.poll(Duration.ofMillis(100));
-                return c1.assignment().size() == 1 && c2.assignment().size() == 1;
-            });
-            assertTrue(c1.groupMetadata().generationId() > stale.generationId(),
-                    "a new generation: " + stale + " -> " + c1.groupMetadata());
-
-            p.initTransactions();
-            p.beginTransaction();
-            TopicPartition tp = c1.assignment().iterator().next();
-            assertThrows(CommitFailedException.class,
-                    () -> p.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(5)), stale));
-            p.abortTransaction();
-
-            // The current metadata is accepted.
-            p.beginTransaction();
-            p.sendOffsetsToTransaction(Map.of(tp, new OffsetAndMetadata(7)), c1.groupMetadata());
-            p.commitTransaction();
-            assertEquals(Map.of(tp, 7L), stableCommitted(group, List.of(tp)));
-        }
     }
 
     /**
@@ -428,14 +316,6 @@ class TransactionsTest {
         return Txn.reader(broker, isolation);
     }
 
-    private static void producePlain(String topic, String prefix, int n) throws Exception {
-        try (KafkaProducer<String, String> p = Clients.producer(broker)) {
-            for (int i = 0; i < n; i++) {
-                p.send(new ProducerRecord<>(topic, "k" + i, prefix + i)).get();
-            }
-        }
-    }
-
     private static void produceCommitted(String topic, String tid, String prefix, int n) {
         Txn.produceCommitted(broker, topic, tid, prefix, n);
     }
@@ -459,54 +339,6 @@ class TransactionsTest {
 
     private static List<ConsumerRecord<String, String>> readAll(String topic, int n, String isolation) {
         return Txn.readAll(broker, topic, n, isolation);
-    }
-
-    /** The group's committed offsets (OffsetFetch, require_stable as given). */
-    private static Map<TopicPartition, Long> groupOffsets(String group, boolean requireStable) {
-        try {
-            Map<TopicPartition, OffsetAndMetadata> m = admin.listConsumerGroupOffsets(group,
-                    new ListConsumerGroupOffsetsOptions().requireStable(requireStable))
-                    .partitionsToOffsetAndMetadata().get();
-            Map<TopicPartition, Long> out = new HashMap<>();
-            m.forEach((tp, om) -> {
-                if (om != null) {
-                    out.put(tp, om.offset());
-                }
-            });
-            return out;
-        } catch (Exception e) {
-            throw new AssertionError("OffsetFetch of " + group + ": " + e, e);
-        }
-    }
-
-    /** The group's committed offsets as a read_committed consumer fetches them (require_stable). */
-    private static Map<TopicPartition, Long> stableCommitted(String group, List<TopicPartition> tps) {
-        try (KafkaConsumer<String, String> c = Clients.consumer(broker, group,
-                Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, READ_COMMITTED))) {
-            Map<TopicPartition, Long> out = new HashMap<>();
-            c.committed(new HashSet<>(tps)).forEach((tp, om) -> {
-                if (om != null) {
-                    out.put(tp, om.offset());
-                }
-            });
-            return out;
-        }
-    }
-
-    private static Map<TopicPartition, OffsetAndMetadata> nextOffsets(List<ConsumerRecord<String, String>> records) {
-        Map<TopicPartition, OffsetAndMetadata> out = new HashMap<>();
-        for (ConsumerRecord<String, String> r : records) {
-            TopicPartition tp = new TopicPartition(r.topic(), r.partition());
-            long next = r.offset() + 1;
-            if (!out.containsKey(tp) || out.get(tp).offset() < next) {
-                out.put(tp, new OffsetAndMetadata(next));
-            }
-        }
-        return out;
-    }
-
-    private static Map<TopicPartition, Long> plain(Map<TopicPartition, OffsetAndMetadata> offsets) {
-        return offsets.entrySet().stream().collect(Collectors.toMap(Map.Entry::getKey, e -> e.getValue().offset()));
     }
 
     private static List<String> values(List<ConsumerRecord<String, String>> records) {
