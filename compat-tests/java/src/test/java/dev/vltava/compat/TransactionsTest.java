@@ -16,6 +16,7 @@ import java.util.stream.IntStream;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ListOffsetsOptions;
 import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -116,6 +117,84 @@ class TransactionsTest {
         List<String> all = new ArrayList<>(committed);
         all.addAll(range("a-", 0, 6));
         assertEquals(sorted(all), sorted(values(readAll(topic, 2, READ_UNCOMMITTED))));
+    }
+
+    /**
+     * Two producers' transactions interleaved on one partition, one aborted and one committed, read
+     * by a read_committed consumer whose fetches wait in the broker (fetch.min.bytes far above what
+     * is there): the delayed fetch answers with the aborted transactions too (Kafka's
+     * testDelayedFetchIncludesAbortedTransaction).
+     */
+    @Test
+    void interleavedAbortedTransactionIsFilteredFromDelayedFetches() throws Exception {
+        String topic = Clients.unique("txn-interleave");
+        Clients.createTopic(broker, topic, 1);
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaProducer<String, String> p1 = txnProducer(Clients.unique("tid-p1"));
+                KafkaProducer<String, String> p2 = txnProducer(Clients.unique("tid-p2"))) {
+            p1.initTransactions();
+            p2.initTransactions();
+            p1.beginTransaction();
+            p2.beginTransaction();
+            p2.send(new ProducerRecord<>(topic, 0, "x", "x-1")).get();
+            p1.send(new ProducerRecord<>(topic, 0, "y", "y-1"));
+            p1.send(new ProducerRecord<>(topic, 0, "y", "y-2")).get();
+            p2.send(new ProducerRecord<>(topic, 0, "x", "x-2")).get();
+            p1.abortTransaction();
+            p2.commitTransaction();
+        }
+        awaitStable(topic, 1);
+        try (KafkaConsumer<String, String> c = Clients.consumer(broker, null, Map.of(
+                ConsumerConfig.ISOLATION_LEVEL_CONFIG, READ_COMMITTED,
+                ConsumerConfig.FETCH_MIN_BYTES_CONFIG, 100_000,
+                ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 100))) {
+            c.assign(List.of(tp));
+            c.seekToBeginning(List.of(tp));
+            List<ConsumerRecord<String, String>> got = Clients.pollRecords(c, 2);
+            assertEquals(List.of("x-1", "x-2"), values(got));
+            assertEquals(List.of(0L, 3L), got.stream().map(ConsumerRecord::offset).toList());
+            // Nothing else: polls up to the end bring no aborted record.
+            Clients.waitUntil("the consumer at the end", () -> {
+                c.poll(Duration.ofMillis(100)).forEach(got::add);
+                return c.position(tp) == endOffset(c, tp);
+            });
+            assertEquals(List.of("x-1", "x-2"), values(got));
+        }
+    }
+
+    /**
+     * One large aborted transaction over 20 partitions of two topics (markers to every one of
+     * them), then a committed one: read_committed sees exactly the committed records (Kafka's
+     * testMultipleMarkersOneLeader, smaller).
+     */
+    @Test
+    void largeAbortedTransactionOverManyPartitions() throws Exception {
+        String a = Clients.unique("txn-many-a");
+        String b = Clients.unique("txn-many-b");
+        Clients.createTopic(broker, a, 10);
+        Clients.createTopic(broker, b, 10);
+        try (KafkaProducer<String, String> p = txnProducer(Clients.unique("tid-many"))) {
+            p.initTransactions();
+            p.beginTransaction();
+            for (int i = 0; i < 4000; i++) {
+                p.send(new ProducerRecord<>(i < 2000 ? a : b, Integer.toString(i), "aborted-" + i));
+            }
+            p.flush(); // abortTransaction drops what is not yet sent: have it all in the logs
+            p.abortTransaction();
+            p.beginTransaction();
+            for (int i = 0; i < 1000; i++) {
+                p.send(new ProducerRecord<>(a, Integer.toString(i), "committed-" + i));
+            }
+            p.commitTransaction();
+        }
+        awaitStable(a, 10);
+        awaitStable(b, 10);
+        List<String> rcA = values(readAll(a, 10, READ_COMMITTED));
+        assertEquals(range("committed-", 0, 1000), rcA.stream().sorted((x, y) -> Integer.compare(
+                Integer.parseInt(x.substring(10)), Integer.parseInt(y.substring(10)))).toList());
+        assertEquals(List.of(), values(readAll(b, 10, READ_COMMITTED)));
+        assertEquals(3000, readAll(a, 10, READ_UNCOMMITTED).size());
+        assertEquals(2000, readAll(b, 10, READ_UNCOMMITTED).size());
     }
 
     /** Kafka's testFencingOnCommit, made deterministic: p1's records are written before p2 starts. */
