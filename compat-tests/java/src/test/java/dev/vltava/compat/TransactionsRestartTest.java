@@ -1,11 +1,19 @@
 package dev.vltava.compat;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -161,5 +169,72 @@ class TransactionsRestartTest {
         }
         Txn.awaitStable(broker, topic, 2);
         assertEquals(7, Txn.readAll(broker, topic, 2, RC).size());
+    }
+
+    /**
+     * An aborted transaction interleaved with a committed one over several small segments
+     * (segment.bytes=4096): read_committed from the start and from the middle of the aborted
+     * transaction (whose first offset lies in an earlier segment) sees exactly the committed
+     * records, before and after a broker kill (the aborted transactions rebuilt on recovery).
+     */
+    @Test
+    void abortedTransactionAcrossSegmentsBeforeAndAfterRestart() throws Exception {
+        String topic = Clients.unique("txn-segments");
+        try (Admin admin = Clients.admin(broker)) {
+            admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1)
+                    .configs(Map.of("segment.bytes", "4096")))).all().get();
+        }
+        TopicPartition tp = new TopicPartition(topic, 0);
+        String pad = "p".repeat(100);
+        try (KafkaProducer<String, String> aborter = Txn.producer(broker, Clients.unique("tid-seg-a"));
+                KafkaProducer<String, String> committer = Txn.producer(broker, Clients.unique("tid-seg-c"))) {
+            aborter.initTransactions();
+            committer.initTransactions();
+            aborter.beginTransaction();
+            committer.beginTransaction();
+            for (int i = 0; i < 60; i++) {
+                aborter.send(new ProducerRecord<>(topic, 0, "a", "a-" + i + pad)).get();
+                committer.send(new ProducerRecord<>(topic, 0, "c", "c-" + i + pad)).get();
+            }
+            aborter.abortTransaction();
+            committer.commitTransaction();
+        }
+        Txn.awaitStable(broker, topic, 1);
+        List<ConsumerRecord<String, String>> all = Txn.readAll(broker, topic, 1, RU);
+        assertEquals(120, all.size());
+        long middle = all.get(61).offset();
+        List<String> committedAll = all.stream().map(ConsumerRecord::value).filter(v -> v.startsWith("c-")).toList();
+        List<String> committedFromMiddle = all.stream().filter(r -> r.offset() >= middle)
+                .map(ConsumerRecord::value).filter(v -> v.startsWith("c-")).toList();
+        assertEquals(60, committedAll.size());
+        long segments;
+        try (Stream<Path> files = Files.walk(broker.dataDir())) {
+            segments = files.filter(f -> f.getParent().getFileName().toString().equals(topic + "-0")
+                    && f.getFileName().toString().endsWith(".log")).count();
+        }
+        assertTrue(segments >= 4, "the transactions span several segments: " + segments);
+        for (int round = 0; round < 2; round++) {
+            String when = round == 0 ? "before the restart" : "after the restart";
+            assertEquals(committedAll, Txn.values(Txn.readAll(broker, topic, 1, RC)), when);
+            assertEquals(committedFromMiddle, readFrom(tp, middle), "from offset " + middle + " " + when);
+            if (round == 0) {
+                broker.restart();
+            }
+        }
+    }
+
+    /** read_committed from {@code offset} to the end. */
+    private static List<String> readFrom(TopicPartition tp, long offset) {
+        try (KafkaConsumer<String, String> c = Txn.reader(broker, RC)) {
+            c.assign(List.of(tp));
+            c.seek(tp, offset);
+            long end = Txn.endOffset(c, tp);
+            List<ConsumerRecord<String, String>> got = new ArrayList<>();
+            Clients.waitUntil("read_committed from " + offset + " reaches " + end, () -> {
+                c.poll(Duration.ofMillis(100)).forEach(got::add);
+                return c.position(tp) >= end;
+            });
+            return Txn.values(got);
+        }
     }
 }
