@@ -23,6 +23,7 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.IsolationLevel;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.ProducerFencedException;
 import org.junit.jupiter.api.AfterAll;
@@ -195,6 +196,18 @@ class TransactionsTest {
         assertEquals(List.of(), values(readAll(b, 10, READ_COMMITTED)));
         assertEquals(3000, readAll(a, 10, READ_UNCOMMITTED).size());
         assertEquals(2000, readAll(b, 10, READ_UNCOMMITTED).size());
+    }
+
+    /** transaction.timeout.ms above the broker's transaction.max.timeout.ms: INVALID_TRANSACTION_TIMEOUT. */
+    @Test
+    void transactionTimeoutAboveTheMaximumIsRefused() {
+        try (KafkaProducer<String, String> p = Clients.producer(broker, Map.of(
+                ProducerConfig.TRANSACTIONAL_ID_CONFIG, Clients.unique("tid-too-long"),
+                ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, 900_001))) {
+            KafkaException e = assertThrows(KafkaException.class, p::initTransactions);
+            assertTrue(e.getMessage().contains("transaction.max.timeout.ms"),
+                    "the client's text for INVALID_TRANSACTION_TIMEOUT: " + e.getMessage());
+        }
     }
 
     /** Kafka's testFencingOnCommit, made deterministic: p1's records are written before p2 starts. */
