@@ -16,8 +16,11 @@ mod quorum;
 pub mod replica;
 pub mod topic_config;
 pub mod topics;
+mod txn_guard;
 mod txn_markers;
+mod txn_verify;
 
+pub use txn_guard::TxnGuard;
 pub use txn_markers::MARKER_WRITE_TIMEOUT;
 
 use std::sync::Arc;
@@ -206,6 +209,15 @@ impl Broker {
                 bind_ip,
             },
         );
+        broker
+            .replicas
+            .set_txn_verifier(Arc::new(txn_verify::BrokerTxnVerifier::new(
+                Arc::downgrade(&broker),
+                broker.node_id,
+                broker.config.inter_broker_listener(),
+                bind_ip,
+                MARKER_WRITE_TIMEOUT,
+            )));
         broker.replicas.start();
         broker.spawn_background_tasks(log_defaults.flush);
         broker.group.start().await?;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::isr::IsrTracker;
 use super::replica::ReplicaError;
+use super::txn_guard::{TxnGuard, TxnGuards};
 use crate::cluster::{IsrChange, PartitionInfo};
 use crate::log::{
     AppendInfo, BatchHeader, CleanStats, FetchSlice, FileSync, FlushPolicy, LogError, PartitionLog,
@@ -87,6 +88,8 @@ pub struct Partition {
     log_end: watch::Sender<i64>,
     /// The last append failed for want of storage: logged once, then again when appends resume.
     storage_failing: AtomicBool,
+    /// Transactional producers being verified with their coordinator; locked after `log`.
+    txn_guards: Mutex<TxnGuards>,
 }
 
 impl Partition {
@@ -121,7 +124,12 @@ impl Partition {
             high_watermark: watch::Sender::new(leo),
             log_end: watch::Sender::new(leo),
             storage_failing: AtomicBool::new(false),
+            txn_guards: Mutex::new(TxnGuards::default()),
         }
+    }
+
+    pub(super) fn lock_txn_guards(&self) -> std::sync::MutexGuard<'_, TxnGuards> {
+        self.txn_guards.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_isr(&self) -> std::sync::MutexGuard<'_, IsrTracker> {
@@ -233,7 +241,7 @@ impl Partition {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, PartitionLog> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, PartitionLog> {
         // A panic while holding the lock cannot leave the log half-written in memory (appends are
         // applied to files first), so a poisoned lock is still usable.
         self.log.lock().unwrap_or_else(|p| p.into_inner())
@@ -261,6 +269,19 @@ impl Partition {
         now_ms: i64,
         acks_all: bool,
     ) -> Result<(AppendInfo, i32), ReplicaError> {
+        self.append_as_leader_guarded(records, headers, now_ms, acks_all, None)
+    }
+
+    /// [`Self::append_as_leader_with_acks`] of a transactional batch verified with its coordinator
+    /// under `guard`: refused (before the log) if a marker for its producer came in meanwhile.
+    pub fn append_as_leader_guarded(
+        &self,
+        records: BytesMut,
+        headers: &[BatchHeader],
+        now_ms: i64,
+        acks_all: bool,
+        guard: Option<TxnGuard>,
+    ) -> Result<(AppendInfo, i32), ReplicaError> {
         let state = self.read_state();
         if state.role != Role::Leader {
             return Err(ReplicaError::NotLeaderOrFollower);
@@ -272,6 +293,9 @@ impl Partition {
                 isr: state.isr.len(),
                 min_insync,
             });
+        }
+        if let Some(guard) = guard {
+            self.lock_txn_guards().take(guard)?;
         }
         let epoch = state.leader_epoch;
         let result = if log.config().flush == FlushPolicy::Always {
@@ -334,6 +358,7 @@ impl Partition {
         };
         self.note_storage(&result);
         let info = result?;
+        self.lock_txn_guards().clear(producer_id);
         log.note_high_watermark(self.high_watermark());
         let leo = log.log_end_offset();
         drop(log);

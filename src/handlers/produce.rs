@@ -16,7 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{HandlerResult, RequestContext};
 use crate::broker::replica::{
     AppendOrigin, AppendParams, CurrentLeader, ProducePartition, ProduceTopic, ProducedPartition,
-    ReplicaError, TopicRef,
+    ReplicaError, TopicRef, TxnProduce,
 };
 
 pub const VERSIONS: (i16, i16) = (3, 13);
@@ -28,6 +28,16 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
         timeout_ms: req.timeout_ms,
         origin: AppendOrigin::Client { peer: ctx.peer },
     };
+    // Batches of a transactional producer are verified with its coordinator before they open its
+    // transaction in a partition (KIP-890); v11+ clients know TRANSACTION_ABORTABLE.
+    let txn = req
+        .transactional_id
+        .as_ref()
+        .filter(|t| !t.0.is_empty())
+        .map(|t| TxnProduce {
+            transactional_id: t.0.to_string(),
+            abortable_supported: v > 10,
+        });
     let mut names = Vec::with_capacity(req.topic_data.len());
     let topics = req
         .topic_data
@@ -53,7 +63,11 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
             }
         })
         .collect();
-    let results = ctx.broker.replicas.append_records(&params, topics).await;
+    let results = ctx
+        .broker
+        .replicas
+        .append_records_txn(&params, topics, txn.as_ref())
+        .await;
     if req.acks == 0 {
         return Ok(None);
     }

@@ -1,6 +1,8 @@
-//! WriteTxnMarkers (v1) to another broker's inter-broker listener: one request per leader with the
-//! markers for the partitions it leads, its per-partition error codes back. Connections are kept
-//! per broker and dropped on any failure (the next round reconnects).
+//! Transaction requests to another broker's inter-broker listener: WriteTxnMarkers (v1), one request
+//! per leader with the markers for the partitions it leads, and AddPartitionsToTxn v4 `verify_only`
+//! (KIP-890), a leader asking a transaction's coordinator whether a partition is in it; their
+//! per-partition error codes back. Connections are kept per broker and dropped on any failure (the
+//! next request reconnects).
 
 use std::collections::HashMap;
 use std::io;
@@ -8,12 +10,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
+use kafka_protocol::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
 use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, ProducerId, RequestHeader, ResponseHeader, TopicName, WriteTxnMarkersRequest,
-    WriteTxnMarkersResponse,
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, ProducerId, RequestHeader,
+    ResponseHeader, TopicName, TransactionalId, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -23,6 +28,8 @@ use super::ports::MarkerRequest;
 use super::state::TopicPartition;
 
 const VERSION: i16 = 1;
+/// AddPartitionsToTxn's first version with the brokers' batched, verify-only form.
+const VERIFY_VERSION: i16 = 4;
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -62,23 +69,16 @@ impl MarkerClient {
         request: &MarkerRequest,
         partitions: &[TopicPartition],
     ) -> Result<Vec<(TopicPartition, i16)>, MarkerClientError> {
-        let taken = self.conns.lock().await.remove(&leader);
-        let (mut stream, correlation) = match taken {
-            Some(c) => c,
-            None => (self.connect(host, port).await?, 0),
-        };
-        let correlation = correlation.wrapping_add(1);
         let body = marker_request(request, partitions);
-        let answer = tokio::time::timeout(
-            self.timeout,
-            self.round_trip(&mut stream, correlation, &body),
-        )
-        .await
-        .map_err(|_| MarkerClientError::Timeout(self.timeout))??;
-        self.conns
-            .lock()
-            .await
-            .insert(leader, (stream, correlation));
+        let answer: WriteTxnMarkersResponse = self
+            .call(
+                leader,
+                (host, port),
+                ApiKey::WriteTxnMarkers,
+                VERSION,
+                &body,
+            )
+            .await?;
         Ok(answer
             .markers
             .into_iter()
@@ -91,6 +91,92 @@ impl MarkerClient {
                     .map(move |p| ((name.clone(), p.partition_index), p.error_code))
             })
             .collect())
+    }
+
+    /// Asks broker `coordinator` whether `partitions` are in `transactional_id`'s ongoing
+    /// transaction of `producer_id` at `producer_epoch` (AddPartitionsToTxn v4, verify only): the
+    /// error code of every partition it answered for (a top-level error for all of them).
+    pub async fn verify(
+        &self,
+        coordinator: i32,
+        endpoint: (&str, i32),
+        transactional_id: &str,
+        (producer_id, producer_epoch): (i64, i16),
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, i16)>, MarkerClientError> {
+        let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
+        for (topic, p) in partitions {
+            match topics.last_mut() {
+                Some(t) if t.name.0.as_str() == topic => t.partitions.push(*p),
+                _ => topics.push(
+                    AddPartitionsToTxnTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                        .with_partitions(vec![*p]),
+                ),
+            }
+        }
+        let body = AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(StrBytes::from_string(
+                    transactional_id.to_string(),
+                )))
+                .with_producer_id(ProducerId(producer_id))
+                .with_producer_epoch(producer_epoch)
+                .with_verify_only(true)
+                .with_topics(topics),
+        ]);
+        let answer: AddPartitionsToTxnResponse = self
+            .call(
+                coordinator,
+                endpoint,
+                ApiKey::AddPartitionsToTxn,
+                VERIFY_VERSION,
+                &body,
+            )
+            .await?;
+        if answer.error_code != 0 {
+            return Ok(partitions
+                .iter()
+                .map(|tp| (tp.clone(), answer.error_code))
+                .collect());
+        }
+        Ok(answer
+            .results_by_transaction
+            .into_iter()
+            .filter(|t| t.transactional_id.0.as_str() == transactional_id)
+            .flat_map(|t| t.topic_results)
+            .flat_map(|t| {
+                let name = t.name.0.to_string();
+                t.results_by_partition
+                    .into_iter()
+                    .map(move |p| ((name.clone(), p.partition_index), p.partition_error_code))
+            })
+            .collect())
+    }
+
+    /// One request to broker `node` on a pooled connection (a new one if none is free).
+    async fn call<Req: Encodable, Resp: Decodable>(
+        &self,
+        node: i32,
+        (host, port): (&str, i32),
+        key: ApiKey,
+        version: i16,
+        body: &Req,
+    ) -> Result<Resp, MarkerClientError> {
+        let taken = self.conns.lock().await.remove(&node);
+        let (mut stream, correlation) = match taken {
+            Some(c) => c,
+            None => (self.connect(host, port).await?, 0),
+        };
+        let correlation = correlation.wrapping_add(1);
+        let answer = tokio::time::timeout(
+            self.timeout,
+            self.round_trip(&mut stream, correlation, key, version, body),
+        )
+        .await
+        .map_err(|_| MarkerClientError::Timeout(self.timeout))??;
+        self.conns.lock().await.insert(node, (stream, correlation));
+        Ok(answer)
     }
 
     async fn connect(&self, host: &str, port: i32) -> Result<TcpStream, MarkerClientError> {
@@ -113,28 +199,29 @@ impl MarkerClient {
         Ok(stream)
     }
 
-    async fn round_trip(
+    async fn round_trip<Req: Encodable, Resp: Decodable>(
         &self,
         stream: &mut TcpStream,
         correlation: i32,
-        body: &WriteTxnMarkersRequest,
-    ) -> Result<WriteTxnMarkersResponse, MarkerClientError> {
-        let key = ApiKey::WriteTxnMarkers;
+        key: ApiKey,
+        version: i16,
+        body: &Req,
+    ) -> Result<Resp, MarkerClientError> {
         let header = RequestHeader::default()
             .with_request_api_key(key as i16)
-            .with_request_api_version(VERSION)
+            .with_request_api_version(version)
             .with_correlation_id(correlation)
             .with_client_id(Some(StrBytes::from_string(format!(
-                "vltava-txn-markers-{}",
+                "vltava-txn-{}",
                 self.node_id
             ))));
         let mut buf = BytesMut::with_capacity(256);
         buf.put_i32(0);
         let encode = |e: anyhow::Error| MarkerClientError::Protocol(format!("encode: {e}"));
         header
-            .encode(&mut buf, key.request_header_version(VERSION))
+            .encode(&mut buf, key.request_header_version(version))
             .map_err(encode)?;
-        body.encode(&mut buf, VERSION).map_err(encode)?;
+        body.encode(&mut buf, version).map_err(encode)?;
         let len = (buf.len() - 4) as i32;
         buf[..4].copy_from_slice(&len.to_be_bytes());
         stream.write_all(&buf).await?;
@@ -148,7 +235,7 @@ impl MarkerClient {
         stream.read_exact(&mut frame).await?;
         let mut frame = frame.freeze();
         let decode = |e: anyhow::Error| MarkerClientError::Protocol(format!("decode: {e}"));
-        let header = ResponseHeader::decode(&mut frame, key.response_header_version(VERSION))
+        let header = ResponseHeader::decode(&mut frame, key.response_header_version(version))
             .map_err(decode)?;
         if header.correlation_id != correlation {
             return Err(MarkerClientError::Protocol(format!(
@@ -156,7 +243,7 @@ impl MarkerClient {
                 header.correlation_id
             )));
         }
-        WriteTxnMarkersResponse::decode(&mut frame, VERSION).map_err(decode)
+        Resp::decode(&mut frame, version).map_err(decode)
     }
 }
 

@@ -23,6 +23,7 @@ pub mod records;
 pub mod state;
 mod timers;
 pub mod topic;
+mod verify;
 mod write;
 
 #[cfg(test)]

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tracing::{debug, warn};
 
+use super::verify::{TxnProduce, Verdicts};
 use super::{ReplicaError, ReplicaManager, TopicRef};
-use crate::broker::Partition;
+use crate::broker::{Partition, TxnGuard};
 use crate::clock::now_ms;
 use crate::log::{
     keyless_records, validate_batches, AppendInfo, BatchError, BatchHeader, TimestampType,
@@ -72,10 +73,22 @@ impl ReplicaManager {
         params: &AppendParams,
         topics: Vec<ProduceTopic>,
     ) -> Vec<Vec<ProducedPartition>> {
+        self.append_records_txn(params, topics, None).await
+    }
+
+    /// [`Self::append_records`] for a request of transactional producer `txn`: a partition its
+    /// batch would open the producer's transaction in is verified with the coordinator first.
+    pub async fn append_records_txn(
+        &self,
+        params: &AppendParams,
+        topics: Vec<ProduceTopic>,
+        txn: Option<&TxnProduce>,
+    ) -> Vec<Vec<ProducedPartition>> {
         let deadline = tokio::time::Instant::now()
             + std::time::Duration::from_millis(params.timeout_ms.max(0) as u64);
+        let mut verdicts = self.verify_transactional(txn, &topics).await;
         let mut waits = Vec::new();
-        let mut answers = self.append_all(params, topics, &mut waits);
+        let mut answers = self.append_all(params, topics, &mut verdicts, &mut waits);
         for (t, i, partition, next_offset, epoch) in waits {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if let Err(e) = partition.wait_committed_at(next_offset, epoch, left).await {
@@ -93,6 +106,7 @@ impl ReplicaManager {
         &self,
         params: &AppendParams,
         topics: Vec<ProduceTopic>,
+        verdicts: &mut Verdicts,
         waits: &mut Vec<(usize, usize, Arc<Partition>, i64, i32)>,
     ) -> Vec<Vec<ProducedPartition>> {
         let image = self.metadata.image();
@@ -117,10 +131,12 @@ impl ReplicaManager {
                                 }
                             };
                             let internal = matches!(resolved, Ok(Some(t)) if t.internal);
+                            let guard = verdicts.remove(&(t, i)).transpose();
                             name.and_then(|n| self.hosted(&image, n, data.index))
                                 .and_then(|p| {
+                                    let guard = guard?;
                                     let (info, epoch) =
-                                        self.append_to(&p, internal, params, data.records)?;
+                                        self.append_to(&p, internal, params, data.records, guard)?;
                                     if params.acks == -1 {
                                         waits.push((t, i, p, info.last_offset + 1, epoch));
                                     }
@@ -143,6 +159,7 @@ impl ReplicaManager {
         internal: bool,
         params: &AppendParams,
         records: Bytes,
+        guard: Option<TxnGuard>,
     ) -> Result<(AppendInfo, i32), ReplicaError> {
         let (topic, index) = (&partition.topic, partition.index);
         let peer = params.origin;
@@ -172,7 +189,7 @@ impl ReplicaManager {
         // One copy of the client's bytes into a buffer the log may patch (offsets, epoch).
         let owned = BytesMut::from(&records[..]);
         let acks_all = params.acks == -1;
-        match partition.append_as_leader_with_acks(owned, &headers, now_ms(), acks_all) {
+        match partition.append_as_leader_guarded(owned, &headers, now_ms(), acks_all, guard) {
             Ok((info, epoch)) => {
                 if info.duplicate {
                     debug!(peer = %peer, topic = %topic, partition = index,

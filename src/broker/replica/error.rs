@@ -72,6 +72,14 @@ pub enum ReplicaError {
     PolicyViolation,
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A transactional batch verified with its coordinator, but its producer's transaction ended
+    /// (a marker came in) before it could be appended.
+    #[error("the transaction ended while the partition was being verified")]
+    TxnVerificationLost,
+    /// The transaction coordinator's answer when asked whether the partition is in the producer's
+    /// transaction (KIP-890), already in the code the Produce version knows.
+    #[error("transaction verification failed: {message}")]
+    TxnVerification { code: i16, message: String },
     #[error(transparent)]
     BelowFloor(#[from] BelowFloor),
     #[error(transparent)]
@@ -100,6 +108,10 @@ impl ReplicaError {
             ReplicaError::KeylessRecords { .. } => ResponseError::InvalidRecord,
             ReplicaError::PolicyViolation => ResponseError::PolicyViolation,
             ReplicaError::InvalidRequest(_) => ResponseError::InvalidRequest,
+            ReplicaError::TxnVerificationLost => ResponseError::InvalidTxnState,
+            ReplicaError::TxnVerification { code, .. } => {
+                ResponseError::try_from_code(*code).unwrap_or(ResponseError::UnknownServerError)
+            }
             ReplicaError::Batch(b) => batch_code(b),
             ReplicaError::Log(e) => log_code(e),
         }

@@ -18,6 +18,7 @@ mod peer;
 mod tests;
 #[cfg(test)]
 mod txn_tests;
+mod verify;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub use error::{CurrentLeader, ReplicaError};
 pub use fetch::{FetchParams, FetchPartition, FetchTopic, FetchedPartition, Isolation};
 pub use markers::TxnMarker;
 pub use offsets::OffsetFound;
+pub use verify::{TxnProduce, TxnVerifier, VerifyFuture};
 
 use super::disk::DiskSpace;
 use super::partition::Partition;
@@ -47,6 +49,8 @@ pub struct ReplicaManager {
     disk: Arc<DiskSpace>,
     metadata: MetadataStore,
     isr_changes: isr_changes::IsrChanges,
+    /// Checks transactional batches with their coordinator (set once the broker is built).
+    verifier: std::sync::OnceLock<Arc<dyn TxnVerifier>>,
 }
 
 impl ReplicaManager {
@@ -62,6 +66,7 @@ impl ReplicaManager {
             disk,
             metadata,
             isr_changes: isr_changes::IsrChanges::default(),
+            verifier: std::sync::OnceLock::new(),
         }
     }
 

@@ -1,0 +1,169 @@
+//! Transaction verification of produced batches (Kafka's `transaction.partition.verification.enable`,
+//! on by default since 3.6, KIP-890 part 1): before a producer's first transactional batch in a
+//! partition, the leader asks the transaction coordinator whether the partition is in the producer's
+//! ongoing transaction, through a [`TxnVerifier`] (the broker's: its own coordinator, or another
+//! broker's with AddPartitionsToTxn v4). A batch that is not gets an error instead of opening a
+//! transaction that would hold the partition's last stable offset forever.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use tracing::debug;
+
+use super::{ProduceTopic, ReplicaError, ReplicaManager, TopicRef};
+use crate::broker::TxnGuard;
+use crate::log::BatchHeader;
+
+pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Vec<((String, i32), i16)>> + Send + 'a>>;
+
+/// Asks a transactional id's coordinator which of `partitions` are in the ongoing transaction of
+/// (producer id, epoch): each partition's error code (0: it is).
+pub trait TxnVerifier: Send + Sync {
+    fn verify<'a>(
+        &'a self,
+        transactional_id: &'a str,
+        producer: (i64, i16),
+        partitions: Vec<(String, i32)>,
+    ) -> VerifyFuture<'a>;
+}
+
+/// The transactional side of a Produce request.
+#[derive(Clone, Debug)]
+pub struct TxnProduce {
+    pub transactional_id: String,
+    /// Produce v11+ clients know TRANSACTION_ABORTABLE; older ones get INVALID_TXN_STATE.
+    pub abortable_supported: bool,
+}
+
+/// A partition awaiting the coordinator's answer: where in the request, which, and its guard.
+type Pending = ((usize, usize), (String, i32), TxnGuard);
+
+/// Per (topic index, partition index) of a request: the guard to append with, or why not.
+pub type Verdicts = HashMap<(usize, usize), Result<TxnGuard, ReplicaError>>;
+
+impl ReplicaManager {
+    /// Sets the verifier transactional batches are checked with (none: not checked).
+    pub fn set_txn_verifier(&self, verifier: Arc<dyn TxnVerifier>) {
+        let _ = self.verifier.set(verifier);
+    }
+
+    /// Verifies the partitions of `topics` whose batch would open its producer's transaction here;
+    /// partitions not in the answer need no verification (not transactional, not led here, or the
+    /// transaction already open).
+    pub(super) async fn verify_transactional(
+        &self,
+        txn: Option<&TxnProduce>,
+        topics: &[ProduceTopic],
+    ) -> Verdicts {
+        let mut verdicts = Verdicts::new();
+        let (Some(txn), Some(verifier)) = (txn, self.verifier.get()) else {
+            return verdicts;
+        };
+        let image = self.metadata.image();
+        let mut producer: Option<(i64, i16)> = None;
+        let mut pending: Vec<Pending> = Vec::new();
+        for (t, topic) in topics.iter().enumerate() {
+            let name = match &topic.topic {
+                TopicRef::Name(n) => n.clone(),
+                TopicRef::Id(id) => match image.topic_by_id(id) {
+                    Some(info) => info.name.clone(),
+                    None => continue,
+                },
+            };
+            for (i, data) in topic.partitions.iter().enumerate() {
+                let Some(h) = transactional_header(&data.records) else {
+                    continue;
+                };
+                // Kafka refuses transactional records of more than one producer in a request.
+                match producer {
+                    Some(p) if p != (h.producer_id, h.producer_epoch) => {
+                        verdicts.insert(
+                            (t, i),
+                            Err(ReplicaError::InvalidRequest(
+                                "transactional records of more than one producer".into(),
+                            )),
+                        );
+                        continue;
+                    }
+                    _ => producer = Some((h.producer_id, h.producer_epoch)),
+                }
+                let Some(p) = self.partitions.get(&name, data.index) else {
+                    continue;
+                };
+                if let Some(guard) = p.begin_txn_verification(h.producer_id, h.producer_epoch) {
+                    pending.push(((t, i), (name.clone(), data.index), guard));
+                }
+            }
+        }
+        let Some(producer) = producer.filter(|_| !pending.is_empty()) else {
+            return verdicts;
+        };
+        let asked: Vec<(String, i32)> = pending.iter().map(|(_, tp, _)| tp.clone()).collect();
+        let answers: HashMap<(String, i32), i16> = verifier
+            .verify(&txn.transactional_id, producer, asked)
+            .await
+            .into_iter()
+            .collect();
+        for (at, tp, guard) in pending {
+            let code = answers
+                .get(&tp)
+                .copied()
+                .unwrap_or(ResponseError::NetworkException.code());
+            let verdict = if code == 0 {
+                Ok(guard)
+            } else {
+                debug!(transactional_id = %txn.transactional_id, topic = %tp.0, partition = tp.1,
+                    producer_id = producer.0, code, "transactional batch not verified");
+                Err(produce_error(code, txn.abortable_supported))
+            };
+            verdicts.insert(at, verdict);
+        }
+        verdicts
+    }
+}
+
+/// The header of a transactional first batch in `records`, if it is one.
+fn transactional_header(records: &Bytes) -> Option<BatchHeader> {
+    BatchHeader::parse(records)
+        .ok()
+        .filter(|h| h.is_transactional() && h.producer_id >= 0)
+}
+
+/// What the producer is told of a coordinator's verification answer, as Kafka's ReplicaManager and
+/// AddPartitionsToTxnManager translate it: fencing as INVALID_PRODUCER_EPOCH, a partition not in the
+/// transaction as TRANSACTION_ABORTABLE (INVALID_TXN_STATE before Produce v11), and the retriable
+/// coordinator errors as NOT_ENOUGH_REPLICAS, which every client retries without a metadata refresh.
+fn produce_error(code: i16, abortable_supported: bool) -> ReplicaError {
+    let translated = match ResponseError::try_from_code(code) {
+        Some(ResponseError::ProducerFenced) => ResponseError::InvalidProducerEpoch,
+        Some(ResponseError::TransactionAbortable) if !abortable_supported => {
+            ResponseError::InvalidTxnState
+        }
+        Some(
+            ResponseError::ConcurrentTransactions
+            | ResponseError::NetworkException
+            | ResponseError::CoordinatorLoadInProgress
+            | ResponseError::CoordinatorNotAvailable
+            | ResponseError::NotCoordinator,
+        ) => ResponseError::NotEnoughReplicas,
+        Some(e) => e,
+        None => ResponseError::UnknownServerError,
+    };
+    let message = match translated {
+        ResponseError::InvalidTxnState | ResponseError::TransactionAbortable => {
+            "Partition was not added to the transaction".to_string()
+        }
+        ResponseError::NotEnoughReplicas => format!(
+            "Unable to verify the partition has been added to the transaction. Underlying error code: {code}"
+        ),
+        _ => format!("transaction verification: error code {code}"),
+    };
+    ReplicaError::TxnVerification {
+        code: translated.code(),
+        message,
+    }
+}

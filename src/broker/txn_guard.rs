@@ -1,0 +1,75 @@
+//! Transaction verification state of a partition (Kafka's `VerificationGuard`, KIP-890 part 1):
+//! before a producer's first transactional batch here, its leader asks the transaction coordinator
+//! whether the partition is in the producer's ongoing transaction, holding a guard meanwhile. The
+//! batch is appended only if the guard is still in place, under the log lock: a marker for the
+//! producer in between (its transaction ended) takes the guard away, so a late batch cannot open a
+//! transaction that no coordinator will end.
+
+use std::collections::HashMap;
+
+use super::partition::Partition;
+use super::replica::ReplicaError;
+
+/// One verification begun: whose, and which.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnGuard {
+    pub producer_id: i64,
+    token: u64,
+}
+
+/// The guards in place, by producer id.
+#[derive(Debug, Default)]
+pub struct TxnGuards {
+    next: u64,
+    by_producer: HashMap<i64, u64>,
+}
+
+impl TxnGuards {
+    fn begin(&mut self, producer_id: i64) -> TxnGuard {
+        self.next += 1;
+        self.by_producer.insert(producer_id, self.next);
+        TxnGuard {
+            producer_id,
+            token: self.next,
+        }
+    }
+
+    /// The batch guarded by `guard` may go in; its producer's transaction is open from then on, so
+    /// the guard is done with. A guard replaced or removed since refuses.
+    pub fn take(&mut self, guard: TxnGuard) -> Result<(), ReplicaError> {
+        match self.by_producer.get(&guard.producer_id) {
+            Some(&token) if token == guard.token => {
+                self.by_producer.remove(&guard.producer_id);
+                Ok(())
+            }
+            _ => Err(ReplicaError::TxnVerificationLost),
+        }
+    }
+
+    /// A marker ended `producer_id`'s transaction: a verification in flight is void.
+    pub fn clear(&mut self, producer_id: i64) {
+        self.by_producer.remove(&producer_id);
+    }
+}
+
+impl Partition {
+    /// `None` when `producer_id` already has a transaction open in this partition at
+    /// `producer_epoch` (its batches need no verification); otherwise the guard to append with once
+    /// the coordinator has confirmed the partition is in its transaction.
+    pub fn begin_txn_verification(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Option<TxnGuard> {
+        let log = self.lock();
+        let open = log
+            .producer_state()
+            .get(producer_id)
+            .is_some_and(|e| e.epoch == producer_epoch && e.current_txn_first_offset.is_some());
+        if open {
+            return None;
+        }
+        let mut guards = self.lock_txn_guards();
+        Some(guards.begin(producer_id))
+    }
+}

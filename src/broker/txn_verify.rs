@@ -1,0 +1,84 @@
+//! The broker's [`TxnVerifier`]: a transactional id's coordinator asked whether partitions are in a
+//! producer's ongoing transaction — this broker's own coordinator directly, another broker's with
+//! AddPartitionsToTxn v4 `verify_only` on the inter-broker listener.
+
+use std::net::IpAddr;
+use std::sync::Weak;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use tracing::debug;
+
+use super::replica::{TxnVerifier, VerifyFuture};
+use super::Broker;
+use crate::txn::marker_client::MarkerClient;
+
+pub struct BrokerTxnVerifier {
+    broker: Weak<Broker>,
+    listener: String,
+    client: MarkerClient,
+}
+
+impl BrokerTxnVerifier {
+    pub fn new(
+        broker: Weak<Broker>,
+        node_id: i32,
+        listener: String,
+        bind_ip: Option<IpAddr>,
+        timeout: Duration,
+    ) -> BrokerTxnVerifier {
+        BrokerTxnVerifier {
+            broker,
+            listener,
+            client: MarkerClient::new(node_id, bind_ip, timeout),
+        }
+    }
+}
+
+impl TxnVerifier for BrokerTxnVerifier {
+    fn verify<'a>(
+        &'a self,
+        transactional_id: &'a str,
+        (producer_id, producer_epoch): (i64, i16),
+        partitions: Vec<(String, i32)>,
+    ) -> VerifyFuture<'a> {
+        Box::pin(async move {
+            let all = |e: ResponseError, partitions: &[(String, i32)]| {
+                partitions.iter().map(|tp| (tp.clone(), e.code())).collect()
+            };
+            let Some(broker) = self.broker.upgrade() else {
+                return all(ResponseError::NotCoordinator, &partitions);
+            };
+            let Some(coordinator) = broker.txn.coordinator_for(transactional_id) else {
+                return all(ResponseError::CoordinatorNotAvailable, &partitions);
+            };
+            if coordinator.id == broker.node_id {
+                return broker.txn.verify_partitions(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    &partitions,
+                );
+            }
+            let endpoint = coordinator.endpoint(&self.listener);
+            match self
+                .client
+                .verify(
+                    coordinator.id,
+                    endpoint,
+                    transactional_id,
+                    (producer_id, producer_epoch),
+                    &partitions,
+                )
+                .await
+            {
+                Ok(codes) => codes,
+                Err(e) => {
+                    debug!(coordinator = coordinator.id, error = %e,
+                        "transaction verification request failed");
+                    all(ResponseError::NetworkException, &partitions)
+                }
+            }
+        })
+    }
+}
