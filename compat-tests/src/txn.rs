@@ -65,6 +65,9 @@ pub type Read = BTreeMap<i32, Vec<(i64, String)>>;
 
 /// Assign `partitions` of `topic` from `start` and read until each partition reports EOF with its
 /// position at `ends[p]` (an EOF below that, e.g. at an LSO that has not moved yet, is waited past).
+/// librdkafka's position moves with each record and control record delivered or skipped, but not
+/// over aborted records the LSO ends before their abort marker: an end must be the LSO reached
+/// after such a marker or the start itself.
 /// Records at or beyond the end are kept too, so exact comparisons catch them.
 pub fn read_to(
     c: &BaseConsumer,
@@ -95,7 +98,8 @@ pub fn read_to(
                     .push((m.offset(), v.unwrap_or_default()));
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
-                let pos = positions(c, topic).get(&p).copied();
+                // Nothing consumed yet (no record, no control record): still at the start.
+                let pos = positions(c, topic).get(&p).or(start.get(&p)).copied();
                 let end = ends.get(&p).copied();
                 if pos.is_some() && pos == end {
                     at_end.insert(p, true);
@@ -141,4 +145,27 @@ pub fn at(first: i64, values: &[String]) -> Vec<(i64, String)> {
         .enumerate()
         .map(|(i, v)| (first + i as i64, v.clone()))
         .collect()
+}
+
+/// Waits until ListOffsets at read_committed answers `expected` for the partition (markers follow
+/// EndTxn's answer, so the LSO moves a moment after commit/abort returns). Each check is a
+/// request/response round trip on one consumer; the deadline bounds the wait.
+pub fn wait_lso(
+    bootstrap: &str,
+    topic: &str,
+    partition: i32,
+    expected: i64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let c = consumer(bootstrap, "read_committed");
+    let deadline = Instant::now() + timeout;
+    let mut last = None;
+    while Instant::now() < deadline {
+        let (_, lso) = c.fetch_watermarks(topic, partition, OP_TIMEOUT)?;
+        if lso == expected {
+            return Ok(());
+        }
+        last = Some(lso);
+    }
+    bail!("{topic}/{partition}: LSO {last:?}, not {expected}, after {timeout:?}")
 }

@@ -85,18 +85,44 @@ fn interleaved_transactions_of_two_producers_on_one_partition() {
     assert_eq!(send(&a, &topic, 0, &a2), vec![5, 6]);
     assert_eq!(send(&b, &topic, 0, &b2), vec![7, 8]);
     assert_eq!(lso(bs, &topic, 0), 0, "LSO with both open");
+    // EndTxn is answered once the decision is durable; the markers follow (as in Kafka), so the
+    // LSO moving on is awaited. (A reader's position would not show it: librdkafka skips aborted
+    // records below the LSO without moving the position; it moves at the abort marker, above it.)
     a.abort_transaction(TIMEOUT).unwrap(); // marker at 9
-    assert_eq!(lso(bs, &topic, 0), 2, "LSO with b open");
+    txn::wait_lso(bs, &topic, 0, 2, TIMEOUT).unwrap();
+    let c = txn::consumer(bs, COMMITTED);
+    assert_eq!(
+        txn::read_to(&c, &topic, &[(0, 2)].into(), &[(0, 2)].into(), TIMEOUT).unwrap(),
+        [(0, vec![])].into(),
+        "read_committed from the LSO with b open"
+    );
     b.commit_transaction(TIMEOUT).unwrap(); // marker at 10
-    assert_eq!(lso(bs, &topic, 0), 11, "LSO with none open");
 
     let mut committed = at(2, &b1);
     committed.extend(at(4, &x));
     committed.extend(at(7, &b2));
     assert_eq!(
         read(bs, COMMITTED, &topic, &[(0, 11)]),
-        [(0, committed)].into()
+        [(0, committed.clone())].into()
     );
+    assert_eq!(lso(bs, &topic, 0), 11, "LSO with none open");
+    // Starting inside the aborted transaction (after its first offset 0): its later records at 5..6
+    // must still be filtered, so the broker must list it among the aborted transactions.
+    for from in [1, 2, 5, 6] {
+        let c = txn::consumer(bs, COMMITTED);
+        let start = [(0, from)].into();
+        let got = txn::read_to(&c, &topic, &start, &[(0, 11)].into(), TIMEOUT).unwrap();
+        let expected: Vec<(i64, String)> = committed
+            .iter()
+            .filter(|(o, _)| *o >= from)
+            .cloned()
+            .collect();
+        assert_eq!(
+            got,
+            [(0, expected)].into(),
+            "read_committed from offset {from}"
+        );
+    }
     let mut all = at(0, &a1);
     all.extend(at(2, &b1));
     all.extend(at(4, &x));
@@ -134,11 +160,11 @@ fn open_transaction_and_aborted_data_survive_a_broker_restart() {
     );
     // The producer (reconnecting by itself) commits the transaction it began before the restart.
     p.commit_transaction(TIMEOUT).unwrap(); // marker at 8
-    assert_eq!(lso(&bs, &topic, 0), 9, "LSO after the commit");
     assert_eq!(
         read(&bs, COMMITTED, &topic, &[(0, 9)]),
         [(0, at(4, &open))].into()
     );
+    assert_eq!(lso(&bs, &topic, 0), 9, "LSO after the commit");
     broker.restart();
     let bs = broker.bootstrap().to_string();
     assert_eq!(
@@ -312,4 +338,52 @@ fn live_reader(
             None => {}
         }
     }
+}
+
+#[test]
+fn a_stalled_producer_cannot_commit_a_transaction_that_timed_out() {
+    let (broker, _cfg) = txn_broker();
+    let bs = broker.bootstrap();
+    let topic = unique_topic("txn-stalled");
+    kafka::create_topic(bs, &topic, 1, &[]).unwrap();
+    let p = txn::producer(bs, &unique_topic("tid"), 2000);
+    p.init_transactions(TIMEOUT).unwrap();
+    p.begin_transaction().unwrap();
+    assert_eq!(send(&p, &topic, 0, &values("late", 3)), vec![0, 1, 2]);
+    // The coordinator aborts it after 2 s (marker at 3): the LSO moves on by itself.
+    let c = txn::consumer(bs, COMMITTED);
+    let got = txn::read_to(&c, &topic, &[(0, 0)].into(), &[(0, 4)].into(), TIMEOUT).unwrap();
+    assert_eq!(got, [(0, vec![])].into());
+    let err = p
+        .commit_transaction(TIMEOUT)
+        .expect_err("committing a transaction the coordinator aborted must fail");
+    eprintln!("commit after the timeout: {err}");
+    let plain = kafka::producer(bs, "all", "none");
+    assert_eq!(send(&plain, &topic, 0, &values("plain", 1)), vec![4]);
+    assert_eq!(
+        read(bs, COMMITTED, &topic, &[(0, 5)]),
+        [(0, at(4, &values("plain", 1)))].into()
+    );
+}
+
+#[test]
+fn a_transaction_timeout_over_the_brokers_maximum_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("vltava.toml");
+    std::fs::write(&cfg, "transaction_max_timeout_ms = 10000\n").expect("write config");
+    let broker = Broker::start_with(BrokerOptions {
+        extra_args: vec!["--config".into(), cfg.display().to_string()],
+        ..BrokerOptions::default()
+    });
+    let p = txn::producer(broker.bootstrap(), &unique_topic("tid"), 20_000);
+    let err = p
+        .init_transactions(TIMEOUT)
+        .expect_err("transaction.timeout.ms over transaction.max.timeout.ms");
+    assert_eq!(
+        err.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::InvalidTransactionTimeout),
+        "{err}"
+    );
+    let ok = txn::producer(broker.bootstrap(), &unique_topic("tid"), 10_000);
+    ok.init_transactions(TIMEOUT).unwrap();
 }
