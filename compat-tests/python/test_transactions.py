@@ -151,6 +151,40 @@ def test_second_producer_with_the_same_id_fences_the_first(lib, txn_broker, topi
     assert read_all(lib, bs, COMMITTED, topic, {0: 9}) == {0: at(5, good)}
 
 
+@pytest.mark.parametrize("lib", LIBS)
+def test_interleaved_transactions_on_one_partition(lib, txn_broker, topic):
+    bs = txn_broker.bootstrap
+    create_topic(bs, topic)
+    a, b, plain = txn_producer(lib, bs, tid()), txn_producer(lib, bs, tid()), txn_producer_plain(bs)
+    a.init()
+    b.init()
+    a.begin()
+    b.begin()
+    a1, b1, x, a2, b2 = values("a1", 2), values("b1", 2), values("x", 1), values("a2", 2), values("b2", 2)
+    assert a.send(topic, 0, a1) == [0, 1]
+    assert b.send(topic, 0, b1) == [2, 3]
+    assert send_plain(plain, topic, x) == [4]
+    assert a.send(topic, 0, a2) == [5, 6]
+    assert b.send(topic, 0, b2) == [7, 8]
+    assert end_offset(lib, bs, COMMITTED, topic, 0) == 0, "LSO with both open"
+    a.abort()  # marker at 9
+    assert end_offset(lib, bs, COMMITTED, topic, 0, until=2) == 2, "LSO with b open"
+    b.commit()  # marker at 10
+    a.close()
+    b.close()
+    committed = at(2, b1) + at(4, x) + at(7, b2)
+    assert read_all(lib, bs, COMMITTED, topic, {0: 11}) == {0: committed}
+    # From inside the aborted transaction (past its first offset): its records at 5..6 stay hidden.
+    for start in (1, 2, 5, 6):
+        r = Reader(lib, bs, COMMITTED)
+        try:
+            assert r.read(topic, {0: start}, {0: 11}) == {0: [(o, v) for o, v in committed if o >= start]}, start
+        finally:
+            r.close()
+    everything = at(0, a1) + at(2, b1) + at(4, x) + at(5, a2) + at(7, b2)
+    assert read_all(lib, bs, UNCOMMITTED, topic, {0: 11}) == {0: everything}
+
+
 def group_member(lib: str, bs: str, group: str, topic: str):
     if lib == "confluent":
         from confluent_kafka import Consumer

@@ -171,22 +171,27 @@ def confluent_consumer(bs: str, level: str, **extra):
     return Consumer(conf)
 
 
-def end_offset(lib: str, bs: str, level: str, topic: str, partition: int) -> int:
-    """ListOffsets' latest offset at `level`: the LSO for read_committed, else the high watermark."""
+def end_offset(lib: str, bs: str, level: str, topic: str, partition: int, until=None) -> int:
+    """ListOffsets' latest offset at `level`: the LSO for read_committed, else the high watermark.
+    With `until`, asks again (request/response round trips on one client, TIMEOUT bound) until the
+    answer is `until`: markers follow EndTxn's answer, so the LSO moves a moment after it."""
+    end = time.monotonic() + TIMEOUT
     if lib == "confluent":
         from confluent_kafka import TopicPartition
 
         c = confluent_consumer(bs, level)
-        try:
-            return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT)[1]
-        finally:
-            c.close()
-    from kafka import KafkaConsumer, TopicPartition
+        ask = lambda: c.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT, cached=False)[1]  # noqa: E731
+    else:
+        from kafka import KafkaConsumer, TopicPartition
 
-    c = KafkaConsumer(bootstrap_servers=bs, isolation_level=level, enable_auto_commit=False)
-    try:
+        c = KafkaConsumer(bootstrap_servers=bs, isolation_level=level, enable_auto_commit=False)
         tp = TopicPartition(topic, partition)
-        return c.end_offsets([tp], timeout_ms=int(TIMEOUT * 1000))[tp]
+        ask = lambda: c.end_offsets([tp], timeout_ms=int(TIMEOUT * 1000))[tp]  # noqa: E731
+    try:
+        while True:
+            got = ask()
+            if until is None or got == until or time.monotonic() > end:
+                return got
     finally:
         c.close()
 
@@ -224,6 +229,8 @@ class Reader:
                     if m.error().code() != KafkaError._PARTITION_EOF:
                         raise KafkaException(m.error())
                     pos = self.c.position([TopicPartition(topic, m.partition())])[0].offset
+                    if pos < 0:  # nothing consumed yet (no record, no control record): at the start
+                        pos = start[m.partition()]
                     if pos == ends[m.partition()]:
                         done.add(m.partition())
                     continue

@@ -109,7 +109,7 @@ async function send (sender, topic, partition, vals) {
 }
 
 /** A consumer of a fresh group reading `topic`; records land in `got[partition]` as [offset, value]. */
-async function reader (topic, { readUncommitted = false, fromBeginning = true } = {}) {
+async function reader (topic, { readUncommitted = false, fromBeginning = true, seek } = {}) {
   const c = kafka.consumer({
     groupId: uniqueTopic('js-txn-g'),
     readUncommitted,
@@ -128,6 +128,7 @@ async function reader (topic, { readUncommitted = false, fromBeginning = true } 
       notify()
     }
   })
+  if (seek) c.seek({ topic, partition: 0, offset: String(seek) })
   r.seen = (p, offset) => (r.got[p] || []).some(([o]) => o === offset)
   /** Waits until each partition's record at `last[p]` arrived, then disconnects. */
   r.readTo = async last => {
@@ -202,6 +203,30 @@ test('an open transaction holds the last stable offset', () => withLogs(async ()
   await plain.disconnect()
   assert.deepEqual(await full.readTo({ 0: 9 }), { 0: [...at(0, before), ...at(3, inside), ...at(8, after)] })
   assert.deepEqual(await latest.readTo({ 0: 9 }), { 0: [...at(3, inside), ...at(8, after)] })
+}))
+
+test('interleaved transactions of two producers on one partition', () => withLogs(async () => {
+  const topic = uniqueTopic('js-txn-interleaved')
+  await createTopic(topic)
+  const [a, b, plain] = [await txnProducer(uniqueTopic('tid-a')), await txnProducer(uniqueTopic('tid-b')), await plainProducer()]
+  const [ta, tb] = [await a.transaction(), await b.transaction()]
+  const [a1, b1, x, a2, b2] = [values('a1', 2), values('b1', 2), values('x', 1), values('a2', 2), values('b2', 2)]
+  assert.deepEqual(await send(ta, topic, 0, a1), [0, 1])
+  assert.deepEqual(await send(tb, topic, 0, b1), [2, 3])
+  assert.deepEqual(await send(plain, topic, 0, x), [4])
+  assert.deepEqual(await send(ta, topic, 0, a2), [5, 6])
+  assert.deepEqual(await send(tb, topic, 0, b2), [7, 8])
+  await ta.abort() // marker at 9
+  await tb.commit() // marker at 10
+  await Promise.all([a.disconnect(), b.disconnect(), plain.disconnect()])
+  const committed = [...at(2, b1), ...at(4, x), ...at(7, b2)]
+  assert.deepEqual(await readAll(topic, { 0: 8 }), { 0: committed })
+  // From inside the aborted transaction (past its first offset): its records at 5..6 stay hidden.
+  for (const seek of [1, 2, 5, 6]) {
+    assert.deepEqual(await readAll(topic, { 0: 8 }, { seek }), { 0: committed.filter(([o]) => o >= seek) }, `from ${seek}`)
+  }
+  assert.deepEqual(await readAll(topic, { 0: 8 }, { readUncommitted: true }),
+    { 0: [...at(0, a1), ...at(2, b1), ...at(4, x), ...at(5, a2), ...at(7, b2)] })
 }))
 
 test('a second producer with the same transactionalId fences the first', () => withLogs(async () => {
