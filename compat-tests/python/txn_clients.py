@@ -201,15 +201,18 @@ class Reader:
     position is at an exact end offset (confluent: a partition EOF there; kafka-python: its
     position). Records at or past an end are kept, so exact comparisons catch them."""
 
-    def __init__(self, lib: str, bs: str, level: str):
+    def __init__(self, lib: str, bs: str, level: str, fetch_bytes: int | None = None):
         self.lib = lib
         if lib == "confluent":
-            self.c = confluent_consumer(bs, level)
+            extra = {"max.partition.fetch.bytes": fetch_bytes, "fetch.max.bytes": fetch_bytes, "message.max.bytes": fetch_bytes}
+            extra = extra if fetch_bytes else {}
+            self.c = confluent_consumer(bs, level, **extra)
         else:
             from kafka import KafkaConsumer
 
+            extra = {"max_partition_fetch_bytes": fetch_bytes, "fetch_max_bytes": fetch_bytes} if fetch_bytes else {}
             self.c = KafkaConsumer(
-                bootstrap_servers=bs, isolation_level=level, enable_auto_commit=False, fetch_max_wait_ms=100
+                bootstrap_servers=bs, isolation_level=level, enable_auto_commit=False, fetch_max_wait_ms=100, **extra
             )
 
     def read(self, topic: str, start: dict[int, int], ends: dict[int, int], timeout: float = TIMEOUT):

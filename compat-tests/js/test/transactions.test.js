@@ -109,10 +109,11 @@ async function send (sender, topic, partition, vals) {
 }
 
 /** A consumer of a fresh group reading `topic`; records land in `got[partition]` as [offset, value]. */
-async function reader (topic, { readUncommitted = false, fromBeginning = true, seek } = {}) {
+async function reader (topic, { readUncommitted = false, fromBeginning = true, seek, fetchBytes } = {}) {
   const c = kafka.consumer({
     groupId: uniqueTopic('js-txn-g'),
     readUncommitted,
+    ...(fetchBytes ? { maxBytesPerPartition: fetchBytes, maxBytes: fetchBytes } : {}),
     maxWaitTimeInMs: 100,
     sessionTimeout: 10_000,
     heartbeatInterval: 500
@@ -227,6 +228,48 @@ test('interleaved transactions of two producers on one partition', () => withLog
   }
   assert.deepEqual(await readAll(topic, { 0: 8 }, { readUncommitted: true }),
     { 0: [...at(0, a1), ...at(2, b1), ...at(4, x), ...at(5, a2), ...at(7, b2)] })
+}))
+
+test('large transactions read in small fetches', () => withLogs(async () => {
+  const topic = uniqueTopic('js-txn-large')
+  await admin.createTopics({ topics: [{ topic, numPartitions: 1, configEntries: [{ name: 'segment.bytes', value: '16384' }] }], waitForLeaders: true })
+  const p = await txnProducer(uniqueTopic('tid'))
+  const batches = async (txn, tag, n) => {
+    const out = []
+    for (let first = 0; first < n; first += 100) {
+      const vals = Array.from({ length: Math.min(100, n - first) }, (_, i) => `${tag}-${first + i}-${'p'.repeat(40)}`)
+      const offs = await send(txn, topic, 0, vals)
+      out.push(...offs.map((o, i) => [o, vals[i]]))
+    }
+    return out
+  }
+  let txn = await p.transaction()
+  const aborted1 = await batches(txn, 'a1', 1200)
+  await txn.abort()
+  txn = await p.transaction()
+  const committed1 = await batches(txn, 'c1', 1200)
+  await txn.commit()
+  const plain = await plainProducer()
+  const [plainOff] = await send(plain, topic, 0, ['plain'])
+  await plain.disconnect()
+  txn = await p.transaction()
+  const aborted2 = await batches(txn, 'a2', 300)
+  await txn.abort()
+  txn = await p.transaction()
+  const committed2 = await batches(txn, 'c2', 10)
+  await txn.commit()
+  await p.disconnect()
+  const last = committed2[committed2.length - 1][0]
+  const expected = [...committed1, [plainOff, 'plain'], ...committed2]
+  const everything = [...aborted1, ...committed1, [plainOff, 'plain'], ...aborted2, ...committed2]
+  for (const [readUncommitted, want] of [[false, expected], [true, everything]]) {
+    for (const seek of [0, 700]) {
+      const got = (await readAll(topic, { 0: last }, { readUncommitted, seek, fetchBytes: 2048 }))[0]
+      const wantFrom = want.filter(([o]) => o >= seek)
+      assert.equal(got.length, wantFrom.length, `readUncommitted=${readUncommitted} from ${seek}`)
+      assert.deepEqual(got, wantFrom)
+    }
+  }
 }))
 
 test('a second producer with the same transactionalId fences the first', () => withLogs(async () => {
