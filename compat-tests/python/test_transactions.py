@@ -149,6 +149,32 @@ def test_second_producer_with_the_same_id_fences_the_first(lib, txn_broker, topi
     second.commit()
     second.close()
     assert read_all(lib, bs, COMMITTED, topic, {0: 9}) == {0: at(5, good)}
+    assert read_all(lib, bs, UNCOMMITTED, topic, {0: 9}) == {0: at(0, values("zombie", 4)) + at(5, good)}
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_a_fenced_producers_next_record_is_refused(lib, txn_broker, topic):
+    bs = txn_broker.bootstrap
+    create_topic(bs, topic)
+    same = tid()
+    first = txn_producer(lib, bs, same)
+    first.init()
+    first.begin()
+    assert first.send(topic, 0, values("zombie", 2)) == [0, 1]
+    second = txn_producer(lib, bs, same)
+    second.init()  # aborts the first one's transaction: marker at 2
+    # Its partition already in the transaction, the zombie's next record goes straight to the partition
+    # leader with the old epoch. (kafka-python then asks for an epoch bump with the old epoch: refused
+    # with PRODUCER_FENCED, so it cannot fence the second producer in turn.)
+    ok, late = first.try_send(topic, 0, "late")
+    assert not ok, f"the fenced producer's record was accepted at {late}"
+    second.begin()
+    good = values("good", 2)
+    assert second.send(topic, 0, good) == [3, 4]
+    second.commit()  # marker at 5
+    second.close()
+    assert read_all(lib, bs, UNCOMMITTED, topic, {0: 6}) == {0: at(0, values("zombie", 2)) + at(3, good)}
+    assert read_all(lib, bs, COMMITTED, topic, {0: 6}) == {0: at(3, good)}
 
 
 @pytest.mark.parametrize("lib", LIBS)

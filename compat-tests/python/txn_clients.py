@@ -76,6 +76,23 @@ class ConfluentTxn:
         assert not errors, errors
         return offsets
 
+    def try_send(self, topic: str, partition: int, value: str):
+        """(True, offset) once acknowledged, or (False, the error)."""
+        out: list = []
+        try:
+            self.p.produce(topic, value=value.encode(), partition=partition, on_delivery=lambda e, m: out.append((e, m)))
+        except Exception as e:  # noqa: BLE001 - a local refusal (e.g. a fatal error already raised)
+            return False, e
+        try:
+            self.p.flush(TIMEOUT)
+        except Exception as e:  # noqa: BLE001 - flush re-raises the fatal error the report carries too
+            if not out:
+                return False, e
+        if not out:
+            return False, "no delivery report"
+        err, msg = out[0]
+        return (False, err) if err is not None else (True, msg.offset())
+
     def commit(self):
         self.p.commit_transaction(TIMEOUT)
 
@@ -128,6 +145,13 @@ class KafkaPythonTxn:
         futures = [self.p.send(topic, v.encode(), partition=partition) for v in values]
         self.p.flush(timeout=TIMEOUT)
         return [f.get(timeout=TIMEOUT).offset for f in futures]
+
+    def try_send(self, topic: str, partition: int, value: str):
+        """(True, offset) once acknowledged, or (False, the error)."""
+        try:
+            return True, self.p.send(topic, value.encode(), partition=partition).get(timeout=TIMEOUT).offset
+        except Exception as e:  # noqa: BLE001 - the error is the result
+            return False, e
 
     def commit(self):
         bounded(self.p.commit_transaction)

@@ -207,6 +207,14 @@ fn second_producer_with_the_same_id_fences_the_first() {
     // The second producer's InitProducerId bumps the epoch and aborts the first one's transaction.
     let second = txn::producer(bs, &id, 60_000);
     second.init_transactions(TIMEOUT).unwrap();
+    // The zombie's next record (its partition already in the transaction, so it goes straight to the
+    // partition leader) carries the old epoch: the partition must refuse it.
+    let late = kafka::produce(&first, &topic, &[Rec::new(0, None, Some(b"late"))]);
+    eprintln!("the fenced producer's record: {late:?}");
+    assert!(
+        late[0].is_err(),
+        "the fenced producer's record was accepted: {late:?}"
+    );
     let err = first
         .commit_transaction(TIMEOUT)
         .expect_err("the fenced producer's commit must fail");
@@ -231,6 +239,9 @@ fn second_producer_with_the_same_id_fences_the_first() {
         read(bs, COMMITTED, &topic, &[(0, 9)]),
         [(0, at(5, &good))].into()
     );
+    let mut all = at(0, &zombie);
+    all.extend(at(5, &good));
+    assert_eq!(read(bs, UNCOMMITTED, &topic, &[(0, 9)]), [(0, all)].into());
 }
 
 fn group_consumer(bs: &str, group: &str) -> BaseConsumer {

@@ -283,6 +283,11 @@ test('a second producer with the same transactionalId fences the first', () => w
   // bumped and the first producer's transaction aborted.
   const second = await txnProducer(id)
   const t2 = await second.transaction()
+  // The zombie's next record (its partition already in the transaction) carries the old epoch.
+  await assert.rejects(send(t1, topic, 0, ['late']), e => {
+    assert.match(`${e.type} ${e.message}`, /INVALID_PRODUCER_EPOCH|PRODUCER_FENCED|old epoch|fenced/i)
+    return true
+  })
   await assert.rejects(t1.commit(), e => {
     const type = e.type || (e.cause && e.cause.type)
     assert.ok(['INVALID_PRODUCER_EPOCH', 'PRODUCER_FENCED'].includes(type), `not a fencing error: ${e.name} ${type} ${e.message}`)
@@ -294,6 +299,7 @@ test('a second producer with the same transactionalId fences the first', () => w
   await t2.commit()
   await second.disconnect()
   assert.deepEqual(await readAll(topic, { 0: 7 }), { 0: at(5, good) })
+  assert.deepEqual(await readAll(topic, { 0: 7 }, { readUncommitted: true }), { 0: [...at(0, values('zombie', 4)), ...at(5, good)] })
 }))
 
 test('sendOffsets commits a group\'s offsets with the transaction',
