@@ -387,3 +387,47 @@ fn a_transaction_timeout_over_the_brokers_maximum_is_refused() {
     let ok = txn::producer(broker.bootstrap(), &unique_topic("tid"), 10_000);
     ok.init_transactions(TIMEOUT).unwrap();
 }
+
+#[test]
+fn broker_killed_right_after_each_commit_answer_completes_the_commit_on_restart() {
+    const ROUNDS: usize = 5;
+    let (mut broker, _cfg) = txn_broker();
+    let topic = unique_topic("txn-kill-after-commit");
+    kafka::create_topic(broker.bootstrap(), &topic, 2, &[]).unwrap();
+    let p = txn::producer(broker.bootstrap(), &unique_topic("tid"), 60_000);
+    p.init_transactions(TIMEOUT).unwrap();
+    let mut committed: Read = [(0, vec![]), (1, vec![])].into();
+    for r in 0..ROUNDS {
+        p.begin_transaction().unwrap();
+        for part in 0..2 {
+            let vals = values(&format!("r{r}-p{part}"), 3);
+            let offs = send(&p, &topic, part, &vals);
+            committed
+                .get_mut(&part)
+                .unwrap()
+                .extend(offs.into_iter().zip(vals));
+        }
+        p.commit_transaction(TIMEOUT).unwrap();
+        // EndTxn is answered once the decision is durable; its markers may not be written yet. The
+        // restarted coordinator must finish them (else the LSO would stay below this transaction).
+        broker.restart();
+    }
+    let bs = broker.bootstrap().to_string();
+    // Each round: 3 records and a marker per partition, and a second marker where the restarted
+    // coordinator resent markers already written (Kafka appends those again too; readers skip them).
+    let ends: Vec<(i32, i64)> = (0..2)
+        .map(|part| {
+            let hw = txn::end_offset(&bs, UNCOMMITTED, &topic, part).unwrap();
+            assert!(
+                (ROUNDS as i64 * 4..=ROUNDS as i64 * 5).contains(&hw),
+                "partition {part}: high watermark {hw}"
+            );
+            (part, hw)
+        })
+        .collect();
+    assert_eq!(read(&bs, COMMITTED, &topic, &ends), committed);
+    assert_eq!(read(&bs, UNCOMMITTED, &topic, &ends), committed);
+    for (part, hw) in ends {
+        assert_eq!(lso(&bs, &topic, part), hw, "partition {part}: LSO");
+    }
+}
