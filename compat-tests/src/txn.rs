@@ -169,3 +169,41 @@ pub fn wait_lso(
     }
     bail!("{topic}/{partition}: LSO {last:?}, not {expected}, after {timeout:?}")
 }
+
+/// Starts `vltava-txn-producer` (`bin`: the test's `env!("CARGO_BIN_EXE_vltava-txn-producer")`) with
+/// a transaction of `count` records to partition 0 of `topic` and waits for its `produced FIRST LAST`
+/// line; the child then holds the transaction open until the caller kills it.
+pub fn spawn_open_transaction(
+    bin: &std::path::Path,
+    bootstrap: &str,
+    transactional_id: &str,
+    topic: &str,
+    count: usize,
+    timeout_ms: u64,
+) -> anyhow::Result<(std::process::Child, String)> {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(bin)
+        .args([bootstrap, transactional_id, topic])
+        .args([count.to_string(), timeout_ms.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("spawning {}", bin.display()))?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    match lines.recv_timeout(OP_TIMEOUT * 2) {
+        Ok(line) => Ok((child, line)),
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("no line from {}: {e}", bin.display())
+        }
+    }
+}

@@ -5,9 +5,6 @@
 //! a producer SIGKILLed mid-transaction that the coordinator aborts after its timeout.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -336,22 +333,15 @@ fn producer_killed_mid_transaction_is_aborted_after_its_timeout() {
     let id = unique_topic("tid");
 
     let spawned = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vltava-txn-producer"))
-        .args([bs, &id, &topic, "5", &TXN_TIMEOUT_MS.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn vltava-txn-producer");
-    let stdout = child.stdout.take().expect("child stdout");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = lines
-        .recv_timeout(TIMEOUT)
-        .expect("the child's `produced` line");
+    let (mut child, line) = txn::spawn_open_transaction(
+        env!("CARGO_BIN_EXE_vltava-txn-producer").as_ref(),
+        bs,
+        &id,
+        &topic,
+        5,
+        TXN_TIMEOUT_MS,
+    )
+    .unwrap();
     assert_eq!(line, "produced 0 4");
 
     // Records after the open transaction, from a plain producer: 5..8.
