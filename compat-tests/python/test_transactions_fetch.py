@@ -10,8 +10,8 @@ import uuid
 
 import pytest
 
-from test_transactions import create_topic, send_plain, txn_broker, txn_producer_plain  # noqa: F401
-from txn_clients import COMMITTED, LIBS, UNCOMMITTED, Reader, at, txn_producer
+from test_transactions import send_plain, txn_broker, txn_producer_plain  # noqa: F401 (txn_broker: a fixture)
+from txn_clients import COMMITTED, LIBS, UNCOMMITTED, Reader, txn_producer
 
 
 def batches(p, topic: str, tag: str, n: int, per: int = 100) -> list[tuple[int, str]]:
