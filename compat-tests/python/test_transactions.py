@@ -250,22 +250,32 @@ def consume_n(lib: str, c, n: int) -> list[str]:
     return got
 
 
-def committed_offset(lib: str, bs: str, group: str, topic: str):
-    """The group's committed offset of partition 0 (None: nothing committed)."""
+def committed_offset(lib: str, bs: str, group: str, topic: str, until=None):
+    """The group's committed offset of partition 0 (None: nothing committed). With `until`, asks
+    again (round trips on one client, TIMEOUT bound) until that is the answer: the commit's markers,
+    the one on __consumer_offsets included, follow EndTxn's answer, and an OffsetFetch without
+    require_stable (kafka-python) does not wait for pending transactional offsets."""
+    end = time.monotonic() + TIMEOUT
     if lib == "confluent":
         from confluent_kafka import Consumer, TopicPartition
 
         c = Consumer({"bootstrap.servers": bs, "group.id": group})
-        try:
+
+        def ask():
             o = c.committed([TopicPartition(topic, 0)], timeout=TIMEOUT)[0].offset
             return o if o >= 0 else None
-        finally:
-            c.close()
-    from kafka import KafkaConsumer, TopicPartition
+    else:
+        from kafka import KafkaConsumer, TopicPartition
 
-    c = KafkaConsumer(bootstrap_servers=bs, group_id=group, enable_auto_commit=False)
+        c = KafkaConsumer(bootstrap_servers=bs, group_id=group, enable_auto_commit=False)
+
+        def ask():
+            return c.committed(TopicPartition(topic, 0), timeout_ms=int(TIMEOUT * 1000))
     try:
-        return c.committed(TopicPartition(topic, 0), timeout_ms=int(TIMEOUT * 1000))
+        while True:
+            got = ask()
+            if until is None or got == until or time.monotonic() > end:
+                return got
     finally:
         c.close()
 
@@ -297,7 +307,7 @@ def test_send_offsets_to_transaction(lib, txn_broker, topic):
         p.close()
     finally:
         member.close()
-    assert committed_offset(lib, bs, group, source) == 10, "after the commit"
+    assert committed_offset(lib, bs, group, source, until=10) == 10, "after the commit"
     assert read_all(lib, bs, COMMITTED, topic, {0: 17}) == {0: at(6, outputs)}
 
 
