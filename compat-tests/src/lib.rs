@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 pub mod cluster;
 pub mod history;
 pub mod kafka;
+pub mod txn;
 pub mod workload;
 
 /// The line the broker logs once it accepts connections.
