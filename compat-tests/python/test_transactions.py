@@ -280,7 +280,6 @@ def committed_offset(lib: str, bs: str, group: str, topic: str, until=None):
         c.close()
 
 
-@pytest.mark.skip(reason="TxnOffsetCommit not yet merged: the broker does not serve it (send_offsets_to_transaction)")
 @pytest.mark.parametrize("lib", LIBS)
 def test_send_offsets_to_transaction(lib, txn_broker, topic):
     bs = txn_broker.bootstrap

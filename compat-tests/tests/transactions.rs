@@ -261,7 +261,6 @@ fn committed_offset(bs: &str, group: &str, topic: &str) -> Option<i64> {
 }
 
 #[test]
-#[ignore = "TxnOffsetCommit not yet merged: the broker does not serve it (sendOffsetsToTransaction)"]
 fn send_offsets_to_transaction_commits_with_the_transaction() {
     let (broker, _cfg) = txn_broker();
     let bs = broker.bootstrap();

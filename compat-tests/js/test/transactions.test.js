@@ -303,7 +303,6 @@ test('a second producer with the same transactionalId fences the first', () => w
 }))
 
 test('sendOffsets commits a group\'s offsets with the transaction',
-  { skip: 'TxnOffsetCommit not yet merged: the broker does not serve it (sendOffsets)' },
   () => withLogs(async () => {
     const [input, output] = [uniqueTopic('js-txn-in'), uniqueTopic('js-txn-out')]
     await createTopic(input)
