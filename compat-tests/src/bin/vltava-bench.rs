@@ -6,6 +6,8 @@
 //!   * consume-all with assign(): records/s and MB/s;
 //!   * a fixed-rate run (default 5,000 rec/s for 10 s) measuring produce
 //!     latency, send → delivery report (p50/p99/max);
+//!   * transactional produce: the 100 B acks=all run's records from a transactional producer
+//!     committing every 100 ms, to a topic of its own;
 //!   * broker idle RSS, peak RSS (VmHWM) and CPU seconds (utime+stime);
 //!   * then (unless --no-cluster or --bootstrap) an RF=3 phase: a 3-node cluster of the same binary
 //!     on 127.0.0.1-3 (data in temp dirs), a 4-partition topic with replication factor 3 and
@@ -43,6 +45,8 @@ use vltava_compat::{kafka, proc_stats, repo_root, unique_topic, Broker, BrokerOp
 
 #[path = "vltava-bench/rf3.rs"]
 mod rf3;
+#[path = "vltava-bench/txn.rs"]
+mod txn;
 
 const PARTITIONS: i32 = 4;
 
@@ -177,7 +181,20 @@ impl ProducerContext for BenchContext {
 type BenchProducer = ThreadedProducer<BenchContext>;
 
 fn make_producer(bs: &str, acks: &str, ctx: Arc<Shared>) -> anyhow::Result<BenchProducer> {
+    make_producer_with(bs, acks, ctx, &[])
+}
+
+/// [`make_producer`] with `extra` settings on top (the transactional run's id).
+fn make_producer_with(
+    bs: &str,
+    acks: &str,
+    ctx: Arc<Shared>,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<BenchProducer> {
     let mut cfg: ClientConfig = kafka::producer_config(bs, acks, "none");
+    for (k, v) in extra {
+        cfg.set(*k, *v);
+    }
     cfg.set("linger.ms", "5")
         .set("batch.size", "1000000")
         .set("batch.num.messages", "10000")
@@ -553,6 +570,14 @@ fn main() -> anyhow::Result<()> {
     }
 
     rows.push(fixed_rate_run(&bs, &topic, &args, &ctx, &pids, "")?);
+    let txn_count = throughput_runs(&args)[1].1;
+    rows.push(txn::run(
+        &bs,
+        &unique_topic("bench-txn"),
+        (100, txn_count),
+        &ctx,
+        &pids,
+    )?);
 
     print_rows(&rows);
     println!("(latency = send → delivery report, linger.ms=5; MB = 10^6 payload bytes)");

@@ -7,6 +7,8 @@
 //!     connect/request loop); RSS right after that;
 //!   * `vltava-bench --bootstrap ADDR` (default `--scale=0.5 --duration=5`): rdkafka produce (acks=1/all,
 //!     100 B / 1 KiB), consume-all, fixed-rate latency;
+//!   * Kafka's own `ProducerPerformance` transactional (`--transactional-id`, a commit every
+//!     `--transaction-duration-ms 100`) with the 100 B records;
 //!   * Kafka's own `ProducerPerformance` (acks=all, `--throughput -1`, 100 B and 1 KiB records,
 //!     each into its own 4-partition topic) and `ConsumerPerformance` reading each topic back;
 //!   * the broker's peak RSS (VmHWM) and CPU seconds (utime+stime, spawn → end of the workloads).
@@ -695,6 +697,40 @@ fn run_one(args: &Args, cp: &str, kind: Kind, round: usize) -> anyhow::Result<Sa
                 col("nMsg.sec")?
             );
         }
+
+        // Transactions: the 100 B run again from a transactional producer committing every
+        // 100 ms (ProducerPerformance's own transactional mode).
+        let topic = unique_topic("perf-txn");
+        kafka::create_topic(&addr, &topic, PARTITIONS, &[])?;
+        let mut prod = tool_command(args, cp, &dir, "org.apache.kafka.tools.ProducerPerformance")?;
+        prod.args(["--topic", &topic])
+            .args(["--num-records", &args.small.to_string()])
+            .args(["--record-size", "100"])
+            .args(["--throughput", "-1"])
+            .args(["--transactional-id", &topic])
+            .args(["--transaction-duration-ms", "100"])
+            .args([
+                "--producer-props",
+                &format!("bootstrap.servers={addr}"),
+                "acks=all",
+            ]);
+        let out = run_bounded(prod, args.timeout).context("ProducerPerformance transactional")?;
+        let ps = parse_producer(&out)?;
+        s.put(
+            "ProducerPerformance 100 B transactional, commit/100 ms (rec/s)",
+            ps.rps,
+            Better::Higher,
+        );
+        s.put(
+            "ProducerPerformance 100 B transactional avg latency (ms)",
+            ps.avg_ms,
+            Better::Lower,
+        );
+        eprintln!(
+            "[round {round}] {}: transactional produce {:.0} rec/s",
+            kind.name(),
+            ps.rps
+        );
         Ok(())
     })();
     if let Err(e) = result {
