@@ -18,6 +18,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.OptionalInt;
+import java.util.OptionalLong;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.function.Function;
@@ -135,6 +136,11 @@ class TransactionsAdminTest {
             assertEquals(TransactionState.COMPLETE_COMMIT, done.state());
             assertEquals(Set.of(), done.topicPartitions());
             assertEquals(all.get(tidDone).producerId(), done.producerId());
+            assertTrue(done.transactionStartTimeMs().isPresent(), "a completed transaction keeps its start: " + done);
+            TransactionDescription idle = describe(tidEmpty);
+            assertEquals(TransactionState.EMPTY, idle.state());
+            assertEquals(0, idle.producerEpoch(), "a new id's first epoch");
+            assertEquals(OptionalLong.empty(), idle.transactionStartTimeMs(), "no transaction yet: " + idle);
             ExecutionException unknown = assertThrows(ExecutionException.class,
                     () -> admin.describeTransactions(List.of(Clients.unique("tid-unknown"))).all().get());
             assertInstanceOf(TransactionalIdNotFoundException.class, unknown.getCause());
