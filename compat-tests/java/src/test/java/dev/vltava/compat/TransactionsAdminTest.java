@@ -11,6 +11,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.Comparator;
@@ -23,22 +25,27 @@ import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.function.Function;
 import java.util.stream.Collectors;
+import java.util.stream.IntStream;
 import java.util.stream.Stream;
 import org.apache.kafka.clients.admin.AbortTransactionSpec;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ListTransactionsOptions;
+import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.ProducerState;
 import org.apache.kafka.clients.admin.TransactionDescription;
 import org.apache.kafka.clients.admin.TransactionListing;
 import org.apache.kafka.clients.admin.TransactionState;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.errors.InvalidProducerEpochException;
 import org.apache.kafka.common.errors.TransactionCoordinatorFencedException;
 import org.apache.kafka.common.errors.TransactionalIdNotFoundException;
+import org.apache.kafka.common.utils.Utils;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -48,7 +55,8 @@ import org.junit.jupiter.api.Test;
  * ({@code TransactionsCommand}): ListTransactions (filters by state, producer id and duration),
  * DescribeTransactions, DescribeProducers of a partition with an open transaction, and aborting a
  * transaction whose producer is gone (WriteTxnMarkers from the admin client) — one the coordinator
- * still tracks, and a hanging one the coordinator lost, as {@code find-hanging} finds it.
+ * still tracks, and a hanging one the coordinator lost, as {@code find-hanging} finds it — or
+ * refusing it with stale epochs; and the same requests routed across a three-node cluster.
  */
 class TransactionsAdminTest {
     /** Far beyond the test: the coordinator never aborts these transactions by itself meanwhile. */
@@ -370,6 +378,69 @@ class TransactionsAdminTest {
             Txn.produceCommitted(b, topic, Clients.unique("tid-after"), "after-", 1);
             Txn.awaitStable(b, topic, 1);
             assertEquals(List.of("after-0"), Txn.values(Txn.readAll(b, topic, 1, Txn.READ_COMMITTED)));
+        }
+    }
+
+    /**
+     * Three nodes: listTransactions asks every broker and each transactional id is listed by its
+     * coordinator (the leader of its {@code __transaction_state} partition, as Kafka places it),
+     * which describeTransactions reaches; abortTransaction reaches the partition's leader and the
+     * LSO reaches the log end offset.
+     */
+    @Test
+    void adminAcrossACluster() throws Exception {
+        int stateLogPartitions = 6;
+        try (Cluster c = Cluster.start(3, Map.of("transaction.state.log.num.partitions",
+                        Integer.toString(stateLogPartitions)));
+                Admin a = Clients.admin(c.bootstrapAll())) {
+            String topic = Clients.unique("txadm-cluster");
+            a.createTopics(List.of(new NewTopic(topic, 3, (short) 3))).all().get();
+            List<String> tids = IntStream.range(0, 6).mapToObj(i -> Clients.unique("tid-c" + i)).toList();
+            List<KafkaProducer<String, String>> producers = new ArrayList<>();
+            try {
+                for (int i = 0; i < tids.size(); i++) {
+                    KafkaProducer<String, String> p = Clients.producer(c.bootstrapAll(),
+                            Map.of(ProducerConfig.TRANSACTIONAL_ID_CONFIG, tids.get(i)));
+                    producers.add(p);
+                    p.initTransactions();
+                    p.beginTransaction();
+                    p.send(new ProducerRecord<>(topic, i % 3, "k", "v" + i)).get();
+                }
+                Map<String, Integer> listedBy = new HashMap<>();
+                a.listTransactions().allByBrokerId().get().forEach((node, listings) -> listings.forEach(
+                        l -> assertNull(listedBy.put(l.transactionalId(), node), "listed twice: " + l)));
+                List<Integer> stateLeaders = a.describeTopics(List.of("__transaction_state")).allTopicNames().get()
+                        .get("__transaction_state").partitions().stream()
+                        .sorted(Comparator.comparingInt(TopicPartitionInfo::partition))
+                        .map(info -> info.leader().id()).toList();
+                assertEquals(stateLogPartitions, stateLeaders.size());
+                Map<String, TransactionDescription> described = a.describeTransactions(tids).all().get();
+                for (int i = 0; i < tids.size(); i++) {
+                    String tid = tids.get(i);
+                    int coordinator = stateLeaders.get(Utils.abs(tid.hashCode()) % stateLogPartitions);
+                    assertEquals(coordinator, listedBy.get(tid), tid + " listed by its coordinator: " + listedBy);
+                    TransactionDescription d = described.get(tid);
+                    assertEquals(coordinator, d.coordinatorId(), "" + d);
+                    assertEquals(TransactionState.ONGOING, d.state());
+                    assertEquals(Set.of(new TopicPartition(topic, i % 3)), d.topicPartitions());
+                }
+
+                TopicPartition tp = new TopicPartition(topic, 0);
+                Collection<ProducerState> open = a.describeProducers(List.of(tp)).partitionResult(tp).get()
+                        .activeProducers();
+                assertEquals(Set.of(0L, 1L), open.stream().map(s -> s.currentTransactionStartOffset().orElse(-1))
+                        .collect(Collectors.toSet()), "the transactions of tids 0 and 3: " + open);
+                for (ProducerState s : open) {
+                    a.abortTransaction(new AbortTransactionSpec(tp, s.producerId(), (short) s.producerEpoch(),
+                            s.coordinatorEpoch().orElse(0))).all().get();
+                }
+                try (KafkaConsumer<String, String> rc = Clients.consumer(c.bootstrapAll(), null,
+                        Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, Txn.READ_COMMITTED))) {
+                    assertEquals(4, Txn.endOffset(rc, tp), "the LSO past both abort markers");
+                }
+            } finally {
+                producers.forEach(p -> p.close(Duration.ZERO));
+            }
         }
     }
 
