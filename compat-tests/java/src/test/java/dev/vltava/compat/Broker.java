@@ -94,7 +94,13 @@ public final class Broker implements AutoCloseable {
 
     /** SIGKILL, then start again on the same data directory and port. */
     public void restart() {
+        restartAfter(() -> {});
+    }
+
+    /** SIGKILL, run {@code whileDown} (e.g. damage the data directory), then start again as {@link #restart()}. */
+    public void restartAfter(Runnable whileDown) {
         killHard();
+        whileDown.run();
         try {
             launch(bootstrap);
         } catch (IOException e) {

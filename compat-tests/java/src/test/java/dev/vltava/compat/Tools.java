@@ -25,6 +25,7 @@ public final class Tools {
     public static final String CONFIGS = "org.apache.kafka.tools.ConfigCommand";
     public static final String GET_OFFSETS = "org.apache.kafka.tools.GetOffsetShell";
     public static final String DELETE_RECORDS = "org.apache.kafka.tools.DeleteRecordsCommand";
+    public static final String TRANSACTIONS = "org.apache.kafka.tools.TransactionsCommand";
 
     private static final long TIMEOUT_SECONDS = 90;
 
