@@ -19,18 +19,20 @@ const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+const INVALID_TXN_STATE: i16 = 48;
 
 /// TxnOffsetCommit of `offset` for `topic`-`partition`; per (topic, partition) error codes.
 fn txn_commit(
     c: &mut Client,
     version: i16,
+    txn_id: &str,
     group: &str,
     (producer_id, epoch): (i64, i16),
     generation: i32,
     (topic, partition, offset): (&str, i32, i64),
 ) -> Vec<(String, i32, i16)> {
     let req = TxnOffsetCommitRequest::default()
-        .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+        .with_transactional_id(TransactionalId(StrBytes::from_string(txn_id.into())))
         .with_group_id(GroupId(StrBytes::from_string(group.into())))
         .with_producer_id(ProducerId(producer_id))
         .with_producer_epoch(epoch)
@@ -76,8 +78,23 @@ fn transactional_offsets_are_pending_and_unstable_for_require_stable() {
 
     assert_eq!(create_topic(&mut c, 5, "t", 2, &[]).topics[0].error_code, 0);
     for v in 0..=3 {
-        let group = format!("g{v}");
-        let answered = txn_commit(&mut c, v, &group, (1000 + v as i64, 0), -1, ("t", 0, 42));
+        let (group, txn_id) = (format!("g{v}"), format!("tx{v}"));
+        let producer = init_txn(&mut c, &txn_id);
+        // Not added to the transaction (no AddOffsetsToTxn): the offsets partition fails the
+        // coordinator's verification (KIP-890), and nothing is pending.
+        let refused = txn_commit(&mut c, v, &txn_id, &group, producer, -1, ("t", 0, 41));
+        assert_eq!(
+            refused,
+            vec![("t".to_string(), 0, INVALID_TXN_STATE)],
+            "v{v}"
+        );
+        assert_eq!(fetch_offset(&mut c, 8, &group, "t", 0).2, 0, "v{v}: stable");
+        let (pid, epoch) = producer;
+        assert_eq!(
+            retrying(|| (add_offsets_of(&mut c, &txn_id, pid, epoch, &group), ())).0,
+            0
+        );
+        let answered = txn_commit(&mut c, v, &txn_id, &group, producer, -1, ("t", 0, 42));
         assert_eq!(answered, vec![("t".to_string(), 0, 0)], "v{v}");
         // Pending: a require_stable fetch is told to retry, a plain one sees nothing committed.
         for fetch_v in [7, 8] {
@@ -99,26 +116,38 @@ fn transactional_offsets_are_pending_and_unstable_for_require_stable() {
         );
     }
 
-    // The producer's epoch moved on: an older one is fenced.
+    // The producer's epoch moved on (initialised again, its open transaction aborted): the
+    // older one is fenced, as the coordinator answers the offsets partition's verification.
+    let (pid, old_epoch) = init_txn(&mut c, "tx3");
+    let (pid2, epoch) = init_txn(&mut c, "tx3");
+    assert_eq!((pid2, epoch), (pid, old_epoch + 1));
     assert_eq!(
-        txn_commit(&mut c, 3, "g3", (1003, 1), -1, ("t", 1, 7))[0].2,
+        retrying(|| (add_offsets_of(&mut c, "tx3", pid, epoch, "g3"), ())).0,
         0
     );
     assert_eq!(
-        txn_commit(&mut c, 3, "g3", (1003, 0), -1, ("t", 1, 8))[0].2,
+        txn_commit(&mut c, 3, "tx3", "g3", (pid, epoch), -1, ("t", 1, 7))[0].2,
+        0
+    );
+    assert_eq!(
+        txn_commit(&mut c, 3, "tx3", "g3", (pid, old_epoch), -1, ("t", 1, 8))[0].2,
         INVALID_PRODUCER_EPOCH
     );
     // v3: an unknown group named with a generation; unknown partitions, per partition.
     assert_eq!(
-        txn_commit(&mut c, 3, "nobody", (2000, 0), 5, ("t", 0, 1))[0].2,
+        retrying(|| (add_offsets_of(&mut c, "tx3", pid, epoch, "nobody"), ())).0,
+        0
+    );
+    assert_eq!(
+        txn_commit(&mut c, 3, "tx3", "nobody", (pid, epoch), 5, ("t", 0, 1))[0].2,
         ILLEGAL_GENERATION
     );
     assert_eq!(
-        txn_commit(&mut c, 3, "g3", (1003, 1), -1, ("t", 7, 1)),
+        txn_commit(&mut c, 3, "tx3", "g3", (pid, epoch), -1, ("t", 7, 1)),
         vec![("t".to_string(), 7, UNKNOWN_TOPIC_OR_PARTITION)]
     );
     assert_eq!(
-        txn_commit(&mut c, 3, "g3", (1003, 1), -1, ("nope", 0, 1)),
+        txn_commit(&mut c, 3, "tx3", "g3", (pid, epoch), -1, ("nope", 0, 1)),
         vec![("nope".to_string(), 0, UNKNOWN_TOPIC_OR_PARTITION)]
     );
 }
@@ -138,8 +167,12 @@ fn retrying<T>(mut send: impl FnMut() -> (i16, T)) -> (i16, T) {
 }
 
 fn end_txn(c: &mut Client, pid: i64, epoch: i16, commit: bool) -> i16 {
+    end_txn_of(c, "tx-e2e", pid, epoch, commit)
+}
+
+fn end_txn_of(c: &mut Client, txn_id: &str, pid: i64, epoch: i16, commit: bool) -> i16 {
     let req = EndTxnRequest::default()
-        .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx-e2e")))
+        .with_transactional_id(TransactionalId(StrBytes::from_string(txn_id.into())))
         .with_producer_id(ProducerId(pid))
         .with_producer_epoch(epoch)
         .with_committed(commit);
@@ -150,8 +183,12 @@ fn end_txn(c: &mut Client, pid: i64, epoch: i16, commit: bool) -> i16 {
 }
 
 fn add_offsets(c: &mut Client, pid: i64, epoch: i16, group: &str) -> i16 {
+    add_offsets_of(c, "tx-e2e", pid, epoch, group)
+}
+
+fn add_offsets_of(c: &mut Client, txn_id: &str, pid: i64, epoch: i16, group: &str) -> i16 {
     let req = AddOffsetsToTxnRequest::default()
-        .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx-e2e")))
+        .with_transactional_id(TransactionalId(StrBytes::from_string(txn_id.into())))
         .with_producer_id(ProducerId(pid))
         .with_producer_epoch(epoch)
         .with_group_id(GroupId(StrBytes::from_string(group.into())));
@@ -159,6 +196,36 @@ fn add_offsets(c: &mut Client, pid: i64, epoch: i16, group: &str) -> i16 {
         Some(ResponseKind::AddOffsetsToTxn(r)) => r.error_code,
         other => panic!("AddOffsetsToTxn: {other:?}"),
     }
+}
+
+/// FindCoordinator (creating the transaction log) and InitProducerId for `txn_id`, retried as a
+/// client does: its producer id and epoch.
+fn init_txn(c: &mut Client, txn_id: &str) -> (i64, i16) {
+    let (code, ()) = retrying(|| {
+        let req = FindCoordinatorRequest::default()
+            .with_key(StrBytes::from_string(txn_id.into()))
+            .with_key_type(1);
+        match c.request(ApiKey::FindCoordinator, 3, req) {
+            Some(ResponseKind::FindCoordinator(r)) => (r.error_code, ()),
+            other => panic!("FindCoordinator: {other:?}"),
+        }
+    });
+    assert_eq!(code, 0);
+    let (code, producer) = retrying(|| {
+        let req = InitProducerIdRequest::default()
+            .with_transactional_id(Some(TransactionalId(StrBytes::from_string(txn_id.into()))))
+            .with_transaction_timeout_ms(60_000)
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        match c.request(ApiKey::InitProducerId, 4, req) {
+            Some(ResponseKind::InitProducerId(r)) => {
+                (r.error_code, (r.producer_id.0, r.producer_epoch))
+            }
+            other => panic!("InitProducerId: {other:?}"),
+        }
+    });
+    assert_eq!(code, 0, "InitProducerId({txn_id})");
+    producer
 }
 
 /// OffsetFetch v8 with require_stable until the partition is stable; its offset.
@@ -217,7 +284,7 @@ fn offsets_sent_to_a_transaction_count_once_it_commits_and_never_if_it_aborts() 
         retrying(|| (add_offsets(&mut c, pid, epoch, "eos"), ())).0,
         0
     );
-    let answered = txn_commit(&mut c, 3, "eos", (pid, epoch), -1, ("t", 0, 42));
+    let answered = txn_commit(&mut c, 3, "tx-e2e", "eos", (pid, epoch), -1, ("t", 0, 42));
     assert_eq!(answered, vec![("t".to_string(), 0, 0)]);
     assert_eq!(
         fetch_offset(&mut c, 8, "eos", "t", 0).2,
@@ -231,7 +298,7 @@ fn offsets_sent_to_a_transaction_count_once_it_commits_and_never_if_it_aborts() 
         retrying(|| (add_offsets(&mut c, pid, epoch, "eos"), ())).0,
         0
     );
-    let answered = txn_commit(&mut c, 3, "eos", (pid, epoch), -1, ("t", 0, 50));
+    let answered = txn_commit(&mut c, 3, "tx-e2e", "eos", (pid, epoch), -1, ("t", 0, 50));
     assert_eq!(answered, vec![("t".to_string(), 0, 0)]);
     assert_eq!(retrying(|| (end_txn(&mut c, pid, epoch, false), ())).0, 0);
     assert_eq!(stable_offset(&mut c, "eos"), 42);

@@ -214,4 +214,55 @@ async fn a_commit_survives_its_coordinator_being_killed_and_the_markers_land_on_
          missing {missing:?}, unexpected {extra:?}"
     );
     drop(producer);
+
+    // The follower of partition 0 knows the transactional producer as its leader does (it rebuilt
+    // the producer state from the copied batches and markers): DescribeProducers answers from any
+    // replica, as `kafka-transactions.sh find-hanging --broker-id` needs.
+    let on_leader = producers_of(&cluster.bootstrap(others[0]), &topic, 0);
+    let until = Instant::now() + DEADLINE;
+    loop {
+        let on_follower = producers_of(&cluster.bootstrap(others[1]), &topic, 0);
+        if on_follower == on_leader {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "follower's producers {on_follower:?}, leader's {on_leader:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(on_leader.len(), 1, "one producer: {on_leader:?}");
+    assert_eq!(
+        on_leader[0].1, -1,
+        "no transaction left open: {on_leader:?}"
+    );
+}
+
+/// DescribeProducers of `topic`-`partition` at the node `addr`: (producer id, open transaction's
+/// first offset) of each.
+fn producers_of(addr: &str, topic: &str, partition: i32) -> Vec<(i64, i64)> {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    use kafka_protocol::messages::{
+        ApiKey, DescribeProducersRequest, DescribeProducersResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let req = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+        .with_partition_indexes(vec![partition])]);
+    let r: DescribeProducersResponse =
+        vltava_compat::cluster::raw_request(addr, ApiKey::DescribeProducers, 0, &req)
+            .expect("DescribeProducers");
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(
+        p.error_code, 0,
+        "DescribeProducers at {addr}: {:?}",
+        p.error_message
+    );
+    let mut out: Vec<(i64, i64)> = p
+        .active_producers
+        .iter()
+        .map(|s| (s.producer_id.0, s.current_txn_start_offset))
+        .collect();
+    out.sort_unstable();
+    out
 }

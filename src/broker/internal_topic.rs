@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use super::replica::ReplicaError;
 use super::topics::{TopicError, TopicRequest};
-use super::{Broker, Partition};
+use super::{Broker, Partition, TxnGuard};
 use crate::log::{
     encode_batch, plain_record, validate_batches, BatchError, LogError, ProducerError,
 };
@@ -98,6 +98,9 @@ pub enum TxnAppendError {
     /// The producer's epoch is older than the one the partition has seen (INVALID_PRODUCER_EPOCH).
     #[error("{0}")]
     InvalidProducerEpoch(String),
+    /// The producer's transaction ended after the partition was verified to be in it.
+    #[error("the transaction ended while the partition was being verified")]
+    VerificationLost,
 }
 
 /// Validates `batch` against the partition's `max.message.bytes` and appends it; a batch with a
@@ -107,6 +110,7 @@ fn append_now(
     batch: BytesMut,
     now_ms: i64,
     transactional: bool,
+    guard: Option<TxnGuard>,
 ) -> Result<Appended, TxnAppendError> {
     let max = p.with_log(|l| l.config().max_message_bytes);
     let headers = validate_batches(&batch, max).map_err(|e| match e {
@@ -115,7 +119,7 @@ fn append_now(
     })?;
     // acks=all: a write the ISR cannot commit is refused before it reaches the log.
     let appended = if transactional {
-        p.append_as_coordinator(batch, &headers, now_ms)
+        p.append_as_coordinator(batch, &headers, now_ms, guard)
     } else {
         p.append_as_leader_with_acks(batch, &headers, now_ms, true)
     };
@@ -123,6 +127,7 @@ fn append_now(
         ReplicaError::Log(LogError::Producer(ProducerError::InvalidProducerEpoch(m))) => {
             TxnAppendError::InvalidProducerEpoch(m)
         }
+        ReplicaError::TxnVerificationLost => TxnAppendError::VerificationLost,
         e => InternalTopicError::from_replica(p.index, e).into(),
     })?;
     Ok(Appended {
@@ -176,6 +181,8 @@ struct Job {
     batch: BytesMut,
     now_ms: i64,
     transactional: bool,
+    /// The verification a transactional batch was cleared under (KIP-890), if one was needed.
+    guard: Option<TxnGuard>,
     done: oneshot::Sender<Result<Appended, TxnAppendError>>,
 }
 
@@ -211,6 +218,9 @@ impl PendingAppend {
             TxnAppendError::Topic(e) => e,
             // Only batches with a producer id are refused so, and `append` writes none.
             TxnAppendError::InvalidProducerEpoch(m) => InternalTopicError::Encode(m),
+            TxnAppendError::VerificationLost => {
+                InternalTopicError::Encode("transaction verification lost".into())
+            }
         })
     }
 
@@ -315,7 +325,7 @@ impl InternalTopic {
         records: Vec<(Bytes, Option<Bytes>)>,
         now_ms: i64,
     ) -> Result<PendingAppend, InternalTopicError> {
-        self.append_batch(partition, records, now_ms, None)
+        self.append_batch(partition, records, now_ms, None, None)
     }
 
     /// [`Self::append`] as one transactional batch of `producer_id` at `producer_epoch`, as Kafka's
@@ -329,12 +339,14 @@ impl InternalTopic {
         now_ms: i64,
         producer_id: i64,
         producer_epoch: i16,
+        guard: Option<TxnGuard>,
     ) -> Result<PendingAppend, InternalTopicError> {
         self.append_batch(
             partition,
             records,
             now_ms,
             Some((producer_id, producer_epoch)),
+            guard,
         )
     }
 
@@ -344,6 +356,7 @@ impl InternalTopic {
         records: Vec<(Bytes, Option<Bytes>)>,
         now_ms: i64,
         producer: Option<(i64, i16)>,
+        guard: Option<TxnGuard>,
     ) -> Result<PendingAppend, InternalTopicError> {
         if records.is_empty() {
             return Ok(PendingAppend::done());
@@ -372,6 +385,7 @@ impl InternalTopic {
             batch,
             now_ms,
             transactional: producer.is_some(),
+            guard,
             done,
         };
         let mut appenders = self.appenders.lock().unwrap_or_else(|p| p.into_inner());
@@ -403,11 +417,12 @@ impl InternalTopic {
                     // The log's write (and fsync, under flush = always) happens off the async workers.
                     Some(p) => {
                         let (batch, now_ms, txn) = (job.batch, job.now_ms, job.transactional);
-                        tokio::task::spawn_blocking(move || append_now(p, batch, now_ms, txn))
-                            .await
-                            .unwrap_or_else(|e| {
-                                Err(InternalTopicError::Storage(e.to_string()).into())
-                            })
+                        let guard = job.guard;
+                        tokio::task::spawn_blocking(move || {
+                            append_now(p, batch, now_ms, txn, guard)
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(InternalTopicError::Storage(e.to_string()).into()))
                     }
                 };
                 let _ = job.done.send(result);

@@ -288,13 +288,14 @@ impl Partition {
         records: BytesMut,
         headers: &[BatchHeader],
         now_ms: i64,
+        guard: Option<TxnGuard>,
     ) -> Result<(AppendInfo, i32), ReplicaError> {
         self.append_as_leader_guarded(
             records,
             headers,
             now_ms,
             true,
-            None,
+            guard,
             AppendOrigin::Coordinator,
         )
     }

@@ -55,6 +55,10 @@ pub enum GroupError {
     /// OffsetFetch with `require_stable`: a transaction holds an offset of the partition.
     #[error("There are unstable offsets that need to be cleared.")]
     UnstableOffsetCommit,
+    /// TxnOffsetCommit whose producer's transaction ended (a marker came in) after the offsets
+    /// partition was verified to be in it.
+    #[error("The producer attempted a transactional operation in an invalid state.")]
+    InvalidTxnState,
 }
 
 impl GroupError {
@@ -85,6 +89,7 @@ impl GroupError {
             GroupError::UnknownServerError => ResponseError::UnknownServerError,
             GroupError::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
             GroupError::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
+            GroupError::InvalidTxnState => ResponseError::InvalidTxnState,
         };
         e.code()
     }

@@ -19,6 +19,7 @@ fn txn(group: &str, producer_id: i64, epoch: i16, partition: i32, offset: i64) -
         generation: -1,
         member_id: String::new(),
         instance_id: None,
+        guard: None,
         topics: vec![(
             "t".into(),
             vec![CommitPartition {

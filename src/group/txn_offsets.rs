@@ -31,6 +31,9 @@ pub struct TxnCommit {
     pub member_id: String,
     pub instance_id: Option<String>,
     pub topics: Vec<(String, Vec<CommitPartition>)>,
+    /// The verification (KIP-890) the offsets partition was cleared under, if one was needed: the
+    /// write is refused (INVALID_TXN_STATE) if the producer's transaction ended since.
+    pub guard: Option<crate::broker::TxnGuard>,
 }
 
 /// What the coordinator keeps about transactions beside the groups, so that a marker does not
@@ -172,7 +175,7 @@ impl GroupCoordinator {
         let (pid, epoch) = (req.producer_id, req.producer_epoch);
         let pending = self
             .offsets
-            .append_transactional(partition, records, now, pid, epoch)
+            .append_transactional(partition, records, now, pid, epoch, req.guard)
             .map_err(|e| stored_error(group_id, e))?;
         // Pending from now on (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT), as
         // Kafka's coordinator replays its own write at once; undone if the write fails.
@@ -197,6 +200,7 @@ impl GroupCoordinator {
                     debug!(group = %group, producer_id = pid, "{m}");
                     GroupError::InvalidProducerEpoch
                 }
+                TxnAppendError::VerificationLost => GroupError::InvalidTxnState,
                 TxnAppendError::Topic(e) => stored_error(&group, e),
             })
         };

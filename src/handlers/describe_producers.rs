@@ -1,4 +1,4 @@
-//! DescribeProducers (key 61, KIP-664): each partition leader's producer state (id, epoch, last
+//! DescribeProducers (key 61, KIP-664): each hosted replica's producer state (id, epoch, last
 //! sequence and timestamp, coordinator epoch, open transaction's first offset), as the admin
 //! client's `describeProducers` and `kafka-transactions.sh find-hanging` read it.
 

@@ -20,7 +20,7 @@ pub async fn handle(ctx: RequestContext, req: TxnOffsetCommitRequest) -> Handler
     // Writes go to __consumer_offsets, created on first use.
     ctx.broker.group.ensure_offsets_topic().await;
     let v = ctx.api_version;
-    let topics = req
+    let topics: Vec<(String, Vec<CommitPartition>)> = req
         .topics
         .into_iter()
         .map(|t| {
@@ -38,7 +38,51 @@ pub async fn handle(ctx: RequestContext, req: TxnOffsetCommitRequest) -> Handler
             (t.name.0.to_string(), partitions)
         })
         .collect();
+    // As Kafka's coordinator does with `transaction.partition.verification.enable` (KIP-890), the
+    // group's offsets partition must be in the producer's ongoing transaction (AddOffsetsToTxn).
+    let offsets_partition = crate::group::records::partition_for(
+        req.group_id.0.as_str(),
+        ctx.broker.group.offsets_partition_count(),
+    );
+    let guard = match ctx
+        .broker
+        .replicas
+        .verify_txn_partition(
+            req.transactional_id.0.as_str(),
+            (req.producer_id.0, req.producer_epoch),
+            crate::group::offsets::OFFSETS_TOPIC,
+            offsets_partition,
+        )
+        .await
+    {
+        Ok(guard) => guard,
+        Err(code) => {
+            let code = verification_code(code);
+            let topics = topics
+                .into_iter()
+                .map(|(t, ps)| {
+                    TxnOffsetCommitResponseTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(
+                            ps.into_iter()
+                                .map(|p| {
+                                    TxnOffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition)
+                                        .with_error_code(code)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            return Ok(Some(
+                TxnOffsetCommitResponse::default()
+                    .with_topics(topics)
+                    .into(),
+            ));
+        }
+    };
     let commit = TxnCommit {
+        guard,
         transactional_id: req.transactional_id.0.to_string(),
         group_id: req.group_id.0.to_string(),
         producer_id: req.producer_id.0,
@@ -88,6 +132,26 @@ fn version_code(version: i16, code: i16) -> i16 {
     } else {
         code
     }
+}
+
+/// A coordinator's verification answer as TxnOffsetCommit v0-3 clients know it (Kafka's
+/// AddPartitionsToTxnManager and `maybeConvertOffsetCommitError`): fencing as
+/// INVALID_PRODUCER_EPOCH, a partition not in the transaction as INVALID_TXN_STATE, and the
+/// retriable coordinator errors as COORDINATOR_LOAD_IN_PROGRESS, which the client retries.
+fn verification_code(code: i16) -> i16 {
+    let e = match ResponseError::try_from_code(code) {
+        Some(ResponseError::ProducerFenced) => ResponseError::InvalidProducerEpoch,
+        Some(ResponseError::TransactionAbortable) => ResponseError::InvalidTxnState,
+        Some(
+            ResponseError::NetworkException
+            | ResponseError::ConcurrentTransactions
+            | ResponseError::CoordinatorNotAvailable
+            | ResponseError::NotCoordinator,
+        ) => ResponseError::CoordinatorLoadInProgress,
+        Some(e) => e,
+        None => ResponseError::UnknownServerError,
+    };
+    e.code()
 }
 
 #[cfg(test)]

@@ -16,8 +16,10 @@ pub struct ActiveProducer {
 }
 
 impl ReplicaManager {
-    /// The producers of `topic`-`index`, which this broker must lead (NOT_LEADER_OR_FOLLOWER
-    /// otherwise, as Kafka answers), by producer id.
+    /// The producers of `topic`-`index` in this broker's replica, leader or follower (a follower
+    /// rebuilds them as it copies the leader's batches), by producer id; NOT_LEADER_OR_FOLLOWER when
+    /// no replica is hosted here, as Kafka's `activeProducerState` answers.
+    /// (`kafka-transactions.sh find-hanging --broker-id` asks every replica.)
     pub fn active_producers(
         &self,
         topic: &str,
@@ -25,7 +27,6 @@ impl ReplicaManager {
     ) -> Result<Vec<ActiveProducer>, ReplicaError> {
         let image = self.metadata.image();
         let partition = self.hosted(&image, topic, index)?;
-        partition.check_leader_epoch(-1, true)?;
         let log = partition.lock();
         let mut producers: Vec<ActiveProducer> = log
             .producer_state()

@@ -126,6 +126,39 @@ impl ReplicaManager {
     }
 }
 
+impl ReplicaManager {
+    /// Verification of one partition led here for a coordinator's transactional write (the group
+    /// coordinator's TxnOffsetCommit on `__consumer_offsets`): `Ok(None)` when none is needed (no
+    /// verifier, partition not hosted here, or the producer's transaction already open in it),
+    /// `Ok(Some(guard))` once the coordinator confirmed it, otherwise the coordinator's error code.
+    pub async fn verify_txn_partition(
+        &self,
+        transactional_id: &str,
+        producer: (i64, i16),
+        topic: &str,
+        index: i32,
+    ) -> Result<Option<TxnGuard>, i16> {
+        let Some(verifier) = self.verifier.get() else {
+            return Ok(None);
+        };
+        let Some(p) = self.partitions.get(topic, index) else {
+            return Ok(None);
+        };
+        let Some(guard) = p.begin_txn_verification(producer.0, producer.1) else {
+            return Ok(None);
+        };
+        let tp = (topic.to_string(), index);
+        let answers = verifier
+            .verify(transactional_id, producer, vec![tp.clone()])
+            .await;
+        match answers.iter().find(|(p, _)| *p == tp).map(|(_, c)| *c) {
+            Some(0) => Ok(Some(guard)),
+            Some(code) => Err(code),
+            None => Err(ResponseError::NetworkException.code()),
+        }
+    }
+}
+
 /// The header of a transactional first batch in `records`, if it is one.
 fn transactional_header(records: &Bytes) -> Option<BatchHeader> {
     BatchHeader::parse(records)
