@@ -118,6 +118,16 @@ fn finish(
     extra.final_reads = final_reads;
     let report = extra.check();
     eprintln!("history of {topic}:\n{report}");
+    if !report.is_clean() {
+        eprintln!("--- the nodes' last log lines ---\n{}", cluster.logs());
+        for p in 0..PARTITIONS {
+            let leader = leader_of(cluster, via, topic, p).leader;
+            eprintln!(
+                "--- {topic}-{p} on its leader {leader}: batches (base offset, producer id, epoch, base sequence, records) ---\n{}",
+                batches_of(&cluster.bootstrap(leader), topic, p)
+            );
+        }
+    }
     assert!(
         report.is_clean(),
         "the history of {topic} has anomalies:\n{report}"
@@ -522,4 +532,59 @@ fn killing_every_node_loses_no_acknowledged_write() {
     ok("load after", writer.await_progress(None, 100, REACT));
     finish(&cluster, 1, &topic, writer, reader, History::default());
     eprintln!("took {:?}", started.elapsed());
+}
+
+/// Every batch of `topic`-`partition` as the node at `addr` serves it (read_uncommitted, from
+/// offset 0): a line per batch with its base offset, producer id and epoch, base sequence and
+/// record count, for diagnosing duplicates.
+fn batches_of(addr: &str, topic: &str, partition: i32) -> String {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+    use kafka_protocol::records::RecordBatchDecoder;
+    let mut out = String::new();
+    let mut offset = 0i64;
+    loop {
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(8 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(partition)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(8 << 20)])]);
+        let r: FetchResponse = match raw_request(addr, ApiKey::Fetch, 11, &req) {
+            Ok(r) => r,
+            Err(e) => return format!("{out}fetch at {offset} failed: {e:#}"),
+        };
+        let Some(data) = r.responses.first().and_then(|t| t.partitions.first()) else {
+            return out;
+        };
+        let Some(mut records) = data.records.clone().filter(|r| !r.is_empty()) else {
+            return out;
+        };
+        let before = offset;
+        while records.len() >= 61 {
+            let Ok(set) = RecordBatchDecoder::decode(&mut records) else {
+                break;
+            };
+            let (Some(first), Some(last)) = (set.records.first(), set.records.last()) else {
+                continue;
+            };
+            out.push_str(&format!(
+                "{} pid {} epoch {} seq {} n {}\n",
+                first.offset,
+                first.producer_id,
+                first.producer_epoch,
+                first.sequence,
+                set.records.len()
+            ));
+            offset = last.offset + 1;
+        }
+        if offset == before {
+            return out;
+        }
+    }
 }
