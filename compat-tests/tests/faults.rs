@@ -15,7 +15,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
-use vltava_compat::cluster::faults::PartitionState;
+use vltava_compat::cluster::faults::{MachineLock, PartitionState};
 use vltava_compat::cluster::{raw_request, read_response, send_request, Cluster};
 use vltava_compat::history::{History, Outcome, Report};
 use vltava_compat::workload::{final_read, RunReader, Writer, WriterOptions};
@@ -36,11 +36,19 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(8);
 /// Every scenario acknowledges at least this many records, or it proves nothing.
 const MIN_ACKED: usize = 300;
 
-/// One scenario at a time: each one loads both cores and the nodes' addresses.
+/// One scenario at a time: each one loads both cores and the nodes' addresses (and other test
+/// processes on the machine wait too: [`MachineLock`]).
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+fn serial() -> (std::sync::MutexGuard<'static, ()>, MachineLock) {
+    let here = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    (
+        here,
+        ok(
+            "the machine's fault-test lock",
+            MachineLock::acquire().map_err(Into::into),
+        ),
+    )
 }
 
 /// A cluster of `n` with an RF=3 topic whose every partition has a leader and three in-sync

@@ -208,3 +208,36 @@ impl Cluster {
         }
     }
 }
+
+/// Held by a fault scenario for its whole run: one at a time on this machine, across processes
+/// (a second checkout, another suite, CI next to a developer). Each scenario's timings (session
+/// timeouts, elections, ISR lag) assume both cores to itself, and its nftables table is the
+/// machine's.
+pub struct MachineLock {
+    _file: std::fs::File,
+}
+
+impl MachineLock {
+    /// Waits for the machine-wide fault-test lock (`flock` on a file in the temp directory; the
+    /// kernel releases it when the process ends, however it ends).
+    pub fn acquire() -> std::io::Result<MachineLock> {
+        use std::os::fd::AsRawFd;
+        let path = std::env::temp_dir().join("vltava-fault-tests.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        loop {
+            // SAFETY: flock on a descriptor this function owns; no memory is passed.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if rc == 0 {
+                return Ok(MachineLock { _file: file });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
