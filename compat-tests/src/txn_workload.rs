@@ -43,6 +43,8 @@ pub struct TxnWriterOptions {
 pub struct TxnWriter {
     stop: Arc<AtomicBool>,
     committed: Arc<AtomicUsize>,
+    /// Transactions that ended unknown or never committed.
+    failed: Arc<AtomicUsize>,
     last_error: Arc<Mutex<Option<String>>>,
     handle: Option<JoinHandle<BTreeMap<String, Txn>>>,
 }
@@ -51,12 +53,18 @@ impl TxnWriter {
     pub fn start(opts: TxnWriterOptions) -> TxnWriter {
         let stop = Arc::new(AtomicBool::new(false));
         let committed = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
         let last_error = Arc::new(Mutex::new(None));
-        let (s, c, l) = (stop.clone(), committed.clone(), last_error.clone());
-        let handle = thread::spawn(move || Run::new(&opts, &s, &c, &l).go());
+        let counts = Counts {
+            committed: committed.clone(),
+            failed: failed.clone(),
+        };
+        let (s, l) = (stop.clone(), last_error.clone());
+        let handle = thread::spawn(move || Run::new(&opts, &s, &counts, &l).go());
         TxnWriter {
             stop,
             committed,
+            failed,
             last_error,
             handle: Some(handle),
         }
@@ -67,15 +75,36 @@ impl TxnWriter {
         self.committed.load(Ordering::Relaxed)
     }
 
+    /// Transactions that ended unknown or never committed so far.
+    pub fn failed(&self) -> usize {
+        self.failed.load(Ordering::Relaxed)
+    }
+
     /// Waits until `n` more transactions than now have committed, for at most `timeout`.
     pub fn await_commits(&self, n: usize, timeout: Duration) -> anyhow::Result<()> {
-        let from = self.committed();
+        self.await_count("commits", &self.committed, n, timeout)
+    }
+
+    /// Waits until at least `n` transactions in all have ended unknown or never committed.
+    pub fn await_failed(&self, n: usize, timeout: Duration) -> anyhow::Result<()> {
+        let already = self.failed().min(n);
+        self.await_count("failed transactions", &self.failed, n - already, timeout)
+    }
+
+    fn await_count(
+        &self,
+        what: &str,
+        count: &AtomicUsize,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let from = count.load(Ordering::Relaxed);
         let until = Instant::now() + timeout;
-        while self.committed() < from + n {
+        while count.load(Ordering::Relaxed) < from + n {
             if Instant::now() >= until {
                 bail!(
-                    "{} commits within {timeout:?}, wanted {n}; last error {:?}",
-                    self.committed() - from,
+                    "{} {what} within {timeout:?}, wanted {n}; last error {:?}",
+                    count.load(Ordering::Relaxed) - from,
                     self.last_error.lock().unwrap_or_else(|e| e.into_inner())
                 );
             }
@@ -119,10 +148,16 @@ enum Next {
     Replace,
 }
 
+/// What the writer thread counts for the test.
+struct Counts {
+    committed: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+}
+
 struct Run<'a> {
     opts: &'a TxnWriterOptions,
     stop: &'a AtomicBool,
-    committed: &'a AtomicUsize,
+    counts: &'a Counts,
     last_error: &'a Mutex<Option<String>>,
     rng: Rng,
     txns: BTreeMap<String, Txn>,
@@ -132,13 +167,13 @@ impl<'a> Run<'a> {
     fn new(
         opts: &'a TxnWriterOptions,
         stop: &'a AtomicBool,
-        committed: &'a AtomicUsize,
+        counts: &'a Counts,
         last_error: &'a Mutex<Option<String>>,
     ) -> Self {
         Run {
             opts,
             stop,
-            committed,
+            counts,
             last_error,
             rng: Rng(opts.seed | 1),
             txns: BTreeMap::new(),
@@ -270,7 +305,7 @@ impl<'a> Run<'a> {
         } else {
             match p.commit_transaction(self.opts.op_timeout) {
                 Ok(()) => {
-                    self.committed.fetch_add(1, Ordering::Relaxed);
+                    self.counts.committed.fetch_add(1, Ordering::Relaxed);
                     (TxnOutcome::Committed, Next::Continue)
                 }
                 Err(e) => {
@@ -292,6 +327,12 @@ impl<'a> Run<'a> {
                 }
             }
         };
+        if matches!(
+            outcome,
+            TxnOutcome::Unknown { .. } | TxnOutcome::NeverCommitted { .. }
+        ) {
+            self.counts.failed.fetch_add(1, Ordering::Relaxed);
+        }
         self.txns.insert(name.to_string(), Txn { records, outcome });
         if p.client().fatal_error().is_some() {
             return Next::Replace;
