@@ -71,6 +71,7 @@ pub struct TxnReport {
     /// Unknown-outcome transactions the final read shows in full (they committed after all).
     pub unknown_visible: usize,
     pub records_sent: usize,
+    pub run_read: usize,
     pub final_read: usize,
     /// Why transactions ended unknown or never committed: reason -> count.
     pub reasons: BTreeMap<String, usize>,
@@ -117,13 +118,14 @@ impl fmt::Display for TxnReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "transactions: committed {} aborted {} never committed {} unknown {} (visible {}); records sent {} final read {}",
+            "transactions: committed {} aborted {} never committed {} unknown {} (visible {}); records sent {} read during the run {} final read {}",
             self.committed,
             self.aborted,
             self.never_committed,
             self.unknown,
             self.unknown_visible,
             self.records_sent,
+            self.run_read,
             self.final_read
         )?;
         if !self.reasons.is_empty() {
@@ -139,6 +141,7 @@ impl fmt::Display for TxnReport {
 impl TxnHistory {
     pub fn check(&self) -> TxnReport {
         let mut r = TxnReport {
+            run_read: self.run_reads.len(),
             final_read: self.final_reads.len(),
             ..TxnReport::default()
         };
