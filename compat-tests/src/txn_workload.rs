@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,8 @@ pub struct TxnWriter {
     committed: Arc<AtomicUsize>,
     /// Transactions that ended unknown or never committed.
     failed: Arc<AtomicUsize>,
+    /// Commits begun, signalled as each begins.
+    commits_begun: Arc<(Mutex<usize>, Condvar)>,
     last_error: Arc<Mutex<Option<String>>>,
     handle: Option<JoinHandle<BTreeMap<String, Txn>>>,
 }
@@ -54,10 +56,12 @@ impl TxnWriter {
         let stop = Arc::new(AtomicBool::new(false));
         let committed = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
+        let commits_begun = Arc::new((Mutex::new(0), Condvar::new()));
         let last_error = Arc::new(Mutex::new(None));
         let counts = Counts {
             committed: committed.clone(),
             failed: failed.clone(),
+            commits_begun: commits_begun.clone(),
         };
         let (s, l) = (stop.clone(), last_error.clone());
         let handle = thread::spawn(move || Run::new(&opts, &s, &counts, &l).go());
@@ -65,6 +69,7 @@ impl TxnWriter {
             stop,
             committed,
             failed,
+            commits_begun,
             last_error,
             handle: Some(handle),
         }
@@ -78,6 +83,22 @@ impl TxnWriter {
     /// Transactions that ended unknown or never committed so far.
     pub fn failed(&self) -> usize {
         self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the writer calls commit_transaction next (it returns while the commit is under
+    /// way, so that a fault can hit it), for at most `timeout`.
+    pub fn await_commit_begun(&self, timeout: Duration) -> anyhow::Result<()> {
+        let (count, begun) = &*self.commits_begun;
+        let guard = count.lock().unwrap_or_else(|e| e.into_inner());
+        let from = *guard;
+        let (guard, wait) = begun
+            .wait_timeout_while(guard, timeout, |n| *n == from)
+            .unwrap_or_else(|e| e.into_inner());
+        drop(guard);
+        if wait.timed_out() {
+            bail!("no commit begun within {timeout:?}");
+        }
+        Ok(())
     }
 
     /// Waits until `n` more transactions than now have committed, for at most `timeout`.
@@ -152,6 +173,7 @@ enum Next {
 struct Counts {
     committed: Arc<AtomicUsize>,
     failed: Arc<AtomicUsize>,
+    commits_begun: Arc<(Mutex<usize>, Condvar)>,
 }
 
 struct Run<'a> {
@@ -303,6 +325,11 @@ impl<'a> Run<'a> {
                 }
             }
         } else {
+            {
+                let (count, begun) = &*self.counts.commits_begun;
+                *count.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                begun.notify_all();
+            }
             match p.commit_transaction(self.opts.op_timeout) {
                 Ok(()) => {
                     self.counts.committed.fetch_add(1, Ordering::Relaxed);

@@ -278,24 +278,30 @@ fn a_killed_data_leader_leaves_transactions_all_or_nothing() {
     s.finish();
 }
 
-/// (b) kill -9 the node coordinating the first writer's transactions: `__transaction_state` moves,
-/// the new coordinator settles what the old one left (completing or aborting it) and serves the
-/// next transactions; the old node comes back.
+/// (b) kill -9 the node coordinating the first writer's transactions the moment that writer calls
+/// commit, twice: `__transaction_state` moves, the new coordinator settles what the old one left
+/// (completing a commit it had prepared, aborting what was still open) and serves the next
+/// transactions; the old node comes back.
 #[test]
 fn a_killed_transaction_coordinator_leaves_transactions_all_or_nothing() {
     let _serial = serial();
     let mut s = setup("txnfaults-kill-coordinator");
     let id = s.writers[0].0.clone();
-    let coordinator = ok("FindCoordinator", s.cluster.txn_coordinator(1, &id));
-    s.cluster.kill9(coordinator);
-    s.phase(&format!("node {coordinator} (coordinator of {id}) killed"));
-    let survivor = s.survivor(coordinator);
-    s.await_coordinator_moved(survivor, &id, coordinator);
-    s.await_commits("with the coordinator dead", 5);
-    ok("restart", s.cluster.restart(coordinator));
-    s.phase("restarted");
-    await_all_in_sync(&s.cluster, &s.topic);
-    s.await_commits("after the restart", 5);
+    for round in 1..=2 {
+        let coordinator = ok("FindCoordinator", s.cluster.txn_coordinator(1, &id));
+        ok("a commit", s.writers[0].1.await_commit_begun(REACT));
+        s.cluster.kill9(coordinator);
+        s.phase(&format!(
+            "round {round}: node {coordinator} (coordinator of {id}) killed mid-commit"
+        ));
+        let survivor = s.survivor(coordinator);
+        s.await_coordinator_moved(survivor, &id, coordinator);
+        s.await_commits("with the coordinator dead", 5);
+        ok("restart", s.cluster.restart(coordinator));
+        s.phase("restarted");
+        await_all_in_sync(&s.cluster, &s.topic);
+        s.await_commits("after the restart", 5);
+    }
     s.finish();
 }
 
@@ -328,11 +334,11 @@ fn an_isolated_transaction_coordinator_leaves_transactions_all_or_nothing() {
     s.finish();
 }
 
-/// (d) kill -9 the first writer's coordinator and one more node: with one node of three left there
-/// is no metadata quorum and no ISR of two, so deliveries, commits and aborts time out (outcomes
-/// unknown or never committed) and the writers replace their producers; after both nodes restart,
-/// the new producers' InitProducerId settles what was left open, and each transaction of unknown
-/// outcome is all or nothing.
+/// (d) kill -9 the first writer's coordinator and one more node as that writer calls commit: with
+/// one node of three left there is no metadata quorum and no ISR of two, so deliveries, commits and
+/// aborts time out (outcomes unknown or never committed) and the writers replace their producers;
+/// after both nodes restart, the new producers' InitProducerId settles what was left open, and each
+/// transaction of unknown outcome is all or nothing.
 #[test]
 fn two_killed_nodes_leave_failed_transactions_all_or_nothing() {
     let _serial = serial();
@@ -345,6 +351,7 @@ fn two_killed_nodes_leave_failed_transactions_all_or_nothing() {
     } else {
         s.survivor(coordinator)
     };
+    ok("a commit", s.writers[0].1.await_commit_begun(REACT));
     s.cluster.kill9(coordinator);
     s.cluster.kill9(second);
     s.phase(&format!("nodes {coordinator} and {second} killed"));
