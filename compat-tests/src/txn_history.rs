@@ -1,4 +1,4 @@
-//! A history checker for transactions under faults (issue 13): every transaction is recorded with its
+//! A history checker for transactions under faults (issue 13): each transaction is kept with its
 //! records (unique values, each with the partition it was sent to and, if its delivery report came
 //! back, the offset) and its outcome; after healing, a read_committed read of every partition from
 //! the earliest offset up to its last stable offset (which must have reached the high watermark)

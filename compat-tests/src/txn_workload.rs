@@ -1,4 +1,4 @@
-//! The transactional load of the fault tests, recorded for [`crate::txn_history`]: an rdkafka
+//! The transactional load of the fault tests, kept for [`crate::txn_history`]: an rdkafka
 //! transactional producer (acks=all) running transactions of a few unique values spread over the
 //! topic's partitions, about one in four aborted on purpose, each recorded with its outcome. After a
 //! failed commit it aborts (abortable error) or replaces the producer with a new one of the same

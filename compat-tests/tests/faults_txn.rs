@@ -250,13 +250,15 @@ impl Scenario {
     }
 }
 
-/// (a) kill -9 the leader of data partition 0 while transactions run: a new leader takes over, the
-/// transactions go on; the old leader comes back as a follower.
+/// (a) kill -9 the leader of data partition 0 as a transaction commits: a new leader takes over (and
+/// gets the markers), the transactions go on; the old leader comes back as a follower.
 #[test]
 fn a_killed_data_leader_leaves_transactions_all_or_nothing() {
     let _serial = serial();
     let mut s = setup("txnfaults-kill-leader");
     let old = ok("partitions", s.cluster.partitions(1, &s.topic))[0].clone();
+    // Mid-commit: the markers of the transactions committing now must reach the new leader.
+    ok("a commit", s.writers[0].1.await_commit_begun(REACT));
     s.cluster.kill9(old.leader);
     s.phase(&format!(
         "node {} (leader of partition 0) killed",
