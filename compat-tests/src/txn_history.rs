@@ -57,6 +57,8 @@ pub struct TxnHistory {
     pub run_reads: Vec<Read>,
     /// The full read_committed read after healing.
     pub final_reads: Vec<Read>,
+    /// The full read_uncommitted read after healing: what the log holds, aborted records too.
+    pub log_reads: Vec<Read>,
     /// Partitions whose LSO did not reach the high watermark before the final read.
     pub hanging: Vec<Hanging>,
 }
@@ -73,6 +75,9 @@ pub struct TxnReport {
     pub records_sent: usize,
     pub run_read: usize,
     pub final_read: usize,
+    /// Records of aborted (or never committed) transactions the read_uncommitted read found in the
+    /// log: the read_committed read had to leave them out.
+    pub aborted_in_log: usize,
     /// Why transactions ended unknown or never committed: reason -> count.
     pub reasons: BTreeMap<String, usize>,
     /// A record of an aborted (or never committed) transaction was read.
@@ -118,7 +123,7 @@ impl fmt::Display for TxnReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "transactions: committed {} aborted {} never committed {} unknown {} (visible {}); records sent {} read during the run {} final read {}",
+            "transactions: committed {} aborted {} never committed {} unknown {} (visible {}); records sent {} read during the run {} final read {} aborted records in the log {}",
             self.committed,
             self.aborted,
             self.never_committed,
@@ -126,7 +131,8 @@ impl fmt::Display for TxnReport {
             self.unknown_visible,
             self.records_sent,
             self.run_read,
-            self.final_read
+            self.final_read,
+            self.aborted_in_log
         )?;
         if !self.reasons.is_empty() {
             writeln!(f, "  unknown/never committed because: {:?}", self.reasons)?;
@@ -153,13 +159,22 @@ impl TxnHistory {
                 sent.insert(&s.value, (name, s));
             }
         }
-        // value -> positions, over every read; and how often the final read holds it.
+        // value -> positions, over every read_committed read; and over the log read as well.
         let mut positions: BTreeMap<&str, BTreeSet<(i32, i64)>> = BTreeMap::new();
         for x in self.run_reads.iter().chain(&self.final_reads) {
             positions
                 .entry(&x.value)
                 .or_default()
                 .insert((x.partition, x.offset));
+        }
+        let mut everywhere = positions.clone();
+        let mut in_log: BTreeMap<&str, usize> = BTreeMap::new();
+        for x in &self.log_reads {
+            everywhere
+                .entry(&x.value)
+                .or_default()
+                .insert((x.partition, x.offset));
+            *in_log.entry(&x.value).or_default() += 1;
         }
         let mut in_final: BTreeMap<&str, usize> = BTreeMap::new();
         for x in &self.final_reads {
@@ -214,6 +229,11 @@ impl TxnHistory {
                     if read_any {
                         r.aborted_read.add(summary);
                     }
+                    r.aborted_in_log += t
+                        .records
+                        .iter()
+                        .filter(|s| in_log.contains_key(s.value.as_str()))
+                        .count();
                 }
                 TxnOutcome::Unknown { why } => {
                     r.unknown += 1;
@@ -229,9 +249,10 @@ impl TxnHistory {
             }
         }
 
-        for (value, ps) in &positions {
-            let twice_in_final = in_final.get(value).is_some_and(|n| *n > 1);
-            if ps.len() > 1 || twice_in_final {
+        for (value, ps) in &everywhere {
+            let twice = in_final.get(value).is_some_and(|n| *n > 1)
+                || in_log.get(value).is_some_and(|n| *n > 1);
+            if ps.len() > 1 || twice {
                 r.duplicates.add(|| format!("{value} at {ps:?}"));
             }
             match sent.get(value) {
@@ -438,6 +459,47 @@ mod tests {
         s.offset = Some(first.offset + 1);
         let r = h.check();
         assert_eq!(r.misplaced.count, 1, "{r}");
+    }
+
+    #[test]
+    fn the_log_read_counts_aborted_records_and_shows_duplicates_in_the_log() {
+        let mut h = clean();
+        // The log holds c, a and u; a is not an aborted read, it only counts.
+        let mut log = Vec::new();
+        for (i, v) in ["c-0", "c-1", "c-2", "a-0", "a-1", "a-2", "u-0", "u-1"]
+            .iter()
+            .enumerate()
+        {
+            let s = h
+                .txns
+                .values()
+                .flat_map(|t| &t.records)
+                .find(|s| s.value == *v);
+            let partition = s.map_or(0, |s| s.partition);
+            log.push(Read {
+                partition,
+                offset: 100 + i as i64,
+                value: v.to_string(),
+            });
+        }
+        // Positions of c and u as the final read has them.
+        for x in log.iter_mut() {
+            if let Some(f) = h.final_reads.iter().find(|f| f.value == x.value) {
+                *x = f.clone();
+            }
+        }
+        h.log_reads = log.clone();
+        let r = h.check();
+        assert!(r.is_clean(), "{r}");
+        assert_eq!(r.aborted_in_log, 3, "{r}");
+        // An aborted record written twice is a duplicate even though nobody reads it committed.
+        h.log_reads.push(Read {
+            offset: 500,
+            ..log[3].clone()
+        });
+        let r = h.check();
+        assert_eq!(r.duplicates.count, 1, "{r}");
+        assert_eq!(r.aborted_read.count, 0, "{r}");
     }
 
     #[test]

@@ -462,15 +462,26 @@ fn marks(
     Ok((lso, hw))
 }
 
-/// The final read: waits (up to `deadline`) for every partition's LSO to reach its high watermark;
-/// those that do not are returned as hanging and left out. Then reads every other partition at
-/// read_committed from offset 0 up to that offset.
-pub fn final_read_committed(
+/// What the final reads found.
+#[derive(Debug, Default)]
+pub struct FinalReads {
+    /// At read_committed.
+    pub committed: Vec<Read>,
+    /// At read_uncommitted: the log, aborted records too.
+    pub log: Vec<Read>,
+    /// Partitions whose LSO stayed below the high watermark (left out of both reads).
+    pub hanging: Vec<Hanging>,
+}
+
+/// The final reads: waits (up to `deadline`) for every partition's LSO to reach its high watermark;
+/// those that do not are returned as hanging and left out. Then reads every other partition from
+/// offset 0 up to that offset at read_committed, and again at read_uncommitted.
+pub fn final_reads(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
     deadline: Duration,
-) -> anyhow::Result<(Vec<Read>, Vec<Hanging>)> {
+) -> anyhow::Result<FinalReads> {
     let until = Instant::now() + deadline;
     let committed = txn::consumer(bootstrap, "read_committed");
     let uncommitted = txn::consumer(bootstrap, "read_uncommitted");
@@ -495,21 +506,29 @@ pub fn final_read_committed(
             thread::sleep(Duration::from_millis(100));
         }
     }
-    let start = ends.keys().map(|p| (*p, 0)).collect();
-    let left = until
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_secs(10));
-    let got = txn::read_to(&committed, topic, &start, &ends, left)
-        .with_context(|| format!("the read_committed read of {topic} to {ends:?}"))?;
-    let reads = got
-        .into_iter()
-        .flat_map(|(partition, rs)| {
-            rs.into_iter().map(move |(offset, value)| Read {
-                partition,
-                offset,
-                value,
+    let start: BTreeMap<i32, i64> = ends.keys().map(|p| (*p, 0)).collect();
+    let read = |c: &BaseConsumer, level: &str| -> anyhow::Result<Vec<Read>> {
+        let left = until
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(10));
+        let got = txn::read_to(c, topic, &start, &ends, left)
+            .with_context(|| format!("the {level} read of {topic} to {ends:?}"))?;
+        Ok(got
+            .into_iter()
+            .flat_map(|(partition, rs)| {
+                rs.into_iter().map(move |(offset, value)| Read {
+                    partition,
+                    offset,
+                    value,
+                })
             })
-        })
-        .collect();
-    Ok((reads, hanging))
+            .collect())
+    };
+    let committed = read(&committed, "read_committed")?;
+    let log = read(&uncommitted, "read_uncommitted")?;
+    Ok(FinalReads {
+        committed,
+        log,
+        hanging,
+    })
 }
