@@ -2,10 +2,11 @@
 //! transactions of a few records over every partition, about one in four aborted) and a
 //! read_committed reader run against a 3-node vltava cluster (an RF=3 topic, min.insync.replicas=2,
 //! `__transaction_state` RF=3 with min ISR 2) while a data partition's leader or the transaction
-//! coordinator is killed -9, or the coordinator is cut off with nftables. After healing, a
-//! read_committed read of every partition (whose LSO must reach its high watermark) goes to the
-//! transaction checker: no aborted record read, no committed transaction partly visible, every
-//! transaction of unknown outcome all or nothing, no duplicate, nothing never sent.
+//! coordinator is killed -9 (mid-commit), the coordinator is cut off with nftables, two nodes of
+//! three are killed, or every node is restarted in turn. After healing, a read_committed read of
+//! every partition (whose LSO must reach its high watermark) goes to the transaction checker: no
+//! aborted record read, no committed transaction partly visible, every transaction of unknown
+//! outcome all or nothing, no duplicate, nothing never sent.
 //!
 //! The scenarios run one at a time, each bounded in time.
 
@@ -380,4 +381,24 @@ fn two_killed_nodes_leave_failed_transactions_all_or_nothing() {
         report.unknown + report.never_committed >= 2,
         "the outage failed no transaction:\n{report}"
     );
+}
+
+/// (e) a rolling SIGTERM restart of every node while transactions run, each node back in sync before
+/// the next: every coordinator and leader hands over in a controlled shutdown.
+#[test]
+fn a_rolling_restart_leaves_transactions_all_or_nothing() {
+    let _serial = serial();
+    let mut s = setup("txnfaults-rolling");
+    for id in s.cluster.ids() {
+        ok("a commit", s.writers[0].1.await_commit_begun(REACT));
+        let status = ok("SIGTERM", s.cluster.terminate(id, REACT));
+        assert!(status.success(), "node {id} exit after SIGTERM: {status}");
+        s.phase(&format!("node {id} stopped"));
+        s.await_commits("with a node down", 3);
+        ok("start", s.cluster.start_nodes(&[id]));
+        await_all_in_sync(&s.cluster, &s.topic);
+        s.phase("back in sync");
+    }
+    s.await_commits("after the rolling restart", 5);
+    s.finish();
 }
