@@ -26,6 +26,7 @@ pub mod history;
 pub mod kafka;
 pub mod txn;
 pub mod txn_history;
+pub mod txn_reads;
 pub mod txn_workload;
 pub mod workload;
 

@@ -17,7 +17,8 @@ use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use vltava_compat::cluster::faults::PartitionState;
 use vltava_compat::cluster::Cluster;
 use vltava_compat::txn_history::{TxnHistory, TxnReport};
-use vltava_compat::txn_workload::{final_reads, CommittedRunReader, TxnWriter, TxnWriterOptions};
+use vltava_compat::txn_reads::{final_reads, CommittedRunReader};
+use vltava_compat::txn_workload::{TxnWriter, TxnWriterOptions};
 use vltava_compat::{kafka, unique_topic};
 
 const PARTITIONS: i32 = 3;
