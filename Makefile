@@ -56,7 +56,8 @@ test-broker: build
 	$(CARGO) test -p vltava
 
 # rdkafka (librdkafka built from source) against the debug broker: one broker, and a 3-node cluster on
-# 127.0.0.1-3 (tests/cluster.rs), and the fault suite (tests/faults.rs: kill -9, nftables, SIGSTOP).
+# 127.0.0.1-3 (tests/cluster.rs), and the fault suites (tests/faults.rs: kill -9, nftables, SIGSTOP;
+# tests/faults_txn.rs: the same faults under transactions, read back at read_committed).
 test-rdkafka: deps build
 	VLTAVA_BIN=$(DEBUG_BIN) $(CARGO) test -p vltava-compat
 

@@ -47,7 +47,7 @@ pub struct Anomaly {
 const EXAMPLES: usize = 8;
 
 impl Anomaly {
-    fn add(&mut self, example: impl FnOnce() -> String) {
+    pub(crate) fn add(&mut self, example: impl FnOnce() -> String) {
         self.count += 1;
         if self.examples.len() < EXAMPLES {
             self.examples.push(example());

@@ -25,6 +25,9 @@ pub mod cluster;
 pub mod history;
 pub mod kafka;
 pub mod txn;
+pub mod txn_history;
+pub mod txn_reads;
+pub mod txn_workload;
 pub mod workload;
 
 /// The line the broker logs once it accepts connections.
