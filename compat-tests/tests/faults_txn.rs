@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
-use vltava_compat::cluster::faults::PartitionState;
+use vltava_compat::cluster::faults::{MachineLock, PartitionState};
 use vltava_compat::cluster::Cluster;
 use vltava_compat::txn_history::{TxnHistory, TxnReport};
 use vltava_compat::txn_reads::{final_reads, CommittedRunReader};
@@ -44,11 +44,19 @@ const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(20);
 const MIN_COMMITTED: usize = 20;
 const MIN_ABORTED: usize = 3;
 
-/// One scenario at a time: each one loads both cores and the nodes' addresses.
+/// One scenario at a time: each one loads both cores and the nodes' addresses (and other test
+/// processes on the machine wait too: [`MachineLock`]).
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+fn serial() -> (std::sync::MutexGuard<'static, ()>, MachineLock) {
+    let here = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    (
+        here,
+        ok(
+            "the machine's fault-test lock",
+            MachineLock::acquire().map_err(Into::into),
+        ),
+    )
 }
 
 /// The value, or a panic naming `what` (the cluster prints its nodes' last lines as it drops).
