@@ -323,6 +323,26 @@ fn produce_run(
     producer.flush(Duration::from_secs(300))?;
     let secs = start.elapsed().as_secs_f64();
     let cpu1 = cpu_secs(pids, "phase end");
+    let row = produced_row(
+        format!("{label}produce {size} B acks={acks}"),
+        (size, count),
+        secs,
+        ctx,
+        cpu0.zip(cpu1).map(|(a, b)| b - a),
+    )?;
+    eprintln!("done: {}", row.name);
+    Ok(row)
+}
+
+/// The row of a produce run of `count` records of `size` bytes that took `secs`: fails unless
+/// every record was delivered; latencies from the delivery reports.
+fn produced_row(
+    name: String,
+    (size, count): (usize, u64),
+    secs: f64,
+    ctx: &Shared,
+    cpu: Option<f64>,
+) -> anyhow::Result<Row> {
     let failed = ctx.failed.load(Ordering::SeqCst);
     if failed > 0 {
         bail!(
@@ -332,22 +352,20 @@ fn produce_run(
     }
     let delivered = ctx.delivered.load(Ordering::SeqCst);
     if delivered != count {
-        bail!("{delivered} of {count} delivered after flush");
+        bail!("{delivered} of {count} delivered");
     }
     let mut lat = std::mem::take(&mut *ctx.latencies_us.lock().unwrap());
     lat.sort_unstable();
-    let row = Row {
-        name: format!("{label}produce {size} B acks={acks}"),
+    Ok(Row {
+        name,
         records: count,
         bytes: count * size as u64,
         secs,
         p50_ms: pct(&lat, 0.5),
         p99_ms: pct(&lat, 0.99),
         max_ms: pct(&lat, 1.0),
-        cpu: cpu0.zip(cpu1).map(|(a, b)| b - a),
-    };
-    eprintln!("done: {}", row.name);
-    Ok(row)
+        cpu,
+    })
 }
 
 /// Consumes every partition of `topic` from the beginning to its high watermark and checks the

@@ -3,14 +3,12 @@
 //! --transaction-duration-ms 100`), next to the plain acks=all run. A commit waits for its records'
 //! deliveries (librdkafka flushes first), then for EndTxn; the markers follow it.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use rdkafka::producer::Producer;
 
-use super::{cpu_secs, kafka, make_producer_with, pct, send_one, Row, Shared, PARTITIONS};
+use super::{cpu_secs, kafka, make_producer_with, produced_row, send_one, Row, Shared, PARTITIONS};
 
 /// How long each transaction stays open.
 const TRANSACTION_MS: u64 = 100;
@@ -58,29 +56,13 @@ pub(crate) fn run(
     transactions += 1;
     let secs = start.elapsed().as_secs_f64();
     let cpu1 = cpu_secs(pids, "txn phase end");
-    let failed = ctx.failed.load(Ordering::SeqCst);
-    if failed > 0 {
-        bail!(
-            "{failed} transactional deliveries failed, first: {:?}",
-            ctx.first_error.lock().unwrap()
-        );
-    }
-    let delivered = ctx.delivered.load(Ordering::SeqCst);
-    if delivered != count {
-        bail!("{delivered} of {count} delivered after the last commit");
-    }
-    let mut lat = std::mem::take(&mut *ctx.latencies_us.lock().unwrap());
-    lat.sort_unstable();
-    let row = Row {
-        name: format!("produce {size} B txn/{TRANSACTION_MS}ms"),
-        records: count,
-        bytes: count * size as u64,
+    let row = produced_row(
+        format!("produce {size} B txn/{TRANSACTION_MS}ms"),
+        (size, count),
         secs,
-        p50_ms: pct(&lat, 0.5),
-        p99_ms: pct(&lat, 0.99),
-        max_ms: pct(&lat, 1.0),
-        cpu: cpu0.zip(cpu1).map(|(a, b)| b - a),
-    };
+        ctx,
+        cpu0.zip(cpu1).map(|(a, b)| b - a),
+    )?;
     eprintln!("done: {} ({transactions} transactions)", row.name);
     Ok(row)
 }
