@@ -207,3 +207,38 @@ pub fn spawn_open_transaction(
         }
     }
 }
+
+/// A broker for the transaction tests: timed-out transactions aborted within 200 ms of their
+/// timeout, groups formed without the initial rebalance delay. The directory holds its config.
+pub fn broker() -> (crate::Broker, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("vltava.toml");
+    std::fs::write(
+        &cfg,
+        "group_initial_rebalance_delay_ms = 0\n\
+         transaction_abort_timed_out_transaction_cleanup_interval_ms = 200\n",
+    )
+    .expect("write config");
+    let broker = crate::Broker::start_with(crate::BrokerOptions {
+        extra_args: vec!["--config".into(), cfg.display().to_string()],
+        ..crate::BrokerOptions::default()
+    });
+    (broker, dir)
+}
+
+/// `n` distinct values tagged `tag`.
+pub fn values(tag: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{tag}-{i}")).collect()
+}
+
+/// Produces `vals` to `partition` and returns their offsets (every delivery must succeed).
+pub fn send(p: &FutureProducer, topic: &str, partition: i32, vals: &[String]) -> Vec<i64> {
+    let recs: Vec<kafka::Rec> = vals
+        .iter()
+        .map(|v| kafka::Rec::new(partition, None, Some(v.as_bytes())))
+        .collect();
+    kafka::produce_ok(p, topic, &recs)
+        .into_iter()
+        .map(|(_, o)| o)
+        .collect()
+}

@@ -10,49 +10,15 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer;
 use rdkafka::{Offset, TopicPartitionList};
 use vltava_compat::kafka::{self, Rec};
 use vltava_compat::txn::{self, at, Read};
-use vltava_compat::{unique_topic, Broker, BrokerOptions};
+use vltava_compat::unique_topic;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const COMMITTED: &str = "read_committed";
 const UNCOMMITTED: &str = "read_uncommitted";
-
-/// A broker whose coordinator scans for timed-out transactions every 200 ms and whose groups start
-/// without the initial rebalance delay; the config file's directory must outlive the broker.
-fn txn_broker() -> (Broker, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("vltava.toml");
-    std::fs::write(
-        &cfg,
-        "group_initial_rebalance_delay_ms = 0\n\
-         transaction_abort_timed_out_transaction_cleanup_interval_ms = 200\n",
-    )
-    .expect("write config");
-    let broker = Broker::start_with(BrokerOptions {
-        extra_args: vec!["--config".into(), cfg.display().to_string()],
-        ..BrokerOptions::default()
-    });
-    (broker, dir)
-}
-
-fn values(tag: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{tag}-{i}")).collect()
-}
-
-/// Produces `vals` to `partition` and returns their offsets (every delivery must succeed).
-fn send(p: &FutureProducer, topic: &str, partition: i32, vals: &[String]) -> Vec<i64> {
-    let recs: Vec<Rec> = vals
-        .iter()
-        .map(|v| Rec::new(partition, None, Some(v.as_bytes())))
-        .collect();
-    kafka::produce_ok(p, topic, &recs)
-        .into_iter()
-        .map(|(_, o)| o)
-        .collect()
-}
 
 fn ends(list: &[(i32, i64)]) -> BTreeMap<i32, i64> {
     list.iter().copied().collect()
@@ -64,16 +30,16 @@ fn read(bs: &str, level: &str, topic: &str, e: &[(i32, i64)]) -> Read {
 
 #[test]
 fn committed_transaction_over_two_partitions_is_read_committed() {
-    let (broker, _cfg) = txn_broker();
+    let (broker, _cfg) = txn::broker();
     let bs = broker.bootstrap();
     let topic = unique_topic("txn-commit");
     kafka::create_topic(bs, &topic, 2, &[]).unwrap();
     let p = txn::producer(bs, &unique_topic("tid"), 60_000);
     p.init_transactions(TIMEOUT).unwrap();
     p.begin_transaction().unwrap();
-    let (a, b) = (values("p0", 6), values("p1", 4));
-    assert_eq!(send(&p, &topic, 0, &a), (0..6).collect::<Vec<_>>());
-    assert_eq!(send(&p, &topic, 1, &b), (0..4).collect::<Vec<_>>());
+    let (a, b) = (txn::values("p0", 6), txn::values("p1", 4));
+    assert_eq!(txn::send(&p, &topic, 0, &a), (0..6).collect::<Vec<_>>());
+    assert_eq!(txn::send(&p, &topic, 1, &b), (0..4).collect::<Vec<_>>());
     p.commit_transaction(TIMEOUT).unwrap();
 
     // Each partition: the records, then the commit marker (one offset).
@@ -95,20 +61,26 @@ fn committed_transaction_over_two_partitions_is_read_committed() {
 
 #[test]
 fn aborted_transaction_is_hidden_from_read_committed_only() {
-    let (broker, _cfg) = txn_broker();
+    let (broker, _cfg) = txn::broker();
     let bs = broker.bootstrap();
     let topic = unique_topic("txn-abort");
     kafka::create_topic(bs, &topic, 1, &[]).unwrap();
     let p = txn::producer(bs, &unique_topic("tid"), 60_000);
     p.init_transactions(TIMEOUT).unwrap();
 
-    let (aborted, committed) = (values("aborted", 5), values("committed", 3));
+    let (aborted, committed) = (txn::values("aborted", 5), txn::values("committed", 3));
     p.begin_transaction().unwrap();
-    assert_eq!(send(&p, &topic, 0, &aborted), (0..5).collect::<Vec<_>>());
+    assert_eq!(
+        txn::send(&p, &topic, 0, &aborted),
+        (0..5).collect::<Vec<_>>()
+    );
     p.abort_transaction(TIMEOUT).unwrap();
     // The abort marker is at 5.
     p.begin_transaction().unwrap();
-    assert_eq!(send(&p, &topic, 0, &committed), (6..9).collect::<Vec<_>>());
+    assert_eq!(
+        txn::send(&p, &topic, 0, &committed),
+        (6..9).collect::<Vec<_>>()
+    );
     p.commit_transaction(TIMEOUT).unwrap();
 
     let rc = read(bs, COMMITTED, &topic, &[(0, 10)]);
@@ -126,21 +98,24 @@ fn aborted_transaction_is_hidden_from_read_committed_only() {
 
 #[test]
 fn open_transaction_holds_the_last_stable_offset() {
-    let (broker, _cfg) = txn_broker();
+    let (broker, _cfg) = txn::broker();
     let bs = broker.bootstrap();
     let topic = unique_topic("txn-lso");
     kafka::create_topic(bs, &topic, 1, &[]).unwrap();
     let plain = kafka::producer(bs, "all", "none");
-    let before = values("before", 3);
-    assert_eq!(send(&plain, &topic, 0, &before), vec![0, 1, 2]);
+    let before = txn::values("before", 3);
+    assert_eq!(txn::send(&plain, &topic, 0, &before), vec![0, 1, 2]);
 
     let p = txn::producer(bs, &unique_topic("tid"), 60_000);
     p.init_transactions(TIMEOUT).unwrap();
     p.begin_transaction().unwrap();
-    let inside = values("inside", 5);
-    assert_eq!(send(&p, &topic, 0, &inside), (3..8).collect::<Vec<_>>());
-    let after = values("after", 2);
-    assert_eq!(send(&plain, &topic, 0, &after), vec![8, 9]);
+    let inside = txn::values("inside", 5);
+    assert_eq!(
+        txn::send(&p, &topic, 0, &inside),
+        (3..8).collect::<Vec<_>>()
+    );
+    let after = txn::values("after", 2);
+    assert_eq!(txn::send(&plain, &topic, 0, &after), vec![8, 9]);
 
     // Open: the LSO is the transaction's first offset; the high watermark is past everything.
     assert_eq!(
@@ -190,7 +165,7 @@ fn txn_error(e: &KafkaError) -> (RDKafkaErrorCode, bool) {
 
 #[test]
 fn second_producer_with_the_same_id_fences_the_first() {
-    let (broker, _cfg) = txn_broker();
+    let (broker, _cfg) = txn::broker();
     let bs = broker.bootstrap();
     let topic = unique_topic("txn-fence");
     kafka::create_topic(bs, &topic, 1, &[]).unwrap();
@@ -198,8 +173,11 @@ fn second_producer_with_the_same_id_fences_the_first() {
     let first = txn::producer(bs, &id, 60_000);
     first.init_transactions(TIMEOUT).unwrap();
     first.begin_transaction().unwrap();
-    let zombie = values("zombie", 4);
-    assert_eq!(send(&first, &topic, 0, &zombie), (0..4).collect::<Vec<_>>());
+    let zombie = txn::values("zombie", 4);
+    assert_eq!(
+        txn::send(&first, &topic, 0, &zombie),
+        (0..4).collect::<Vec<_>>()
+    );
 
     // The second producer's InitProducerId bumps the epoch and aborts the first one's transaction.
     let second = txn::producer(bs, &id, 60_000);
@@ -229,8 +207,11 @@ fn second_producer_with_the_same_id_fences_the_first() {
 
     // Abort marker at 4; the second producer's records at 5..8, its commit marker at 8.
     second.begin_transaction().unwrap();
-    let good = values("good", 3);
-    assert_eq!(send(&second, &topic, 0, &good), (5..8).collect::<Vec<_>>());
+    let good = txn::values("good", 3);
+    assert_eq!(
+        txn::send(&second, &topic, 0, &good),
+        (5..8).collect::<Vec<_>>()
+    );
     second.commit_transaction(TIMEOUT).unwrap();
     assert_eq!(
         read(bs, COMMITTED, &topic, &[(0, 9)]),
@@ -262,13 +243,13 @@ fn committed_offset(bs: &str, group: &str, topic: &str) -> Option<i64> {
 
 #[test]
 fn send_offsets_to_transaction_commits_with_the_transaction() {
-    let (broker, _cfg) = txn_broker();
+    let (broker, _cfg) = txn::broker();
     let bs = broker.bootstrap();
     let (input, output) = (unique_topic("txn-in"), unique_topic("txn-out"));
     kafka::create_topic(bs, &input, 1, &[]).unwrap();
     kafka::create_topic(bs, &output, 1, &[]).unwrap();
-    let inputs = values("in", 10);
-    send(&kafka::producer(bs, "all", "none"), &input, 0, &inputs);
+    let inputs = txn::values("in", 10);
+    txn::send(&kafka::producer(bs, "all", "none"), &input, 0, &inputs);
 
     // consume-transform-produce: a subscribed member reads all inputs.
     let group = unique_topic("txn-g");
@@ -295,7 +276,7 @@ fn send_offsets_to_transaction_commits_with_the_transaction() {
     p.init_transactions(TIMEOUT).unwrap();
     // Aborted: neither the outputs nor the offsets count.
     p.begin_transaction().unwrap();
-    send(&p, &output, 0, &outputs[..5]);
+    txn::send(&p, &output, 0, &outputs[..5]);
     p.send_offsets_to_transaction(&offsets, &metadata, TIMEOUT)
         .unwrap();
     p.abort_transaction(TIMEOUT).unwrap();
@@ -307,7 +288,10 @@ fn send_offsets_to_transaction_commits_with_the_transaction() {
 
     // Committed: outputs at 6..16 (abort marker at 5), the group's offset 10.
     p.begin_transaction().unwrap();
-    assert_eq!(send(&p, &output, 0, &outputs), (6..16).collect::<Vec<_>>());
+    assert_eq!(
+        txn::send(&p, &output, 0, &outputs),
+        (6..16).collect::<Vec<_>>()
+    );
     p.send_offsets_to_transaction(&offsets, &metadata, TIMEOUT)
         .unwrap();
     p.commit_transaction(TIMEOUT).unwrap();
@@ -325,7 +309,7 @@ fn send_offsets_to_transaction_commits_with_the_transaction() {
 #[test]
 fn producer_killed_mid_transaction_is_aborted_after_its_timeout() {
     const TXN_TIMEOUT_MS: u64 = 3000;
-    let (broker, _cfg) = txn_broker();
+    let (broker, _cfg) = txn::broker();
     let bs = broker.bootstrap();
     let topic = unique_topic("txn-killed");
     kafka::create_topic(bs, &topic, 1, &[]).unwrap();
@@ -344,9 +328,9 @@ fn producer_killed_mid_transaction_is_aborted_after_its_timeout() {
     assert_eq!(line, "produced 0 4");
 
     // Records after the open transaction, from a plain producer: 5..8.
-    let after = values("after", 3);
+    let after = txn::values("after", 3);
     assert_eq!(
-        send(&kafka::producer(bs, "all", "none"), &topic, 0, &after),
+        txn::send(&kafka::producer(bs, "all", "none"), &topic, 0, &after),
         vec![5, 6, 7]
     );
     assert_eq!(
@@ -371,7 +355,7 @@ fn producer_killed_mid_transaction_is_aborted_after_its_timeout() {
         9,
         "LSO after the abort"
     );
-    let mut all = at(0, &values("dead", 5));
+    let mut all = at(0, &txn::values("dead", 5));
     all.extend(at(5, &after));
     assert_eq!(read(bs, UNCOMMITTED, &topic, &[(0, 9)]), [(0, all)].into());
 
@@ -379,8 +363,8 @@ fn producer_killed_mid_transaction_is_aborted_after_its_timeout() {
     let p = txn::producer(bs, &id, 60_000);
     p.init_transactions(TIMEOUT).unwrap();
     p.begin_transaction().unwrap();
-    let again = values("again", 2);
-    assert_eq!(send(&p, &topic, 0, &again), vec![9, 10]);
+    let again = txn::values("again", 2);
+    assert_eq!(txn::send(&p, &topic, 0, &again), vec![9, 10]);
     p.commit_transaction(TIMEOUT).unwrap();
     let mut rc = at(5, &after);
     rc.extend(at(9, &again));

@@ -14,43 +14,13 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use vltava_compat::kafka::{self, Rec};
+use vltava_compat::kafka::{self};
 use vltava_compat::txn::{self, at, Read};
-use vltava_compat::{unique_topic, Broker, BrokerOptions};
+use vltava_compat::unique_topic;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 const COMMITTED: &str = "read_committed";
 const UNCOMMITTED: &str = "read_uncommitted";
-
-fn txn_broker() -> (Broker, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("vltava.toml");
-    std::fs::write(
-        &cfg,
-        "transaction_abort_timed_out_transaction_cleanup_interval_ms = 200\n",
-    )
-    .expect("write config");
-    let broker = Broker::start_with(BrokerOptions {
-        extra_args: vec!["--config".into(), cfg.display().to_string()],
-        ..BrokerOptions::default()
-    });
-    (broker, dir)
-}
-
-fn values(tag: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{tag}-{i}")).collect()
-}
-
-fn send(p: &FutureProducer, topic: &str, partition: i32, vals: &[String]) -> Vec<i64> {
-    let recs: Vec<Rec> = vals
-        .iter()
-        .map(|v| Rec::new(partition, None, Some(v.as_bytes())))
-        .collect();
-    kafka::produce_ok(p, topic, &recs)
-        .into_iter()
-        .map(|(_, o)| o)
-        .collect()
-}
 
 fn read(bs: &str, level: &str, topic: &str, ends: &[(i32, i64)]) -> Read {
     txn::read_all(bs, level, topic, &ends.iter().copied().collect(), TIMEOUT).unwrap()
@@ -62,7 +32,7 @@ fn lso(bs: &str, topic: &str, partition: i32) -> i64 {
 
 #[test]
 fn interleaved_transactions_of_two_producers_on_one_partition() {
-    let (broker, _cfg) = txn_broker();
+    let (broker, _cfg) = txn::broker();
     let bs = broker.bootstrap();
     let topic = unique_topic("txn-interleaved");
     kafka::create_topic(bs, &topic, 1, &[]).unwrap();
@@ -75,17 +45,17 @@ fn interleaved_transactions_of_two_producers_on_one_partition() {
     a.begin_transaction().unwrap();
     b.begin_transaction().unwrap();
     let (a1, b1, x, a2, b2) = (
-        values("a1", 2),
-        values("b1", 2),
-        values("x", 1),
-        values("a2", 2),
-        values("b2", 2),
+        txn::values("a1", 2),
+        txn::values("b1", 2),
+        txn::values("x", 1),
+        txn::values("a2", 2),
+        txn::values("b2", 2),
     );
-    assert_eq!(send(&a, &topic, 0, &a1), vec![0, 1]);
-    assert_eq!(send(&b, &topic, 0, &b1), vec![2, 3]);
-    assert_eq!(send(&plain, &topic, 0, &x), vec![4]);
-    assert_eq!(send(&a, &topic, 0, &a2), vec![5, 6]);
-    assert_eq!(send(&b, &topic, 0, &b2), vec![7, 8]);
+    assert_eq!(txn::send(&a, &topic, 0, &a1), vec![0, 1]);
+    assert_eq!(txn::send(&b, &topic, 0, &b1), vec![2, 3]);
+    assert_eq!(txn::send(&plain, &topic, 0, &x), vec![4]);
+    assert_eq!(txn::send(&a, &topic, 0, &a2), vec![5, 6]);
+    assert_eq!(txn::send(&b, &topic, 0, &b2), vec![7, 8]);
     assert_eq!(lso(bs, &topic, 0), 0, "LSO with both open");
     // EndTxn is answered once the decision is durable; the markers follow (as in Kafka), so the
     // LSO moving on is awaited. (A reader's position would not show it: librdkafka skips aborted
@@ -135,17 +105,17 @@ fn interleaved_transactions_of_two_producers_on_one_partition() {
 
 #[test]
 fn open_transaction_and_aborted_data_survive_a_broker_restart() {
-    let (mut broker, _cfg) = txn_broker();
+    let (mut broker, _cfg) = txn::broker();
     let topic = unique_topic("txn-restart");
     kafka::create_topic(broker.bootstrap(), &topic, 1, &[]).unwrap();
     let p = txn::producer(broker.bootstrap(), &unique_topic("tid"), 60_000);
     p.init_transactions(TIMEOUT).unwrap();
-    let (aborted, open) = (values("aborted", 3), values("open", 4));
+    let (aborted, open) = (txn::values("aborted", 3), txn::values("open", 4));
     p.begin_transaction().unwrap();
-    assert_eq!(send(&p, &topic, 0, &aborted), vec![0, 1, 2]);
+    assert_eq!(txn::send(&p, &topic, 0, &aborted), vec![0, 1, 2]);
     p.abort_transaction(TIMEOUT).unwrap(); // marker at 3
     p.begin_transaction().unwrap();
-    assert_eq!(send(&p, &topic, 0, &open), vec![4, 5, 6, 7]);
+    assert_eq!(txn::send(&p, &topic, 0, &open), vec![4, 5, 6, 7]);
     assert_eq!(
         lso(broker.bootstrap(), &topic, 0),
         4,
@@ -183,7 +153,7 @@ fn open_transaction_and_aborted_data_survive_a_broker_restart() {
 fn many_transactions_over_small_segments_read_live_across_a_restart() {
     const PARTITIONS: i32 = 3;
     const TXNS: usize = 40;
-    let (mut broker, _cfg) = txn_broker();
+    let (mut broker, _cfg) = txn::broker();
     let topic = unique_topic("txn-many");
     kafka::create_topic(
         broker.bootstrap(),
@@ -214,8 +184,8 @@ fn many_transactions_over_small_segments_read_live_across_a_restart() {
         let commit = k % 3 != 1;
         p.begin_transaction().unwrap();
         for part in 0..PARTITIONS {
-            let vals = values(&format!("t{k}-p{part}"), 4);
-            let offs = send(&p, &topic, part, &vals);
+            let vals = txn::values(&format!("t{k}-p{part}"), 4);
+            let offs = txn::send(&p, &topic, part, &vals);
             let recs: Vec<(i64, String)> = offs.into_iter().zip(vals).collect();
             everything.entry(part).or_default().extend(recs.clone());
             if commit {
@@ -225,7 +195,7 @@ fn many_transactions_over_small_segments_read_live_across_a_restart() {
         if k % 5 == 0 {
             let part = k as i32 % PARTITIONS;
             let v = vec![format!("plain-{k}")];
-            let rec = (send(&plain, &topic, part, &v)[0], v[0].clone());
+            let rec = (txn::send(&plain, &topic, part, &v)[0], v[0].clone());
             everything.entry(part).or_default().push(rec.clone());
             committed.entry(part).or_default().push(rec);
         }
@@ -345,7 +315,7 @@ fn live_reader(
 #[test]
 fn broker_killed_right_after_each_end_txn_answer_completes_it_on_restart() {
     const ROUNDS: usize = 6;
-    let (mut broker, _cfg) = txn_broker();
+    let (mut broker, _cfg) = txn::broker();
     let topic = unique_topic("txn-kill-after-end");
     kafka::create_topic(broker.bootstrap(), &topic, 2, &[]).unwrap();
     let p = txn::producer(broker.bootstrap(), &unique_topic("tid"), 60_000);
@@ -356,8 +326,8 @@ fn broker_killed_right_after_each_end_txn_answer_completes_it_on_restart() {
         let commit = r % 2 == 0;
         p.begin_transaction().unwrap();
         for part in 0..2 {
-            let vals = values(&format!("r{r}-p{part}"), 3);
-            let recs: Vec<(i64, String)> = send(&p, &topic, part, &vals)
+            let vals = txn::values(&format!("r{r}-p{part}"), 3);
+            let recs: Vec<(i64, String)> = txn::send(&p, &topic, part, &vals)
                 .into_iter()
                 .zip(vals)
                 .collect();

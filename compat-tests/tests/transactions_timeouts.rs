@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::{FutureProducer, Producer};
-use vltava_compat::kafka::{self, Rec};
+use rdkafka::producer::Producer;
+use vltava_compat::kafka::{self};
 use vltava_compat::txn::{self, at, Read};
 use vltava_compat::{unique_topic, Broker, BrokerOptions};
 
@@ -14,50 +14,23 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 const COMMITTED: &str = "read_committed";
 const UNCOMMITTED: &str = "read_uncommitted";
 
-fn txn_broker() -> (Broker, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = dir.path().join("vltava.toml");
-    std::fs::write(
-        &cfg,
-        "transaction_abort_timed_out_transaction_cleanup_interval_ms = 200\n",
-    )
-    .expect("write config");
-    let broker = Broker::start_with(BrokerOptions {
-        extra_args: vec!["--config".into(), cfg.display().to_string()],
-        ..BrokerOptions::default()
-    });
-    (broker, dir)
-}
-
-fn values(tag: &str, n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("{tag}-{i}")).collect()
-}
-
-fn send(p: &FutureProducer, topic: &str, partition: i32, vals: &[String]) -> Vec<i64> {
-    let recs: Vec<Rec> = vals
-        .iter()
-        .map(|v| Rec::new(partition, None, Some(v.as_bytes())))
-        .collect();
-    kafka::produce_ok(p, topic, &recs)
-        .into_iter()
-        .map(|(_, o)| o)
-        .collect()
-}
-
 fn read(bs: &str, level: &str, topic: &str, ends: &[(i32, i64)]) -> Read {
     txn::read_all(bs, level, topic, &ends.iter().copied().collect(), TIMEOUT).unwrap()
 }
 
 #[test]
 fn a_stalled_producer_cannot_commit_a_transaction_that_timed_out() {
-    let (broker, _cfg) = txn_broker();
+    let (broker, _cfg) = txn::broker();
     let bs = broker.bootstrap();
     let topic = unique_topic("txn-stalled");
     kafka::create_topic(bs, &topic, 1, &[]).unwrap();
     let p = txn::producer(bs, &unique_topic("tid"), 2000);
     p.init_transactions(TIMEOUT).unwrap();
     p.begin_transaction().unwrap();
-    assert_eq!(send(&p, &topic, 0, &values("late", 3)), vec![0, 1, 2]);
+    assert_eq!(
+        txn::send(&p, &topic, 0, &txn::values("late", 3)),
+        vec![0, 1, 2]
+    );
     // The coordinator aborts it after 2 s (marker at 3): the LSO moves on by itself.
     let c = txn::consumer(bs, COMMITTED);
     let got = txn::read_to(&c, &topic, &[(0, 0)].into(), &[(0, 4)].into(), TIMEOUT).unwrap();
@@ -67,10 +40,13 @@ fn a_stalled_producer_cannot_commit_a_transaction_that_timed_out() {
         .expect_err("committing a transaction the coordinator aborted must fail");
     eprintln!("commit after the timeout: {err}");
     let plain = kafka::producer(bs, "all", "none");
-    assert_eq!(send(&plain, &topic, 0, &values("plain", 1)), vec![4]);
+    assert_eq!(
+        txn::send(&plain, &topic, 0, &txn::values("plain", 1)),
+        vec![4]
+    );
     assert_eq!(
         read(bs, COMMITTED, &topic, &[(0, 5)]),
-        [(0, at(4, &values("plain", 1)))].into()
+        [(0, at(4, &txn::values("plain", 1)))].into()
     );
 }
 
@@ -99,7 +75,7 @@ fn a_transaction_timeout_over_the_brokers_maximum_is_refused() {
 #[test]
 fn killed_producer_is_aborted_after_its_timeout_across_a_broker_restart() {
     const TXN_TIMEOUT_MS: u64 = 4000;
-    let (mut broker, _cfg) = txn_broker();
+    let (mut broker, _cfg) = txn::broker();
     let topic = unique_topic("txn-killed-restart");
     kafka::create_topic(broker.bootstrap(), &topic, 1, &[]).unwrap();
     let spawned = Instant::now();
@@ -118,9 +94,9 @@ fn killed_producer_is_aborted_after_its_timeout_across_a_broker_restart() {
     // The broker dies too, before the timeout, and comes back: the transaction is still open.
     broker.restart();
     let bs = broker.bootstrap().to_string();
-    let after = values("after", 2);
+    let after = txn::values("after", 2);
     assert_eq!(
-        send(&kafka::producer(&bs, "all", "none"), &topic, 0, &after),
+        txn::send(&kafka::producer(&bs, "all", "none"), &topic, 0, &after),
         vec![5, 6]
     );
     assert_eq!(
@@ -138,7 +114,7 @@ fn killed_producer_is_aborted_after_its_timeout_across_a_broker_restart() {
         visible >= Duration::from_millis(TXN_TIMEOUT_MS),
         "the LSO moved after {visible:?}, before the transaction's timeout"
     );
-    let mut all = at(0, &values("dead", 5));
+    let mut all = at(0, &txn::values("dead", 5));
     all.extend(at(5, &after));
     assert_eq!(read(&bs, UNCOMMITTED, &topic, &[(0, 8)]), [(0, all)].into());
 }
