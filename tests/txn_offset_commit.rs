@@ -20,6 +20,7 @@ const INVALID_PRODUCER_EPOCH: i16 = 47;
 const ILLEGAL_GENERATION: i16 = 22;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const INVALID_TXN_STATE: i16 = 48;
+const TRANSACTION_ABORTABLE: i16 = 120;
 
 /// TxnOffsetCommit of `offset` for `topic`-`partition`; per (topic, partition) error codes.
 fn txn_commit(
@@ -74,26 +75,30 @@ fn transactional_offsets_are_pending_and_unstable_for_require_stable() {
         .iter()
         .find(|k| k.api_key == ApiKey::TxnOffsetCommit as i16)
         .expect("TxnOffsetCommit advertised");
-    assert_eq!((txn.min_version, txn.max_version), (0, 3));
+    assert_eq!((txn.min_version, txn.max_version), (0, 5));
 
     assert_eq!(create_topic(&mut c, 5, "t", 2, &[]).topics[0].error_code, 0);
-    for v in 0..=3 {
+    for v in 0..=5 {
         let (group, txn_id) = (format!("g{v}"), format!("tx{v}"));
         let producer = init_txn(&mut c, &txn_id);
-        // Not added to the transaction (no AddOffsetsToTxn): the offsets partition fails the
-        // coordinator's verification (KIP-890), and nothing is pending.
-        let refused = txn_commit(&mut c, v, &txn_id, &group, producer, -1, ("t", 0, 41));
-        assert_eq!(
-            refused,
-            vec![("t".to_string(), 0, INVALID_TXN_STATE)],
-            "v{v}"
-        );
-        assert_eq!(fetch_offset(&mut c, 8, &group, "t", 0).2, 0, "v{v}: stable");
-        let (pid, epoch) = producer;
-        assert_eq!(
-            retrying(|| (add_offsets_of(&mut c, &txn_id, pid, epoch, &group), ())).0,
-            0
-        );
+        if v < 5 {
+            // Not added to the transaction (no AddOffsetsToTxn): the offsets partition fails the
+            // coordinator's verification (KIP-890), and nothing is pending. v4 clients know
+            // TRANSACTION_ABORTABLE; v5 (Transactions V2) has the partition added instead.
+            let refused = txn_commit(&mut c, v, &txn_id, &group, producer, -1, ("t", 0, 41));
+            let code = if v < 4 {
+                INVALID_TXN_STATE
+            } else {
+                TRANSACTION_ABORTABLE
+            };
+            assert_eq!(refused, vec![("t".to_string(), 0, code)], "v{v}");
+            assert_eq!(fetch_offset(&mut c, 8, &group, "t", 0).2, 0, "v{v}: stable");
+            let (pid, epoch) = producer;
+            assert_eq!(
+                retrying(|| (add_offsets_of(&mut c, &txn_id, pid, epoch, &group), ())).0,
+                0
+            );
+        }
         let answered = txn_commit(&mut c, v, &txn_id, &group, producer, -1, ("t", 0, 42));
         assert_eq!(answered, vec![("t".to_string(), 0, 0)], "v{v}");
         // Pending: a require_stable fetch is told to retry, a plain one sees nothing committed.

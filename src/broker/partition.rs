@@ -325,7 +325,16 @@ impl Partition {
             });
         }
         if let Some(guard) = guard {
-            self.lock_txn_guards().take(guard)?;
+            // A batch verified alongside one appended first finds the transaction open (Kafka's
+            // `hasOngoingTransaction` before the guard).
+            let open = headers.first().is_some_and(|h| {
+                log.producer_state().get(h.producer_id).is_some_and(|e| {
+                    e.epoch == h.producer_epoch && e.current_txn_first_offset.is_some()
+                })
+            });
+            if !open {
+                self.lock_txn_guards().take(guard)?;
+            }
         }
         let epoch = state.leader_epoch;
         let result = if log.config().flush == FlushPolicy::Always {
@@ -388,7 +397,7 @@ impl Partition {
         };
         self.note_storage(&result);
         let info = result?;
-        self.lock_txn_guards().clear(producer_id);
+        self.lock_txn_guards().clear(producer_id, producer_epoch);
         log.note_high_watermark(self.high_watermark());
         let leo = log.log_end_offset();
         drop(log);

@@ -3,7 +3,9 @@
 //! whether the partition is in the producer's ongoing transaction, holding a guard meanwhile. The
 //! batch is appended only if the guard is still in place, under the log lock: a marker for the
 //! producer in between (its transaction ended) takes the guard away, so a late batch cannot open a
-//! transaction that no coordinator will end.
+//! transaction that no coordinator will end. Under Transactions V2 the guard of a producer's next
+//! transaction (at the bumped epoch) outlives the marker that ends its previous one, which carries
+//! that same bumped epoch (Kafka's `isV2NextTransactionStarted`).
 
 use std::collections::HashMap;
 
@@ -17,17 +19,41 @@ pub struct TxnGuard {
     token: u64,
 }
 
+/// A guard in place: its token, the epoch of the batch it is for, and whether the coordinator is
+/// asked to add the partition (a Transactions V2 client, whose epochs bump per transaction).
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    token: u64,
+    epoch: i16,
+    bumps_epoch: bool,
+}
+
 /// The guards in place, by producer id.
 #[derive(Debug, Default)]
 pub struct TxnGuards {
     next: u64,
-    by_producer: HashMap<i64, u64>,
+    by_producer: HashMap<i64, Held>,
 }
 
 impl TxnGuards {
-    fn begin(&mut self, producer_id: i64) -> TxnGuard {
+    /// A verification of `producer_id`'s batch at `epoch`; verifications in flight together share
+    /// one guard (Kafka's `maybeCreateVerificationStateEntry`), a newer epoch replaces it.
+    fn begin(&mut self, producer_id: i64, epoch: i16, bumps_epoch: bool) -> TxnGuard {
+        if let Some(held) = self.by_producer.get(&producer_id) {
+            if held.epoch >= epoch {
+                return TxnGuard {
+                    producer_id,
+                    token: held.token,
+                };
+            }
+        }
         self.next += 1;
-        self.by_producer.insert(producer_id, self.next);
+        let held = Held {
+            token: self.next,
+            epoch,
+            bumps_epoch,
+        };
+        self.by_producer.insert(producer_id, held);
         TxnGuard {
             producer_id,
             token: self.next,
@@ -38,7 +64,7 @@ impl TxnGuards {
     /// the guard is done with. A guard replaced or removed since refuses.
     pub fn take(&mut self, guard: TxnGuard) -> Result<(), ReplicaError> {
         match self.by_producer.get(&guard.producer_id) {
-            Some(&token) if token == guard.token => {
+            Some(held) if held.token == guard.token => {
                 self.by_producer.remove(&guard.producer_id);
                 Ok(())
             }
@@ -46,20 +72,30 @@ impl TxnGuards {
         }
     }
 
-    /// A marker ended `producer_id`'s transaction: a verification in flight is void.
-    pub fn clear(&mut self, producer_id: i64) {
-        self.by_producer.remove(&producer_id);
+    /// A marker at `marker_epoch` ended `producer_id`'s transaction: a verification in flight is
+    /// void, unless it is a Transactions V2 one for the transaction this marker's bumped epoch
+    /// began.
+    pub fn clear(&mut self, producer_id: i64, marker_epoch: i16) {
+        let next_started = self
+            .by_producer
+            .get(&producer_id)
+            .is_some_and(|h| h.bumps_epoch && h.epoch == marker_epoch);
+        if !next_started {
+            self.by_producer.remove(&producer_id);
+        }
     }
 }
 
 impl Partition {
     /// `None` when `producer_id` already has a transaction open in this partition at
     /// `producer_epoch` (its batches need no verification); otherwise the guard to append with once
-    /// the coordinator has confirmed the partition is in its transaction.
+    /// the coordinator has confirmed (or, with `bumps_epoch`, made) the partition part of its
+    /// transaction.
     pub fn begin_txn_verification(
         &self,
         producer_id: i64,
         producer_epoch: i16,
+        bumps_epoch: bool,
     ) -> Option<TxnGuard> {
         let log = self.lock();
         let open = log
@@ -70,6 +106,6 @@ impl Partition {
             return None;
         }
         let mut guards = self.lock_txn_guards();
-        Some(guards.begin(producer_id))
+        Some(guards.begin(producer_id, producer_epoch, bumps_epoch))
     }
 }

@@ -1,6 +1,6 @@
 //! The broker's [`TxnVerifier`]: a transactional id's coordinator asked whether partitions are in a
-//! producer's ongoing transaction — this broker's own coordinator directly, another broker's with
-//! AddPartitionsToTxn v4 `verify_only` on the inter-broker listener.
+//! producer's ongoing transaction, or told to add them (Transactions V2) — this broker's own
+//! coordinator directly, another broker's with AddPartitionsToTxn v4 on the inter-broker listener.
 
 use std::net::IpAddr;
 use std::sync::Weak;
@@ -12,6 +12,7 @@ use tracing::debug;
 use super::replica::{TxnVerifier, VerifyFuture};
 use super::Broker;
 use crate::txn::marker_client::MarkerClient;
+use crate::txn::state::TV_2;
 
 pub struct BrokerTxnVerifier {
     broker: Weak<Broker>,
@@ -41,6 +42,7 @@ impl TxnVerifier for BrokerTxnVerifier {
         transactional_id: &'a str,
         (producer_id, producer_epoch): (i64, i16),
         partitions: Vec<(String, i32)>,
+        add: bool,
     ) -> VerifyFuture<'a> {
         Box::pin(async move {
             let all = |e: ResponseError, partitions: &[(String, i32)]| {
@@ -52,6 +54,15 @@ impl TxnVerifier for BrokerTxnVerifier {
             let Some(coordinator) = broker.txn.coordinator_for(transactional_id) else {
                 return all(ResponseError::CoordinatorNotAvailable, &partitions);
             };
+            if coordinator.id == broker.node_id && add {
+                let producer = (producer_id, producer_epoch);
+                let code = broker
+                    .txn
+                    .add_partitions_at(transactional_id, producer, partitions.clone(), TV_2)
+                    .await
+                    .map_or_else(|e| e.response_error().code(), |_| 0);
+                return partitions.into_iter().map(|tp| (tp, code)).collect();
+            }
             if coordinator.id == broker.node_id {
                 return broker.txn.verify_partitions(
                     transactional_id,
@@ -69,6 +80,7 @@ impl TxnVerifier for BrokerTxnVerifier {
                     transactional_id,
                     (producer_id, producer_epoch),
                     &partitions,
+                    add,
                 )
                 .await
             {

@@ -90,6 +90,9 @@ pub struct Config {
     pub transactional_id_expiration_ms: i64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often idle ids are expired.
     pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
+    /// The finalized level of Kafka's `transaction.version` feature (0-2; Kafka sets it with
+    /// `kafka-features.sh`): 2 is Transactions V2 (KIP-890 part 2), which clients that know it use.
+    pub transaction_version: i16,
     /// `min.insync.replicas`: the broker-wide default of the topic config.
     pub min_insync_replicas: i32,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
@@ -204,6 +207,7 @@ impl Default for Config {
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             transactional_id_expiration_ms: 604_800_000,
             transaction_remove_expired_transaction_cleanup_interval_ms: 3_600_000,
+            transaction_version: 2,
             min_insync_replicas: 1,
             replica_lag_time_max_ms: 30_000,
             unclean_leader_election_enable: false,
@@ -439,6 +443,11 @@ impl Config {
             if value < 1 {
                 return Err(ConfigError::Invalid(format!("{key}: must be >= 1")));
             }
+        }
+        if !(0..=2).contains(&self.transaction_version) {
+            return Err(ConfigError::Invalid(
+                "transaction_version: must be 0, 1 or 2".into(),
+            ));
         }
         Ok(())
     }

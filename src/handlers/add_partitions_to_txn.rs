@@ -1,7 +1,8 @@
 //! AddPartitionsToTxn (key 24): a transactional producer adds partitions to its transaction before
 //! producing to them (v0-3, one transaction); from v4 (KIP-890) brokers send batches of
-//! transactions, usually `verify_only`: a partition leader asking whether a producer's first
-//! transactional batch belongs to its ongoing transaction.
+//! transactions: `verify_only`, a partition leader asking whether a producer's first
+//! transactional batch belongs to its ongoing transaction, or not, the leader adding the partition
+//! for a Transactions V2 client (Produce v12+, TxnOffsetCommit v5+).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +13,7 @@ use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResp
 use kafka_protocol::protocol::StrBytes;
 
 use super::{HandlerResult, RequestContext};
+use crate::txn::state::TV_2;
 use crate::txn::TopicPartition;
 
 pub const VERSIONS: (i16, i16) = (0, 5);
@@ -40,8 +42,9 @@ pub async fn handle(ctx: RequestContext, req: AddPartitionsToTxnRequest) -> Hand
         let codes: Vec<(TopicPartition, i16)> = if t.verify_only {
             txn.verify_partitions(id, t.producer_id.0, t.producer_epoch, &partitions)
         } else {
+            let producer = (t.producer_id.0, t.producer_epoch);
             let code = txn
-                .add_partitions(id, t.producer_id.0, t.producer_epoch, partitions.clone())
+                .add_partitions_at(id, producer, partitions.clone(), TV_2)
                 .await
                 .map_or_else(|e| e.response_error().code(), |_| 0);
             partitions.into_iter().map(|tp| (tp, code)).collect()

@@ -29,7 +29,8 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
         origin: AppendOrigin::Client { peer: ctx.peer },
     };
     // Batches of a transactional producer are verified with its coordinator before they open its
-    // transaction in a partition (KIP-890); v11+ clients know TRANSACTION_ABORTABLE.
+    // transaction in a partition (KIP-890); v11+ clients know TRANSACTION_ABORTABLE; v12+ clients
+    // (Transactions V2) leave adding the partition to the leader.
     let txn = req
         .transactional_id
         .as_ref()
@@ -37,6 +38,7 @@ pub async fn handle(ctx: RequestContext, req: ProduceRequest) -> HandlerResult {
         .map(|t| TxnProduce {
             transactional_id: t.0.to_string(),
             abortable_supported: v > 10,
+            add_partitions: v > 11,
         });
     let mut names = Vec::with_capacity(req.topic_data.len());
     let topics = req

@@ -1,8 +1,9 @@
 //! TxnOffsetCommit (key 28): a transactional producer's offsets for a consumer group
 //! (`sendOffsetsToTransaction`), pending until the transaction's marker commits or aborts them.
 //! v0-2 carry only the producer; v3 (KIP-447) adds the consumer's generation, member id and
-//! instance id, which the coordinator checks. v4+ belong to KIP-890's transactions V2
-//! (TRANSACTION_ABORTABLE, implicit partition adds) and are not served.
+//! instance id, which the coordinator checks. v4 (KIP-890) knows TRANSACTION_ABORTABLE; v5 is a
+//! Transactions V2 client, which skips AddOffsetsToTxn: the offsets partition is added to its
+//! transaction here.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -14,7 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{HandlerResult, RequestContext};
 use crate::group::{code_of, CommitPartition, TxnCommit};
 
-pub const VERSIONS: (i16, i16) = (0, 3);
+pub const VERSIONS: (i16, i16) = (0, 5);
 
 pub async fn handle(ctx: RequestContext, req: TxnOffsetCommitRequest) -> HandlerResult {
     // Writes go to __consumer_offsets, created on first use.
@@ -39,7 +40,8 @@ pub async fn handle(ctx: RequestContext, req: TxnOffsetCommitRequest) -> Handler
         })
         .collect();
     // As Kafka's coordinator does with `transaction.partition.verification.enable` (KIP-890), the
-    // group's offsets partition must be in the producer's ongoing transaction (AddOffsetsToTxn).
+    // group's offsets partition must be in the producer's ongoing transaction (AddOffsetsToTxn),
+    // or, for v5, is added to it.
     let offsets_partition = crate::group::records::partition_for(
         req.group_id.0.as_str(),
         ctx.broker.group.offsets_partition_count(),
@@ -50,14 +52,14 @@ pub async fn handle(ctx: RequestContext, req: TxnOffsetCommitRequest) -> Handler
         .verify_txn_partition(
             req.transactional_id.0.as_str(),
             (req.producer_id.0, req.producer_epoch),
-            crate::group::offsets::OFFSETS_TOPIC,
-            offsets_partition,
+            (crate::group::offsets::OFFSETS_TOPIC, offsets_partition),
+            v >= 5,
         )
         .await
     {
         Ok(guard) => guard,
         Err(code) => {
-            let code = verification_code(code);
+            let code = verification_code(code, v);
             let topics = topics
                 .into_iter()
                 .map(|(t, ps)| {
@@ -134,14 +136,19 @@ fn version_code(version: i16, code: i16) -> i16 {
     }
 }
 
-/// A coordinator's verification answer as TxnOffsetCommit v0-3 clients know it (Kafka's
+/// A coordinator's verification answer as TxnOffsetCommit clients of `version` know it (Kafka's
 /// AddPartitionsToTxnManager and `maybeConvertOffsetCommitError`): fencing as
-/// INVALID_PRODUCER_EPOCH, a partition not in the transaction as INVALID_TXN_STATE, and the
-/// retriable coordinator errors as COORDINATOR_LOAD_IN_PROGRESS, which the client retries.
-fn verification_code(code: i16) -> i16 {
+/// INVALID_PRODUCER_EPOCH, a partition not in the transaction as TRANSACTION_ABORTABLE
+/// (INVALID_TXN_STATE before v4), and the retriable coordinator errors as
+/// COORDINATOR_LOAD_IN_PROGRESS, which the client retries — CONCURRENT_TRANSACTIONS stays as it is
+/// for v5 (Transactions V2: the previous transaction still completing is common and retried).
+fn verification_code(code: i16, version: i16) -> i16 {
     let e = match ResponseError::try_from_code(code) {
         Some(ResponseError::ProducerFenced) => ResponseError::InvalidProducerEpoch,
-        Some(ResponseError::TransactionAbortable) => ResponseError::InvalidTxnState,
+        Some(ResponseError::TransactionAbortable) if version < 4 => ResponseError::InvalidTxnState,
+        Some(ResponseError::ConcurrentTransactions) if version >= 5 => {
+            ResponseError::ConcurrentTransactions
+        }
         Some(
             ResponseError::NetworkException
             | ResponseError::ConcurrentTransactions

@@ -1,7 +1,6 @@
 //! The transactional APIs' answers, built from the coordinator's results: InitProducerId with a
-//! transactional id, AddPartitionsToTxn (client form, v0-3), AddOffsetsToTxn, EndTxn (v0-4) and
-//! FindCoordinator's TRANSACTION key. Not in the dispatch table yet: the handlers call these once
-//! markers and read_committed exist (ApiVersions advertises only what works end to end).
+//! transactional id, AddPartitionsToTxn (client form, v0-3), AddOffsetsToTxn, EndTxn and
+//! FindCoordinator's TRANSACTION key.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
@@ -15,6 +14,7 @@ use kafka_protocol::messages::{
 
 use super::coordinator::TransactionCoordinator;
 use super::error::{TxnApi, TxnError};
+use super::state::TV_2;
 use crate::cluster::{BrokerInfo, MetadataImage};
 
 /// InitProducerId for a request that carries a transactional id (the handler keeps the
@@ -125,22 +125,32 @@ pub async fn add_offsets_to_txn(
     )
 }
 
-/// EndTxn v0-4 (v5's epoch bump per transaction is Transactions V2, not served).
+/// EndTxn: v5+ is Transactions V2 (the epoch bumped with every transaction; the producer id and
+/// epoch to continue with are in the answer).
 pub async fn end_txn(
     txn: &TransactionCoordinator,
     req: &EndTxnRequest,
     version: i16,
 ) -> EndTxnResponse {
+    let client_tv = if version >= 5 { TV_2 } else { 0 };
     let result = txn
-        .end_txn(
+        .end_txn_at(
             req.transactional_id.0.as_str(),
-            req.producer_id.0,
-            req.producer_epoch,
+            (req.producer_id.0, req.producer_epoch),
             req.committed,
+            client_tv,
         )
         .await;
-    EndTxnResponse::default()
-        .with_error_code(result.map_or_else(|e| e.code_for(TxnApi::EndTxn, version), |_| 0))
+    match result {
+        Ok((id, epoch)) if client_tv == TV_2 => EndTxnResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch),
+        Ok(_) => EndTxnResponse::default(),
+        Err(e) => EndTxnResponse::default()
+            .with_error_code(e.code_for(TxnApi::EndTxn, version))
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+    }
 }
 
 /// FindCoordinator with key type TRANSACTION: the leader of the id's `__transaction_state`

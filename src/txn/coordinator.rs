@@ -31,6 +31,9 @@ pub struct TxnConfig {
     pub id_expiration_ms: i64,
     /// `transaction.remove.expired.transaction.cleanup.interval.ms`
     pub expiry_scan_interval_ms: u64,
+    /// The finalized `transaction.version`: what the coordinator's own aborts follow, and the
+    /// `__transaction_state` value version (1 from level 1).
+    pub transaction_version: i16,
 }
 
 impl TxnConfig {
@@ -40,6 +43,7 @@ impl TxnConfig {
             abort_scan_interval_ms: c.transaction_abort_timed_out_transaction_cleanup_interval_ms,
             id_expiration_ms: c.transactional_id_expiration_ms,
             expiry_scan_interval_ms: c.transaction_remove_expired_transaction_cleanup_interval_ms,
+            transaction_version: c.transaction_version,
         }
     }
 }

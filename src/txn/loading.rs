@@ -101,17 +101,7 @@ impl TransactionCoordinator {
             "transaction coordinator loaded its partition"
         );
         for (id, md) in resume {
-            let prepared = super::state::Transit {
-                producer_id: md.producer_id,
-                last_producer_id: md.last_producer_id,
-                producer_epoch: md.producer_epoch,
-                last_producer_epoch: md.last_producer_epoch,
-                timeout_ms: md.timeout_ms,
-                state: md.state,
-                partitions: md.partitions.clone(),
-                start_ms: md.start_ms,
-                last_update_ms: md.last_update_ms,
-            };
+            let prepared = md.transit();
             self.spawn_markers(id, epoch, prepared);
         }
     }

@@ -94,8 +94,9 @@ impl MarkerClient {
     }
 
     /// Asks broker `coordinator` whether `partitions` are in `transactional_id`'s ongoing
-    /// transaction of `producer_id` at `producer_epoch` (AddPartitionsToTxn v4, verify only): the
-    /// error code of every partition it answered for (a top-level error for all of them).
+    /// transaction of `producer_id` at `producer_epoch` (AddPartitionsToTxn v4, `verify_only`), or
+    /// with `add` to add them (a Transactions V2 client's implicit add): the error code of every
+    /// partition it answered for (a top-level error for all of them).
     pub async fn verify(
         &self,
         coordinator: i32,
@@ -103,6 +104,7 @@ impl MarkerClient {
         transactional_id: &str,
         (producer_id, producer_epoch): (i64, i16),
         partitions: &[TopicPartition],
+        add: bool,
     ) -> Result<Vec<(TopicPartition, i16)>, MarkerClientError> {
         let mut topics: Vec<AddPartitionsToTxnTopic> = Vec::new();
         for (topic, p) in partitions {
@@ -122,7 +124,7 @@ impl MarkerClient {
                 )))
                 .with_producer_id(ProducerId(producer_id))
                 .with_producer_epoch(producer_epoch)
-                .with_verify_only(true)
+                .with_verify_only(!add)
                 .with_topics(topics),
         ]);
         let answer: AddPartitionsToTxnResponse = self

@@ -36,6 +36,8 @@ mod tests_broker;
 mod tests_markers;
 #[cfg(test)]
 mod tests_plan;
+#[cfg(test)]
+mod tests_plan_v2;
 
 pub use admin::{TxnList, TxnListing};
 pub use coordinator::{TransactionCoordinator, TxnConfig, TxnHandles};

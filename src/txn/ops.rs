@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::coordinator::TransactionCoordinator;
 use super::error::TxnError;
-use super::plan::{plan_add_partitions, plan_end, plan_init, EndStep, InitStep};
+use super::plan::{plan_add_partitions, plan_end_for, plan_init, EndStep, InitStep};
 use super::state::{TopicPartition, TxnMetadata};
 use crate::group::offsets::OFFSETS_TOPIC;
 
@@ -42,7 +42,14 @@ impl TransactionCoordinator {
                 match txns.get_mut(transactional_id) {
                     None => None,
                     Some(md) => {
-                        match plan_init(md, timeout_ms, expected, &mut spare_id, now)? {
+                        match plan_init(
+                            md,
+                            timeout_ms,
+                            expected,
+                            &mut spare_id,
+                            now,
+                            self.config.transaction_version,
+                        )? {
                             InitStep::NeedProducerId => None,
                             InitStep::Write(t) => Some((self.queue_write(md, epoch, t)?, false)),
                             InitStep::AbortOngoing(t) => {
@@ -84,6 +91,25 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         partitions: Vec<TopicPartition>,
     ) -> Result<(), TxnError> {
+        self.add_partitions_at(
+            transactional_id,
+            (producer_id, producer_epoch),
+            partitions,
+            0,
+        )
+        .await
+    }
+
+    /// Adds `partitions` to the transaction of `producer` (id, epoch), opening it: a client's
+    /// AddPartitionsToTxn (`client_tv` 0) or a leader's implicit add for a Transactions V2 client's
+    /// first batch or offsets there (AddPartitionsToTxn v4+ without `verify_only`, `client_tv` 2).
+    pub async fn add_partitions_at(
+        &self,
+        transactional_id: &str,
+        (producer_id, producer_epoch): (i64, i16),
+        partitions: Vec<TopicPartition>,
+        client_tv: i16,
+    ) -> Result<(), TxnError> {
         if transactional_id.is_empty() {
             return Err(TxnError::InvalidRequest);
         }
@@ -94,7 +120,9 @@ impl TransactionCoordinator {
             let md = txns
                 .get_mut(transactional_id)
                 .ok_or(TxnError::InvalidProducerIdMapping)?;
-            match plan_add_partitions(md, producer_id, producer_epoch, &partitions, now)? {
+            let planned =
+                plan_add_partitions(md, producer_id, producer_epoch, &partitions, now, client_tv)?;
+            match planned {
                 None => return Ok(()),
                 Some(t) => self.queue_write(md, epoch, t)?,
             }
@@ -118,8 +146,7 @@ impl TransactionCoordinator {
             .await
     }
 
-    /// EndTxn: commits or aborts the producer's transaction. Answers once the decision (Prepare*)
-    /// is durable; the markers and the Complete* record follow in the background.
+    /// EndTxn v0-4: commits or aborts the producer's transaction (Transactions V1).
     pub async fn end_txn(
         &self,
         transactional_id: &str,
@@ -127,21 +154,49 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         commit: bool,
     ) -> Result<(), TxnError> {
+        self.end_txn_at(transactional_id, (producer_id, producer_epoch), commit, 0)
+            .await
+            .map(|_| ())
+    }
+
+    /// EndTxn: commits or aborts the producer's transaction. Answers once the decision (Prepare*)
+    /// is durable; the markers and the Complete* record follow in the background. Returns the
+    /// producer id and epoch the producer continues with: under Transactions V2 (`client_tv` 2,
+    /// EndTxn v5+) the bumped epoch, or a new producer id at epoch 0 once the epoch is exhausted.
+    pub async fn end_txn_at(
+        &self,
+        transactional_id: &str,
+        producer: (i64, i16),
+        commit: bool,
+        client_tv: i16,
+    ) -> Result<(i64, i16), TxnError> {
         if transactional_id.is_empty() {
             return Err(TxnError::InvalidRequest);
         }
-        let epoch = self.coordinator_epoch(transactional_id)?;
-        let write = {
-            let mut txns = self.lock();
-            let now = self.now_ms();
-            let md = txns
-                .get_mut(transactional_id)
-                .ok_or(TxnError::InvalidProducerIdMapping)?;
-            match plan_end(md, producer_id, producer_epoch, commit, now)? {
-                EndStep::Done => return Ok(()),
-                EndStep::Write(t) => self.queue_write(md, epoch, t)?,
+        let mut spare_id: Option<i64> = None;
+        loop {
+            let epoch = self.coordinator_epoch(transactional_id)?;
+            let write = {
+                let mut txns = self.lock();
+                let now = self.now_ms();
+                let md = txns
+                    .get_mut(transactional_id)
+                    .ok_or(TxnError::InvalidProducerIdMapping)?;
+                match plan_end_for(md, producer, commit, client_tv, &mut spare_id, now)? {
+                    EndStep::Done(id, epoch) => return Ok((id, epoch)),
+                    EndStep::Write(t) => Some(self.queue_write(md, epoch, t)?),
+                    EndStep::NeedProducerId => None,
+                }
+            };
+            match write {
+                Some(write) => return self.run_write(write).await.map(|t| t.handed_out()),
+                None => {
+                    spare_id = Some(self.producer_ids.next_id().await.map_err(|e| {
+                        warn!(error = %e, "cannot allocate a producer id");
+                        TxnError::CoordinatorLoadInProgress
+                    })?);
+                }
             }
-        };
-        self.run_write(write).await.map(|_| ())
+        }
     }
 }

@@ -71,7 +71,12 @@ impl TxnState {
             Empty | Dead => matches!(from, Empty | CompleteCommit | CompleteAbort),
             Ongoing => matches!(from, Ongoing | Empty | CompleteCommit | CompleteAbort),
             PrepareCommit | PrepareEpochFence => from == Ongoing,
-            PrepareAbort => matches!(from, Ongoing | PrepareEpochFence),
+            // Transactions V2 may abort with no transaction open (the client cannot know whether
+            // its Produce requests opened one).
+            PrepareAbort => matches!(
+                from,
+                Ongoing | PrepareEpochFence | Empty | CompleteCommit | CompleteAbort
+            ),
             CompleteCommit => from == PrepareCommit,
             CompleteAbort => from == PrepareAbort,
         }
@@ -88,6 +93,17 @@ pub const NO_EPOCH: i16 = -1;
 /// No producer id.
 pub const NO_PRODUCER_ID: i64 = -1;
 
+/// Kafka's `transaction.version` feature levels: 0 and 1 end a transaction at the producer's epoch;
+/// 2 (Transactions V2, KIP-890 part 2) bumps the epoch with every EndTxn and adds partitions
+/// implicitly (Produce v12, TxnOffsetCommit v5).
+pub const TV_1: i16 = 1;
+pub const TV_2: i16 = 2;
+
+/// Whether transactions of client transaction version `tv` bump the epoch at their end.
+pub fn bumps_epoch(tv: i16) -> bool {
+    tv >= TV_2
+}
+
 /// An epoch at which the producer id must be replaced rather than bumped (Kafka keeps
 /// `Short.MaxValue` for the fencing bump).
 pub fn epoch_exhausted(epoch: i16) -> bool {
@@ -103,11 +119,15 @@ pub struct Transit {
     pub last_producer_id: i64,
     pub producer_epoch: i16,
     pub last_producer_epoch: i16,
+    /// The producer id a Transactions V2 end hands out when the epoch is exhausted (-1: none).
+    pub next_producer_id: i64,
     pub timeout_ms: i32,
     pub state: TxnState,
     pub partitions: BTreeSet<TopicPartition>,
     pub start_ms: i64,
     pub last_update_ms: i64,
+    /// The transaction version of the client request that made this transition.
+    pub client_tv: i16,
 }
 
 impl Transit {
@@ -123,14 +143,24 @@ impl Transit {
         TxnLogValue {
             producer_id: self.producer_id,
             previous_producer_id: self.last_producer_id,
-            next_producer_id: NO_PRODUCER_ID,
+            next_producer_id: self.next_producer_id,
             producer_epoch: self.producer_epoch,
             timeout_ms: self.timeout_ms,
             state: self.state,
             partitions,
             last_update_ms: self.last_update_ms,
             start_ms: self.start_ms,
-            client_transaction_version: 0,
+            client_transaction_version: self.client_tv,
+        }
+    }
+
+    /// The producer id and epoch the client continues with once this transition is durable: a
+    /// Transactions V2 end hands out the bumped epoch, or the next producer id at epoch 0.
+    pub fn handed_out(&self) -> (i64, i16) {
+        if self.next_producer_id != NO_PRODUCER_ID {
+            (self.next_producer_id, 0)
+        } else {
+            (self.producer_id, self.producer_epoch)
         }
     }
 }
@@ -144,11 +174,15 @@ pub struct TxnMetadata {
     pub producer_epoch: i16,
     /// The epoch before the last bump, so that a retried InitProducerId (KIP-360) is recognised.
     pub last_producer_epoch: i16,
+    /// See [`Transit::next_producer_id`].
+    pub next_producer_id: i64,
     pub timeout_ms: i32,
     pub state: TxnState,
     pub partitions: BTreeSet<TopicPartition>,
     pub start_ms: i64,
     pub last_update_ms: i64,
+    /// The transaction version of the client request behind the last transition.
+    pub client_tv: i16,
     /// The transition being written, if any.
     pub pending: Option<TxnState>,
 }
@@ -162,11 +196,13 @@ impl TxnMetadata {
             last_producer_id: NO_PRODUCER_ID,
             producer_epoch: NO_EPOCH,
             last_producer_epoch: NO_EPOCH,
+            next_producer_id: NO_PRODUCER_ID,
             timeout_ms,
             state: TxnState::Empty,
             partitions: BTreeSet::new(),
             start_ms: -1,
             last_update_ms: now_ms,
+            client_tv: 0,
             pending: None,
         }
     }
@@ -179,6 +215,7 @@ impl TxnMetadata {
             last_producer_id: v.previous_producer_id,
             producer_epoch: v.producer_epoch,
             last_producer_epoch: NO_EPOCH,
+            next_producer_id: v.next_producer_id,
             timeout_ms: v.timeout_ms,
             state: v.state,
             partitions: v
@@ -188,21 +225,25 @@ impl TxnMetadata {
                 .collect(),
             start_ms: v.start_ms,
             last_update_ms: v.last_update_ms,
+            client_tv: v.client_transaction_version,
             pending: None,
         }
     }
 
-    fn transit(&self) -> Transit {
+    /// The current state as a transition (what a replayed Prepare* resumes its markers from).
+    pub fn transit(&self) -> Transit {
         Transit {
             producer_id: self.producer_id,
             last_producer_id: self.last_producer_id,
             producer_epoch: self.producer_epoch,
             last_producer_epoch: self.last_producer_epoch,
+            next_producer_id: self.next_producer_id,
             timeout_ms: self.timeout_ms,
             state: self.state,
             partitions: self.partitions.clone(),
             start_ms: self.start_ms,
             last_update_ms: self.last_update_ms,
+            client_tv: self.client_tv,
         }
     }
 
@@ -274,11 +315,13 @@ impl TxnMetadata {
             } else {
                 NO_EPOCH
             },
+            next_producer_id: NO_PRODUCER_ID,
             timeout_ms,
             state: TxnState::Empty,
             partitions: BTreeSet::new(),
             start_ms: -1,
             last_update_ms: now_ms,
+            client_tv: self.client_tv,
         };
         self.prepare(to)
     }
@@ -305,6 +348,7 @@ impl TxnMetadata {
         &mut self,
         added: impl IntoIterator<Item = TopicPartition>,
         now_ms: i64,
+        client_tv: i16,
     ) -> Result<Transit, TxnError> {
         let start_ms = match self.state {
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort => now_ms,
@@ -317,30 +361,52 @@ impl TxnMetadata {
             partitions,
             start_ms,
             last_update_ms: now_ms,
+            client_tv,
             ..self.transit()
         };
         self.prepare(to)
     }
 
     /// EndTxn or an abort by the coordinator: PrepareCommit or PrepareAbort. An abort that follows
-    /// an epoch fence takes over its pending state and writes the fenced epoch.
+    /// an epoch fence takes over its pending state and writes the fenced epoch. Under Transactions
+    /// V2 (`client_tv` 2) the end bumps the epoch (the fence's bump is that bump), and
+    /// `next_producer_id` (or -1) is the id handed out instead when the epoch is exhausted; an
+    /// abort may come with no transaction open (`start_ms` is then now).
     pub fn prepare_abort_or_commit(
         &mut self,
         commit: bool,
         now_ms: i64,
+        client_tv: i16,
+        next_producer_id: i64,
     ) -> Result<Transit, TxnError> {
         let state = if commit {
             TxnState::PrepareCommit
         } else {
             TxnState::PrepareAbort
         };
-        if !commit && self.pending == Some(TxnState::PrepareEpochFence) {
+        let fenced = !commit && self.pending == Some(TxnState::PrepareEpochFence);
+        if fenced {
             self.pending = None;
-            self.last_producer_epoch = NO_EPOCH;
         }
+        let (epoch, last_epoch) = match (bumps_epoch(client_tv), fenced) {
+            (false, false) => (self.producer_epoch, self.last_producer_epoch),
+            (false, true) => (self.producer_epoch, NO_EPOCH),
+            (true, false) => (self.producer_epoch.saturating_add(1), self.producer_epoch),
+            (true, true) => (self.producer_epoch, self.producer_epoch.saturating_sub(1)),
+        };
+        let no_transaction_open = self.state != TxnState::Ongoing;
         let to = Transit {
             state,
+            producer_epoch: epoch,
+            last_producer_epoch: last_epoch,
+            next_producer_id,
+            start_ms: if no_transaction_open {
+                now_ms
+            } else {
+                self.start_ms
+            },
             last_update_ms: now_ms,
+            client_tv,
             ..self.transit()
         };
         self.prepare(to)
@@ -353,11 +419,25 @@ impl TxnMetadata {
             TxnState::PrepareAbort => TxnState::CompleteAbort,
             _ => return Err(TxnError::InvalidTxnState),
         };
+        // A Transactions V2 end that exhausted the epoch moves to the next producer id at epoch 0.
+        let rotated = bumps_epoch(self.client_tv) && self.next_producer_id != NO_PRODUCER_ID;
         let to = Transit {
             state,
             partitions: BTreeSet::new(),
             last_update_ms: now_ms,
             ..self.transit()
+        };
+        let to = if rotated {
+            Transit {
+                producer_id: self.next_producer_id,
+                last_producer_id: self.producer_id,
+                producer_epoch: 0,
+                last_producer_epoch: self.last_producer_epoch,
+                next_producer_id: NO_PRODUCER_ID,
+                ..to
+            }
+        } else {
+            to
         };
         self.prepare(to)
     }
@@ -383,6 +463,8 @@ impl TxnMetadata {
         self.last_producer_id = to.last_producer_id;
         self.producer_epoch = to.producer_epoch;
         self.last_producer_epoch = to.last_producer_epoch;
+        self.next_producer_id = to.next_producer_id;
+        self.client_tv = to.client_tv;
         self.timeout_ms = to.timeout_ms;
         self.state = to.state;
         self.partitions = to.partitions.clone();

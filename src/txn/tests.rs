@@ -168,6 +168,7 @@ pub(super) struct Harness {
 
 fn config() -> TxnConfig {
     TxnConfig {
+        transaction_version: 0,
         max_timeout_ms: 900_000,
         abort_scan_interval_ms: 100,
         id_expiration_ms: 3_600_000,

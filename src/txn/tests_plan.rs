@@ -19,7 +19,7 @@ fn apply(md: &mut TxnMetadata, t: Transit) -> Transit {
 }
 
 fn init(md: &mut TxnMetadata, expected: Option<(i64, i16)>) -> Result<InitStep, TxnError> {
-    plan_init(md, T, expected, &mut None, 1000)
+    plan_init(md, T, expected, &mut None, 1000, 0)
 }
 
 fn initialised(epoch: i16) -> TxnMetadata {
@@ -30,7 +30,7 @@ fn initialised(epoch: i16) -> TxnMetadata {
 
 fn ongoing(partitions: &[TopicPartition]) -> TxnMetadata {
     let mut md = initialised(3);
-    let t = plan_add_partitions(&mut md, 7, 3, partitions, 100)
+    let t = plan_add_partitions(&mut md, 7, 3, partitions, 100, 0)
         .unwrap()
         .unwrap();
     apply(&mut md, t);
@@ -49,7 +49,7 @@ fn a_new_id_gets_epoch_zero_and_a_pending_write_blocks_others() {
     );
     assert_eq!(init(&mut md, None), Err(TxnError::ConcurrentTransactions));
     assert_eq!(
-        plan_add_partitions(&mut md, 7, 0, &[tp("a", 0)], 1),
+        plan_add_partitions(&mut md, 7, 0, &[tp("a", 0)], 1, 0),
         Err(TxnError::ProducerFenced),
         "the epoch is not taken on before the write is durable"
     );
@@ -120,12 +120,12 @@ fn an_exhausted_epoch_rotates_the_producer_id() {
     let mut spare = None;
     let old = Some((7, i16::MAX - 1));
     assert_eq!(
-        plan_init(&mut md, T, old, &mut spare, 1),
+        plan_init(&mut md, T, old, &mut spare, 1, 0),
         Ok(InitStep::NeedProducerId)
     );
     assert_eq!(md.pending, None);
     spare = Some(99);
-    let InitStep::Write(t) = plan_init(&mut md, T, old, &mut spare, 1).unwrap() else {
+    let InitStep::Write(t) = plan_init(&mut md, T, old, &mut spare, 1, 0).unwrap() else {
         panic!()
     };
     assert_eq!(spare, None);
@@ -136,14 +136,14 @@ fn an_exhausted_epoch_rotates_the_producer_id() {
     );
     // The old producer retrying with its exhausted epoch is recognised as a retry: the same id
     // and epoch again.
-    let InitStep::Write(t) = plan_init(&mut md, T, old, &mut None, 2).unwrap() else {
+    let InitStep::Write(t) = plan_init(&mut md, T, old, &mut None, 2, 0).unwrap() else {
         panic!()
     };
     assert_eq!((t.producer_id, t.producer_epoch), (99, 0));
     md.abort_pending();
     // Without an expected epoch a rotation forgets the old epoch.
     let mut md = initialised(i16::MAX - 1);
-    let InitStep::Write(t) = plan_init(&mut md, T, None, &mut Some(5), 1).unwrap() else {
+    let InitStep::Write(t) = plan_init(&mut md, T, None, &mut Some(5), 1, 0).unwrap() else {
         panic!()
     };
     assert_eq!((t.producer_id, t.last_producer_epoch), (5, NO_EPOCH));
@@ -184,28 +184,28 @@ fn add_partitions_checks_and_transitions() {
     let mut md = initialised(3);
     let a0 = [tp("a", 0)];
     assert_eq!(
-        plan_add_partitions(&mut md, 8, 3, &a0, 1),
+        plan_add_partitions(&mut md, 8, 3, &a0, 1, 0),
         Err(TxnError::InvalidProducerIdMapping)
     );
     assert_eq!(
-        plan_add_partitions(&mut md, 7, 2, &a0, 1),
+        plan_add_partitions(&mut md, 7, 2, &a0, 1, 0),
         Err(TxnError::ProducerFenced)
     );
-    let t = plan_add_partitions(&mut md, 7, 3, &a0, 100)
+    let t = plan_add_partitions(&mut md, 7, 3, &a0, 100, 0)
         .unwrap()
         .unwrap();
     assert_eq!(
-        plan_add_partitions(&mut md, 7, 3, &[tp("b", 0)], 1),
+        plan_add_partitions(&mut md, 7, 3, &[tp("b", 0)], 1, 0),
         Err(TxnError::ConcurrentTransactions)
     );
     apply(&mut md, t);
     assert_eq!((md.state, md.start_ms), (TxnState::Ongoing, 100));
     assert_eq!(
-        plan_add_partitions(&mut md, 7, 3, &a0, 150),
+        plan_add_partitions(&mut md, 7, 3, &a0, 150, 0),
         Ok(None),
         "already added"
     );
-    let t = plan_add_partitions(&mut md, 7, 3, &[tp("b", 1)], 200)
+    let t = plan_add_partitions(&mut md, 7, 3, &[tp("b", 1)], 200, 0)
         .unwrap()
         .unwrap();
     apply(&mut md, t);
@@ -217,13 +217,13 @@ fn add_partitions_checks_and_transitions() {
     let EndStep::Write(t) = t else { panic!() };
     apply(&mut md, t);
     assert_eq!(
-        plan_add_partitions(&mut md, 7, 3, &a0, 1),
+        plan_add_partitions(&mut md, 7, 3, &a0, 1, 0),
         Err(TxnError::ConcurrentTransactions)
     );
     let t = md.prepare_complete(400).unwrap();
     apply(&mut md, t);
     // The next transaction starts afresh.
-    let t = plan_add_partitions(&mut md, 7, 3, &[tp("c", 0)], 500)
+    let t = plan_add_partitions(&mut md, 7, 3, &[tp("c", 0)], 500, 0)
         .unwrap()
         .unwrap();
     apply(&mut md, t);
@@ -235,9 +235,9 @@ fn end_txn_in_every_state() {
     use TxnState::*;
     let cases = [
         (Empty, true, Err(TxnError::InvalidTxnState)),
-        (CompleteCommit, true, Ok(EndStep::Done)),
+        (CompleteCommit, true, Ok(EndStep::Done(7, 3))),
         (CompleteCommit, false, Err(TxnError::InvalidTxnState)),
-        (CompleteAbort, false, Ok(EndStep::Done)),
+        (CompleteAbort, false, Ok(EndStep::Done(7, 3))),
         (CompleteAbort, true, Err(TxnError::InvalidTxnState)),
         (PrepareCommit, true, Err(TxnError::ConcurrentTransactions)),
         (PrepareCommit, false, Err(TxnError::InvalidTxnState)),
@@ -310,15 +310,19 @@ fn timed_out_transactions_are_fenced_and_aborted() {
     let mut md = ongoing(&[tp("a", 0)]);
     let deadline = md.start_ms + T as i64;
     assert_eq!(
-        plan_timeout_abort(&mut md, deadline),
+        plan_timeout_abort(&mut md, deadline, 0),
         None,
         "not older than its timeout yet"
     );
-    let t = plan_timeout_abort(&mut md, deadline + 1).unwrap();
+    let t = plan_timeout_abort(&mut md, deadline + 1, 0).unwrap();
     assert_eq!((t.state, t.producer_epoch), (TxnState::PrepareAbort, 4));
-    assert_eq!(plan_timeout_abort(&mut md, deadline + 2), None, "pending");
+    assert_eq!(
+        plan_timeout_abort(&mut md, deadline + 2, 0),
+        None,
+        "pending"
+    );
     let mut idle = initialised(3);
-    assert_eq!(plan_timeout_abort(&mut idle, i64::MAX), None);
+    assert_eq!(plan_timeout_abort(&mut idle, i64::MAX, 0), None);
 }
 
 #[test]

@@ -41,7 +41,8 @@ impl TransactionCoordinator {
     /// Fences and aborts every transaction of this coordinator open longer than its timeout at
     /// `now_ms`; returns how many aborts became durable (their markers follow).
     pub async fn abort_timed_out(&self, now_ms: i64) -> usize {
-        let writes = self.plan_all(|md| plan_timeout_abort(md, now_ms));
+        let tv = self.config.transaction_version;
+        let writes = self.plan_all(|md| plan_timeout_abort(md, now_ms, tv));
         let mut aborted = 0;
         for w in writes {
             let (id, epoch) = (w.transactional_id.clone(), w.transit.producer_epoch);

@@ -28,7 +28,9 @@ impl TransactionCoordinator {
         transit: Transit,
     ) -> Result<QueuedWrite, TxnError> {
         let id = md.transactional_id.clone();
-        let value = (transit.state != TxnState::Dead).then(|| transit.to_value().encode(0));
+        // Kafka writes the flexible value (v1) from `transaction.version` 1.
+        let version = self.config.transaction_version.min(1);
+        let value = (transit.state != TxnState::Dead).then(|| transit.to_value().encode(version));
         let partition = self.partition_of(&id);
         match self
             .log

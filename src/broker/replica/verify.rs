@@ -3,32 +3,71 @@
 //! partition, the leader asks the transaction coordinator whether the partition is in the producer's
 //! ongoing transaction, through a [`TxnVerifier`] (the broker's: its own coordinator, or another
 //! broker's with AddPartitionsToTxn v4). A batch that is not gets an error instead of opening a
-//! transaction that would hold the partition's last stable offset forever.
+//! transaction that would hold the partition's last stable offset forever. A Transactions V2
+//! client (Produce v12+, TxnOffsetCommit v5+) does not add partitions itself: the leader asks the
+//! coordinator to add them instead of only verifying (KIP-890 part 2).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use tracing::debug;
 
 use super::{ProduceTopic, ReplicaError, ReplicaManager, TopicRef};
+use crate::broker::partition::Partition;
 use crate::broker::TxnGuard;
 use crate::log::BatchHeader;
 
 pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Vec<((String, i32), i16)>> + Send + 'a>>;
 
 /// Asks a transactional id's coordinator which of `partitions` are in the ongoing transaction of
-/// (producer id, epoch): each partition's error code (0: it is).
+/// (producer id, epoch), or with `add` to add them to it: each partition's error code (0: it is).
 pub trait TxnVerifier: Send + Sync {
     fn verify<'a>(
         &'a self,
         transactional_id: &'a str,
         producer: (i64, i16),
         partitions: Vec<(String, i32)>,
+        add: bool,
     ) -> VerifyFuture<'a>;
+}
+
+/// How long a verification answered CONCURRENT_TRANSACTIONS (the producer's previous transaction
+/// still completing) is retried before the answer goes to the client, and how often (Kafka's
+/// `add.partitions.to.txn.retry.backoff.max.ms` and `.backoff.ms` defaults).
+const CONCURRENT_RETRY_FOR: Duration = Duration::from_millis(100);
+const CONCURRENT_RETRY_EVERY: Duration = Duration::from_millis(20);
+
+/// Asks `verifier`, retrying while the coordinator answers CONCURRENT_TRANSACTIONS for a while;
+/// `begin` (re)starts the partitions' guards before each attempt.
+async fn ask_with_retries<G>(
+    verifier: &dyn TxnVerifier,
+    transactional_id: &str,
+    producer: (i64, i16),
+    partitions: &[(String, i32)],
+    add: bool,
+    mut begin: impl FnMut() -> G,
+) -> (HashMap<(String, i32), i16>, G) {
+    let started = Instant::now();
+    loop {
+        let guards = begin();
+        let answers: HashMap<(String, i32), i16> = verifier
+            .verify(transactional_id, producer, partitions.to_vec(), add)
+            .await
+            .into_iter()
+            .collect();
+        let concurrent = ResponseError::ConcurrentTransactions.code();
+        if !answers.values().any(|c| *c == concurrent)
+            || started.elapsed() + CONCURRENT_RETRY_EVERY > CONCURRENT_RETRY_FOR
+        {
+            return (answers, guards);
+        }
+        tokio::time::sleep(CONCURRENT_RETRY_EVERY).await;
+    }
 }
 
 /// The transactional side of a Produce request.
@@ -37,10 +76,15 @@ pub struct TxnProduce {
     pub transactional_id: String,
     /// Produce v11+ clients know TRANSACTION_ABORTABLE; older ones get INVALID_TXN_STATE.
     pub abortable_supported: bool,
+    /// Produce v12+: a Transactions V2 client, whose partitions the leader adds to the transaction.
+    pub add_partitions: bool,
 }
 
 /// A partition awaiting the coordinator's answer: where in the request, which, and its guard.
 type Pending = ((usize, usize), (String, i32), TxnGuard);
+
+/// A transactional batch's partition hosted here: where in the request, which, and the partition.
+type Candidate = ((usize, usize), (String, i32), Arc<Partition>);
 
 /// Per (topic index, partition index) of a request: the guard to append with, or why not.
 pub type Verdicts = HashMap<(usize, usize), Result<TxnGuard, ReplicaError>>;
@@ -64,8 +108,9 @@ impl ReplicaManager {
             return verdicts;
         };
         let image = self.metadata.image();
+        let add = txn.add_partitions;
         let mut producer: Option<(i64, i16)> = None;
-        let mut pending: Vec<Pending> = Vec::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
         for (t, topic) in topics.iter().enumerate() {
             let name = match &topic.topic {
                 TopicRef::Name(n) => n.clone(),
@@ -91,23 +136,38 @@ impl ReplicaManager {
                     }
                     _ => producer = Some((h.producer_id, h.producer_epoch)),
                 }
-                let Some(p) = self.partitions.get(&name, data.index) else {
-                    continue;
-                };
-                if let Some(guard) = p.begin_txn_verification(h.producer_id, h.producer_epoch) {
-                    pending.push(((t, i), (name.clone(), data.index), guard));
+                if let Some(p) = self.partitions.get(&name, data.index) {
+                    candidates.push(((t, i), (name.clone(), data.index), p));
                 }
             }
         }
-        let Some(producer) = producer.filter(|_| !pending.is_empty()) else {
+        let Some(producer) = producer else {
             return verdicts;
         };
-        let asked: Vec<(String, i32)> = pending.iter().map(|(_, tp, _)| tp.clone()).collect();
-        let answers: HashMap<(String, i32), i16> = verifier
-            .verify(&txn.transactional_id, producer, asked)
-            .await
-            .into_iter()
-            .collect();
+        // The partitions whose batch would open the transaction here, each with its guard.
+        let begin = || -> Vec<Pending> {
+            candidates
+                .iter()
+                .filter_map(|(at, tp, p)| {
+                    p.begin_txn_verification(producer.0, producer.1, add)
+                        .map(|g| (*at, tp.clone(), g))
+                })
+                .collect()
+        };
+        let first = begin();
+        if first.is_empty() {
+            return verdicts;
+        }
+        let asked: Vec<(String, i32)> = first.iter().map(|(_, tp, _)| tp.clone()).collect();
+        let (answers, pending) = ask_with_retries(
+            verifier.as_ref(),
+            &txn.transactional_id,
+            producer,
+            &asked,
+            add,
+            begin,
+        )
+        .await;
         for (at, tp, guard) in pending {
             let code = answers
                 .get(&tp)
@@ -118,7 +178,7 @@ impl ReplicaManager {
             } else {
                 debug!(transactional_id = %txn.transactional_id, topic = %tp.0, partition = tp.1,
                     producer_id = producer.0, code, "transactional batch not verified");
-                Err(produce_error(code, txn.abortable_supported))
+                Err(produce_error(code, txn.abortable_supported, add))
             };
             verdicts.insert(at, verdict);
         }
@@ -128,15 +188,16 @@ impl ReplicaManager {
 
 impl ReplicaManager {
     /// Verification of one partition led here for a coordinator's transactional write (the group
-    /// coordinator's TxnOffsetCommit on `__consumer_offsets`): `Ok(None)` when none is needed (no
-    /// verifier, partition not hosted here, or the producer's transaction already open in it),
-    /// `Ok(Some(guard))` once the coordinator confirmed it, otherwise the coordinator's error code.
+    /// coordinator's TxnOffsetCommit on `__consumer_offsets`; `add` for v5+, a Transactions V2
+    /// client): `Ok(None)` when none is needed (no verifier, partition not hosted here, or the
+    /// producer's transaction already open in it), `Ok(Some(guard))` once the coordinator confirmed
+    /// it, otherwise the coordinator's error code.
     pub async fn verify_txn_partition(
         &self,
         transactional_id: &str,
         producer: (i64, i16),
-        topic: &str,
-        index: i32,
+        (topic, index): (&str, i32),
+        add: bool,
     ) -> Result<Option<TxnGuard>, i16> {
         let Some(verifier) = self.verifier.get() else {
             return Ok(None);
@@ -144,15 +205,25 @@ impl ReplicaManager {
         let Some(p) = self.partitions.get(topic, index) else {
             return Ok(None);
         };
-        let Some(guard) = p.begin_txn_verification(producer.0, producer.1) else {
+        if p.begin_txn_verification(producer.0, producer.1, add)
+            .is_none()
+        {
             return Ok(None);
-        };
+        }
         let tp = (topic.to_string(), index);
-        let answers = verifier
-            .verify(transactional_id, producer, vec![tp.clone()])
-            .await;
-        match answers.iter().find(|(p, _)| *p == tp).map(|(_, c)| *c) {
-            Some(0) => Ok(Some(guard)),
+        let begin = || p.begin_txn_verification(producer.0, producer.1, add);
+        let (answers, guard) = ask_with_retries(
+            verifier.as_ref(),
+            transactional_id,
+            producer,
+            std::slice::from_ref(&tp),
+            add,
+            begin,
+        )
+        .await;
+        match answers.get(&tp).copied() {
+            // The transaction opened meanwhile (another request of the producer): no guard needed.
+            Some(0) => Ok(guard),
             Some(code) => Err(code),
             None => Err(ResponseError::NetworkException.code()),
         }
@@ -169,13 +240,15 @@ fn transactional_header(records: &Bytes) -> Option<BatchHeader> {
 /// What the producer is told of a coordinator's verification answer, as Kafka's ReplicaManager and
 /// AddPartitionsToTxnManager translate it: fencing as INVALID_PRODUCER_EPOCH, a partition not in the
 /// transaction as TRANSACTION_ABORTABLE (INVALID_TXN_STATE before Produce v11), and the retriable
-/// coordinator errors as NOT_ENOUGH_REPLICAS, which every client retries without a metadata refresh.
-fn produce_error(code: i16, abortable_supported: bool) -> ReplicaError {
+/// coordinator errors as NOT_ENOUGH_REPLICAS, which every client retries without a metadata refresh
+/// — except CONCURRENT_TRANSACTIONS for a Transactions V2 client (`add`), which knows it.
+fn produce_error(code: i16, abortable_supported: bool, add: bool) -> ReplicaError {
     let translated = match ResponseError::try_from_code(code) {
         Some(ResponseError::ProducerFenced) => ResponseError::InvalidProducerEpoch,
         Some(ResponseError::TransactionAbortable) if !abortable_supported => {
             ResponseError::InvalidTxnState
         }
+        Some(ResponseError::ConcurrentTransactions) if add => ResponseError::ConcurrentTransactions,
         Some(
             ResponseError::ConcurrentTransactions
             | ResponseError::NetworkException

@@ -25,6 +25,8 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.IsolationLevel;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.InvalidProducerEpochException;
+import org.apache.kafka.common.errors.InvalidTxnStateException;
 import org.apache.kafka.common.errors.ProducerFencedException;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -232,8 +234,11 @@ class TransactionsTest {
     }
 
     /**
-     * p1 is fenced before it adds a partition: its AddPartitionsToTxn gets PRODUCER_FENCED, the send
-     * fails with ProducerFencedException and so does every later transactional call.
+     * p1 is fenced before its first send of a transaction. Under Transactions V2 (which the broker
+     * finalizes and the 4.4 client uses) the partition leader adds the partition for it and the
+     * coordinator answers PRODUCER_FENCED, which the leader reports as INVALID_PRODUCER_EPOCH (as
+     * Kafka's AddPartitionsToTxnManager does): the send fails with InvalidProducerEpochException, an
+     * abortable error, and the abort is then fenced for good (ProducerFencedException).
      */
     @Test
     void secondProducerWithSameIdFencesTheFirstOnSend() throws Exception {
@@ -253,8 +258,8 @@ class TransactionsTest {
             } catch (ProducerFencedException e) {
                 failure = e;
             }
-            assertInstanceOf(ProducerFencedException.class, failure, "p1's send after p2's initTransactions");
-            assertThrows(ProducerFencedException.class, p1::commitTransaction);
+            assertInstanceOf(InvalidProducerEpochException.class, failure, "p1's send after p2's initTransactions");
+            assertThrows(ProducerFencedException.class, p1::abortTransaction);
             p2.beginTransaction();
             p2.send(new ProducerRecord<>(topic, 0, "k", "p2-0"));
             p2.commitTransaction();
@@ -328,7 +333,9 @@ class TransactionsTest {
 
     /**
      * A live producer that keeps its transaction open past transaction.timeout.ms: the coordinator
-     * aborts it (bumping the epoch), so its commit is fenced and its records are never visible.
+     * aborts it (bumping the epoch) and its records are never visible. Under Transactions V2 its
+     * commit is then refused as Kafka refuses it: the transaction ended as an abort
+     * (INVALID_TXN_STATE, not a fence: a V2 producer could abort and go on).
      */
     @Test
     void transactionPastItsTimeoutIsAbortedAndItsCommitFenced() throws Exception {
@@ -345,7 +352,7 @@ class TransactionsTest {
             assertEquals(0, offset);
             Clients.waitUntil("the timed-out transaction aborted (LSO past its abort marker)",
                     () -> endOffset(rc, tp) == 2);
-            assertThrows(ProducerFencedException.class, p::commitTransaction);
+            assertThrows(InvalidTxnStateException.class, p::commitTransaction);
         }
         assertEquals(List.of(), values(readAll(topic, 1, READ_COMMITTED)));
         assertEquals(List.of("expired-0"), values(readAll(topic, 1, READ_UNCOMMITTED)));
