@@ -109,3 +109,44 @@ impl Partition {
         Some(guards.begin(producer_id, producer_epoch, bumps_epoch))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_marker_voids_the_guard_of_its_transaction_but_not_of_the_next_v2_one() {
+        let mut g = TxnGuards::default();
+        // V1: a marker for the producer (same epoch) voids a verification in flight.
+        let v1 = g.begin(7, 3, false);
+        g.clear(7, 3);
+        assert!(g.take(v1).is_err());
+        // V2: the marker ending the previous transaction carries the bumped epoch the next
+        // transaction's batch has; its guard survives it, but not a later marker.
+        let v2 = g.begin(7, 4, true);
+        g.clear(7, 4);
+        assert!(g.take(v2).is_ok(), "the next transaction's guard survives");
+        let v2 = g.begin(7, 5, true);
+        g.clear(7, 6);
+        assert!(g.take(v2).is_err(), "a marker of a later epoch voids it");
+    }
+
+    #[test]
+    fn verifications_in_flight_together_share_a_guard_and_a_newer_epoch_replaces_it() {
+        let mut g = TxnGuards::default();
+        let a = g.begin(7, 3, false);
+        let b = g.begin(7, 3, false);
+        assert_eq!(a, b);
+        let older = g.begin(7, 2, false);
+        assert_eq!(older, a, "an older epoch does not displace the guard");
+        let newer = g.begin(7, 4, true);
+        assert_ne!(newer, a);
+        assert!(g.take(a).is_err());
+        assert!(g.take(newer).is_ok());
+        assert!(g.take(newer).is_err(), "taken once");
+        // Other producers are apart.
+        let other = g.begin(8, 3, false);
+        g.clear(7, 9);
+        assert!(g.take(other).is_ok());
+    }
+}

@@ -19,6 +19,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 pub mod cluster;
+pub mod txn;
 
 pub struct BrokerProcess {
     child: Child,
