@@ -192,7 +192,8 @@ class TransactionsAdminTest {
 
     /**
      * describeProducers on a partition: the producer's id and epoch (those of describeTransactions),
-     * last sequence and the first offset of its open transaction; none once it commits.
+     * last sequence and the first offset of its open transaction; none once it commits (Transactions
+     * V2: the commit bumps the epoch, and sequences start again at 0).
      */
     @Test
     void describeProducersShowsTheOpenTransaction() throws Exception {
@@ -214,7 +215,9 @@ class TransactionsAdminTest {
             ProducerState committed = onlyProducer(tp);
             assertEquals(d.producerId(), committed.producerId());
             assertEquals(d.producerEpoch(), committed.producerEpoch());
-            assertEquals(1, committed.lastSequence(), "two records, sequences 0 and 1");
+            // Transactions V2: the commit marker carries the producer's next epoch, which has
+            // written nothing yet (as Kafka shows it: no last sequence).
+            assertEquals(-1, committed.lastSequence(), "after the commit marker: " + committed);
             assertTrue(committed.currentTransactionStartOffset().isEmpty(), "committed: " + committed);
             assertTrue(committed.coordinatorEpoch().isPresent(), "the commit marker's coordinator epoch: " + committed);
 
@@ -227,7 +230,7 @@ class TransactionsAdminTest {
             ProducerState open = onlyProducer(tp);
             assertEquals(d.producerId(), open.producerId());
             assertEquals(describe(tid).producerEpoch(), open.producerEpoch());
-            assertEquals(4, open.lastSequence(), "three more records, sequences 2 to 4");
+            assertEquals(2, open.lastSequence(), "three records of the new epoch, sequences 0 to 2");
             assertEquals(3, open.currentTransactionStartOffset().orElseThrow(),
                     "after 2 records and a commit marker: " + open);
             assertEquals(committed.coordinatorEpoch(), open.coordinatorEpoch());

@@ -37,7 +37,11 @@ public final class Txn {
 
     /** A consumer without a group reading with {@code isolation}. */
     public static KafkaConsumer<String, String> reader(Broker b, String isolation) {
-        return Clients.consumer(b, null, Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation));
+        return reader(b.bootstrap(), isolation);
+    }
+
+    public static KafkaConsumer<String, String> reader(String bootstrap, String isolation) {
+        return Clients.consumer(bootstrap, null, Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation));
     }
 
     /** One transaction of {@code n} records to partition 0, committed. */
@@ -62,17 +66,25 @@ public final class Txn {
 
     /** Waits until every partition's LSO equals its log end offset (no transaction open or unmarked). */
     public static void awaitStable(Broker b, String topic, int n) {
+        awaitStable(b.bootstrap(), topic, n);
+    }
+
+    public static void awaitStable(String bootstrap, String topic, int n) {
         List<TopicPartition> tps = partitions(topic, n);
-        try (KafkaConsumer<String, String> rc = reader(b, READ_COMMITTED);
-                KafkaConsumer<String, String> ru = reader(b, READ_UNCOMMITTED)) {
+        try (KafkaConsumer<String, String> rc = reader(bootstrap, READ_COMMITTED);
+                KafkaConsumer<String, String> ru = reader(bootstrap, READ_UNCOMMITTED)) {
             Clients.waitUntil(topic + ": LSO = log end offset", () -> rc.endOffsets(tps).equals(ru.endOffsets(tps)));
         }
     }
 
     /** Everything a fresh consumer with {@code isolation} reads from the beginning up to its end offsets. */
     public static List<ConsumerRecord<String, String>> readAll(Broker b, String topic, int n, String isolation) {
+        return readAll(b.bootstrap(), topic, n, isolation);
+    }
+
+    public static List<ConsumerRecord<String, String>> readAll(String bootstrap, String topic, int n, String isolation) {
         List<TopicPartition> tps = partitions(topic, n);
-        try (KafkaConsumer<String, String> c = reader(b, isolation)) {
+        try (KafkaConsumer<String, String> c = reader(bootstrap, isolation)) {
             c.assign(tps);
             c.seekToBeginning(tps);
             Map<TopicPartition, Long> ends = c.endOffsets(tps);
