@@ -244,14 +244,15 @@ class TransactionsAdminTest {
                     List.of("ProducerId", "ProducerEpoch", "LatestCoordinatorEpoch", "LastSequence", "LastTimestamp",
                             "CurrentTransactionStartOffset"), 0).get(Long.toString(d.producerId()));
             assertEquals(List.of(Long.toString(open.producerId()), Integer.toString(open.producerEpoch()),
-                    Integer.toString(open.coordinatorEpoch().orElse(-1)), "4", Long.toString(open.lastTimestamp()), "3"),
+                    Integer.toString(open.coordinatorEpoch().orElse(-1)), "2", Long.toString(open.lastTimestamp()), "3"),
                     row);
 
             p.commitTransaction();
             Txn.awaitStable(broker, topic, 1);
             ProducerState after = onlyProducer(tp);
             assertTrue(after.currentTransactionStartOffset().isEmpty(), "after the commit: " + after);
-            assertEquals(4, after.lastSequence(), "a marker has no sequence: " + after);
+            assertEquals(-1, after.lastSequence(), "the commit marker moved it to its next epoch: " + after);
+            assertEquals(open.producerEpoch() + 1, after.producerEpoch());
             assertEquals(7, Txn.endOffset(rc, tp), "the LSO passes the commit marker");
         }
     }

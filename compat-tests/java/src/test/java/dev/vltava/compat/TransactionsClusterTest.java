@@ -72,6 +72,7 @@ class TransactionsClusterTest {
             TopicPartition source = new TopicPartition(topic, 0);
             List<String> committed = new ArrayList<>();
             List<Integer> epochs = new ArrayList<>();
+            int killed = -1;
             try (KafkaProducer<String, String> p = Clients.producer(c.bootstrapAll(), Map.of(
                     ProducerConfig.TRANSACTIONAL_ID_CONFIG, tid,
                     ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 120_000,
@@ -98,15 +99,18 @@ class TransactionsClusterTest {
                         p.abortTransaction();
                     }
                     if (t == KILL_AFTER) {
-                        int coordinator = describe(admin, tid).coordinatorId();
-                        c.kill9(coordinator);
+                        killed = describe(admin, tid).coordinatorId();
+                        c.kill9(killed);
                         epochs.add(-1); // the epoch is read again once the successor answers
                     } else {
                         epochs.add(describe(admin, tid).producerEpoch());
                     }
                 }
                 // The last end, as the successor coordinator tells it.
-                epochs.set(epochs.size() - 1, describe(admin, tid).producerEpoch());
+                TransactionDescription last = describe(admin, tid);
+                epochs.set(epochs.size() - 1, last.producerEpoch());
+                assertTrue(killed > 0 && last.coordinatorId() != killed,
+                        "coordinator " + last.coordinatorId() + " took over from " + killed);
             }
             int first = epochs.get(0);
             for (int t = 0; t < epochs.size(); t++) {
