@@ -186,3 +186,73 @@ fn a_leaders_add_opens_the_transaction_and_v1_ends_keep_the_epoch() {
         vec![NONE]
     );
 }
+
+/// The epoch runs out: InitProducerId bumps it to the last but one (32765), an EndTxn v5 abort to
+/// the last a client may hold (32766), and the next end moves the producer to a new producer id at
+/// epoch 0 (its markers under the old id at 32767), which the retry of that end is answered too.
+#[test]
+fn an_exhausted_epoch_moves_the_producer_to_a_new_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    create_topic(&mut c, 5, "v2x", 1, &[]);
+    assert_eq!(find_coordinator(&mut c, "v2-x").error_code, NONE);
+    let (pid, mut epoch) = init(&mut c, "v2-x");
+    while epoch < i16::MAX - 2 {
+        epoch = init(&mut c, "v2-x").1;
+    }
+    assert_eq!(
+        end_txn_v(&mut c, 5, "v2-x", (pid, epoch), false),
+        (NONE, (pid, i16::MAX - 1))
+    );
+    let last = i16::MAX - 1;
+    let r = produce(
+        &mut c,
+        12,
+        "v2-x",
+        "v2x",
+        0,
+        txn_batch(pid, last, 0, &["last"]),
+    );
+    assert_eq!(
+        (r.error_code, r.base_offset),
+        (NONE, 0),
+        "{:?}",
+        r.error_message
+    );
+    let (code, (next_pid, next_epoch)) = end_txn_v(&mut c, 5, "v2-x", (pid, last), true);
+    assert_eq!(code, NONE);
+    assert!(
+        next_pid != pid && next_epoch == 0,
+        "{next_pid}/{next_epoch}"
+    );
+    await_stable_at(&mut c, "v2x", 0, 2);
+    assert_eq!(
+        producers(&mut c, "v2x", 0),
+        vec![(pid, i32::from(i16::MAX), -1, -1)],
+        "the commit marker went out under the old id at the fencing epoch"
+    );
+    // A retry of that end is recognised; the new id produces from sequence 0.
+    assert_eq!(
+        end_txn_v(&mut c, 5, "v2-x", (pid, last), true),
+        (NONE, (next_pid, 0))
+    );
+    let r = produce(
+        &mut c,
+        12,
+        "v2-x",
+        "v2x",
+        0,
+        txn_batch(next_pid, 0, 0, &["new"]),
+    );
+    assert_eq!(
+        (r.error_code, r.base_offset),
+        (NONE, 2),
+        "{:?}",
+        r.error_message
+    );
+    assert_eq!(
+        end_txn_v(&mut c, 5, "v2-x", (next_pid, 0), true),
+        (NONE, (next_pid, 1))
+    );
+}
