@@ -72,23 +72,42 @@ impl TxnVerifier for BrokerTxnVerifier {
                 );
             }
             let endpoint = coordinator.endpoint(&self.listener);
-            match self
-                .client
-                .verify(
-                    coordinator.id,
-                    endpoint,
-                    transactional_id,
-                    (producer_id, producer_epoch),
-                    &partitions,
-                    add,
-                )
-                .await
-            {
-                Ok(codes) => codes,
-                Err(e) => {
-                    debug!(coordinator = coordinator.id, error = %e,
-                        "transaction verification request failed");
-                    all(ResponseError::NetworkException, &partitions)
+            let asked = self.client.verify(
+                coordinator.id,
+                endpoint,
+                transactional_id,
+                (producer_id, producer_epoch),
+                &partitions,
+                add,
+            );
+            // A coordinator cut off from here would hold the producer's batch for the whole
+            // request timeout although its successor already serves the id: given up once the
+            // metadata moves the id elsewhere (NOT_COORDINATOR; the producer retries).
+            let moved = async {
+                let mut images = broker.metadata.subscribe();
+                loop {
+                    let now = broker.txn.coordinator_for(transactional_id).map(|b| b.id);
+                    if now != Some(coordinator.id) {
+                        return;
+                    }
+                    if images.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            tokio::select! {
+                answer = asked => match answer {
+                    Ok(codes) => codes,
+                    Err(e) => {
+                        debug!(coordinator = coordinator.id, error = %e,
+                            "transaction verification request failed");
+                        all(ResponseError::NetworkException, &partitions)
+                    }
+                },
+                () = moved => {
+                    debug!(coordinator = coordinator.id, transactional_id,
+                        "transaction coordinator moved; verification given up");
+                    all(ResponseError::NotCoordinator, &partitions)
                 }
             }
         })

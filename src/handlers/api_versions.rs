@@ -8,7 +8,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::{
     ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
 };
-use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{HandlerResult, RequestContext, APIS};
@@ -67,7 +67,14 @@ fn with_features(response: ApiVersionsResponse, transaction_version: i16) -> Api
         .with_finalized_features(finalized)
 }
 
-/// The answer to an ApiVersions request of a version we do not know (encoded as v0).
+/// The answer to an ApiVersions request of a version we do not know (encoded as v0): as Kafka's
+/// (KIP-511), only ApiVersions' own range, which the client retries within. Clients take an error
+/// answer listing every API as a final pre-KIP-511 answer and never learn the features (franz-go).
 pub fn unsupported_version_response() -> ApiVersionsResponse {
-    response().with_error_code(ResponseError::UnsupportedVersion.code())
+    ApiVersionsResponse::default()
+        .with_api_keys(vec![ApiVersion::default()
+            .with_api_key(ApiKey::ApiVersions as i16)
+            .with_min_version(VERSIONS.0)
+            .with_max_version(VERSIONS.1)])
+        .with_error_code(ResponseError::UnsupportedVersion.code())
 }

@@ -1,14 +1,16 @@
 //! The broker's [`MarkerWriter`]: each partition of a transaction goes where its leader is, as
 //! Kafka's TransactionMarkerChannelManager routes it — to this broker's own log through a
 //! [`LocalMarkerAppender`] (the log side's `append_marker`, wired by the broker), to other leaders
-//! with WriteTxnMarkers. A partition missing from the metadata is gone (dropped, as Kafka does); one
-//! without a leader, or whose leader cannot be reached, is retried.
+//! with WriteTxnMarkers, to every leader at once. A partition missing from the metadata is gone
+//! (dropped, as Kafka does); one without a leader, or whose leader cannot be reached or stops
+//! leading it meanwhile, is retried.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use tokio::sync::watch;
 use tracing::debug;
 
@@ -77,6 +79,78 @@ fn route(image: &MetadataImage, node_id: i32, (topic, p): &TopicPartition) -> Ro
     }
 }
 
+impl BrokerMarkerWriter {
+    /// WriteTxnMarkers to `leader` for `partitions`, each one's outcome. Given up (retried) as soon
+    /// as the metadata moves any of them away from `leader`: a leader cut off from this broker would
+    /// otherwise hold the transaction's completion for the whole request timeout although its
+    /// successor is already serving.
+    async fn write_remote(
+        &self,
+        image: &MetadataImage,
+        leader: i32,
+        partitions: Vec<TopicPartition>,
+        request: &MarkerRequest,
+    ) -> Vec<(TopicPartition, MarkerOutcome)> {
+        let retry_all = |partitions: Vec<TopicPartition>, why: String| -> Vec<_> {
+            partitions
+                .into_iter()
+                .map(|tp| (tp, MarkerOutcome::Retry(why.clone())))
+                .collect()
+        };
+        let Some(b) = image.brokers.get(&leader) else {
+            return retry_all(partitions, format!("leader {leader} not registered"));
+        };
+        let endpoint = b.endpoint(&self.listener);
+        let answer = tokio::select! {
+            answer = self.client.write(leader, endpoint, request, &partitions) => answer,
+            why = self.leadership_moves(leader, &partitions) => {
+                debug!(leader, why, "WriteTxnMarkers abandoned; retried at the new leader");
+                return retry_all(partitions, why);
+            }
+        };
+        match answer {
+            Ok(codes) => {
+                let codes: BTreeMap<TopicPartition, i16> = codes.into_iter().collect();
+                partitions
+                    .into_iter()
+                    .map(|tp| {
+                        let outcome = match codes.get(&tp) {
+                            Some(c) => MarkerOutcome::from_error_code(*c),
+                            None => MarkerOutcome::Retry("not in the answer".into()),
+                        };
+                        (tp, outcome)
+                    })
+                    .collect()
+            }
+            Err(e) => {
+                debug!(leader, error = %e, "WriteTxnMarkers failed; retried");
+                retry_all(partitions, e.to_string())
+            }
+        }
+    }
+
+    /// Resolves once the metadata no longer has `leader` leading every one of `partitions`.
+    async fn leadership_moves(&self, leader: i32, partitions: &[TopicPartition]) -> String {
+        let mut metadata = self.metadata.clone();
+        loop {
+            let moved = {
+                let image = metadata.borrow_and_update();
+                partitions.iter().find(|tp| {
+                    !matches!(route(&image, self.node_id, tp), Route::Remote(l) if l == leader)
+                })
+                .cloned()
+            };
+            if let Some((topic, p)) = moved {
+                return format!("{topic}-{p} no longer led by {leader}");
+            }
+            if metadata.changed().await.is_err() {
+                // The metadata source is gone (shutting down): only the request can finish.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
 impl MarkerWriter for BrokerMarkerWriter {
     fn write_markers(
         &self,
@@ -101,42 +175,11 @@ impl MarkerWriter for BrokerMarkerWriter {
                 let code = self.local.append_marker(&tp, &request).await;
                 out.push((tp, MarkerOutcome::from_error_code(code)));
             }
-            for (leader, partitions) in remote {
-                let Some(b) = image.brokers.get(&leader) else {
-                    let why = format!("leader {leader} not registered");
-                    out.extend(
-                        partitions
-                            .into_iter()
-                            .map(|tp| (tp, MarkerOutcome::Retry(why.clone()))),
-                    );
-                    continue;
-                };
-                let endpoint = b.endpoint(&self.listener);
-                match self
-                    .client
-                    .write(leader, endpoint, &request, &partitions)
-                    .await
-                {
-                    Ok(codes) => {
-                        let codes: BTreeMap<TopicPartition, i16> = codes.into_iter().collect();
-                        for tp in partitions {
-                            let outcome = match codes.get(&tp) {
-                                Some(c) => MarkerOutcome::from_error_code(*c),
-                                None => MarkerOutcome::Retry("not in the answer".into()),
-                            };
-                            out.push((tp, outcome));
-                        }
-                    }
-                    Err(e) => {
-                        debug!(leader, error = %e, "WriteTxnMarkers failed; retried");
-                        let why = e.to_string();
-                        out.extend(
-                            partitions
-                                .into_iter()
-                                .map(|tp| (tp, MarkerOutcome::Retry(why.clone()))),
-                        );
-                    }
-                }
+            let calls = remote.into_iter().map(|(leader, partitions)| {
+                self.write_remote(&image, leader, partitions, &request)
+            });
+            for answered in join_all(calls).await {
+                out.extend(answered);
             }
             out
         })

@@ -219,3 +219,60 @@ async fn markers_go_to_the_local_log_or_the_leader_and_report_each_partition() {
     assert_eq!(seen.lock().unwrap().len(), 2);
     server.abort();
 }
+
+/// A leader that reads one request and never answers (cut off), telling `got` when it has it.
+async fn silent_leader(listener: TcpListener, got: tokio::sync::oneshot::Sender<()>) {
+    let (mut s, _) = listener.accept().await.unwrap();
+    let len = s.read_i32().await.unwrap();
+    let mut frame = BytesMut::zeroed(len as usize);
+    s.read_exact(&mut frame).await.unwrap();
+    let _ = got.send(());
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test]
+async fn a_request_to_a_leader_that_loses_the_partition_is_given_up_for_the_new_one() {
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (got, request_arrived) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(silent_leader(silent, got));
+
+    let mut image = MetadataImage::empty();
+    image.topics.insert("s".into(), topic("s", &[2]));
+    image.brokers.insert(2, broker(2, port));
+    let (publish, metadata) = watch::channel(Arc::new(image.clone()));
+    // A request timeout no test run reaches: only the leadership change can end the wait.
+    let writer = BrokerMarkerWriter::new(
+        1,
+        metadata,
+        "PLAINTEXT".into(),
+        None,
+        Arc::new(FakeLocal::default()),
+        Duration::from_secs(3600),
+    );
+    let request = MarkerRequest {
+        transactional_id: "t".into(),
+        producer_id: 5,
+        producer_epoch: 1,
+        commit: false,
+        coordinator_epoch: 2,
+        partitions: vec![("s".to_string(), 0)],
+    };
+    let write = tokio::spawn(async move { writer.write_markers(request).await });
+    request_arrived.await.unwrap();
+    // Another broker's metadata moves the partition to node 3.
+    image.topics.insert("s".into(), topic("s", &[3]));
+    publish.send(Arc::new(image)).unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), write)
+        .await
+        .expect("the write gave up on the old leader")
+        .unwrap();
+    match &out[..] {
+        [(tp, MarkerOutcome::Retry(why))] => {
+            assert_eq!(tp, &("s".to_string(), 0));
+            assert!(why.contains("no longer led by 2"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    server.abort();
+}
