@@ -1,9 +1,10 @@
 // franz-compat drives franz-go (kgo and kadm, the versions in ../go.mod) against a broker: admin
 // through kadm, an idempotent acks=all producer with every codec read back in order, and a consumer
 // group with the cooperative-sticky balancer that a second member joins and leaves, then restarts at
-// its committed offsets. Run by compat-tests/python/test_go.py.
+// its committed offsets. Run by compat-tests/python/test_go.py. With txn first, the transaction
+// scenarios of txn*.go instead (Transactions V2; run by compat-tests/python/test_go_transactions.py).
 //
-// Usage: franz-compat <bootstrap> <topic-prefix> <group>. Exits 1 with the reason on the first failure.
+// Usage: franz-compat [txn] <bootstrap> <topic-prefix> <group>. Exits 1 with the reason on the first failure.
 package main
 
 import (
@@ -34,7 +35,8 @@ func bounded() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), timeout)
 }
 
-func newClient(bootstrap string, opts ...kgo.Opt) *kgo.Client {
+// clientOpts are every client's options, then opts.
+func clientOpts(bootstrap string, opts ...kgo.Opt) []kgo.Opt {
 	base := []kgo.Opt{
 		kgo.SeedBrokers(bootstrap),
 		kgo.ClientID("franz-compat"),
@@ -42,7 +44,11 @@ func newClient(bootstrap string, opts ...kgo.Opt) *kgo.Client {
 		// Warnings and errors go to stderr (the test prints them); FRANZ_LOG=debug for everything.
 		kgo.WithLogger(kgo.BasicLogger(os.Stderr, logLevel(), nil)),
 	}
-	cl, err := kgo.NewClient(append(base, opts...)...)
+	return append(base, opts...)
+}
+
+func newClient(bootstrap string, opts ...kgo.Opt) *kgo.Client {
+	cl, err := kgo.NewClient(clientOpts(bootstrap, opts...)...)
 	if err != nil {
 		fail("client: %v", err)
 	}
@@ -50,8 +56,12 @@ func newClient(bootstrap string, opts ...kgo.Opt) *kgo.Client {
 }
 
 func main() {
+	if len(os.Args) == 5 && os.Args[1] == "txn" {
+		checkTransactions(os.Args[2], os.Args[3], os.Args[4])
+		return
+	}
 	if len(os.Args) != 4 {
-		fail("usage: franz-compat <bootstrap> <topic-prefix> <group>")
+		fail("usage: franz-compat [txn] <bootstrap> <topic-prefix> <group>")
 	}
 	bootstrap, prefix, group := os.Args[1], os.Args[2], os.Args[3]
 
