@@ -21,8 +21,6 @@ from __future__ import annotations
 import subprocess
 import uuid
 
-import pytest
-
 from test_go import RUN_TIMEOUT, gbroker  # noqa: F401  (fixture)
 
 # The lines the program prints for what franz-go surfaced; asserted below.
@@ -42,12 +40,6 @@ EXPECTED_LINES = [
     "fence: b's abort: PRODUCER_FENCED",
 ]
 
-# vltava answers an ApiVersions request of a version it does not know (franz-go opens with v5) with
-# UNSUPPORTED_VERSION listing every API; Kafka lists the ApiVersions range alone (KIP-511). franz-go
-# then keeps the v0-shaped list without features, and its first transaction on that connection runs V1.
-KNOWN_BROKER_BUG = "FAIL: ApiVersions v5: UNSUPPORTED_VERSION listing"
-
-
 def test_franz_go_transactions_v2(go_bins, gbroker):  # noqa: F811
     suffix = uuid.uuid4().hex[:8]
     done = subprocess.run(
@@ -57,8 +49,6 @@ def test_franz_go_transactions_v2(go_bins, gbroker):  # noqa: F811
         timeout=RUN_TIMEOUT,
     )
     print(done.stdout, done.stderr)
-    if done.returncode != 0 and KNOWN_BROKER_BUG in done.stderr:
-        pytest.xfail("broker bug: ApiVersions v5 answered with every API range (Kafka: the ApiVersions range alone)")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[-1].startswith("ok: transactions V2 with franz-go"), done.stdout
