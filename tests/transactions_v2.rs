@@ -2,7 +2,9 @@
 //! the leader add the partition to the transaction (v11 only verifies), EndTxn v5 ends every
 //! transaction with an epoch bump and answers the producer id and epoch to go on with, retries of
 //! it are recognised, older epochs are fenced, an abort with nothing open is allowed and a commit
-//! is not; the markers carry the bumped epoch, so the next transaction starts at sequence 0.
+//! is not; the markers carry the bumped epoch, so the next transaction starts at sequence 0. An
+//! EndTxn sent while the previous end still completes is answered CONCURRENT_TRANSACTIONS, and
+//! retried as clients do.
 
 mod common;
 
@@ -63,7 +65,7 @@ fn every_transaction_ends_with_an_epoch_bump_and_produce_v12_adds_its_partition(
 
     // The commit answers the bumped epoch; the marker (at offset 2) carries it.
     assert_eq!(
-        end_txn_v(&mut c, 5, "v2-a", (pid, e0), true),
+        retrying(|| end_txn_v(&mut c, 5, "v2-a", (pid, e0), true)),
         (NONE, (pid, e0 + 1))
     );
     await_stable_at(&mut c, "v2", 0, 3);
@@ -74,11 +76,11 @@ fn every_transaction_ends_with_an_epoch_bump_and_produce_v12_adds_its_partition(
     );
     // A retried commit (its answer lost) gets the same answer; an abort of it is invalid.
     assert_eq!(
-        end_txn_v(&mut c, 5, "v2-a", (pid, e0), true),
+        retrying(|| end_txn_v(&mut c, 5, "v2-a", (pid, e0), true)),
         (NONE, (pid, e0 + 1))
     );
     assert_eq!(
-        end_txn_v(&mut c, 5, "v2-a", (pid, e0), false).0,
+        retrying(|| end_txn_v(&mut c, 5, "v2-a", (pid, e0), false)).0,
         INVALID_TXN_STATE
     );
     // The old epoch cannot open a transaction any more.
@@ -113,7 +115,7 @@ fn every_transaction_ends_with_an_epoch_bump_and_produce_v12_adds_its_partition(
         r.error_message
     );
     assert_eq!(
-        end_txn_v(&mut c, 5, "v2-a", (pid, e1), false),
+        retrying(|| end_txn_v(&mut c, 5, "v2-a", (pid, e1), false)),
         (NONE, (pid, e1 + 1))
     );
     await_stable_at(&mut c, "v2", 0, 5);
@@ -123,15 +125,15 @@ fn every_transaction_ends_with_an_epoch_bump_and_produce_v12_adds_its_partition(
     // transaction), a commit is invalid, an older epoch is fenced.
     let e2 = e1 + 1;
     assert_eq!(
-        end_txn_v(&mut c, 5, "v2-a", (pid, e2), true).0,
+        retrying(|| end_txn_v(&mut c, 5, "v2-a", (pid, e2), true)).0,
         INVALID_TXN_STATE
     );
     assert_eq!(
-        end_txn_v(&mut c, 5, "v2-a", (pid, e2), false),
+        retrying(|| end_txn_v(&mut c, 5, "v2-a", (pid, e2), false)),
         (NONE, (pid, e2 + 1))
     );
     assert_eq!(
-        end_txn_v(&mut c, 5, "v2-a", (pid, e0), false).0,
+        retrying(|| end_txn_v(&mut c, 5, "v2-a", (pid, e0), false)).0,
         PRODUCER_FENCED
     );
     assert_eq!(lso_and_hw(&mut c, "v2", 0), (5, 5), "no marker for nothing");
@@ -202,7 +204,7 @@ fn an_exhausted_epoch_moves_the_producer_to_a_new_id() {
         epoch = init(&mut c, "v2-x").1;
     }
     assert_eq!(
-        end_txn_v(&mut c, 5, "v2-x", (pid, epoch), false),
+        retrying(|| end_txn_v(&mut c, 5, "v2-x", (pid, epoch), false)),
         (NONE, (pid, i16::MAX - 1))
     );
     let last = i16::MAX - 1;
@@ -220,7 +222,8 @@ fn an_exhausted_epoch_moves_the_producer_to_a_new_id() {
         "{:?}",
         r.error_message
     );
-    let (code, (next_pid, next_epoch)) = end_txn_v(&mut c, 5, "v2-x", (pid, last), true);
+    let (code, (next_pid, next_epoch)) =
+        retrying(|| end_txn_v(&mut c, 5, "v2-x", (pid, last), true));
     assert_eq!(code, NONE);
     assert!(
         next_pid != pid && next_epoch == 0,
@@ -234,7 +237,7 @@ fn an_exhausted_epoch_moves_the_producer_to_a_new_id() {
     );
     // A retry of that end is recognised; the new id produces from sequence 0.
     assert_eq!(
-        end_txn_v(&mut c, 5, "v2-x", (pid, last), true),
+        retrying(|| end_txn_v(&mut c, 5, "v2-x", (pid, last), true)),
         (NONE, (next_pid, 0))
     );
     let r = produce(
@@ -252,7 +255,7 @@ fn an_exhausted_epoch_moves_the_producer_to_a_new_id() {
         r.error_message
     );
     assert_eq!(
-        end_txn_v(&mut c, 5, "v2-x", (next_pid, 0), true),
+        retrying(|| end_txn_v(&mut c, 5, "v2-x", (next_pid, 0), true)),
         (NONE, (next_pid, 1))
     );
 }

@@ -157,20 +157,6 @@ fn transactional_offsets_are_pending_and_unstable_for_require_stable() {
     );
 }
 
-/// Sends `req` until its error code is not one of the retriable coordinator errors clients
-/// retry on (the coordinator loading or its topic being created), as a client does.
-fn retrying<T>(mut send: impl FnMut() -> (i16, T)) -> (i16, T) {
-    const RETRIABLE: [i16; 4] = [14, 15, 16, 51]; // load in progress, not available, not coordinator, concurrent txns
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let (code, answer) = send();
-        if !RETRIABLE.contains(&code) || std::time::Instant::now() > deadline {
-            return (code, answer);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 fn end_txn(c: &mut Client, pid: i64, epoch: i16, commit: bool) -> i16 {
     end_txn_of(c, "tx-e2e", pid, epoch, commit)
 }

@@ -85,14 +85,16 @@ pub fn plan_add_partitions(
     now_ms: i64,
     client_tv: i16,
 ) -> Result<Option<Transit>, TxnError> {
+    // First, as Kafka: a pending transition may be moving the producer to a new id or epoch that
+    // this request already carries.
+    if md.pending.is_some() || md.state.is_prepare() {
+        return Err(TxnError::ConcurrentTransactions);
+    }
     if md.producer_id != producer_id {
         return Err(TxnError::InvalidProducerIdMapping);
     }
     if md.producer_epoch != producer_epoch {
         return Err(TxnError::ProducerFenced);
-    }
-    if md.pending.is_some() || md.state.is_prepare() {
-        return Err(TxnError::ConcurrentTransactions);
     }
     if md.state == TxnState::Ongoing && partitions.iter().all(|p| md.partitions.contains(p)) {
         return Ok(None);
@@ -127,7 +129,10 @@ pub fn plan_end_for(
     if !bumps_epoch(client_tv) {
         return plan_end(md, producer_id, producer_epoch, commit, now_ms);
     }
-    if md.pending.is_some() {
+    // First, as Kafka (KAFKA-18464): while a transition is written, or the markers of a decided
+    // transaction (Kafka has Complete* pending all along), the producer waits — the next end may
+    // come right after the previous one's answer, at the epoch it handed out.
+    if md.pending.is_some() || md.state.is_prepare() {
         return Err(TxnError::ConcurrentTransactions);
     }
     // A retried EndTxn whose bump (or move to the next producer id) is already done.
@@ -139,7 +144,6 @@ pub fn plan_end_for(
         return Err(TxnError::InvalidProducerIdMapping);
     }
     let valid_epoch = match md.state {
-        TxnState::PrepareCommit | TxnState::PrepareAbort => retry_on_bump,
         TxnState::CompleteCommit | TxnState::CompleteAbort => {
             retry_on_bump || retry_on_overflow || producer_epoch == md.producer_epoch
         }
@@ -172,9 +176,6 @@ pub fn plan_end_for(
         {
             end(md, false)
         }
-        (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-            Err(TxnError::ConcurrentTransactions)
-        }
         _ => Err(TxnError::InvalidTxnState),
     }
 }
@@ -193,7 +194,8 @@ pub fn plan_end(
     if md.producer_epoch != producer_epoch {
         return Err(TxnError::ProducerFenced);
     }
-    if md.pending.is_some() {
+    // Kafka has Complete* pending while a decided transaction's markers are written.
+    if md.pending.is_some() || md.state.is_prepare() {
         return Err(TxnError::ConcurrentTransactions);
     }
     match (md.state, commit) {
@@ -202,9 +204,6 @@ pub fn plan_end(
             .map(EndStep::Write),
         (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
             Ok(EndStep::Done(md.producer_id, md.producer_epoch))
-        }
-        (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-            Err(TxnError::ConcurrentTransactions)
         }
         _ => Err(TxnError::InvalidTxnState),
     }

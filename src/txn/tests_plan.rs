@@ -50,8 +50,12 @@ fn a_new_id_gets_epoch_zero_and_a_pending_write_blocks_others() {
     assert_eq!(init(&mut md, None), Err(TxnError::ConcurrentTransactions));
     assert_eq!(
         plan_add_partitions(&mut md, 7, 0, &[tp("a", 0)], 1, 0),
-        Err(TxnError::ProducerFenced),
-        "the epoch is not taken on before the write is durable"
+        Err(TxnError::ConcurrentTransactions),
+        "the epoch being written: wait for it"
+    );
+    assert_eq!(
+        md.producer_epoch, NO_EPOCH,
+        "not taken on before the write is durable"
     );
     apply(&mut md, t);
     assert_eq!(md.producer_epoch, 0);
@@ -240,9 +244,9 @@ fn end_txn_in_every_state() {
         (CompleteAbort, false, Ok(EndStep::Done(7, 3))),
         (CompleteAbort, true, Err(TxnError::InvalidTxnState)),
         (PrepareCommit, true, Err(TxnError::ConcurrentTransactions)),
-        (PrepareCommit, false, Err(TxnError::InvalidTxnState)),
+        (PrepareCommit, false, Err(TxnError::ConcurrentTransactions)),
         (PrepareAbort, false, Err(TxnError::ConcurrentTransactions)),
-        (PrepareAbort, true, Err(TxnError::InvalidTxnState)),
+        (PrepareAbort, true, Err(TxnError::ConcurrentTransactions)),
     ];
     for (state, commit, want) in cases {
         let mut md = initialised(3);

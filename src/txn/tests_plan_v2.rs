@@ -64,10 +64,15 @@ fn every_end_bumps_the_epoch_and_hands_it_out() {
     assert_eq!(prepared.handed_out(), (7, 4));
     assert_eq!(prepared.client_tv, TV_2);
     apply(&mut md, prepared);
-    // While the markers are written, a retry of the EndTxn is told to wait, the old epoch is
-    // fenced, and a leader's add for the next transaction waits too.
+    // While the markers are written every end waits (as in Kafka, where Complete* is pending
+    // meanwhile): a retry of this one, the next transaction's at the new epoch (which may come
+    // right after this answer), even an older epoch's; a leader's add for the next waits too.
     assert_eq!(end(&mut md, 3, true), Err(TxnError::ConcurrentTransactions));
-    assert_eq!(end(&mut md, 2, true), Err(TxnError::ProducerFenced));
+    assert_eq!(
+        end(&mut md, 4, false),
+        Err(TxnError::ConcurrentTransactions)
+    );
+    assert_eq!(end(&mut md, 2, true), Err(TxnError::ConcurrentTransactions));
     assert_eq!(
         plan_add_partitions(&mut md, 7, 4, &[tp("a", 0)], 1_500, TV_2),
         Err(TxnError::ConcurrentTransactions)

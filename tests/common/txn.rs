@@ -248,3 +248,17 @@ pub fn lso_and_hw(c: &mut Client, topic: &str, p: i32) -> (i64, i64) {
     };
     (at(1), at(0))
 }
+
+/// Sends `req` until its error code is not one of the retriable coordinator errors clients
+/// retry on (the coordinator loading or its topic being created), as a client does.
+pub fn retrying<T>(mut send: impl FnMut() -> (i16, T)) -> (i16, T) {
+    const RETRIABLE: [i16; 4] = [14, 15, 16, 51]; // load in progress, not available, not coordinator, concurrent txns
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (code, answer) = send();
+        if !RETRIABLE.contains(&code) || std::time::Instant::now() > deadline {
+            return (code, answer);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
