@@ -6,7 +6,6 @@ import java.time.Duration;
 import java.time.Instant;
 import java.util.HashMap;
 import java.util.Map;
-import java.util.Random;
 import java.util.function.Supplier;
 import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -20,7 +19,9 @@ import org.apache.kafka.common.errors.TimeoutException;
  * A transactional producer (Transactions V2 with a Kafka 4.x client and broker) running transactions
  * back to back on its own thread, each recorded in a {@link TxnHistory}: every transaction writes
  * unique values to every partition of the topic, every other one also sends a group offset
- * (sendOffsetsToTransaction), and about one in five is aborted on purpose; the rest are committed.
+ * (sendOffsetsToTransaction), and one in five is aborted on purpose (every other one of those after a
+ * flush, so its records are in the log; the others with records possibly still in the producer's
+ * buffer); the rest are committed.
  *
  * <p>Errors: an error before the commit, or a commit that fails with an error other than a timeout,
  * makes the workload abort; if abortTransaction returns, the transaction is aborted. A commit that
@@ -42,7 +43,6 @@ final class TxnWorkload implements AutoCloseable {
     private final int perPartition;
     private final String transactionalId;
     private final String group;
-    private final Random random;
     private final Thread thread;
     private volatile boolean stopping;
     private volatile Throwable died;
@@ -51,9 +51,9 @@ final class TxnWorkload implements AutoCloseable {
     private int generation;
     private KafkaProducer<String, String> producer;
 
-    /** Starts the loop; {@code seed} chooses which transactions are aborted on purpose. */
+    /** Starts the loop. */
     TxnWorkload(TxnHistory history, String bootstrap, String topic, int partitions, int perPartition,
-            String transactionalId, String group, long seed) {
+            String transactionalId, String group) {
         this.history = history;
         this.bootstrap = bootstrap;
         this.topic = topic;
@@ -61,7 +61,6 @@ final class TxnWorkload implements AutoCloseable {
         this.perPartition = perPartition;
         this.transactionalId = transactionalId;
         this.group = group;
-        this.random = new Random(seed);
         this.thread = new Thread(this::run, "txn-workload-" + transactionalId);
         this.thread.setDaemon(true);
         this.thread.start();
@@ -153,7 +152,7 @@ final class TxnWorkload implements AutoCloseable {
     private void transaction(long n) {
         String name = topic + "-t" + n;
         TxnHistory.Txn t = history.begin(name, generation, idAndEpoch(producer));
-        boolean abort = random.nextInt(5) == 0;
+        boolean abort = n % 5 == 2;
         try {
             producer.beginTransaction();
             for (int p = 0; p < partitions; p++) {
@@ -168,6 +167,9 @@ final class TxnWorkload implements AutoCloseable {
                 producer.sendOffsetsToTransaction(Map.of(source(), new OffsetAndMetadata(n, name)),
                         new ConsumerGroupMetadata(group));
                 history.groupOffset(t, n);
+            }
+            if (abort && n % 10 == 2) {
+                producer.flush();
             }
         } catch (RuntimeException e) {
             abortOrReplace(t, e, false);
