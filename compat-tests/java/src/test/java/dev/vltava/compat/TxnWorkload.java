@@ -227,6 +227,9 @@ final class TxnWorkload implements AutoCloseable {
         Instant end = Instant.now().plus(INIT_DEADLINE);
         RuntimeException last = null;
         while (Instant.now().isBefore(end)) {
+            if (Thread.currentThread().isInterrupted()) {
+                throw new IllegalStateException("interrupted replacing the producer of " + transactionalId, last);
+            }
             if (producer != null) {
                 try {
                     producer.close(Duration.ofSeconds(2));
@@ -243,7 +246,7 @@ final class TxnWorkload implements AutoCloseable {
                         return;
                     } catch (TimeoutException e) {
                         last = e; // may be retried on the same producer
-                        if (!Instant.now().isBefore(end)) {
+                        if (!Instant.now().isBefore(end) || Thread.currentThread().isInterrupted()) {
                             throw e;
                         }
                     }
