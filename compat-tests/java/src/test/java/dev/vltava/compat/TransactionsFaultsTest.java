@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -17,8 +18,10 @@ import org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.Node;
+import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -43,7 +46,8 @@ import org.junit.jupiter.api.extension.TestWatcher;
  * <p>After healing, {@link TxnHistory} checks a read_committed and a read_uncommitted read of every
  * partition from the earliest offset and the group's committed offset: committed transactions whole,
  * nothing of aborted ones, unknown ones all or nothing, no duplicates, nothing never sent, every
- * committed value in the log, the group's offset that of the last committed transaction that sent one.
+ * committed value in the log, the group's offset that of the last committed transaction that sent one,
+ * and every partition's last stable offset at its high watermark (no transaction left open).
  * Each scenario holds the machine-wide fault-test lock ({@link MachineLock}).
  */
 class TransactionsFaultsTest {
@@ -275,7 +279,7 @@ class TransactionsFaultsTest {
     private void finish(Load l) throws Exception {
         l.workload.stop(SETTLE);
         phase("stopped");
-        Txn.awaitStable(cluster.bootstrapAll(), l.topic, PARTITIONS);
+        List<String> hanging = awaitStable(l.topic);
         List<TxnHistory.Read> committed = reads(Txn.readAll(cluster.bootstrapAll(), l.topic, PARTITIONS,
                 Txn.READ_COMMITTED));
         List<TxnHistory.Read> uncommitted = reads(Txn.readAll(cluster.bootstrapAll(), l.topic, PARTITIONS,
@@ -284,7 +288,7 @@ class TransactionsFaultsTest {
                 .requireStable(true)).partitionsToOffsetAndMetadata().get(30, TimeUnit.SECONDS)
                 .get(l.workload.source());
         TxnHistory.Report r = l.history.check(committed, uncommitted,
-                o == null ? null : new TxnHistory.GroupOffset(o.offset(), o.metadata()));
+                o == null ? null : new TxnHistory.GroupOffset(o.offset(), o.metadata()), hanging);
         phase("checked");
         System.err.println(scenario + " (" + l.topic + ") after " + Duration.between(started, Instant.now())
                 + ":\n" + r);
@@ -301,6 +305,33 @@ class TransactionsFaultsTest {
         assertTrue(r.committed >= 2 * STEP, "too few committed to prove anything:\n" + r);
         assertTrue(r.aborted + r.neverCommitted >= 1 && r.abortedInLog > 0,
                 "no aborted transaction in the log to prove anything:\n" + r);
+    }
+
+    /**
+     * Waits (within {@link #SETTLE}) until every partition's last stable offset reaches its high
+     * watermark; returns those where it did not ("partition: LSO x < HW y"), for the checker.
+     */
+    private List<String> awaitStable(String topic) {
+        List<TopicPartition> tps = Txn.partitions(topic, PARTITIONS);
+        try (KafkaConsumer<String, String> rc = Txn.reader(cluster.bootstrapAll(), Txn.READ_COMMITTED);
+                KafkaConsumer<String, String> ru = Txn.reader(cluster.bootstrapAll(), Txn.READ_UNCOMMITTED)) {
+            List<String> open = new ArrayList<>();
+            boolean stable = awaitState("LSO = high watermark on every partition of " + topic, () -> {
+                Map<TopicPartition, Long> lso = rc.endOffsets(tps);
+                Map<TopicPartition, Long> hw = ru.endOffsets(tps);
+                open.clear();
+                for (TopicPartition tp : tps) {
+                    if (!lso.get(tp).equals(hw.get(tp))) {
+                        open.add(tp.partition() + ": LSO " + lso.get(tp) + " < HW " + hw.get(tp));
+                    }
+                }
+                return open.isEmpty() ? null : open.toString();
+            }, false);
+            if (!stable && open.isEmpty()) {
+                open.add("the LSO and high watermarks could not be read within " + SETTLE);
+            }
+            return open;
+        }
     }
 
     private static List<TxnHistory.Read> reads(List<ConsumerRecord<String, String>> records) {
@@ -352,20 +383,32 @@ class TransactionsFaultsTest {
         String ask() throws Exception;
     }
 
-    /** Asks {@code probe} until the state holds, within {@link #SETTLE}. */
+    /** Asks {@code probe} until the state holds, within {@link #SETTLE}, or fails. */
     private void awaitState(String what, Probe probe) {
+        awaitState(what, probe, true);
+    }
+
+    /**
+     * Asks {@code probe} until the state holds (true), within {@link #SETTLE}; then fails, or returns
+     * false if not {@code fail}.
+     */
+    private boolean awaitState(String what, Probe probe, boolean fail) {
         Instant end = Instant.now().plus(SETTLE);
         Object last;
         while (true) {
             try {
                 last = probe.ask();
                 if (last == null) {
-                    return;
+                    return true;
                 }
             } catch (Exception e) {
                 last = e;
             }
             if (Instant.now().isAfter(end)) {
+                if (!fail) {
+                    System.err.println("timed out after " + SETTLE + " waiting for " + what + "; last: " + last);
+                    return false;
+                }
                 throw new AssertionError("timed out after " + SETTLE + " waiting for " + what + "; last: " + last
                         + "\n" + cluster.allLogs());
             }

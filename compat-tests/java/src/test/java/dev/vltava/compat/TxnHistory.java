@@ -26,7 +26,8 @@ import java.util.stream.Collectors;
  * one offset (in either read); a value read that was never sent; a committed value missing from the
  * read_uncommitted read; a committed value read on another partition or at another offset than its
  * delivery said; the group's committed offset not the one of the last committed transaction that
- * sent offsets; a transaction left without an outcome.
+ * sent offsets; a transaction left without an outcome; a partition whose last stable offset never
+ * reached its high watermark (a transaction left open).
  */
 public final class TxnHistory {
     /** What the producer learnt about a transaction. */
@@ -177,8 +178,9 @@ public final class TxnHistory {
     public static final String MISPLACED = "misplaced";
     public static final String GROUP_OFFSET = "group offset";
     public static final String NO_OUTCOME = "no outcome";
+    public static final String HANGING = "hanging";
     static final List<String> KINDS = List.of(COMMITTED_NOT_WHOLE, ABORTED_VISIBLE, UNKNOWN_PARTIAL, DUPLICATES,
-            NEVER_SENT, MISSING_UNCOMMITTED, MISPLACED, GROUP_OFFSET, NO_OUTCOME);
+            NEVER_SENT, MISSING_UNCOMMITTED, MISPLACED, GROUP_OFFSET, NO_OUTCOME, HANGING);
 
     private final List<Txn> txns = new ArrayList<>();
     private final Map<String, Sent> byValue = new HashMap<>();
@@ -226,7 +228,17 @@ public final class TxnHistory {
 
     /** Checks the history against the reads after healing and the group's committed offset. */
     public synchronized Report check(List<Read> committedReads, List<Read> uncommittedReads, GroupOffset group) {
+        return check(committedReads, uncommittedReads, group, List.of());
+    }
+
+    /**
+     * As {@link #check(List, List, GroupOffset)}; {@code hanging} names the partitions whose last
+     * stable offset never reached the high watermark (a transaction left open), one anomaly each.
+     */
+    public synchronized Report check(List<Read> committedReads, List<Read> uncommittedReads, GroupOffset group,
+            List<String> hanging) {
         Report r = new Report();
+        hanging.forEach(r.anomalies.get(HANGING)::add);
         r.committedRead = committedReads.size();
         r.uncommittedRead = uncommittedReads.size();
         r.groupOffset = group;

@@ -77,7 +77,7 @@ class TxnHistoryTest {
         rc.add(new TxnHistory.Read(1, 99, "ok-1")); // a duplicate, and misplaced
         rc.add(new TxnHistory.Read(2, 100, "stranger"));
         read(later, false);
-        TxnHistory.Report r = h.check(rc, ru, new TxnHistory.GroupOffset(9, "later"));
+        TxnHistory.Report r = h.check(rc, ru, new TxnHistory.GroupOffset(9, "later"), List.of("2: LSO 5 < HW 7"));
         assertEquals(1, r.count(TxnHistory.COMMITTED_NOT_WHOLE), r.toString());
         assertEquals(2, r.count(TxnHistory.ABORTED_VISIBLE), r.toString());
         assertEquals(1, r.count(TxnHistory.UNKNOWN_PARTIAL), r.toString());
@@ -87,6 +87,7 @@ class TxnHistoryTest {
         assertEquals(1, r.count(TxnHistory.MISPLACED), r.toString());
         assertEquals(1, r.count(TxnHistory.GROUP_OFFSET), r.toString());
         assertEquals(1, r.count(TxnHistory.NO_OUTCOME), r.toString());
+        assertEquals(1, r.count(TxnHistory.HANGING), r.toString());
         assertTrue(!r.ok() && open.outcome() == TxnHistory.Outcome.OPEN);
     }
 
