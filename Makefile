@@ -4,7 +4,7 @@
 #   make test    installs client deps (compat-tests/install-deps.sh), broker unit/integration
 #                tests, then the real-client compatibility
 #                suites (rdkafka, confluent-kafka-python, kafka-python, kcat, kafkajs, the Java client)
-#   make test-java-faults  the Java client's replication fault scenarios alone (FaultsTest, ~4 min)
+#   make test-java-faults  the Java client's fault scenarios alone (FaultsTest ~4 min, TransactionsFaultsTest ~1 min)
 #   make lint    rustfmt --check + clippy -D warnings (whole workspace)
 #   make bench   release broker + benchmark driver, then run it (BENCH_ARGS=--quick for a short run)
 #   make bench-partitions  release broker hosting 1k, 10k, 20k partitions under ulimit -n 20000:
@@ -73,14 +73,15 @@ test-js: deps build
 # The Apache Kafka Java client (kafka-clients 4.4.0) and Kafka Streams 4.4.0 via Maven Surefire (JUnit 5).
 # Also Kafka's command-line tools (kafka-tools 4.4.0), the client over SASL and TLS, and against a
 # 3-node cluster on 127.0.0.1-3 (ClusterTest), and issue 12's fault scenarios on an RF=3 topic with
-# a history check (FaultsTest, HistoryTest).
+# a history check (FaultsTest, HistoryTest), and transactions under faults (TransactionsFaultsTest, TxnHistoryTest).
 test-java: deps build
 	cd compat-tests/java && VLTAVA_BIN=$(DEBUG_BIN) $(MVN) -B --no-transfer-progress -Dstyle.color=never test
 
-# Only the fault scenarios (kill -9 / SIGSTOP of the leader, rolling SIGTERM, losing followers) and the checker.
+# Only the fault scenarios (kill -9 / SIGSTOP of the leader, rolling SIGTERM, losing followers; and under
+# Transactions V2: kill -9 / SIGSTOP of the transaction coordinator, kill -9 of a data leader) and their checkers.
 test-java-faults: build
 	cd compat-tests/java && VLTAVA_BIN=$(DEBUG_BIN) $(MVN) -B --no-transfer-progress -Dstyle.color=never \
-	  test -Dtest='HistoryTest,FaultsTest'
+	  test -Dtest='HistoryTest,FaultsTest,TxnHistoryTest,TransactionsFaultsTest'
 
 lint:
 	$(CARGO) fmt --all -- --check
