@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::txn::retrying;
 use common::{create_topic, fetch_offset, name, BrokerProcess, Client};
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,

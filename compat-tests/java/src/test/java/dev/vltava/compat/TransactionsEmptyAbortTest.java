@@ -10,7 +10,6 @@ import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -20,17 +19,15 @@ import org.junit.jupiter.api.Test;
  * coordinator is still writing the previous transaction's markers. Found by TransactionsFaultsTest.
  *
  * <p>Kafka marks CompleteCommit/CompleteAbort pending before it answers the EndTxn and sends the
- * markers, so an EndTxn meanwhile gets CONCURRENT_TRANSACTIONS (retriable); vltava marks it pending
- * only once the markers are written, and until then the transaction is in Prepare* with nothing
- * pending, where the bumped epoch is not a retry and is fenced (PRODUCER_FENCED, fatal).
+ * markers, so an EndTxn meanwhile gets CONCURRENT_TRANSACTIONS (retriable), and so does vltava for
+ * a transaction in Prepare*; before that was so, the bumped epoch was taken for a stale one and
+ * fenced (PRODUCER_FENCED, fatal) in every round.
  */
 class TransactionsEmptyAbortTest {
     private static final int PARTITIONS = 3;
     private static final int ROUNDS = 10;
 
     @Test
-    @Disabled("vltava answers PRODUCER_FENCED while the previous transaction's markers are written: "
-            + "the Complete* transition is marked pending only after the markers (src/txn/markers.rs)")
     void anEmptyAbortRightAfterAnEndIsNotFenced() throws Exception {
         try (Cluster c = Cluster.start(3, Map.of(
                 "transaction.state.log.num.partitions", "3",
