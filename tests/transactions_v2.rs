@@ -13,6 +13,21 @@ use std::time::{Duration, Instant};
 use common::txn::*;
 use common::{create_topic, BrokerProcess, Client};
 
+/// A broker with `topic` of `partitions`, a connection, and `__transaction_state` ready for
+/// `transactional_id` (FindCoordinator creates it).
+fn broker_with_topic(
+    topic: &str,
+    partitions: i32,
+    transactional_id: &str,
+) -> (tempfile::TempDir, BrokerProcess, Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start(dir.path(), &[]);
+    let mut c = broker.connect();
+    create_topic(&mut c, 5, topic, partitions, &[]);
+    assert_eq!(find_coordinator(&mut c, transactional_id).error_code, NONE);
+    (dir, broker, c)
+}
+
 /// Waits until the LSO and high watermark of `topic`-`p` are both `offset` (the markers landed).
 fn await_stable_at(c: &mut Client, topic: &str, p: i32, offset: i64) {
     let until = Instant::now() + Duration::from_secs(10);
@@ -28,30 +43,14 @@ fn await_stable_at(c: &mut Client, topic: &str, p: i32, offset: i64) {
 
 #[test]
 fn every_transaction_ends_with_an_epoch_bump_and_produce_v12_adds_its_partition() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::start(dir.path(), &[]);
-    let mut c = broker.connect();
-    create_topic(&mut c, 5, "v2", 2, &[]);
-    assert_eq!(find_coordinator(&mut c, "v2-a").error_code, NONE);
+    let (_dir, _broker, mut c) = broker_with_topic("v2", 2, "v2-a");
     let (pid, e0) = init(&mut c, "v2-a");
 
     // No AddPartitionsToTxn: Produce v11 is only verified and refused, v12 has it added.
     let r = produce(&mut c, 11, "v2-a", "v2", 1, txn_batch(pid, e0, 0, &["x"]));
     assert_eq!(r.error_code, TRANSACTION_ABORTABLE, "{:?}", r.error_message);
-    let r = produce(
-        &mut c,
-        12,
-        "v2-a",
-        "v2",
-        0,
-        txn_batch(pid, e0, 0, &["a", "b"]),
-    );
-    assert_eq!(
-        (r.error_code, r.base_offset),
-        (NONE, 0),
-        "{:?}",
-        r.error_message
-    );
+    let batch = txn_batch(pid, e0, 0, &["a", "b"]);
+    assert_eq!(produce_ok(&mut c, 12, "v2-a", "v2", 0, batch), 0);
     assert_eq!(
         lso_and_hw(&mut c, "v2", 0),
         (0, 2),
@@ -100,19 +99,11 @@ fn every_transaction_ends_with_an_epoch_bump_and_produce_v12_adds_its_partition(
 
     // The next transaction starts at sequence 0 of the new epoch, in both partitions.
     let e1 = e0 + 1;
-    let r = produce(&mut c, 12, "v2-a", "v2", 0, txn_batch(pid, e1, 0, &["c"]));
+    let batch = txn_batch(pid, e1, 0, &["c"]);
+    assert_eq!(produce_ok(&mut c, 12, "v2-a", "v2", 0, batch), 3);
     assert_eq!(
-        (r.error_code, r.base_offset),
-        (NONE, 3),
-        "{:?}",
-        r.error_message
-    );
-    let r = produce(&mut c, 12, "v2-a", "v2", 1, txn_batch(pid, e1, 0, &["d"]));
-    assert_eq!(
-        (r.error_code, r.base_offset),
-        (NONE, 0),
-        "{:?}",
-        r.error_message
+        produce_ok(&mut c, 12, "v2-a", "v2", 1, txn_batch(pid, e1, 0, &["d"])),
+        0
     );
     assert_eq!(
         retrying(|| end_txn_v(&mut c, 5, "v2-a", (pid, e1), false)),
@@ -141,11 +132,7 @@ fn every_transaction_ends_with_an_epoch_bump_and_produce_v12_adds_its_partition(
 
 #[test]
 fn a_leaders_add_opens_the_transaction_and_v1_ends_keep_the_epoch() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::start(dir.path(), &[]);
-    let mut c = broker.connect();
-    create_topic(&mut c, 5, "v2b", 2, &[]);
-    assert_eq!(find_coordinator(&mut c, "v2-b").error_code, NONE);
+    let (_dir, _broker, mut c) = broker_with_topic("v2b", 2, "v2-b");
     let producer = init(&mut c, "v2-b");
     let (pid, epoch) = producer;
 
@@ -162,19 +149,16 @@ fn a_leaders_add_opens_the_transaction_and_v1_ends_keep_the_epoch() {
         leader_add(&mut c, "v2-b", (pid, epoch - 1), "v2b", &[0]),
         vec![PRODUCER_FENCED]
     );
-    let r = produce(
-        &mut c,
-        11,
-        "v2-b",
-        "v2b",
-        1,
-        txn_batch(pid, epoch, 0, &["v"]),
-    );
     assert_eq!(
-        (r.error_code, r.base_offset),
-        (NONE, 0),
-        "{:?}",
-        r.error_message
+        produce_ok(
+            &mut c,
+            11,
+            "v2-b",
+            "v2b",
+            1,
+            txn_batch(pid, epoch, 0, &["v"]),
+        ),
+        0
     );
     // EndTxn v4 (Transactions V1) keeps the epoch: the producer goes on with it.
     assert_eq!(end_txn_v(&mut c, 4, "v2-b", producer, true).0, NONE);
@@ -194,11 +178,7 @@ fn a_leaders_add_opens_the_transaction_and_v1_ends_keep_the_epoch() {
 /// epoch 0 (its markers under the old id at 32767), which the retry of that end is answered too.
 #[test]
 fn an_exhausted_epoch_moves_the_producer_to_a_new_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::start(dir.path(), &[]);
-    let mut c = broker.connect();
-    create_topic(&mut c, 5, "v2x", 1, &[]);
-    assert_eq!(find_coordinator(&mut c, "v2-x").error_code, NONE);
+    let (_dir, _broker, mut c) = broker_with_topic("v2x", 1, "v2-x");
     let (pid, mut epoch) = init(&mut c, "v2-x");
     while epoch < i16::MAX - 2 {
         epoch = init(&mut c, "v2-x").1;
@@ -208,19 +188,16 @@ fn an_exhausted_epoch_moves_the_producer_to_a_new_id() {
         (NONE, (pid, i16::MAX - 1))
     );
     let last = i16::MAX - 1;
-    let r = produce(
-        &mut c,
-        12,
-        "v2-x",
-        "v2x",
-        0,
-        txn_batch(pid, last, 0, &["last"]),
-    );
     assert_eq!(
-        (r.error_code, r.base_offset),
-        (NONE, 0),
-        "{:?}",
-        r.error_message
+        produce_ok(
+            &mut c,
+            12,
+            "v2-x",
+            "v2x",
+            0,
+            txn_batch(pid, last, 0, &["last"]),
+        ),
+        0
     );
     let (code, (next_pid, next_epoch)) =
         retrying(|| end_txn_v(&mut c, 5, "v2-x", (pid, last), true));
@@ -240,19 +217,16 @@ fn an_exhausted_epoch_moves_the_producer_to_a_new_id() {
         retrying(|| end_txn_v(&mut c, 5, "v2-x", (pid, last), true)),
         (NONE, (next_pid, 0))
     );
-    let r = produce(
-        &mut c,
-        12,
-        "v2-x",
-        "v2x",
-        0,
-        txn_batch(next_pid, 0, 0, &["new"]),
-    );
     assert_eq!(
-        (r.error_code, r.base_offset),
-        (NONE, 2),
-        "{:?}",
-        r.error_message
+        produce_ok(
+            &mut c,
+            12,
+            "v2-x",
+            "v2x",
+            0,
+            txn_batch(next_pid, 0, 0, &["new"]),
+        ),
+        2
     );
     assert_eq!(
         retrying(|| end_txn_v(&mut c, 5, "v2-x", (next_pid, 0), true)),

@@ -62,11 +62,7 @@ impl TransactionCoordinator {
                 }
             };
             let Some((write, aborting)) = queued else {
-                spare_id = Some(self.producer_ids.next_id().await.map_err(|e| {
-                    // Retriable, as Kafka's producer id manager answers while it has no block.
-                    warn!(error = %e, "cannot allocate a producer id");
-                    TxnError::CoordinatorLoadInProgress
-                })?);
+                spare_id = Some(self.spare_producer_id().await?);
                 continue;
             };
             let done = self.run_write(write).await?;
@@ -190,13 +186,17 @@ impl TransactionCoordinator {
             };
             match write {
                 Some(write) => return self.run_write(write).await.map(|t| t.handed_out()),
-                None => {
-                    spare_id = Some(self.producer_ids.next_id().await.map_err(|e| {
-                        warn!(error = %e, "cannot allocate a producer id");
-                        TxnError::CoordinatorLoadInProgress
-                    })?);
-                }
+                None => spare_id = Some(self.spare_producer_id().await?),
             }
         }
+    }
+
+    /// A new producer id, for a rotation; fetched outside the lock, so the caller decides again.
+    async fn spare_producer_id(&self) -> Result<i64, TxnError> {
+        self.producer_ids.next_id().await.map_err(|e| {
+            // Retriable, as Kafka's producer id manager answers while it has no block.
+            warn!(error = %e, "cannot allocate a producer id");
+            TxnError::CoordinatorLoadInProgress
+        })
     }
 }

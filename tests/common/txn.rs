@@ -199,6 +199,24 @@ pub fn produce(
     }
 }
 
+/// A Produce that must be appended: its base offset.
+pub fn produce_ok(
+    c: &mut Client,
+    version: i16,
+    id: &str,
+    topic: &str,
+    p: i32,
+    records: Bytes,
+) -> i64 {
+    let r = produce(c, version, id, topic, p, records);
+    assert_eq!(
+        r.error_code, NONE,
+        "Produce v{version} to {topic}-{p}: {:?}",
+        r.error_message
+    );
+    r.base_offset
+}
+
 /// DescribeProducers of `topic`-`p`: (producer id, epoch, last sequence, open transaction's first
 /// offset) of each.
 pub fn producers(c: &mut Client, topic: &str, p: i32) -> Vec<(i64, i32, i32, i64)> {

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use bytes::BytesMut;
 use tracing::{info, warn};
 
-use super::{Partition, Role};
+use super::Partition;
 use crate::broker::replica::ReplicaError;
 use crate::broker::txn_guard::TxnGuard;
 use crate::log::{AppendInfo, AppendOrigin, BatchHeader, FlushPolicy, LogError};
@@ -77,17 +77,9 @@ impl Partition {
         origin: AppendOrigin,
     ) -> Result<(AppendInfo, i32), ReplicaError> {
         let state = self.read_state();
-        if state.role != Role::Leader {
-            return Err(ReplicaError::NotLeaderOrFollower);
-        }
         let mut log = self.lock();
         let min_insync = log.config().min_insync_replicas;
-        if acks_all && (state.isr.len() as i32) < min_insync {
-            return Err(ReplicaError::NotEnoughReplicas {
-                isr: state.isr.len(),
-                min_insync,
-            });
-        }
+        state.check_can_append(min_insync, acks_all)?;
         if let Some(guard) = guard {
             // A batch verified alongside one appended first finds the transaction open (Kafka's
             // `hasOngoingTransaction` before the guard).
@@ -120,17 +112,8 @@ impl Partition {
     /// broker leads and the ISR has at least min.insync.replicas members.
     pub fn check_enough_replicas(&self) -> Result<(), ReplicaError> {
         let state = self.read_state();
-        if state.role != Role::Leader {
-            return Err(ReplicaError::NotLeaderOrFollower);
-        }
         let min_insync = self.lock().config().min_insync_replicas;
-        if (state.isr.len() as i32) < min_insync {
-            return Err(ReplicaError::NotEnoughReplicas {
-                isr: state.isr.len(),
-                min_insync,
-            });
-        }
-        Ok(())
+        state.check_can_append(min_insync, true)
     }
 
     /// One log line when appends start failing for storage reasons (a full disk: every retry of every

@@ -3,7 +3,7 @@
 
 use tracing::info;
 
-use super::{Partition, Role};
+use super::Partition;
 use crate::broker::replica::ReplicaError;
 use crate::log::{AppendInfo, BatchHeader, FetchSlice, FlushPolicy, LogError};
 
@@ -23,17 +23,9 @@ impl Partition {
         now_ms: i64,
     ) -> Result<(AppendInfo, i32), ReplicaError> {
         let state = self.read_state();
-        if state.role != Role::Leader {
-            return Err(ReplicaError::NotLeaderOrFollower);
-        }
         let mut log = self.lock();
         let min_insync = log.config().min_insync_replicas;
-        if (state.isr.len() as i32) < min_insync {
-            return Err(ReplicaError::NotEnoughReplicas {
-                isr: state.isr.len(),
-                min_insync,
-            });
-        }
+        state.check_can_append(min_insync, true)?;
         let epoch = state.leader_epoch;
         let flush_always = log.config().flush == FlushPolicy::Always;
         let mut append = || {

@@ -49,6 +49,25 @@ pub struct ReplicaState {
 }
 
 impl ReplicaState {
+    /// What an append here needs: this replica leads, and, for an `acks_all` one, the ISR has at
+    /// least `min_insync` members (NOT_ENOUGH_REPLICAS before anything is written, as Kafka).
+    pub(super) fn check_can_append(
+        &self,
+        min_insync: i32,
+        acks_all: bool,
+    ) -> Result<(), ReplicaError> {
+        if self.role != Role::Leader {
+            return Err(ReplicaError::NotLeaderOrFollower);
+        }
+        if acks_all && (self.isr.len() as i32) < min_insync {
+            return Err(ReplicaError::NotEnoughReplicas {
+                isr: self.isr.len(),
+                min_insync,
+            });
+        }
+        Ok(())
+    }
+
     pub fn from_image(info: &PartitionInfo, node_id: i32) -> Self {
         let role = if !info.replicas.contains(&node_id) {
             Role::NotReplica

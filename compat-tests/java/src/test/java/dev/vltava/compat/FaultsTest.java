@@ -29,7 +29,6 @@ import org.apache.kafka.common.errors.TimeoutException;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.extension.TestWatcher;
 
@@ -62,14 +61,7 @@ class FaultsTest {
 
     /** On a failure, the nodes' last lines go to the test's output (target/surefire-reports). */
     @RegisterExtension
-    final TestWatcher dumpLogsOnFailure = new TestWatcher() {
-        @Override
-        public void testFailed(ExtensionContext context, Throwable cause) {
-            if (cluster != null) {
-                System.err.println(cluster.allLogs());
-            }
-        }
-    };
+    final TestWatcher dumpLogsOnFailure = new ClusterLogsOnFailure(() -> cluster);
 
     @BeforeEach
     void start() {

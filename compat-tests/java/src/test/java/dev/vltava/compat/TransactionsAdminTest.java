@@ -46,8 +46,6 @@ import org.apache.kafka.common.errors.InvalidProducerEpochException;
 import org.apache.kafka.common.errors.TransactionCoordinatorFencedException;
 import org.apache.kafka.common.errors.TransactionalIdNotFoundException;
 import org.apache.kafka.common.utils.Utils;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -58,28 +56,10 @@ import org.junit.jupiter.api.Test;
  * still tracks, and a hanging one the coordinator lost, as {@code find-hanging} finds it — or
  * refusing it with stale epochs; and the same requests routed across a three-node cluster.
  */
-class TransactionsAdminTest {
+class TransactionsAdminTest extends TxnBrokerSuite {
     /** Far beyond the test: the coordinator never aborts these transactions by itself meanwhile. */
     private static final int LONG_TIMEOUT_MS = 600_000;
 
-    private static Broker broker;
-    private static Admin admin;
-
-    @BeforeAll
-    static void start() {
-        broker = Broker.start(Txn.BROKER_CONFIG);
-        admin = Clients.admin(broker);
-    }
-
-    @AfterAll
-    static void stop() {
-        if (admin != null) {
-            admin.close();
-        }
-        if (broker != null) {
-            broker.close();
-        }
-    }
 
     /**
      * Three transactional ids (one Empty, one CompleteCommit, one Ongoing over two partitions) as

@@ -21,7 +21,6 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.extension.TestWatcher;
 
@@ -42,14 +41,7 @@ class TransactionsClusterTest {
     private Cluster cluster;
 
     @RegisterExtension
-    final TestWatcher dumpLogsOnFailure = new TestWatcher() {
-        @Override
-        public void testFailed(ExtensionContext context, Throwable cause) {
-            if (cluster != null) {
-                System.err.println(cluster.allLogs());
-            }
-        }
-    };
+    final TestWatcher dumpLogsOnFailure = new ClusterLogsOnFailure(() -> cluster);
 
     @Test
     void transactionsGoOnAcrossTheCoordinatorsKill() throws Exception {

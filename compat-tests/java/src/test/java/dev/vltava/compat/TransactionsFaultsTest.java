@@ -27,7 +27,6 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
-import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.extension.TestWatcher;
 
@@ -86,14 +85,7 @@ class TransactionsFaultsTest {
 
     /** On a failure, the nodes' last lines go to the test's output (target/surefire-reports). */
     @RegisterExtension
-    final TestWatcher dumpLogsOnFailure = new TestWatcher() {
-        @Override
-        public void testFailed(ExtensionContext context, Throwable cause) {
-            if (cluster != null) {
-                System.err.println(cluster.allLogs());
-            }
-        }
-    };
+    final TestWatcher dumpLogsOnFailure = new ClusterLogsOnFailure(() -> cluster);
 
     @BeforeEach
     void start() {
@@ -131,17 +123,8 @@ class TransactionsFaultsTest {
         Load l = load("txnf-kill-coord");
         try (TxnWorkload w = l.workload) {
             int coordinator = coordinator(l.tid);
-            w.awaitCommitBegun(SETTLE, cluster::allLogs);
-            cluster.kill9(coordinator);
-            phase("node " + coordinator + " (coordinator of " + l.tid + ") killed mid-commit");
-            awaitCoordinatorMoved(l.tid, coordinator);
-            w.awaitCommitted(w.committed() + STEP, SETTLE, cluster::allLogs);
-            phase("committed with the coordinator dead");
-            cluster.restart(coordinator);
-            awaitAllInSync(l.topic);
-            w.awaitCommitted(w.committed() + STEP, SETTLE, cluster::allLogs);
-            phase("committed after its restart");
-            finish(l);
+            killMidCommitAndRestart(l, coordinator, "coordinator of " + l.tid,
+                    () -> awaitCoordinatorMoved(l.tid, coordinator));
         }
     }
 
@@ -156,22 +139,37 @@ class TransactionsFaultsTest {
             TopicPartitionInfo victim = ps.stream().filter(p -> p.leader().id() != coordinator).findFirst()
                     .orElseThrow(() -> new AssertionError("every partition led by the coordinator " + coordinator));
             int leader = victim.leader().id();
-            w.awaitCommitBegun(SETTLE, cluster::allLogs);
-            cluster.kill9(leader);
-            phase("node " + leader + " (leader of partition " + victim.partition() + ", coordinator "
-                    + coordinator + ") killed mid-commit");
-            awaitPartitions(l.topic, "partition " + victim.partition() + " led by another than " + leader,
-                    all -> all.get(victim.partition()).leader() != null
-                            && all.get(victim.partition()).leader().id() > 0
-                            && all.get(victim.partition()).leader().id() != leader);
-            w.awaitCommitted(w.committed() + STEP, SETTLE, cluster::allLogs);
-            phase("committed with the leader dead");
-            cluster.restart(leader);
-            awaitAllInSync(l.topic);
-            w.awaitCommitted(w.committed() + STEP, SETTLE, cluster::allLogs);
-            phase("committed after its restart");
-            finish(l);
+            killMidCommitAndRestart(l, leader,
+                    "leader of partition " + victim.partition() + ", coordinator " + coordinator,
+                    () -> awaitPartitions(l.topic, "partition " + victim.partition() + " led by another than " + leader,
+                            all -> all.get(victim.partition()).leader() != null
+                                    && all.get(victim.partition()).leader().id() > 0
+                                    && all.get(victim.partition()).leader().id() != leader));
         }
+    }
+
+    /** A step of a scenario that may throw. */
+    private interface Step {
+        void run() throws Exception;
+    }
+
+    /**
+     * kill -9 {@code node} ({@code who}) as a commit begins; once {@code takenOver} holds, commits go
+     * on without it; it restarts, every replica catches up, commits go on; then the history check.
+     */
+    private void killMidCommitAndRestart(Load l, int node, String who, Step takenOver) throws Exception {
+        TxnWorkload w = l.workload;
+        w.awaitCommitBegun(SETTLE, cluster::allLogs);
+        cluster.kill9(node);
+        phase("node " + node + " (" + who + ") killed mid-commit");
+        takenOver.run();
+        w.awaitCommitted(w.committed() + STEP, SETTLE, cluster::allLogs);
+        phase("committed with node " + node + " dead");
+        cluster.restart(node);
+        awaitAllInSync(l.topic);
+        w.awaitCommitted(w.committed() + STEP, SETTLE, cluster::allLogs);
+        phase("committed after its restart");
+        finish(l);
     }
 
     /**

@@ -10,7 +10,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions;
 import org.apache.kafka.clients.consumer.CommitFailedException;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -21,8 +20,6 @@ import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -30,28 +27,10 @@ import org.junit.jupiter.api.Test;
  * with the consumer's group metadata: AddOffsetsToTxn, TxnOffsetCommit, KIP-447 checks, OffsetFetch
  * require_stable while they are pending).
  */
-class TransactionsOffsetsTest {
+class TransactionsOffsetsTest extends TxnBrokerSuite {
     private static final String READ_COMMITTED = Txn.READ_COMMITTED;
     private static final String READ_UNCOMMITTED = Txn.READ_UNCOMMITTED;
 
-    private static Broker broker;
-    private static Admin admin;
-
-    @BeforeAll
-    static void start() {
-        broker = Broker.start(Txn.BROKER_CONFIG);
-        admin = Clients.admin(broker);
-    }
-
-    @AfterAll
-    static void stop() {
-        if (admin != null) {
-            admin.close();
-        }
-        if (broker != null) {
-            broker.close();
-        }
-    }
 
     /**
      * Consume-transform-produce: the consumed offsets are committed in the transaction with the

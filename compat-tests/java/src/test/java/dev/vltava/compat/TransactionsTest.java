@@ -13,7 +13,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.stream.IntStream;
-import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ListOffsetsOptions;
 import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -28,8 +27,6 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.errors.InvalidProducerEpochException;
 import org.apache.kafka.common.errors.InvalidTxnStateException;
 import org.apache.kafka.common.errors.ProducerFencedException;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -42,28 +39,10 @@ import org.junit.jupiter.api.Test;
  * <p>EndTxn returns once the coordinator has decided; the markers land on the partitions a moment
  * later (as in Kafka), so what depends on them is awaited: the LSO reaching the log end offset.
  */
-class TransactionsTest {
+class TransactionsTest extends TxnBrokerSuite {
     private static final String READ_COMMITTED = Txn.READ_COMMITTED;
     private static final String READ_UNCOMMITTED = Txn.READ_UNCOMMITTED;
 
-    private static Broker broker;
-    private static Admin admin;
-
-    @BeforeAll
-    static void start() {
-        broker = Broker.start(Txn.BROKER_CONFIG);
-        admin = Clients.admin(broker);
-    }
-
-    @AfterAll
-    static void stop() {
-        if (admin != null) {
-            admin.close();
-        }
-        if (broker != null) {
-            broker.close();
-        }
-    }
 
     @Test
     void committedTransactionIsVisibleToReadCommitted() throws Exception {

@@ -17,8 +17,6 @@ import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -29,25 +27,7 @@ import org.junit.jupiter.api.Test;
  * configured at level 1 keeps the client on V1. The rest of the Java transaction suites run on V2
  * too, since it is the default.
  */
-class TransactionsV2Test {
-    private static Broker broker;
-    private static Admin admin;
-
-    @BeforeAll
-    static void start() {
-        broker = Broker.start(Txn.BROKER_CONFIG);
-        admin = Clients.admin(broker);
-    }
-
-    @AfterAll
-    static void stop() {
-        if (admin != null) {
-            admin.close();
-        }
-        if (broker != null) {
-            broker.close();
-        }
-    }
+class TransactionsV2Test extends TxnBrokerSuite {
 
     @Test
     void theBrokerFinalizesTransactionVersion2() throws Exception {
