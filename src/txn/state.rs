@@ -96,7 +96,6 @@ pub const NO_PRODUCER_ID: i64 = -1;
 /// Kafka's `transaction.version` feature levels: 0 and 1 end a transaction at the producer's epoch;
 /// 2 (Transactions V2, KIP-890 part 2) bumps the epoch with every EndTxn and adds partitions
 /// implicitly (Produce v12, TxnOffsetCommit v5).
-pub const TV_1: i16 = 1;
 pub const TV_2: i16 = 2;
 
 /// Whether transactions of client transaction version `tv` bump the epoch at their end.
@@ -329,7 +328,8 @@ impl TxnMetadata {
     /// Fences the producer of an open transaction before aborting it (InitProducerId from a new
     /// producer, or a timeout): the epoch is bumped in memory now, so that the old producer's
     /// requests are refused from here on, and PrepareEpochFence is pending until the abort takes
-    /// over ([`TxnMetadata::prepare_abort_or_commit`]). The bumped epoch is never handed to a client.
+    /// over ([`TxnMetadata::prepare_abort_or_commit`]). Under V1 the bumped epoch is never handed to a
+    /// client; under V2 the fenced producer's own abort gets it (the retry of that end), as in Kafka.
     pub fn prepare_fence_epoch(&mut self) -> Result<(), TxnError> {
         if self.pending.is_some() {
             return Err(TxnError::ConcurrentTransactions);
