@@ -39,7 +39,8 @@ import org.junit.jupiter.api.extension.TestWatcher;
  * SIGSTOP past the session timeout, rolling SIGTERM, kill -9 of all, losing one follower then the
  * other's link, losing both followers). After healing a
  * full read from the earliest offset is checked by {@link History}: nothing acknowledged lost, no
- * duplicates, no offset with two values, every value where it was acknowledged.
+ * duplicates, no offset with two values, every value where it was acknowledged. Each scenario holds
+ * the machine-wide fault-test lock ({@link MachineLock}), as the other fault suites do.
  */
 class FaultsTest {
     /** Elections, session timeouts, restarts and catch-up on a loaded 2-core machine. */
@@ -58,6 +59,7 @@ class FaultsTest {
 
     private Cluster cluster;
     private Admin admin;
+    private MachineLock lock;
 
     /** On a failure, the nodes' last lines go to the test's output (target/surefire-reports). */
     @RegisterExtension
@@ -65,6 +67,8 @@ class FaultsTest {
 
     @BeforeEach
     void start() {
+        // Fault scenarios of every suite run one at a time on this machine (timing-sensitive).
+        lock = MachineLock.acquire(Duration.ofMinutes(15));
         cluster = Cluster.start(3, NODE_PROPERTIES);
         Properties p = new Properties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrapAll());
@@ -76,11 +80,17 @@ class FaultsTest {
 
     @AfterEach
     void stop() {
-        if (admin != null) {
-            admin.close(Duration.ofSeconds(5));
-        }
-        if (cluster != null) {
-            cluster.close();
+        try {
+            if (admin != null) {
+                admin.close(Duration.ofSeconds(5));
+            }
+            if (cluster != null) {
+                cluster.close();
+            }
+        } finally {
+            if (lock != null) {
+                lock.close();
+            }
         }
     }
 
