@@ -9,13 +9,11 @@ import java.time.Instant;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -59,7 +57,7 @@ class FaultsTest {
 
     private Cluster cluster;
     private Admin admin;
-    private MachineLock lock;
+    private FaultCluster fault;
 
     /** On a failure, the nodes' last lines go to the test's output (target/surefire-reports). */
     @RegisterExtension
@@ -67,30 +65,15 @@ class FaultsTest {
 
     @BeforeEach
     void start() {
-        // Fault scenarios of every suite run one at a time on this machine (timing-sensitive).
-        lock = MachineLock.acquire(Duration.ofMinutes(15));
-        cluster = Cluster.start(3, NODE_PROPERTIES);
-        Properties p = new Properties();
-        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrapAll());
-        // A paused node must not hold an answer for long: ask another one soon.
-        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 3_000);
-        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 10_000);
-        admin = Admin.create(p);
+        fault = FaultCluster.start(NODE_PROPERTIES);
+        cluster = fault.cluster;
+        admin = fault.admin;
     }
 
     @AfterEach
     void stop() {
-        try {
-            if (admin != null) {
-                admin.close(Duration.ofSeconds(5));
-            }
-            if (cluster != null) {
-                cluster.close();
-            }
-        } finally {
-            if (lock != null) {
-                lock.close();
-            }
+        if (fault != null) {
+            fault.close();
         }
     }
 

@@ -8,12 +8,10 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Properties;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
-import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.ListConsumerGroupOffsetsOptions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
@@ -77,7 +75,7 @@ class TransactionsFaultsTest {
             Map.entry("transaction.state.log.min.isr", "2"),
             Map.entry("offsets.topic.replication.factor", "3"));
 
-    private MachineLock lock;
+    private FaultCluster fault;
     private Cluster cluster;
     private Admin admin;
     private Instant started;
@@ -89,30 +87,16 @@ class TransactionsFaultsTest {
 
     @BeforeEach
     void start() {
-        lock = MachineLock.acquire(Duration.ofMinutes(15));
+        fault = FaultCluster.start(NODE_PROPERTIES);
         started = Instant.now();
-        cluster = Cluster.start(3, NODE_PROPERTIES);
-        Properties p = new Properties();
-        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, cluster.bootstrapAll());
-        // A paused node must not hold an answer for long: ask another one soon.
-        p.put(AdminClientConfig.REQUEST_TIMEOUT_MS_CONFIG, 3_000);
-        p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, 10_000);
-        admin = Admin.create(p);
+        cluster = fault.cluster;
+        admin = fault.admin;
     }
 
     @AfterEach
     void stop() {
-        try {
-            if (admin != null) {
-                admin.close(Duration.ofSeconds(5));
-            }
-            if (cluster != null) {
-                cluster.close();
-            }
-        } finally {
-            if (lock != null) {
-                lock.close();
-            }
+        if (fault != null) {
+            fault.close();
         }
     }
 
